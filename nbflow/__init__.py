@@ -1,0 +1,31 @@
+"""nbflow: declare tasks in notebook cells and run them as a DAG.
+
+The public surface is short: :class:`Flow` (declare and run), :class:`Run`
+(inspect one run), the error types, and the IPython extension hooks.  Heavy
+modules (SQLAlchemy, pandas, IPython) load only when first needed, so
+``import nbflow.core`` stays standard-library only.
+"""
+
+from __future__ import annotations
+
+from .errors import (CycleError, DuplicateTaskError, NbflowError, StoreError, StoreLockedError,
+                     StoreVersionError, TaskFailedError, UnknownDependencyError)
+
+__version__ = "0.1.0"
+
+__all__ = ["Flow", "Run", "NbflowError", "CycleError", "UnknownDependencyError",
+           "DuplicateTaskError", "TaskFailedError", "StoreError", "StoreVersionError",
+           "StoreLockedError", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in ("Flow", "Run"):
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'nbflow' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext nbflow``: register the ``%%task`` and ``%flow`` magics."""
+    from .notebook.magics import load
+    load(ipython)

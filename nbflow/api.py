@@ -1,0 +1,347 @@
+"""The public Python API: ``Flow`` (declare and run tasks) and ``Run`` (look at one run)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .core.engine import Engine
+from .core.graph import Graph
+from .core.worker import capturing
+from .declare import (Declaration, cell_declaration, check_redeclaration, function_declaration,
+                      resolve)
+from .errors import NoSuchTask, TaskFailedError
+from .executors import make_executor
+
+
+class Flow:
+    """A named set of tasks and their dependencies, and the runs made of them.
+
+    Parameters
+    ----------
+    name
+        The flow's name, recorded with each run.
+    store
+        Where runs are recorded: a SQLAlchemy URL or a SQLite file path.  Default:
+        ``NBFLOW_STORE``, else ``.nbflow/nbflow.db`` in the working directory
+        (beside the notebook, in a kernel).
+    workers
+        Default number of attempts run at once.
+    retries, retry_delay, timeout
+        Defaults for tasks that do not set their own.
+    """
+
+    def __init__(self, name: str = "flow", *, store: Any = None, workers: int | None = None,
+                 executor: Any = "threads", retries: int = 0, retry_delay: float = 0.0,
+                 timeout: float | None = None, policy: str = "priority"):
+        self.name = name
+        self.workers = workers
+        self.executor = executor
+        self.policy = policy
+        self.defaults = {"retries": retries, "retry_delay": retry_delay, "timeout": timeout}
+        self._store_arg = store
+        self._store = None
+        self._decls: dict[str, Declaration] = {}
+
+    def __repr__(self) -> str:
+        return f"<nbflow.Flow {self.name!r}: {len(self._decls)} tasks>"
+
+    # -- declaring -------------------------------------------------------------
+    def task(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
+             after: Iterable[str] = (), retries: int | None = None,
+             retry_delay: float | None = None, timeout: float | None = None,
+             priority: int = 0, tags: Iterable[str] = ()):
+        """Declare ``fn`` as a task; usable as ``@flow.task``, ``@flow.task(...)`` or a call.
+
+        Parameters named after another task receive that task's result (and make
+        it a dependency); ``after`` adds dependencies that pass no data.  Returns
+        ``fn`` unchanged, so it can still be called directly.
+
+        Raises
+        ------
+        DuplicateTaskError
+            a different function already declared a task with this name.
+        """
+        after = [after] if isinstance(after, str) else list(after)
+
+        def declare(f: Callable[..., Any]) -> Callable[..., Any]:
+            task_name = name or getattr(f, "__name__", None)
+            if not task_name or task_name == "<lambda>":
+                raise ValueError("a lambda or callable object needs a task name: "
+                                 "flow.task(fn, name='...')")
+            options = self._options(retries, retry_delay, timeout, priority, tags)
+            self._add(function_declaration(f, task_name, after, options))
+            return f
+
+        return declare if fn is None else declare(fn)
+
+    def cell_task(self, name: str, source: str, namespace: dict[str, Any], *,
+                  after: Iterable[str] | None = None, retries: int | None = None,
+                  retry_delay: float | None = None, timeout: float | None = None,
+                  priority: int = 0, tags: Iterable[str] = (), cell_id: str | None = None) -> None:
+        """Declare notebook-cell code as a task (what ``%%task`` calls).
+
+        Without ``after`` its dependencies are the task cells that assign names
+        it reads.  It runs in ``namespace`` and its result is a dict of the
+        variables it assigned.
+        """
+        options = self._options(retries, retry_delay, timeout, priority, tags)
+        self._add(cell_declaration(name, source, namespace,
+                                   list(after) if after is not None else None, options, cell_id))
+
+    def _options(self, retries, retry_delay, timeout, priority, tags) -> dict[str, Any]:
+        d = self.defaults
+        return {"retries": d["retries"] if retries is None else retries,
+                "retry_delay": d["retry_delay"] if retry_delay is None else retry_delay,
+                "timeout": d["timeout"] if timeout is None else timeout,
+                "priority": priority, "tags": tuple(tags)}
+
+    def _add(self, decl: Declaration) -> None:
+        old = self._decls.get(decl.spec.name)
+        if old is not None:
+            check_redeclaration(old, decl)
+        self._decls[decl.spec.name] = decl
+
+    def remove(self, name: str) -> None:
+        """Forget the task ``name``."""
+        if self._decls.pop(name, None) is None:
+            raise NoSuchTask(self._unknown(name))
+
+    def clear(self) -> None:
+        """Forget every task (runs stay in the store)."""
+        self._decls.clear()
+
+    @property
+    def tasks(self) -> list[str]:
+        """Task names in declaration order."""
+        return list(self._decls)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._decls
+
+    def __len__(self) -> int:
+        return len(self._decls)
+
+    def _unknown(self, name: str) -> str:
+        from .core.graph import close_names
+        near = close_names(name, self._decls)
+        hint = f" Did you mean {near[0]!r}?" if near else ""
+        return f"flow {self.name!r} has no task {name!r}.{hint}"
+
+    # -- the DAG -----------------------------------------------------------------
+    def build(self) -> tuple[Graph, list]:
+        """Resolve and validate the declared tasks: ``(graph, specs)``.
+
+        Raises
+        ------
+        CycleError, UnknownDependencyError, DuplicateTaskError
+        """
+        return resolve(self._decls.values())
+
+    def levels(self) -> list[list[str]]:
+        """Kahn levels: tasks that can run together, level by level."""
+        return self.build()[0].levels()
+
+    def graph(self):
+        """A ``graphviz.Digraph`` of the flow, one rank per level (renders inline)."""
+        from .render import flow_digraph
+        graph, specs = self.build()
+        return flow_digraph(self.name, graph, specs)
+
+    def to_networkx(self):
+        """A ``networkx.DiGraph`` with an edge from each dependency to its dependent."""
+        import networkx as nx
+        graph, specs = self.build()
+        g = nx.DiGraph(name=self.name)
+        for i, spec in enumerate(specs):
+            g.add_node(spec.name, level=graph.level[i], kind=spec.kind,
+                       priority=spec.priority, tags=list(spec.tags))
+        g.add_edges_from((dep, spec.name) for spec in specs for dep in spec.deps)
+        return g
+
+    # -- running -------------------------------------------------------------------
+    @property
+    def store(self):
+        """The :class:`nbflow.store.Store` this flow records to (opened on first use)."""
+        if self._store is None:
+            from .store import Store
+            self._store = Store(self._store_arg)
+        return self._store
+
+    def run(self, *, workers: int | None = None, mode: str = "eager",
+            executor: Any = None, policy: str | None = None) -> Run:
+        """Run every task and wait for the end; returns the :class:`Run`.
+
+        A failing task does not raise here: its dependents become
+        ``upstream_failed``, independent branches go on, and the Run reports it
+        (``run.failed``, ``run.status()``, ``run.reraise()``).  Interrupting the
+        kernel cancels the run and re-raises ``KeyboardInterrupt``.
+        """
+        graph, specs = self.build()
+        store = self.store
+        ex = make_executor(executor or self.executor, workers or self.workers,
+                           **_thread_options(executor or self.executor))
+        run_id = new_run_id()
+        created = time.time()
+        params = {"workers": ex.workers, "mode": mode, "policy": policy or self.policy,
+                  "executor": executor if isinstance(executor, str) else type(ex).__name__}
+        store.create_run(run_id, self.name, graph, [s.kind for s in specs], params, created,
+                         owner={"owner": uuid.uuid4().hex, "host": socket.gethostname(),
+                                "pid": os.getpid()})
+        engine = Engine(graph, specs, ex, sinks=[store.sink(run_id)], mode=mode,
+                        policy=policy or self.policy)
+        run = Run(self, run_id, engine)
+        try:
+            with capturing():
+                engine.run()
+        finally:
+            store.finish_run(run_id, run.state, time.time())
+        return run
+
+
+def _thread_options(kind: Any) -> dict[str, Any]:
+    if kind != "threads" or "ipykernel" not in sys.modules:
+        return {}
+    from .notebook.context import thread_initializer
+    init = thread_initializer()
+    return {"initializer": init} if init is not None else {}
+
+
+def new_run_id() -> str:
+    """Sortable and unique: UTC time to the second plus 6 random hex digits."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+class Run:
+    """One run of a flow: its state, results, event log and logs."""
+
+    def __init__(self, flow: Flow, run_id: str, engine: Engine):
+        self.flow = flow
+        self.id = run_id
+        self._engine = engine
+
+    def __repr__(self) -> str:
+        counts = self.counts()
+        parts = ", ".join(f"{n} {s}" for s, n in counts.items())
+        return f"<nbflow.Run {self.id} of {self.flow.name!r}: {self.state} ({parts})>"
+
+    def _repr_html_(self) -> str:
+        from .render import run_html
+        return run_html(self)
+
+    @property
+    def store(self):
+        return self.flow.store
+
+    @property
+    def names(self) -> list[str]:
+        return self._engine.graph.names
+
+    @property
+    def done(self) -> bool:
+        return self._engine.unfinished == 0
+
+    @property
+    def state(self) -> str:
+        """``running``, ``succeeded``, ``failed`` (some task did not succeed) or ``cancelled``."""
+        e = self._engine
+        if e.unfinished:
+            return "running"
+        if e.cancelled is not None:
+            return "cancelled"
+        if any(s.value in ("failed", "upstream_failed") for s in e.state):
+            return "failed"
+        return "succeeded"
+
+    def counts(self) -> dict[str, int]:
+        """Number of tasks per state."""
+        out: dict[str, int] = {}
+        for s in self._engine.state:
+            out[s.value] = out.get(s.value, 0) + 1
+        return out
+
+    @property
+    def failed(self) -> list[str]:
+        """Tasks that failed after their last attempt (not those failed upstream)."""
+        return [n for n, s in zip(self.names, self._engine.state) if s.value == "failed"]
+
+    def _index(self, name: str) -> int:
+        try:
+            return self._engine.graph.index[name]
+        except KeyError:
+            raise NoSuchTask(self.flow._unknown(name)) from None
+
+    def task_state(self, name: str) -> str:
+        return self._engine.state[self._index(name)].value
+
+    def result(self, name: str) -> Any:
+        """The value task ``name`` returned (a dict of assigned variables for a cell task).
+
+        Raises
+        ------
+        the task's own exception, if it failed; TaskFailedError if it did not run.
+        """
+        i = self._index(name)
+        state = self._engine.state[i]
+        if state.value == "succeeded":
+            return self._engine.results[i]
+        if i in self._engine.errors:
+            raise self._engine.errors[i]
+        raise TaskFailedError(f"task {name!r} has no result: it is {state.value}"
+                              + (" (a dependency did not succeed)"
+                                 if state.value == "upstream_failed" else ""))
+
+    def reraise(self) -> None:
+        """Raise the exception of the first failed task, if any (with the task named in a note)."""
+        for name in self.failed:
+            err = self._engine.errors.get(self._index(name))
+            if err is not None:
+                note = f"nbflow: raised by task {name!r} in run {self.id}"
+                if note not in getattr(err, "__notes__", ()):
+                    err.add_note(note)
+                raise err
+
+    def status(self):
+        """A pandas DataFrame, one row per task: state, level, attempt, times, error."""
+        import pandas as pd
+        self.store.flush()
+        rows = self.store.tasks(self.id)
+        df = pd.DataFrame(rows, columns=["name", "state", "level", "attempt", "started",
+                                         "finished", "error"])
+        df = df.rename(columns={"name": "task"})
+        for col in ("started", "finished"):
+            df[col] = pd.to_datetime(df[col], unit="s", utc=True)
+        df.insert(6, "duration", (df["finished"] - df["started"]).dt.total_seconds())
+        return df
+
+    def events(self):
+        """The run's event log as a DataFrame (the source of truth for ``status``)."""
+        import pandas as pd
+        self.store.flush()
+        df = pd.DataFrame(self.store.events(self.id),
+                          columns=["seq", "task", "attempt", "from_state", "to_state", "at",
+                                   "detail"])
+        df["at"] = pd.to_datetime(df["at"], unit="s", utc=True)
+        return df
+
+    def logs(self, name: str, stream: str = "both") -> str:
+        """What task ``name`` printed, all attempts; ``stream`` is stdout, stderr or both."""
+        self._index(name)
+        if stream not in ("both", "stdout", "stderr"):
+            raise ValueError("stream must be 'stdout', 'stderr' or 'both'")
+        self.store.flush()
+        records = self.store.logs(self.id, name)
+        parts = []
+        for rec in records:
+            text = (rec["stdout"] if stream != "stderr" else "") + \
+                   (rec["stderr"] if stream != "stdout" else "")
+            if len(records) > 1:
+                text = f"--- attempt {rec['attempt']} ---\n{text}"
+            parts.append(text)
+        return "".join(parts)
+

@@ -1,0 +1,1 @@
+"""The engine, pure Python: nothing here imports outside the standard library."""

@@ -1,0 +1,103 @@
+"""The task state machine, written down once as a table.
+
+A task starts ``pending`` and waits for its dependencies.  When they are done and
+the trigger rule lets it run it becomes ``ready`` (queued for a worker), then
+``running``.  A run of the task is an *attempt*; it ends ``succeeded`` or, on an
+error, ``retrying`` (a timer will make it ``ready`` again) while it has retries
+left and ``failed`` after its last one.  ``upstream_failed`` and ``skipped`` are
+decided instead of running it; ``cancelled`` is what a cancelled run leaves.
+
+Every change of state in the engine goes through :func:`transition`; nothing
+assigns a state directly.  A guarded entry (``Guarded``) picks its target from a
+fact the caller passes, so the decision stays in this table too.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import NamedTuple
+
+from ..errors import IllegalTransition
+
+
+class State(str, enum.Enum):
+    """Lifecycle state of one task in one run (strings go through JSON and SQL unchanged)."""
+
+    PENDING = "pending"
+    READY = "ready"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UPSTREAM_FAILED = "upstream_failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Trigger(str, enum.Enum):
+    """What happened to a task; the table maps (state, trigger) to the next state."""
+
+    DEPS_MET = "deps_met"          # all dependencies done and the trigger rule says run
+    START = "start"                # handed to a worker
+    SUCCEED = "succeed"
+    FAIL = "fail"                  # guard: retries_left
+    RETRY = "retry"                # the back-off timer fired
+    SKIP = "skip"                  # the trigger rule or a condition says do not run
+    UPSTREAM_FAIL = "upstream_fail"
+    CANCEL = "cancel"
+    RESTORE = "restore"            # result restored from a cache or an earlier run
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Guarded(NamedTuple):
+    """A table entry whose target depends on a boolean fact named ``guard``."""
+
+    guard: str
+    if_true: State
+    if_false: State
+
+
+S, T = State, Trigger
+
+TERMINAL = frozenset({S.SUCCEEDED, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.CANCELLED})
+
+TABLE: dict[tuple[State, Trigger], State | Guarded] = {
+    (S.PENDING, T.DEPS_MET): S.READY,
+    (S.PENDING, T.SKIP): S.SKIPPED,
+    (S.PENDING, T.UPSTREAM_FAIL): S.UPSTREAM_FAILED,
+    (S.PENDING, T.CANCEL): S.CANCELLED,
+    (S.PENDING, T.RESTORE): S.SUCCEEDED,
+    (S.READY, T.START): S.RUNNING,
+    (S.READY, T.SKIP): S.SKIPPED,
+    (S.READY, T.CANCEL): S.CANCELLED,
+    (S.READY, T.RESTORE): S.SUCCEEDED,
+    (S.RUNNING, T.SUCCEED): S.SUCCEEDED,
+    (S.RUNNING, T.FAIL): Guarded("retries_left", S.RETRYING, S.FAILED),
+    (S.RUNNING, T.CANCEL): S.CANCELLED,
+    (S.RETRYING, T.RETRY): S.READY,
+    (S.RETRYING, T.CANCEL): S.CANCELLED,
+}
+
+
+def transition(state: State, trigger: Trigger, task: str | None = None, **facts: bool) -> State:
+    """Return the state that ``trigger`` leads to from ``state``.
+
+    Raises
+    ------
+    IllegalTransition
+        if the table has no entry for the pair.
+    KeyError
+        if the entry is guarded and the caller did not pass the guard's fact.
+    """
+    try:
+        target = TABLE[state, trigger]
+    except KeyError:
+        raise IllegalTransition(state.value, trigger.value, task) from None
+    if type(target) is Guarded:
+        return target.if_true if facts[target.guard] else target.if_false
+    return target

@@ -1,0 +1,114 @@
+"""What a worker does with one task: call it, time it, capture its output.
+
+Workers are pure: :func:`execute` takes the function and its arguments and
+returns an :class:`Outcome`; it never touches the run state, the store or a
+widget.  Executors call it (in a thread, a process or on a Dask worker) and
+report the outcome to the engine's inbox.
+
+Output capture is per thread: :func:`capturing` swaps ``sys.stdout`` and
+``sys.stderr`` for routers that send each write to the buffer of the task the
+writing thread is running, and everything else (the cell's own prints, other
+threads) to the stream that was there before.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+
+class Outcome(NamedTuple):
+    """The result of one attempt, as a worker reports it."""
+
+    ok: bool
+    value: Any
+    error: BaseException | None     # the user's exception, engine frames trimmed
+    error_text: str | None          # its formatted traceback (survives pickling)
+    started: float
+    finished: float
+    stdout: str
+    stderr: str
+    worker: str
+
+
+_local = threading.local()
+
+
+def execute(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Outcome:
+    """Run ``fn(**kwargs)`` and report what happened; never raises an ``Exception``."""
+    out: list[str] = []
+    err: list[str] = []
+    _local.stdout = out
+    _local.stderr = err
+    started = time.time()
+    try:
+        value = fn(**kwargs)
+    except Exception as exc:
+        finished = time.time()
+        tb = exc.__traceback__
+        # Drop this frame: the traceback the user sees starts in their own code.
+        exc = exc.with_traceback(tb.tb_next if tb is not None else None)
+        text = "".join(traceback.format_exception(exc))
+        return Outcome(False, None, exc, text, started, finished,
+                       "".join(out), "".join(err), threading.current_thread().name)
+    finally:
+        _local.stdout = _local.stderr = None
+    return Outcome(True, value, None, None, started, time.time(),
+                   "".join(out), "".join(err), threading.current_thread().name)
+
+
+class _Router:
+    """A text stream that writes to the current task's buffer, else to ``target``."""
+
+    def __init__(self, target: Any, attr: str):
+        self._target = target
+        self._attr = attr
+
+    def write(self, s: str) -> int:
+        buf = getattr(_local, self._attr, None)
+        if buf is None:
+            return self._target.write(s)
+        buf.append(s)
+        return len(s)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if getattr(_local, self._attr, None) is None:
+            self._target.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+
+_install_lock = threading.Lock()
+_installed = 0
+
+
+@contextmanager
+def capturing() -> Iterator[None]:
+    """Route task output per thread while the block runs (re-entrant, thread-safe)."""
+    global _installed
+    with _install_lock:
+        if _installed == 0:
+            sys.stdout = _Router(sys.stdout, "stdout")
+            sys.stderr = _Router(sys.stderr, "stderr")
+        _installed += 1
+    try:
+        yield
+    finally:
+        with _install_lock:
+            _installed -= 1
+            if _installed == 0:
+                # Unwrap only our own routers: someone may have replaced them since.
+                for name in ("stdout", "stderr"):
+                    stream = getattr(sys, name)
+                    if isinstance(stream, _Router):
+                        setattr(sys, name, stream._target)

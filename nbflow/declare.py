@@ -1,0 +1,138 @@
+"""Declarations -> validated engine input.
+
+A flow keeps what the user declared (functions with their parameters, cells
+with their source) and resolves it into ``TaskSpec``s only when asked, so tasks
+can be declared in any order and redefined while a notebook is being edited.
+"""
+
+from __future__ import annotations
+
+import inspect
+import linecache
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .core.cellvars import analyse
+from .core.graph import Graph, close_names
+from .core.spec import TaskSpec
+from .errors import DuplicateTaskError, UnknownDependencyError
+
+
+@dataclass
+class Declaration:
+    """A task as declared, before its dependencies are resolved."""
+
+    spec: TaskSpec
+    params: tuple[tuple[str, bool], ...] = ()   # (name, has default) of a function task
+    reads: frozenset[str] = frozenset()         # names a cell task reads
+    assigns: tuple[str, ...] = ()               # names a cell task assigns
+    explicit_after: bool = False                # a cell's --after replaces inference
+    identity: Any = None                        # what makes a redeclaration "the same"
+
+
+def function_declaration(fn: Callable[..., Any], name: str, after: Iterable[str],
+                         options: dict[str, Any]) -> Declaration:
+    params = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.kind is p.POSITIONAL_ONLY:
+            raise TypeError(f"task {name!r}: parameter {p.name!r} is positional-only; nbflow "
+                            "passes upstream results by keyword, so drop the '/' marker.")
+        params.append((p.name, p.default is not p.empty))
+    spec = TaskSpec(name=name, fn=fn, deps=tuple(after), kind="function",
+                    origin=_origin(fn), **options)
+    identity = (getattr(fn, "__module__", None), getattr(fn, "__qualname__", None))
+    return Declaration(spec, params=tuple(params), identity=identity)
+
+
+def cell_declaration(name: str, source: str, namespace: dict[str, Any], after: Iterable[str] | None,
+                     options: dict[str, Any], cell_id: str | None = None) -> Declaration:
+    """A task whose body is notebook cell ``source``, run in ``namespace``.
+
+    Its result is a dict of the variables it assigned.
+    """
+    names = analyse(source)
+    filename = f"<task {name}>"
+    code = compile(source, filename, "exec")
+    # Let tracebacks show the cell's lines.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    assigns = names.assigns
+
+    def run_cell() -> dict[str, Any]:
+        exec(code, namespace)
+        return {k: namespace[k] for k in assigns if k in namespace}
+
+    run_cell.__qualname__ = run_cell.__name__ = name
+    spec = TaskSpec(name=name, fn=run_cell, deps=tuple(after or ()), kind="cell",
+                    origin=f"cell {cell_id}" if cell_id else "a %%task cell", **options)
+    return Declaration(spec, reads=names.reads, assigns=assigns,
+                       explicit_after=after is not None, identity=("cell", cell_id or name))
+
+
+def check_redeclaration(old: Declaration, new: Declaration) -> None:
+    """Allow re-running the cell that declared a task; refuse a second, different one."""
+    if old.identity != new.identity:
+        raise DuplicateTaskError(
+            f"a task named {new.spec.name!r} is already declared ({old.spec.origin}); "
+            f"this one comes from {new.spec.origin}. Give one of them another name "
+            f"(name=... or %%task OTHER), or remove the old one with flow.remove({new.spec.name!r}).")
+
+
+def resolve(decls: Iterable[Declaration]) -> tuple[Graph, list[TaskSpec]]:
+    """Resolve parameters and cell variables into dependencies; validate the DAG.
+
+    Raises
+    ------
+    DuplicateTaskError
+        two cell tasks assign the same variable.
+    UnknownDependencyError
+        an ``after`` entry or a parameter without a default matches nothing.
+    CycleError
+    """
+    decls = list(decls)
+    names = [d.spec.name for d in decls]
+    task_names = set(names)
+    owner: dict[str, str] = {}   # variable -> the cell task that assigns it
+    for d in decls:
+        for var in d.assigns:
+            other = owner.setdefault(var, d.spec.name)
+            if other != d.spec.name:
+                raise DuplicateTaskError(
+                    f"task cells {other!r} and {d.spec.name!r} both assign {var!r}, so nbflow "
+                    f"cannot tell which one a reader of {var!r} depends on. Assign it in one "
+                    "cell only, or rename it in one of them.")
+    specs = []
+    for d in decls:
+        deps = dict.fromkeys(d.spec.deps)
+        for dep in deps:
+            if dep not in task_names:
+                raise UnknownDependencyError(d.spec.name, dep, close_names(dep, names))
+        inputs: dict[str, tuple[str, str | None]] = {}
+        for param, has_default in d.params:
+            if param in task_names:
+                inputs[param] = (param, None)
+            elif param in owner:
+                inputs[param] = (owner[param], param)
+            elif not has_default:
+                raise UnknownDependencyError(
+                    d.spec.name, param, close_names(param, [*names, *owner]), how="parameter")
+            else:
+                continue
+            deps.setdefault(inputs[param][0])
+        if d.spec.kind == "cell" and not d.explicit_after:
+            for var in sorted(d.reads):
+                if var in owner and owner[var] != d.spec.name:
+                    deps.setdefault(owner[var])
+        specs.append(d.spec.resolved(tuple(deps), inputs))
+    graph = Graph(names, [s.deps for s in specs])
+    return graph, specs
+
+
+def _origin(fn: Callable[..., Any]) -> str:
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return repr(fn)
+    return f"{code.co_filename}:{code.co_firstlineno}"
+

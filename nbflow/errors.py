@@ -1,0 +1,83 @@
+"""The few exception types nbflow raises, each named for the condition and carrying data."""
+
+from __future__ import annotations
+
+
+class NbflowError(Exception):
+    """Base class of every error nbflow raises on purpose."""
+
+
+class CycleError(NbflowError, ValueError):
+    """The declared dependencies form a cycle.
+
+    ``cycle`` lists the task names along it, first name repeated at the end,
+    as graphlib's ``CycleError`` does.
+    """
+
+    def __init__(self, cycle: list[str]):
+        self.cycle = list(cycle)
+        chain = " -> ".join(self.cycle)
+        super().__init__(
+            f"the tasks form a cycle: {chain}. Remove one of these dependencies "
+            "(an `after=`/`--after` entry or the parameter/variable that creates it)."
+        )
+
+
+class UnknownDependencyError(NbflowError, KeyError):
+    """A task depends on a name that no task declares."""
+
+    def __init__(self, task: str, missing: str, suggestions: list[str], how: str = "after"):
+        self.task, self.missing, self.suggestions = task, missing, list(suggestions)
+        hint = f" Did you mean {_either(self.suggestions)}?" if self.suggestions else ""
+        if how == "parameter":
+            fix = (f"Declare a task named {missing!r}, rename the parameter, "
+                   "or give it a default value.")
+            what = f"task {task!r} has a parameter {missing!r} that matches no task."
+        else:
+            fix = f"Declare it with @flow.task or %%task, or remove it from the `after` of {task!r}."
+            what = f"task {task!r} depends on {missing!r}, which is not a task."
+        super().__init__(f"{what}{hint} {fix}")
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return self.args[0]
+
+
+class DuplicateTaskError(NbflowError, ValueError):
+    """Two different declarations use one task name (or one cell variable)."""
+
+
+class IllegalTransition(NbflowError, RuntimeError):
+    """The engine asked the state table for a transition it does not allow."""
+
+    def __init__(self, state: str, trigger: str, task: str | None = None):
+        self.state, self.trigger, self.task = state, trigger, task
+        who = f"task {task!r}: " if task else ""
+        super().__init__(f"{who}no transition from state {state!r} on {trigger!r}")
+
+
+class TaskFailedError(NbflowError):
+    """Raised when asking for the result of a task that did not succeed."""
+
+
+class NoSuchTask(NbflowError, KeyError):
+    """A name was asked for that the flow or run does not have."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class StoreError(NbflowError):
+    """The state store cannot be opened or written."""
+
+
+class StoreVersionError(StoreError):
+    """The database was written by a newer nbflow schema than this one understands."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the database lock past the busy timeout."""
+
+
+def _either(names: list[str]) -> str:
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]

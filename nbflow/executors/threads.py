@@ -1,0 +1,64 @@
+"""A pool of worker threads fed by one queue (the default executor).
+
+Lighter than ``concurrent.futures``: no Future per attempt, the worker posts the
+outcome straight to the engine's inbox.  The engine never submits more attempts
+than ``workers``, so the queue never holds a backlog.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable
+
+from ..core.worker import execute
+
+
+class ThreadExecutor:
+    """``workers`` threads (default: CPU count + 4, capped at 32, as ThreadPoolExecutor).
+
+    ``initializer`` runs once in each worker thread before its first task; the
+    notebook layer uses it to set the kernel's parent message in the thread.
+    """
+
+    def __init__(self, workers: int | None = None, initializer: Callable[[], None] | None = None):
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers or min(32, (os.cpu_count() or 1) + 4)
+        self.initializer = initializer
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    def start(self, report) -> None:
+        for k in range(self.workers):
+            t = threading.Thread(target=self._work, args=(report,), daemon=True,
+                                 name=f"nbflow-worker-{k}")
+            t.start()
+            self._threads.append(t)
+
+    def _work(self, report) -> None:
+        if self.initializer is not None:
+            self.initializer()
+        get = self._jobs.get
+        while True:
+            job = get()
+            if job is None:
+                return
+            token, fn, kwargs = job
+            report((token, execute(fn, kwargs)))
+
+    def submit(self, token, fn, kwargs) -> None:
+        self._jobs.put((token, fn, kwargs))
+
+    def cancel(self, token) -> None:
+        pass  # a running thread cannot be stopped; the engine discards its late result
+
+    def shutdown(self, wait: bool = False) -> None:
+        """Stop the threads once they are idle; with ``wait``, join them."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        if wait:
+            for t in self._threads:
+                t.join()
+        self._threads.clear()

@@ -1,0 +1,1 @@
+"""The notebook layer: magics, kernel context, widgets (the only place importing IPython)."""

@@ -1,0 +1,62 @@
+"""Static views of flows and runs: Graphviz DOT and HTML (every user string escaped)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from .core.graph import Graph
+from .core.spec import TaskSpec
+
+# One colour per state, shared by every view so a state looks the same everywhere.
+STATE_COLORS = {
+    "pending": "#d9d9d9", "ready": "#9ecae1", "running": "#3182bd", "retrying": "#fdae6b",
+    "succeeded": "#74c476", "failed": "#de2d26", "skipped": "#bdbdbd",
+    "upstream_failed": "#fc9272", "cancelled": "#969696",
+}
+
+
+def flow_digraph(name: str, graph: Graph, specs: Sequence[TaskSpec],
+                 states: Sequence[str] | None = None):
+    """A ``graphviz.Digraph``: one node per task, one rank per Kahn level."""
+    import graphviz
+    g = graphviz.Digraph(name=name, graph_attr={"rankdir": "LR"},
+                         node_attr={"shape": "box", "style": "rounded,filled",
+                                    "fontname": "Helvetica", "fillcolor": "#ffffff"})
+    for lv in graph.levels_idx:
+        with g.subgraph() as rank:
+            rank.attr(rank="same")
+            for i in lv:
+                attrs = {"tooltip": f"{specs[i].name} ({specs[i].kind})"}
+                if states is not None:
+                    attrs["fillcolor"] = STATE_COLORS.get(states[i], "#ffffff")
+                # graphviz quotes and escapes the label; keep it plain text.
+                rank.node(_node_id(i), label=specs[i].name.replace("\\", "\\\\"), **attrs)
+    for i, preds in enumerate(graph.preds):
+        for j in preds:
+            g.edge(_node_id(j), _node_id(i))
+    return g
+
+
+def _node_id(i: int) -> str:
+    return f"t{i}"
+
+
+def run_html(run) -> str:
+    """A compact HTML summary of a run: state counts and failed tasks."""
+    counts = run.counts()
+    chips = " ".join(
+        f'<span style="background:{STATE_COLORS.get(s, "#eee")};padding:1px 6px;'
+        f'border-radius:8px">{html.escape(s)}: {n}</span>' for s, n in counts.items())
+    failed = "".join(
+        f"<li><code>{html.escape(name)}</code>: {html.escape(_error(run, name))}</li>"
+        for name in run.failed)
+    failed_html = f"<ul>{failed}</ul>" if failed else ""
+    return (f"<div><b>nbflow run</b> <code>{html.escape(run.id)}</code> of "
+            f"<b>{html.escape(run.flow.name)}</b>: {html.escape(run.state)} {chips}"
+            f"{failed_html}</div>")
+
+
+def _error(run, name: str) -> str:
+    err = run._engine.errors.get(run._index(name))
+    return f"{type(err).__name__}: {err}" if err is not None else "failed"

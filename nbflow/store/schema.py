@@ -1,0 +1,81 @@
+"""Tables of the state store (SQLAlchemy Core).
+
+``events`` is the append-only log and the source of truth; ``tasks`` holds the
+current row per run and task, kept by folding events (``core/replay.py``).
+Rows that several processes may change (``runs``, ``tasks``) carry a ``version``
+that every update increments.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (Column, Float, ForeignKeyConstraint, Integer, MetaData, String, Table,
+                        Text)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+meta = Table(
+    "meta", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+runs = Table(
+    "runs", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("flow", String(255), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("finished", Float),
+    Column("owner", String(64)),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("heartbeat", Float),
+    Column("params", Text),
+    Column("version", Integer, nullable=False, default=1),
+)
+
+tasks = Table(
+    "tasks", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("idx", Integer, nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("deps", Text, nullable=False),      # JSON list of names
+    Column("kind", String(16), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("started", Float),
+    Column("finished", Float),
+    Column("error", Text),
+    Column("version", Integer, nullable=False),
+    ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
+    sqlite_with_rowid=False,
+)
+
+events = Table(
+    "events", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("task", String(255), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("from_state", String(32)),
+    Column("to_state", String(32), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("detail", Text),                    # JSON or NULL
+    ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
+    # Clustered on (run_id, seq): appends go to the end of one B-tree, and a
+    # run's log is read in order without a second index.
+    sqlite_with_rowid=False,
+)
+
+logs = Table(
+    "logs", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("task", String(255), primary_key=True),
+    Column("attempt", Integer, primary_key=True, autoincrement=False),
+    Column("stdout", Text, nullable=False),
+    Column("stderr", Text, nullable=False),
+    ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
+)
