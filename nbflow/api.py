@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -173,34 +174,45 @@ class Flow:
             self._store = Store(self._store_arg)
         return self._store
 
-    def run(self, *, workers: int | None = None, mode: str = "eager",
-            executor: Any = None, policy: str | None = None) -> Run:
-        """Run every task and wait for the end; returns the :class:`Run`.
+    def run(self, *, workers: int | None = None, mode: str = "eager", executor: Any = None,
+            policy: str | None = None, background: bool = False, sinks: Iterable[Any] = ()
+            ) -> Run:
+        """Run every task; returns the :class:`Run`.
+
+        Blocking by default: returns when every task is done.  With
+        ``background=True`` it returns at once and the run goes on in an
+        ``nbflow-engine`` thread (``run.wait()``, ``run.cancel()``, ``run.done``),
+        so the kernel stays free for widgets and other cells.
 
         A failing task does not raise here: its dependents become
         ``upstream_failed``, independent branches go on, and the Run reports it
-        (``run.failed``, ``run.status()``, ``run.reraise()``).  Interrupting the
-        kernel cancels the run and re-raises ``KeyboardInterrupt``.
+        (``run.failed``, ``run.status()``, ``run.reraise()``).  Interrupting a
+        blocking run cancels it and re-raises ``KeyboardInterrupt``.
+
+        ``sinks`` receive the run's events as they happen (see ``core/engine.py``).
         """
         graph, specs = self.build()
         store = self.store
-        ex = make_executor(executor or self.executor, workers or self.workers,
-                           **_thread_options(executor or self.executor))
+        kind = executor or self.executor
+        ex = make_executor(kind, workers or self.workers, **_thread_options(kind))
         run_id = new_run_id()
         created = time.time()
         params = {"workers": ex.workers, "mode": mode, "policy": policy or self.policy,
-                  "executor": executor if isinstance(executor, str) else type(ex).__name__}
+                  "executor": kind if isinstance(kind, str) else type(ex).__name__}
         store.create_run(run_id, self.name, graph, [s.kind for s in specs], params, created,
                          owner={"owner": uuid.uuid4().hex, "host": socket.gethostname(),
                                 "pid": os.getpid()})
-        engine = Engine(graph, specs, ex, sinks=[store.sink(run_id)], mode=mode,
+        engine = Engine(graph, specs, ex, sinks=[store.sink(run_id), *sinks], mode=mode,
                         policy=policy or self.policy)
         run = Run(self, run_id, engine)
-        try:
-            with capturing():
-                engine.run()
-        finally:
-            store.finish_run(run_id, run.state, time.time())
+        if background:
+            init = _thread_options("threads").get("initializer")
+            run._thread = threading.Thread(target=run._execute, args=(init,), daemon=True,
+                                           name="nbflow-engine")
+            run._thread.start()
+        else:
+            run._execute()
+            run._raise_store_error()
         return run
 
 
@@ -224,10 +236,55 @@ class Run:
         self.flow = flow
         self.id = run_id
         self._engine = engine
+        self._thread: threading.Thread | None = None
+        self._finished = threading.Event()
+        self._store_error: BaseException | None = None
+
+    def _execute(self, initializer=None) -> None:
+        # The one function that drives the engine, in the cell thread or in the
+        # background thread alike.
+        if initializer is not None:
+            initializer()
+        try:
+            with capturing():
+                self._engine.run()
+        finally:
+            try:
+                self.store.finish_run(self.id, self.state, time.time())
+            except Exception as exc:  # reported by wait()/the blocking run, not lost
+                self._store_error = exc
+            self._finished.set()
+
+    def _raise_store_error(self) -> None:
+        if self._store_error is not None:
+            raise self._store_error
+
+    def wait(self, timeout: float | None = None) -> Run:
+        """Block until the run is done (or ``timeout`` seconds pass); returns the run.
+
+        Raises
+        ------
+        TimeoutError
+            the run is still going after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        # Short waits keep KeyboardInterrupt deliverable.
+        while not self._finished.wait(0.2):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {self.id} is still going after {timeout}s")
+        self._raise_store_error()
+        return self
+
+    def cancel(self, reason: str = "cancelled by the user") -> None:
+        """Stop the run: nothing new starts, waiting tasks become ``cancelled``."""
+        self._engine.cancel(reason)
+
+    def add_sink(self, sink: Any) -> None:
+        """Start sending this run's events to ``sink`` (see ``Engine.add_sink``)."""
+        self._engine.add_sink(sink)
 
     def __repr__(self) -> str:
-        counts = self.counts()
-        parts = ", ".join(f"{n} {s}" for s, n in counts.items())
+        parts = ", ".join(f"{n} {s}" for s, n in self.counts().items())
         return f"<nbflow.Run {self.id} of {self.flow.name!r}: {self.state} ({parts})>"
 
     def _repr_html_(self) -> str:
@@ -244,7 +301,8 @@ class Run:
 
     @property
     def done(self) -> bool:
-        return self._engine.unfinished == 0
+        """True once every task is terminal and the store has the final record."""
+        return self._finished.is_set()
 
     @property
     def state(self) -> str:

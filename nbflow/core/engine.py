@@ -63,6 +63,12 @@ class Executor(Protocol):
 
 
 class Sink(Protocol):
+    """Receives a run's batches on the engine thread: return fast, never block.
+
+    Optional hooks: ``snapshot(rows)`` when added to a running engine, and
+    ``finish(cancel_reason_or_None)`` once when the run ends.
+    """
+
     def events(self, batch: list[Event]) -> None: ...
     def logs(self, batch: list[LogRecord]) -> None: ...
 
@@ -119,6 +125,7 @@ class Engine:
         self._timer_seq = 0
         self._names = graph.names
         self._now = self.clock.now
+        self._ended = False
         if mode == "levels":
             self.level_left = [len(lv) for lv in graph.levels_idx]
             self.current_level = 0
@@ -128,6 +135,23 @@ class Engine:
     def cancel(self, reason: str = "cancelled") -> None:
         """Ask the run to stop (safe from any thread): nothing new starts."""
         self.inbox.put((None, ("cancel", reason)))
+
+    def add_sink(self, sink: Sink) -> None:
+        """Subscribe ``sink`` from any thread.
+
+        On the engine thread it first gets ``sink.snapshot(rows)`` (if it has
+        that method) with ``(task, state, attempt)`` for every task, then every
+        event from that point on.  After the run, the snapshot is sent at once.
+        """
+        if self._ended:
+            self._send_snapshot(sink)
+            _call(sink, "finish", None)
+        else:
+            self.inbox.put((None, ("add_sink", sink)))
+
+    def _send_snapshot(self, sink: Sink) -> None:
+        rows = [(n, s._value_, a) for n, s, a in zip(self._names, self.state, self.attempt)]
+        _call(sink, "snapshot", rows)
 
     # -- the loop ----------------------------------------------------------------
     def run(self) -> None:
@@ -145,7 +169,19 @@ class Engine:
             raise
         finally:
             self._flush()
+            self._ended = True
             self.executor.shutdown()
+            # A sink whose add_sink message arrived too late still gets the end state.
+            while True:
+                try:
+                    token, payload = self.inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if token is None and payload[0] == "add_sink":
+                    self._send_snapshot(payload[1])
+                    self.sinks.append(payload[1])
+            for sink in self.sinks:
+                _call(sink, "finish", self.cancelled)
 
     def _loop(self) -> None:
         inbox, clock = self.inbox, self.clock
@@ -272,6 +308,10 @@ class Engine:
             self._add_timer(self.clock.now() + spec.retry_delay, "retry", i, a)
 
     def _on_control(self, kind: str, arg: Any) -> None:
+        if kind == "add_sink":
+            self._send_snapshot(arg)
+            self.sinks.append(arg)
+            return
         if kind != "cancel" or self.cancelled is not None:
             return
         self.cancelled = arg
@@ -330,6 +370,18 @@ class Engine:
                 self.sinks.remove(sink)
                 warnings.warn(f"nbflow: dropped sink {sink!r} after it raised {exc!r}",
                               RuntimeWarning, stacklevel=1)
+
+
+def _call(sink: Any, method: str, arg: Any) -> None:
+    """Call an optional sink hook; a failing hook is reported, never raised."""
+    fn = getattr(sink, method, None)
+    if fn is None:
+        return
+    try:
+        fn(arg)
+    except Exception as exc:
+        warnings.warn(f"nbflow: sink {sink!r} raised {exc!r} in {method}()", RuntimeWarning,
+                      stacklevel=1)
 
 
 def _summary(error: BaseException | None, text: str | None) -> str:
