@@ -32,7 +32,8 @@ class Flow:
         ``NBFLOW_STORE``, else ``.nbflow/nbflow.db`` in the working directory
         (beside the notebook, in a kernel).
     workers
-        Default number of attempts run at once.
+        Default number of attempts run at once; without it, ``NBFLOW_WORKERS``
+        (which ``nbflow run --workers N`` sets), else the executor's default.
     retries, retry_delay, timeout
         Defaults for tasks that do not set their own.
     """
@@ -194,7 +195,8 @@ class Flow:
         graph, specs = self.build()
         store = self.store
         kind = executor or self.executor
-        ex = make_executor(kind, workers or self.workers, **_thread_options(kind))
+        ex = make_executor(kind, workers or self.workers or env_workers(),
+                           **_thread_options(kind))
         run_id = new_run_id()
         created = time.time()
         params = {"workers": ex.workers, "mode": mode, "policy": policy or self.policy,
@@ -203,7 +205,7 @@ class Flow:
                          owner={"owner": uuid.uuid4().hex, "host": socket.gethostname(),
                                 "pid": os.getpid()})
         engine = Engine(graph, specs, ex, sinks=[store.sink(run_id), *sinks], mode=mode,
-                        policy=policy or self.policy)
+                        policy=policy or self.policy, run_id=run_id)
         run = Run(self, run_id, engine)
         if background:
             init = _thread_options("threads").get("initializer")
@@ -214,6 +216,25 @@ class Flow:
             run._execute()
             run._raise_store_error()
         return run
+
+
+def env_workers() -> int | None:
+    """The default number of workers from ``NBFLOW_WORKERS``, or None when it is unset.
+
+    Raises
+    ------
+    ValueError
+        the variable is set to something other than a whole number >= 1.
+    """
+    text = os.environ.get("NBFLOW_WORKERS", "").strip()
+    if not text:
+        return None
+    n = int(text) if text.isascii() and text.isdigit() else 0
+    if n < 1:
+        raise ValueError(f"NBFLOW_WORKERS must be a whole number of at least 1, got {text!r}. "
+                         "Fix or unset the environment variable (`nbflow run --workers N` "
+                         "sets it).")
+    return n
 
 
 def _thread_options(kind: Any) -> dict[str, Any]:
@@ -382,8 +403,8 @@ class Run:
         import pandas as pd
         self.store.flush()
         df = pd.DataFrame(self.store.events(self.id),
-                          columns=["seq", "task", "attempt", "from_state", "to_state", "at",
-                                   "detail"])
+                          columns=["run_id", "seq", "task", "attempt", "from_state", "to_state",
+                                   "at", "detail"]).drop(columns="run_id")
         df["at"] = pd.to_datetime(df["at"], unit="s", utc=True)
         return df
 

@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from .clock import RealClock
+from .events import Detail
 from .graph import Graph
 from .policies import make_policy
 from .spec import TaskSpec
@@ -47,7 +48,7 @@ from .states import TERMINAL, State, Trigger, transition
 from .worker import Outcome
 
 S, T = State, Trigger
-Event = tuple  # (seq, task, attempt, from_state, to_state, at, detail)
+Event = tuple  # (run_id, seq, task, attempt, from_state, to_state, at, detail): events.py
 LogRecord = tuple  # (task, attempt, stdout, stderr)
 
 
@@ -97,11 +98,12 @@ class Engine:
 
     def __init__(self, graph: Graph, specs: Sequence[TaskSpec], executor: Executor, *,
                  sinks: Sequence[Sink] = (), clock=None, mode: str = "eager",
-                 policy: str = "priority", cancel_grace: float = 10.0):
+                 policy: str = "priority", cancel_grace: float = 10.0, run_id: str = ""):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose 'eager' or 'levels'")
         n = len(graph)
         self.graph, self.specs, self.executor = graph, specs, executor
+        self.run_id = run_id
         self.sinks = list(sinks)
         self.clock = clock or RealClock()
         self.mode = mode
@@ -230,13 +232,14 @@ class Engine:
             free -= 1
 
     # -- transitions -------------------------------------------------------------
-    def _move(self, i: int, trigger: Trigger, detail: dict | None = None, **facts: bool) -> State:
+    def _move(self, i: int, trigger: Trigger, detail: Detail | None = None, **facts: bool
+              ) -> State:
         old = self.state[i]
         name = self._names[i]
         new = transition(old, trigger, name, **facts)
         self.state[i] = new
-        self._buf.append((self._seq, name, self.attempt[i], old._value_, new._value_,
-                          self._now(), detail))
+        self._buf.append((self.run_id, self._seq, name, self.attempt[i], old._value_,
+                          new._value_, self._now(), detail))
         self._seq += 1
         if new in TERMINAL:
             self._terminal(i, new)
@@ -289,14 +292,17 @@ class Engine:
         i, a = token
         if out.stdout or out.stderr:
             self._logs.append((self.graph.names[i], a, out.stdout, out.stderr))
-        timing = {"started": out.started, "finished": out.finished, "worker": out.worker}
         if out.ok:
             self.results[i] = out.value
-            self._move(i, T.SUCCEED, timing)
+            # The attempt's span is the running and succeeded events' times; only
+            # the worker is new (kept small: this is the hot path).
+            self._move(i, T.SUCCEED, Detail(worker=out.worker))
         else:
-            self._fail(i, out.error, out.error_text, timing)
+            self._fail(i, out.error, out.error_text,
+                       Detail(started=out.started, finished=out.finished, worker=out.worker))
 
-    def _fail(self, i: int, error: BaseException | None, text: str | None, detail: dict) -> None:
+    def _fail(self, i: int, error: BaseException | None, text: str | None, detail: Detail
+              ) -> None:
         spec = self.specs[i]
         a = self.attempt[i]
         retries_left = a <= spec.retries and self.cancelled is None
@@ -317,19 +323,19 @@ class Engine:
         self.cancelled = arg
         for i, st in enumerate(self.state):
             if st is S.PENDING or st is S.READY or st is S.RETRYING:
-                self._move(i, T.CANCEL, {"reason": arg})
+                self._move(i, T.CANCEL, Detail(reason=arg))
         for token in self.running:
             self.executor.cancel(token)
         self._add_timer(self.clock.now() + self.cancel_grace, "grace", -1, 0)
 
     def _finish_cancel(self) -> None:
         for (i, _a) in list(self.running):
-            self._move(i, T.CANCEL, {"reason": self.cancelled})
+            self._move(i, T.CANCEL, Detail(reason=self.cancelled))
         self.running.clear()
         # Tasks held behind a barrier or waiting on a dependency never started.
         for i, st in enumerate(self.state):
             if st is S.PENDING or st is S.READY or st is S.RETRYING:
-                self._move(i, T.CANCEL, {"reason": self.cancelled})
+                self._move(i, T.CANCEL, Detail(reason=self.cancelled))
 
     # -- timers ----------------------------------------------------------------------
     def _add_timer(self, when: float, kind: str, i: int, a: int) -> None:
@@ -345,7 +351,7 @@ class Engine:
                 self.executor.cancel((i, a))
                 limit = self.specs[i].timeout
                 err = TaskTimeout(f"task {self.graph.names[i]!r} exceeded its timeout of {limit:g}s")
-                self._fail(i, err, f"TaskTimeout: {err}", {"timeout": limit})
+                self._fail(i, err, f"TaskTimeout: {err}", Detail(timeout=limit))
             elif kind == "retry" and self.state[i] is S.RETRYING and self.attempt[i] == a:
                 if self.cancelled is None:
                     self._move(i, T.RETRY)

@@ -110,6 +110,10 @@ class Graph:
             node = next(p for p in self.preds[node] if level[p] < 0)
         cycle = path[seen[node]:]
         cycle.reverse()  # predecessor walk -> dependency order: a -> b means b needs a
+        # Start at the task declared first, so the message reads the same whichever
+        # node the walk happened to start from.
+        first = cycle.index(min(cycle))
+        cycle = cycle[first:] + cycle[:first]
         return cycle + [cycle[0]]
 
     # -- queries ---------------------------------------------------------------
@@ -165,5 +169,17 @@ class Graph:
 
 
 def close_names(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
-    """Candidate names close to ``word``, best first (for "did you mean" hints)."""
-    return difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)
+    """Candidate names close to ``word``, best first (for "did you mean" hints).
+
+    Equally close names come in ``candidates`` order (declaration order), not in
+    difflib's reverse-alphabetical one, and each name comes once.
+    """
+    matcher = difflib.SequenceMatcher(b=word)
+    scored = []
+    for k, name in enumerate(dict.fromkeys(candidates)):
+        matcher.set_seq1(name)
+        if matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6:
+            score = matcher.ratio()
+            if score >= 0.6:
+                scored.append((-score, k, name))
+    return [name for _, _, name in sorted(scored)[:n]]

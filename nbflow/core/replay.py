@@ -1,6 +1,6 @@
 """Folding the event log into the task table.
 
-The events are the source of truth; a task row is what :func:`apply` makes of
+The events are the source of truth; a task row is what :func:`fold` makes of
 them.  The store's writer maintains the ``tasks`` table with this same function,
 so replaying the log reproduces the table by construction, and a test checks it.
 """
@@ -16,33 +16,32 @@ COLUMNS = ("state", "attempt", "started", "finished", "error")
 
 
 def new_row() -> list:
+    """A task as the run creates it: pending, never attempted."""
     return ["pending", 0, None, None, None]
 
 
-def apply(row: list, event: tuple) -> None:
-    """Update ``row`` in place with one event ``(seq, task, attempt, from, to, at, detail)``."""
-    _seq, _task, attempt, _frm, to, at, detail = event
-    row[0] = to
-    row[1] = attempt
-    if to == "running":
-        row[2], row[3], row[4] = at, None, None
-    elif to in TERMINAL:
-        row[3] = at
-    if detail and "error" in detail:
-        row[4] = detail["error"]
-
-
 def fold(rows: dict[str, list], events: Iterable[tuple]) -> dict[str, list]:
-    """Apply ``events`` to ``rows`` (by task name, created pending on first sight);
-    return the rows that changed."""
+    """Apply ``events`` (see ``events.py``) to ``rows`` by task name, in order.
+
+    A task not in ``rows`` starts as :func:`new_row`.  Returns the rows that
+    changed.  ``running`` sets ``started`` and clears the rest of the attempt;
+    a terminal state sets ``finished``; a detail with an ``error`` sets it.
+    """
     changed: dict[str, list] = {}
-    for ev in events:
-        name = ev[1]
-        row = rows.get(name)
+    terminal = TERMINAL
+    for _run, _seq, task, attempt, _frm, to, at, detail in events:
+        row = rows.get(task)
         if row is None:
-            row = rows[name] = new_row()
-        apply(row, ev)
-        changed[name] = row
+            row = rows[task] = new_row()
+        row[0] = to
+        row[1] = attempt
+        if to == "running":
+            row[2], row[3], row[4] = at, None, None
+        elif to in terminal:
+            row[3] = at
+        if detail and "error" in detail:
+            row[4] = detail["error"]
+        changed[task] = row
     return changed
 
 

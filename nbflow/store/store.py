@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import DBAPIError
 
+from ..core.events import Detail
 from ..core.graph import Graph
 from .open import open_engine, raise_if_newer, resolve_url, sqlite_path
 from .schema import SCHEMA_VERSION, events, logs, meta, metadata, runs, tasks
@@ -68,21 +69,22 @@ class Store:
     def create_run(self, run_id: str, flow: str, graph: Graph, kinds: Sequence[str],
                    params: dict[str, Any], created: float, owner: dict[str, Any]) -> None:
         """Record a new run and its task definitions (synchronously, one transaction)."""
-        rows = [(run_id, name, i, graph.level[i],
-                 json.dumps([graph.names[j] for j in graph.preds[i]]), kinds[i], "pending", 0, 1)
-                for i, name in enumerate(graph.names)]
-        p = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        sql = ("INSERT INTO tasks (run_id, name, idx, level, deps, kind, state, attempt, version)"
-               f" VALUES ({', '.join([p] * 9)})")
+        # The run row is written now, so a locked or read-only store fails
+        # before anything runs; the task rows follow on the writer thread, ahead
+        # of the run's first events in the same queue.
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(runs).values(
                     id=run_id, flow=flow, state="running", created=created,
                     params=json.dumps(params, default=str), version=1, heartbeat=created, **owner))
-                if rows:
-                    conn.exec_driver_sql(sql, rows)
         except DBAPIError as exc:
             raise translate_error(exc, self.label) from exc
+        names, preds, level = graph.names, graph.preds, graph.level
+        rows = [(name, i, level[i],
+                 json.dumps([names[j] for j in preds[i]]) if preds[i] else "[]", kinds[i])
+                for i, name in enumerate(names)]
+        if rows:
+            self._get_writer().put("tasks", run_id, rows)
 
     def sink(self, run_id: str) -> RunSink:
         """An engine sink that records ``run_id``'s events and logs."""
@@ -151,12 +153,12 @@ class Store:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def events(self, run_id: str) -> list[tuple]:
-        """The run's event log in order, as ``(seq, task, attempt, from, to, at, detail)``."""
-        q = (select(events.c.seq, events.c.task, events.c.attempt, events.c.from_state,
-                    events.c.to_state, events.c.at, events.c.detail)
+        """The run's event log in order, as the engine made it (``core/events.py``)."""
+        q = (select(events.c.run_id, events.c.seq, events.c.task, events.c.attempt,
+                    events.c.from_state, events.c.to_state, events.c.at, events.c.detail)
              .where(events.c.run_id == run_id).order_by(events.c.seq))
         with self.engine.connect() as conn:
-            return [(*r[:6], json.loads(r[6]) if r[6] is not None else None)
+            return [(*r[:7], Detail(json.loads(r[7])) if r[7] is not None else None)
                     for r in conn.execute(q)]
 
     def logs(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]:

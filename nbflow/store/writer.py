@@ -14,14 +14,25 @@ from __future__ import annotations
 
 import json
 import queue
+import sqlite3
 import threading
+import time
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from ..core.replay import fold
+from ..core.events import Detail
+from ..core.replay import fold, new_row
 from ..errors import StoreError
 from .sql import translate_error
+
+
+# Seconds a commit waits to gather more batches. Longer means fewer, larger
+# transactions (cheaper per event, and less time holding the GIL in small
+# slices that the engine waits for) but a longer window of successes to redo
+# after a crash (at-least-once), and a store that lags the live view by that
+# much.  flush() never waits for it.
+COMMIT_WINDOW = 0.25
 
 
 class Writer:
@@ -32,6 +43,7 @@ class Writer:
         self._label = label
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._rows: dict[str, dict[str, list]] = {}   # run -> task -> row
+        self._unwritten: dict[str, dict[str, list]] = {}  # run -> task -> static columns
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="nbflow-store-writer",
                                          daemon=True)
@@ -45,6 +57,12 @@ class Writer:
                          f"VALUES ({p}, {p}, {p}, {p}, {p})")
         self._sql_run = (f"UPDATE runs SET state={p}, finished={p}, version=version+1 "
                          f"WHERE id={p}")
+        self._sql_task_insert = ("INSERT INTO tasks (run_id, name, idx, level, deps, kind, state,"
+                                 " attempt, started, finished, error, version) VALUES "
+                                 f"({', '.join([p] * 11)}, 1)")
+        # sqlite3 turns Detail into JSON itself (adapter below): the engine's
+        # event tuples go to executemany untouched.
+        self._native_detail = engine.dialect.name == "sqlite"
 
     # -- called from other threads ---------------------------------------------
     def put(self, kind: str, run_id: str, payload: Any) -> None:
@@ -69,9 +87,13 @@ class Writer:
         q = self._q
         while True:
             items = [q.get()]
-            while True:
+            # Group commit: gather what arrives within a short window into one
+            # transaction, unless someone is waiting for a flush.
+            deadline = time.monotonic() + COMMIT_WINDOW
+            while items[-1][0] not in ("flush", "stop"):
+                remaining = deadline - time.monotonic()
                 try:
-                    items.append(q.get_nowait())
+                    items.append(q.get(timeout=remaining) if remaining > 0 else q.get_nowait())
                 except queue.Empty:
                     break
             waiters = [p for k, _r, p in items if k == "flush"]
@@ -87,23 +109,43 @@ class Writer:
                 return
 
     def _write(self, items: list) -> None:
-        event_rows, log_rows, run_rows, task_rows = [], [], [], []
-        encode = _encode
+        event_rows: list[tuple] = []
+        task_rows, log_rows, run_rows, forget = [], [], [], []
         for kind, run_id, payload in items:
             if kind == "events":
                 changed = fold(self._rows.setdefault(run_id, {}), payload)
-                task_rows.extend((*row, run_id, name) for name, row in changed.items())
-                event_rows.extend(
-                    (run_id, *ev[:6], None if ev[6] is None else encode(ev[6])) for ev in payload)
+                unwritten = self._unwritten.get(run_id, ())
+                task_rows.extend((*row, run_id, name) for name, row in changed.items()
+                                 if name not in unwritten)
+                event_rows.extend(payload)
+            elif kind == "tasks":
+                rows = self._rows.setdefault(run_id, {})
+                unwritten = self._unwritten.setdefault(run_id, {})
+                for name, *static in payload:
+                    unwritten[name] = static
+                    rows[name] = new_row()
             elif kind == "logs":
                 log_rows.extend((run_id, *rec) for rec in payload)
             elif kind == "run":
                 run_rows.append((payload[0], payload[1], run_id))
             elif kind == "forget":
-                self._rows.pop(run_id, None)
-        if not (event_rows or log_rows or run_rows):
+                forget.append(run_id)
+        # Task rows not yet in the database go in once, already in their current
+        # state, rather than as an insert followed by an update.
+        task_inserts = [(run_id, name, *static, *self._rows[run_id][name])
+                        for run_id, unwritten in self._unwritten.items()
+                        for name, static in unwritten.items()]
+        self._unwritten.clear()
+        for run_id in forget:
+            self._rows.pop(run_id, None)
+        if not (event_rows or task_inserts or log_rows or run_rows):
             return
+        if not self._native_detail:
+            event_rows = [(*ev[:7], None if ev[7] is None else _encode(ev[7]))
+                          for ev in event_rows]
         with self._engine.begin() as conn:
+            if task_inserts:
+                conn.exec_driver_sql(self._sql_task_insert, task_inserts)
             if event_rows:
                 conn.exec_driver_sql(self._sql_event, event_rows)
             if task_rows:
@@ -116,3 +158,4 @@ class Writer:
 
 # One encoder for every detail: json.dumps with options builds a new one per call.
 _encode = json.JSONEncoder(default=str).encode
+sqlite3.register_adapter(Detail, _encode)
