@@ -19,10 +19,7 @@ STATE_COLORS = {
 def flow_digraph(name: str, graph: Graph, specs: Sequence[TaskSpec],
                  states: Sequence[str] | None = None):
     """A ``graphviz.Digraph``: one node per task, one rank per Kahn level."""
-    import graphviz
-    g = graphviz.Digraph(name=name, graph_attr={"rankdir": "LR"},
-                         node_attr={"shape": "box", "style": "rounded,filled",
-                                    "fontname": "Helvetica", "fillcolor": "#ffffff"})
+    g = base_digraph(name)
     for lv in graph.levels_idx:
         with g.subgraph() as rank:
             rank.attr(rank="same")
@@ -30,12 +27,30 @@ def flow_digraph(name: str, graph: Graph, specs: Sequence[TaskSpec],
                 attrs = {"tooltip": f"{specs[i].name} ({specs[i].kind})"}
                 if states is not None:
                     attrs["fillcolor"] = STATE_COLORS.get(states[i], "#ffffff")
-                # graphviz quotes and escapes the label; keep it plain text.
-                rank.node(_node_id(i), label=specs[i].name.replace("\\", "\\\\"), **attrs)
+                rank.node(_node_id(i), label=dot_label(specs[i].name), **attrs)
     for i, preds in enumerate(graph.preds):
         for j in preds:
             g.edge(_node_id(j), _node_id(i))
     return g
+
+
+def base_digraph(name: str):
+    """An empty ``graphviz.Digraph`` in nbflow's style: left to right, rounded filled boxes."""
+    import graphviz
+    return graphviz.Digraph(name=name, graph_attr={"rankdir": "LR"},
+                            node_attr={"shape": "box", "style": "rounded,filled",
+                                       "fontname": "Helvetica", "fillcolor": "#ffffff"})
+
+
+def dot_label(text: str):
+    """``text`` as a plain-text DOT label.
+
+    graphviz passes a string in ``<...>`` through unquoted as an HTML-like label
+    (a task named ``<img src=x>`` would become markup), and a backslash would
+    start an escape sequence such as ``\\n``; both are turned off here.
+    """
+    import graphviz
+    return graphviz.nohtml(text.replace("\\", "\\\\"))
 
 
 def _node_id(i: int) -> str:
