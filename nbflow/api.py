@@ -18,6 +18,7 @@ from .declare import (Declaration, cell_declaration, check_redeclaration, functi
                       resolve)
 from .errors import NoSuchTask, TaskFailedError
 from .executors import make_executor
+from .options import FLOW_DEFAULTS, task_options, validate
 
 
 class Flow:
@@ -34,18 +35,21 @@ class Flow:
     workers
         Default number of attempts run at once; without it, ``NBFLOW_WORKERS``
         (which ``nbflow run --workers N`` sets), else the executor's default.
-    retries, retry_delay, timeout
-        Defaults for tasks that do not set their own.
+    retries, retry_delay, backoff, max_delay, jitter, retry_on, timeout
+        Defaults for tasks that do not set their own (see :meth:`task`).
     """
 
     def __init__(self, name: str = "flow", *, store: Any = None, workers: int | None = None,
-                 executor: Any = "threads", retries: int = 0, retry_delay: float = 0.0,
-                 timeout: float | None = None, policy: str = "priority"):
+                 executor: Any = "threads", policy: str = "priority", **defaults: Any):
+        unknown = set(defaults) - set(FLOW_DEFAULTS)
+        if unknown:
+            raise TypeError(f"Flow() got unknown option(s) {', '.join(sorted(unknown))}; "
+                            f"flow-wide task defaults are: {', '.join(FLOW_DEFAULTS)}")
         self.name = name
         self.workers = workers
         self.executor = executor
         self.policy = policy
-        self.defaults = {"retries": retries, "retry_delay": retry_delay, "timeout": timeout}
+        self.defaults = validate(dict(defaults), f"Flow {name!r}")
         self._store_arg = store
         self._store = None
         self._decls: dict[str, Declaration] = {}
@@ -56,52 +60,77 @@ class Flow:
     # -- declaring -------------------------------------------------------------
     def task(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
              after: Iterable[str] = (), retries: int | None = None,
-             retry_delay: float | None = None, timeout: float | None = None,
-             priority: int = 0, tags: Iterable[str] = ()):
+             retry_delay: float | None = None, backoff: float | None = None,
+             max_delay: float | None = None, jitter: float | None = None,
+             retry_on: Any = None, timeout: float | None = None, priority: int | None = None,
+             tags: Iterable[str] | None = None, trigger: str | None = None,
+             run_if: Callable[..., bool] | None = None,
+             compensate: Callable[[Any], Any] | None = None, cache: bool | None = None):
         """Declare ``fn`` as a task; usable as ``@flow.task``, ``@flow.task(...)`` or a call.
 
         Parameters named after another task receive that task's result (and make
         it a dependency); ``after`` adds dependencies that pass no data.  Returns
         ``fn`` unchanged, so it can still be called directly.
 
+        Parameters
+        ----------
+        retries, retry_delay, backoff, max_delay, jitter
+            Retry a failed attempt up to ``retries`` times, waiting
+            ``retry_delay * backoff ** (attempt - 1)`` seconds (at most
+            ``max_delay``), spread by +/- ``jitter`` of itself.
+        retry_on
+            Exception class(es) worth a retry; other errors fail at once.
+        timeout
+            Seconds an attempt may run before it fails with ``TaskTimeout``.
+        priority
+            Higher runs first among ready tasks.
+        trigger
+            ``"all_success"`` (default), ``"all_done"``, ``"one_failed"`` or
+            ``"none_failed"``: when the task runs, given how its dependencies ended.
+        run_if
+            Called with the task's arguments; a false value skips the task.
+        compensate
+            ``compensate(result)`` undoes this task's success when a run with
+            ``on_failure="compensate"`` fails or is cancelled.
+        cache
+            Reuse a stored result from any earlier run with the same code and inputs.
+
         Raises
         ------
         DuplicateTaskError
             a different function already declared a task with this name.
+        TypeError, ValueError
+            a bad option value (the message names the task and the option).
         """
         after = [after] if isinstance(after, str) else list(after)
+        given = dict(retries=retries, retry_delay=retry_delay, backoff=backoff,
+                     max_delay=max_delay, jitter=jitter, retry_on=retry_on, timeout=timeout,
+                     priority=priority, tags=tags, trigger=trigger, run_if=run_if,
+                     compensate=compensate, cache=cache)
 
         def declare(f: Callable[..., Any]) -> Callable[..., Any]:
             task_name = name or getattr(f, "__name__", None)
             if not task_name or task_name == "<lambda>":
                 raise ValueError("a lambda or callable object needs a task name: "
                                  "flow.task(fn, name='...')")
-            options = self._options(retries, retry_delay, timeout, priority, tags)
+            options = task_options(self.defaults, given, task_name)
             self._add(function_declaration(f, task_name, after, options))
             return f
 
         return declare if fn is None else declare(fn)
 
     def cell_task(self, name: str, source: str, namespace: dict[str, Any], *,
-                  after: Iterable[str] | None = None, retries: int | None = None,
-                  retry_delay: float | None = None, timeout: float | None = None,
-                  priority: int = 0, tags: Iterable[str] = (), cell_id: str | None = None) -> None:
+                  after: Iterable[str] | None = None, cell_id: str | None = None,
+                  **options: Any) -> None:
         """Declare notebook-cell code as a task (what ``%%task`` calls).
 
         Without ``after`` its dependencies are the task cells that assign names
         it reads.  It runs in ``namespace`` and its result is a dict of the
-        variables it assigned.
+        variables it assigned.  ``options`` are those of :meth:`task`.
         """
-        options = self._options(retries, retry_delay, timeout, priority, tags)
+        merged = task_options(self.defaults, options, name)
         self._add(cell_declaration(name, source, namespace,
-                                   list(after) if after is not None else None, options, cell_id))
-
-    def _options(self, retries, retry_delay, timeout, priority, tags) -> dict[str, Any]:
-        d = self.defaults
-        return {"retries": d["retries"] if retries is None else retries,
-                "retry_delay": d["retry_delay"] if retry_delay is None else retry_delay,
-                "timeout": d["timeout"] if timeout is None else timeout,
-                "priority": priority, "tags": tuple(tags)}
+                                   list(after) if after is not None else None, merged, cell_id))
 
     def _add(self, decl: Declaration) -> None:
         old = self._decls.get(decl.spec.name)
@@ -176,8 +205,8 @@ class Flow:
         return self._store
 
     def run(self, *, workers: int | None = None, mode: str = "eager", executor: Any = None,
-            policy: str | None = None, background: bool = False, sinks: Iterable[Any] = ()
-            ) -> Run:
+            policy: str | None = None, background: bool = False, sinks: Iterable[Any] = (),
+            fail_fast: bool = False, on_failure: str | None = None) -> Run:
         """Run every task; returns the :class:`Run`.
 
         Blocking by default: returns when every task is done.  With
@@ -190,6 +219,9 @@ class Flow:
         (``run.failed``, ``run.status()``, ``run.reraise()``).  Interrupting a
         blocking run cancels it and re-raises ``KeyboardInterrupt``.
 
+        ``fail_fast`` cancels the run when a task fails for good;
+        ``on_failure="compensate"`` then (or after any failure) undoes the
+        succeeded tasks that declared a ``compensate``, last first.
         ``sinks`` receive the run's events as they happen (see ``core/engine.py``).
         """
         graph, specs = self.build()
@@ -205,7 +237,8 @@ class Flow:
                          owner={"owner": uuid.uuid4().hex, "host": socket.gethostname(),
                                 "pid": os.getpid()})
         engine = Engine(graph, specs, ex, sinks=[store.sink(run_id), *sinks], mode=mode,
-                        policy=policy or self.policy, run_id=run_id)
+                        policy=policy or self.policy, run_id=run_id, fail_fast=fail_fast,
+                        on_failure=on_failure)
         run = Run(self, run_id, engine)
         if background:
             init = _thread_options("threads").get("initializer")
@@ -327,14 +360,15 @@ class Run:
 
     @property
     def state(self) -> str:
-        """``running``, ``succeeded``, ``failed`` (some task did not succeed) or ``cancelled``."""
+        """``running``, ``failed`` (some task failed), ``cancelled`` or ``succeeded``."""
         e = self._engine
         if e.unfinished:
             return "running"
-        if e.cancelled is not None:
-            return "cancelled"
+        # A failure explains a fail_fast cancel better than the cancel does.
         if any(s.value in ("failed", "upstream_failed") for s in e.state):
             return "failed"
+        if e.cancelled is not None:
+            return "cancelled"
         return "succeeded"
 
     def counts(self) -> dict[str, int]:

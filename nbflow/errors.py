@@ -59,6 +59,17 @@ class TaskFailedError(NbflowError):
     """Raised when asking for the result of a task that did not succeed."""
 
 
+class TaskCancelled(NbflowError):
+    """Raised inside a task by ``check_cancelled()`` once its run or attempt is cancelled.
+
+    Let it propagate: the engine records the attempt as cancelled, not failed.
+    """
+
+
+class SkipTask(NbflowError):
+    """Raise inside a task to end it as ``skipped`` (as a false ``run_if`` does)."""
+
+
 class NoSuchTask(NbflowError, KeyError):
     """A name was asked for that the flow or run does not have."""
 

@@ -7,10 +7,12 @@ and is the only code that changes it; no lock guards it, so nothing else may
 touch it.  Everyone else talks to the engine through ``inbox`` (a SimpleQueue):
 
 * executors put ``((task, attempt), Outcome)`` when an attempt ends;
-* :meth:`Engine.cancel` (any thread) puts ``(None, ("cancel", reason))``.
+* :meth:`Engine.cancel` and :meth:`Engine.add_sink` (any thread) put
+  ``(None, (kind, argument))``.
 
-Timers (retry back-off, timeouts) live in a heap that the loop consults on each
-turn; the clock decides how long to wait for the inbox (see ``clock.py``).
+Timers (retry back-off, timeouts, the cancel grace period) live in a heap that
+the loop consults on each turn; the clock decides how long to wait for the
+inbox (see ``clock.py``), so a virtual clock runs them instantly.
 
 Run state, per task ``i`` (plain lists indexed by declaration order)
 ---------------------------------------------------------------------
@@ -20,47 +22,66 @@ nfailed    dependencies that ended failed, upstream_failed or cancelled
 nskipped   dependencies that ended skipped
 attempt    the current attempt number (0 before the first start)
 results    the return value of the succeeded attempt
+keys       the result key (code + inputs), when the run keys results
 
-Plus: the ready queue (a policy from ``policies.py``), ``running`` (the task of
-each attempt in flight), the timer heap, and in ``levels`` mode the level being
-run and the tasks held back behind its barrier.
+Plus: the ready queue (a policy from ``policies.py``), ``running`` (the
+:class:`TaskContext` of each attempt in flight, by ``(task, attempt)``), the
+timer heap, and in ``levels`` mode the level being run and the tasks held
+back behind its barrier.
 
-Every transition appends one event ``(seq, task, attempt, from, to, at,
-detail)`` to a buffer; once per loop turn the buffer goes to the sinks (the
-store's writer queue, widget bridges).  Sinks must return quickly and must not
-raise; a sink that raises is dropped, it never fails the run.
+A task's life: when its last dependency ends, its trigger rule
+(``triggers.py``) runs, skips or fails it.  To run, it first asks ``restore``
+whether a stored result with its key exists (resume, caching); if so it is
+``succeeded`` at once with ``cached`` in the event detail.  Otherwise it is
+``ready``, a free worker starts it, and its outcome ends it, or retries it
+after a back-off while it has retries left and the error is one it retries on.
+``fail_fast`` cancels the run at the first task that fails for good.  After
+the last task, a failed or cancelled run with ``on_failure="compensate"``
+undoes its successes one by one in reverse topological order.
+
+Every transition appends one event (``events.py``) to a buffer; once per loop
+turn the buffer goes to the sinks (the store's writer queue, widget bridges).
+Sinks must return quickly; a sink that raises is dropped with a warning, it
+never fails the run.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import queue
+import random
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from ..errors import SkipTask, TaskCancelled
 from .clock import RealClock
 from .events import Detail
 from .graph import Graph
 from .policies import make_policy
+from .retry import backoff_delay
 from .spec import TaskSpec
 from .states import TERMINAL, State, Trigger, transition
-from .worker import Outcome
+from .triggers import RUN, SKIP, decide
+from .worker import Outcome, RunIf, TaskContext
 
 S, T = State, Trigger
 Event = tuple  # (run_id, seq, task, attempt, from_state, to_state, at, detail): events.py
 LogRecord = tuple  # (task, attempt, stdout, stderr)
+COMPENSATION = -1  # the attempt number in the token of a compensation call
 
 
 class Executor(Protocol):
     """Runs attempts; knows nothing of scheduling."""
 
+    workers: int
+
     def start(self, report: Callable[[tuple], None]) -> None: ...
-    def submit(self, token: tuple[int, int], fn: Callable[..., Any], kwargs: dict) -> None: ...
+    def submit(self, token: tuple[int, int], fn: Callable[..., Any], kwargs: dict,
+               ctx: TaskContext) -> None: ...
     def cancel(self, token: tuple[int, int]) -> None: ...
     def shutdown(self) -> None: ...
-    @property
-    def workers(self) -> int: ...
 
 
 class Sink(Protocol):
@@ -78,7 +99,9 @@ class TaskTimeout(TimeoutError):
     """An attempt ran longer than its task's ``timeout``."""
 
 
+ACTIVE = frozenset({S.PENDING, S.READY, S.RUNNING, S.RETRYING})
 MODES = ("eager", "levels")
+ON_FAILURE = (None, "compensate")
 
 
 class Engine:
@@ -94,13 +117,30 @@ class Engine:
     cancel_grace
         seconds to wait for running attempts after a cancel before recording
         them as cancelled and returning.
+    fail_fast
+        cancel the run as soon as a task fails for good.
+    on_failure
+        ``"compensate"``: when the run fails or is cancelled, call each
+        succeeded task's ``compensate(result)``, last finished first.
+    keyer
+        ``keyer(i, input_keys) -> key or None``: the result key of task ``i``.
+    restore
+        ``restore(i, key) -> (found, value)``: a stored result for that key.
+    seed
+        seed of the random generator used for retry jitter.
     """
 
     def __init__(self, graph: Graph, specs: Sequence[TaskSpec], executor: Executor, *,
                  sinks: Sequence[Sink] = (), clock=None, mode: str = "eager",
-                 policy: str = "priority", cancel_grace: float = 10.0, run_id: str = ""):
+                 policy: str = "priority", cancel_grace: float = 10.0, run_id: str = "",
+                 fail_fast: bool = False, on_failure: str | None = None,
+                 keyer: Callable[[int, list], str | None] | None = None,
+                 restore: Callable[[int, str], tuple[bool, Any]] | None = None,
+                 seed: int | None = None):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose 'eager' or 'levels'")
+        if on_failure not in ON_FAILURE:
+            raise ValueError(f"unknown on_failure {on_failure!r}; use None or 'compensate'")
         n = len(graph)
         self.graph, self.specs, self.executor = graph, specs, executor
         self.run_id = run_id
@@ -108,6 +148,10 @@ class Engine:
         self.clock = clock or RealClock()
         self.mode = mode
         self.cancel_grace = cancel_grace
+        self.fail_fast = fail_fast
+        self.on_failure = on_failure
+        self.keyer, self.restore = keyer, restore
+        self.rng = random.Random(seed)
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.state: list[State] = [S.PENDING] * n
         self.remaining = [len(p) for p in graph.preds]
@@ -115,12 +159,14 @@ class Engine:
         self.nskipped = [0] * n
         self.attempt = [0] * n
         self.results: list[Any] = [None] * n
+        self.keys: list[str | None] = [None] * n
         self.errors: dict[int, BaseException] = {}
         self.ready = make_policy(policy, [s.priority for s in specs])
-        self.running: set[tuple[int, int]] = set()
+        self.running: dict[tuple[int, int], TaskContext] = {}
         self.timers: list[tuple[float, int, str, int, int]] = []
         self.unfinished = n
         self.cancelled: str | None = None
+        self._fns = [RunIf(s.fn, s.run_if) if s.run_if is not None else s.fn for s in specs]
         self._seq = 0
         self._buf: list[Event] = []
         self._logs: list[LogRecord] = []
@@ -158,13 +204,14 @@ class Engine:
     # -- the loop ----------------------------------------------------------------
     def run(self) -> None:
         """Run until every task is terminal.  Mutates the run state (owner thread only)."""
-        names = self.graph.names
         self.executor.start(self.inbox.put)
         try:
-            for i in range(len(names)):
+            for i in range(len(self._names)):
                 if not self.remaining[i]:
                     self._deps_done(i)
             self._loop()
+            if self.on_failure == "compensate" and self._needs_compensation():
+                self._compensate()
         except KeyboardInterrupt:
             self._on_control("cancel", "interrupted")
             self._finish_cancel()
@@ -173,15 +220,7 @@ class Engine:
             self._flush()
             self._ended = True
             self.executor.shutdown()
-            # A sink whose add_sink message arrived too late still gets the end state.
-            while True:
-                try:
-                    token, payload = self.inbox.get_nowait()
-                except queue.Empty:
-                    break
-                if token is None and payload[0] == "add_sink":
-                    self._send_snapshot(payload[1])
-                    self.sinks.append(payload[1])
+            self._late_sinks()
             for sink in self.sinks:
                 _call(sink, "finish", self.cancelled)
 
@@ -192,43 +231,62 @@ class Engine:
             self._flush()
             if not self.unfinished:
                 break
-            msg = clock.wait(inbox, self.timers[0][0] if self.timers else None)
-            while msg is not None:
-                token, payload = msg
-                if token is None:
-                    self._on_control(*payload)
-                else:
-                    self._on_outcome(token, payload)
-                try:
-                    msg = inbox.get_nowait()
-                except queue.Empty:
-                    msg = None
+            self._drain(clock.wait(inbox, self.timers[0][0] if self.timers else None))
             self._fire_timers()
             if self.cancelled is not None and not self.running:
                 self._finish_cancel()
+
+    def _drain(self, msg: Any) -> None:
+        inbox = self.inbox
+        while msg is not None:
+            token, payload = msg
+            if token is None:
+                self._on_control(*payload)
+            else:
+                self._on_outcome(token, payload)
+            try:
+                msg = inbox.get_nowait()
+            except queue.Empty:
+                msg = None
+
+    def _late_sinks(self) -> None:
+        # A sink whose add_sink message arrived after the last turn still gets
+        # the end state.
+        while True:
+            try:
+                token, payload = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            if token is None and payload[0] == "add_sink":
+                self._send_snapshot(payload[1])
+                self.sinks.append(payload[1])
+
+    def _inputs(self, i: int) -> dict[str, Any]:
+        results, index = self.results, self.graph.index
+        kwargs = {}
+        for param, (dep, key) in self.specs[i].inputs.items():
+            value = results[index[dep]]
+            kwargs[param] = value if key is None else value[key]
+        return kwargs
 
     def _dispatch(self) -> None:
         if self.cancelled is not None:
             return
         ready, running, submit = self.ready, self.running, self.executor.submit
         free = self.executor.workers - len(running)
-        specs, results, attempt = self.specs, self.results, self.attempt
-        index = self.graph.index
+        specs, attempt, fns, run_id = self.specs, self.attempt, self._fns, self.run_id
         while free > 0 and ready:
             i = ready.pop()
             spec = specs[i]
             attempt[i] += 1
             a = attempt[i]
             self._move(i, T.START)
-            kwargs = {}
-            for param, (dep, key) in spec.inputs.items():
-                value = results[index[dep]]
-                kwargs[param] = value if key is None else value[key]
+            ctx = TaskContext(spec.name, a, run_id, self.keys[i])
             token = (i, a)
-            running.add(token)
+            running[token] = ctx
             if spec.timeout is not None:
-                self._add_timer(self.clock.now() + spec.timeout, "timeout", i, a)
-            submit(token, spec.fn, kwargs)
+                self._add_timer(self._now() + spec.timeout, "timeout", i, a)
+            submit(token, fns[i], self._inputs(i) if spec.inputs else {}, ctx)
             free -= 1
 
     # -- transitions -------------------------------------------------------------
@@ -241,7 +299,7 @@ class Engine:
         self._buf.append((self.run_id, self._seq, name, self.attempt[i], old._value_,
                           new._value_, self._now(), detail))
         self._seq += 1
-        if new in TERMINAL:
+        if new in TERMINAL and old in ACTIVE:  # not the compensation phase's moves
             self._terminal(i, new)
         return new
 
@@ -262,19 +320,28 @@ class Engine:
             self._level_done(i)
 
     def _deps_done(self, i: int) -> None:
-        # Trigger rule all_success: any failed dependency fails this task upstream,
-        # else any skipped dependency skips it.
         if self.cancelled is not None:
-            self._move(i, T.CANCEL)
-        elif self.nfailed[i]:
-            self._move(i, T.UPSTREAM_FAIL)
-        elif self.nskipped[i]:
-            self._move(i, T.SKIP)
+            self._move(i, T.CANCEL, Detail(reason=self.cancelled))
+            return
+        verdict = decide(self.specs[i].trigger, self.nfailed[i], self.nskipped[i])
+        if verdict is not RUN:
+            self._move(i, T.SKIP if verdict is SKIP else T.UPSTREAM_FAIL)
         elif self.mode == "levels" and self.graph.level[i] > self.current_level:
             self.held.setdefault(self.graph.level[i], []).append(i)
         else:
-            self._move(i, T.DEPS_MET)
-            self.ready.push(i)
+            self._make_ready(i)
+
+    def _make_ready(self, i: int) -> None:
+        if self.keyer is not None:
+            key = self.keys[i] = self.keyer(i, [self.keys[j] for j in self.graph.preds[i]])
+            if key is not None and self.restore is not None:
+                found, value = self.restore(i, key)
+                if found:
+                    self.results[i] = value
+                    self._move(i, T.RESTORE, Detail(cached=True, key=key))
+                    return
+        self._move(i, T.DEPS_MET)
+        self.ready.push(i)
 
     def _level_done(self, i: int) -> None:
         self.level_left[self.graph.level[i]] -= 1
@@ -286,17 +353,27 @@ class Engine:
 
     # -- inbox messages ------------------------------------------------------------
     def _on_outcome(self, token: tuple[int, int], out: Outcome) -> None:
-        if token not in self.running:
-            return  # a late result of an attempt already timed out or cancelled
-        self.running.discard(token)
+        ctx = self.running.pop(token, None)
+        if ctx is None:
+            return  # a late result of an attempt already timed out or abandoned
         i, a = token
         if out.stdout or out.stderr:
-            self._logs.append((self.graph.names[i], a, out.stdout, out.stderr))
-        if out.ok:
+            self._logs.append((self._names[i], a, out.stdout, out.stderr))
+        if a == COMPENSATION:
+            self._compensated(i, out)
+        elif out.ok:
             self.results[i] = out.value
             # The attempt's span is the running and succeeded events' times; only
             # the worker is new (kept small: this is the hot path).
-            self._move(i, T.SUCCEED, Detail(worker=out.worker))
+            detail = Detail(worker=out.worker)
+            if ctx.key is not None:
+                detail["key"] = ctx.key
+            self._move(i, T.SUCCEED, detail)
+        elif isinstance(out.error, SkipTask):
+            self._move(i, T.SKIP, Detail(reason=str(out.error), worker=out.worker))
+        elif isinstance(out.error, TaskCancelled) and (ctx.cancelled or self.cancelled):
+            self._move(i, T.CANCEL, Detail(reason=self.cancelled or "cancelled",
+                                           worker=out.worker))
         else:
             self._fail(i, out.error, out.error_text,
                        Detail(started=out.started, finished=out.finished, worker=out.worker))
@@ -305,13 +382,28 @@ class Engine:
               ) -> None:
         spec = self.specs[i]
         a = self.attempt[i]
-        retries_left = a <= spec.retries and self.cancelled is None
+        retries_left = (a <= spec.retries and self.cancelled is None
+                        and (error is None or isinstance(error, spec.retry_on)))
         if error is not None:
             self.errors[i] = error
         detail["error"] = _summary(error, text)
         detail["traceback"] = text
-        if self._move(i, T.FAIL, detail, retries_left=retries_left) is S.RETRYING:
-            self._add_timer(self.clock.now() + spec.retry_delay, "retry", i, a)
+        if not retries_left:
+            # Enough to inspect and requeue it later (the dead-letter record).
+            detail["inputs"] = {p: self.keys[self.graph.index[dep]]
+                                for p, (dep, _k) in spec.inputs.items()}
+            if self.keys[i] is not None:
+                detail["key"] = self.keys[i]
+        if retries_left:
+            delay = backoff_delay(a, spec.retry_delay, spec.backoff, spec.max_delay,
+                                  spec.jitter, self.rng)
+            detail["retry_in"] = delay
+            self._move(i, T.FAIL, detail, retries_left=True)
+            self._add_timer(self._now() + delay, "retry", i, a)
+        else:
+            self._move(i, T.FAIL, detail, retries_left=False)
+            if self.fail_fast and self.cancelled is None:
+                self._on_control("cancel", f"fail_fast: task {self._names[i]!r} failed")
 
     def _on_control(self, kind: str, arg: Any) -> None:
         if kind == "add_sink":
@@ -324,18 +416,53 @@ class Engine:
         for i, st in enumerate(self.state):
             if st is S.PENDING or st is S.READY or st is S.RETRYING:
                 self._move(i, T.CANCEL, Detail(reason=arg))
-        for token in self.running:
+        for token, ctx in self.running.items():
+            ctx.cancelled = True
             self.executor.cancel(token)
-        self._add_timer(self.clock.now() + self.cancel_grace, "grace", -1, 0)
+        self._add_timer(self._now() + self.cancel_grace, "grace", -1, 0)
 
     def _finish_cancel(self) -> None:
-        for (i, _a) in list(self.running):
-            self._move(i, T.CANCEL, Detail(reason=self.cancelled))
+        # Attempts still running past the grace period are abandoned: recorded
+        # as cancelled now, their late outcomes discarded.
+        for (i, _a), ctx in list(self.running.items()):
+            ctx.cancelled = True
+            self._move(i, T.CANCEL, Detail(reason=self.cancelled, abandoned=True))
         self.running.clear()
-        # Tasks held behind a barrier or waiting on a dependency never started.
         for i, st in enumerate(self.state):
             if st is S.PENDING or st is S.READY or st is S.RETRYING:
                 self._move(i, T.CANCEL, Detail(reason=self.cancelled))
+
+    # -- compensation (saga) -----------------------------------------------------------
+    def _needs_compensation(self) -> bool:
+        return self.cancelled is not None or any(
+            s is S.FAILED or s is S.UPSTREAM_FAILED for s in self.state)
+
+    def _compensate(self) -> None:
+        # One at a time, reverse topological order (deepest level first, later
+        # declarations first within a level): each undo sees the world as its
+        # dependents' undos left it.
+        order = sorted((i for i, s in enumerate(self.state)
+                        if s is S.SUCCEEDED and self.specs[i].compensate is not None),
+                       key=lambda i: (self.graph.level[i], i), reverse=True)
+        for i in order:
+            self._move(i, T.COMPENSATE)
+            token = (i, COMPENSATION)
+            ctx = TaskContext(self._names[i], COMPENSATION, self.run_id)
+            self.running[token] = ctx
+            self.executor.submit(token, functools.partial(self.specs[i].compensate,
+                                                          self.results[i]), {}, ctx)
+            self._flush()
+            while token in self.running:
+                self._drain(self.clock.wait(self.inbox, None))
+            self._flush()
+
+    def _compensated(self, i: int, out: Outcome) -> None:
+        if out.ok:
+            self._move(i, T.SUCCEED, Detail(worker=out.worker))
+        else:
+            self._move(i, T.FAIL, Detail(error="compensation failed: "
+                                         + _summary(out.error, out.error_text),
+                                         traceback=out.error_text, worker=out.worker))
 
     # -- timers ----------------------------------------------------------------------
     def _add_timer(self, when: float, kind: str, i: int, a: int) -> None:
@@ -343,19 +470,19 @@ class Engine:
         heapq.heappush(self.timers, (when, self._timer_seq, kind, i, a))
 
     def _fire_timers(self) -> None:
-        timers, now = self.timers, self.clock.now()
+        timers, now = self.timers, self._now()
         while timers and timers[0][0] <= now:
             _, _, kind, i, a = heapq.heappop(timers)
             if kind == "timeout" and (i, a) in self.running:
-                self.running.discard((i, a))
+                ctx = self.running.pop((i, a))
+                ctx.cancelled = True
                 self.executor.cancel((i, a))
                 limit = self.specs[i].timeout
-                err = TaskTimeout(f"task {self.graph.names[i]!r} exceeded its timeout of {limit:g}s")
+                err = TaskTimeout(f"task {self._names[i]!r} exceeded its timeout of {limit:g}s")
                 self._fail(i, err, f"TaskTimeout: {err}", Detail(timeout=limit))
             elif kind == "retry" and self.state[i] is S.RETRYING and self.attempt[i] == a:
-                if self.cancelled is None:
-                    self._move(i, T.RETRY)
-                    self.ready.push(i)
+                self._move(i, T.RETRY)
+                self.ready.push(i)
             elif kind == "grace" and self.running:
                 self._finish_cancel()
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-TERMINAL = frozenset({"succeeded", "failed", "skipped", "upstream_failed", "cancelled"})
+TERMINAL = frozenset({"succeeded", "failed", "skipped", "upstream_failed", "cancelled",
+                      "compensated"})
 
 # A row is a list, in this column order (the writer updates many per commit).
 COLUMNS = ("state", "attempt", "started", "finished", "error")

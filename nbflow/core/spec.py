@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -15,6 +15,15 @@ class TaskSpec:
     argument receives that task's result, or ``result[key]`` when ``key`` is not
     None (cell tasks return a dict of the variables they assign).  Every upstream
     task named in ``inputs`` is also in ``deps``.
+
+    Retries: attempt ``k`` (1-based) that fails with one of ``retry_on`` is
+    retried while ``k <= retries``, after ``retry.backoff_delay`` seconds.
+    ``trigger`` is the rule deciding from the dependencies' end states whether
+    the task runs (``triggers.py``); ``run_if``, called with the task's inputs
+    once the rule says run, may skip it.  ``compensate(result)`` undoes a
+    success when the run fails or is cancelled with ``on_failure="compensate"``.
+    ``cache``: reuse a stored result with the same key (code and inputs) from
+    any run, not only from the run being resumed.
     """
 
     name: str
@@ -23,14 +32,26 @@ class TaskSpec:
     inputs: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
     retries: int = 0
     retry_delay: float = 0.0
+    backoff: float = 1.0                 # delay multiplier per further attempt (2 = exponential)
+    max_delay: float | None = None       # cap on one back-off delay
+    jitter: float = 0.0                  # +/- this fraction of the delay, at random
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
     timeout: float | None = None
     priority: int = 0
     tags: tuple[str, ...] = ()
+    trigger: str = "all_success"
+    run_if: Callable[..., bool] | None = None
+    compensate: Callable[[Any], Any] | None = None
+    cache: bool = False
     kind: str = "function"      # "function" or "cell"
     origin: str = ""            # where it was declared, for messages ("cell 3", "etl.py:12")
 
     def resolved(self, deps: tuple[str, ...], inputs: Mapping[str, tuple[str, str | None]]
                  ) -> TaskSpec:
         """A copy with resolved ``deps`` and ``inputs`` (cheaper than dataclasses.replace)."""
-        return TaskSpec(self.name, self.fn, deps, inputs, self.retries, self.retry_delay,
-                        self.timeout, self.priority, self.tags, self.kind, self.origin)
+        values = [getattr(self, f) for f in _FIELDS]
+        values[2], values[3] = deps, inputs
+        return TaskSpec(*values)
+
+
+_FIELDS = tuple(f.name for f in fields(TaskSpec))

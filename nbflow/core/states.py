@@ -5,7 +5,10 @@ the trigger rule lets it run it becomes ``ready`` (queued for a worker), then
 ``running``.  A run of the task is an *attempt*; it ends ``succeeded`` or, on an
 error, ``retrying`` (a timer will make it ``ready`` again) while it has retries
 left and ``failed`` after its last one.  ``upstream_failed`` and ``skipped`` are
-decided instead of running it; ``cancelled`` is what a cancelled run leaves.
+decided instead of running it (a task may also skip itself while running);
+``cancelled`` is what a cancelled run leaves.  When a failed or cancelled run
+compensates, a succeeded task with a compensation goes ``compensating`` and
+ends ``compensated`` (or ``failed`` if undoing it failed).
 
 Every change of state in the engine goes through :func:`transition`; nothing
 assigns a state directly.  A guarded entry (``Guarded``) picks its target from a
@@ -32,6 +35,8 @@ class State(str, enum.Enum):
     SKIPPED = "skipped"
     UPSTREAM_FAILED = "upstream_failed"
     CANCELLED = "cancelled"
+    COMPENSATING = "compensating"
+    COMPENSATED = "compensated"
 
     def __str__(self) -> str:
         return self.value
@@ -49,6 +54,7 @@ class Trigger(str, enum.Enum):
     UPSTREAM_FAIL = "upstream_fail"
     CANCEL = "cancel"
     RESTORE = "restore"            # result restored from a cache or an earlier run
+    COMPENSATE = "compensate"      # undo a success (saga)
 
     def __str__(self) -> str:
         return self.value
@@ -64,7 +70,8 @@ class Guarded(NamedTuple):
 
 S, T = State, Trigger
 
-TERMINAL = frozenset({S.SUCCEEDED, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.CANCELLED})
+TERMINAL = frozenset({S.SUCCEEDED, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.CANCELLED,
+                      S.COMPENSATED})
 
 TABLE: dict[tuple[State, Trigger], State | Guarded] = {
     (S.PENDING, T.DEPS_MET): S.READY,
@@ -78,9 +85,13 @@ TABLE: dict[tuple[State, Trigger], State | Guarded] = {
     (S.READY, T.RESTORE): S.SUCCEEDED,
     (S.RUNNING, T.SUCCEED): S.SUCCEEDED,
     (S.RUNNING, T.FAIL): Guarded("retries_left", S.RETRYING, S.FAILED),
+    (S.RUNNING, T.SKIP): S.SKIPPED,
     (S.RUNNING, T.CANCEL): S.CANCELLED,
     (S.RETRYING, T.RETRY): S.READY,
     (S.RETRYING, T.CANCEL): S.CANCELLED,
+    (S.SUCCEEDED, T.COMPENSATE): S.COMPENSATING,
+    (S.COMPENSATING, T.SUCCEED): S.COMPENSATED,
+    (S.COMPENSATING, T.FAIL): S.FAILED,
 }
 
 

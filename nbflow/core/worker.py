@@ -1,9 +1,14 @@
 """What a worker does with one task: call it, time it, capture its output.
 
-Workers are pure: :func:`execute` takes the function and its arguments and
-returns an :class:`Outcome`; it never touches the run state, the store or a
-widget.  Executors call it (in a thread, a process or on a Dask worker) and
-report the outcome to the engine's inbox.
+Workers are pure: :func:`execute` takes the function, its arguments and the
+attempt's :class:`TaskContext` and returns an :class:`Outcome`; it never
+touches the run state, the store or a widget.  Executors call it (in a thread,
+a process or on a Dask worker) and report the outcome to the engine's inbox.
+
+Inside a task, :func:`current_task` gives the attempt's context; a long task
+polls ``current_task().cancelled`` or calls :func:`check_cancelled` to stop
+early when its run is cancelled or its attempt timed out (a thread cannot be
+stopped from outside).
 
 Output capture is per thread: :func:`capturing` swaps ``sys.stdout`` and
 ``sys.stderr`` for routers that send each write to the buffer of the task the
@@ -20,6 +25,56 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
+
+from ..errors import SkipTask, TaskCancelled
+
+
+class TaskContext:
+    """The attempt a worker is running: what a task can know about itself.
+
+    ``cancelled`` is set (by the engine's thread, hence a plain attribute that
+    a task only reads) when the run is cancelled or the attempt times out.
+    """
+
+    __slots__ = ("name", "attempt", "run_id", "key", "cancelled")
+
+    def __init__(self, name: str, attempt: int, run_id: str = "", key: str | None = None):
+        self.name, self.attempt, self.run_id, self.key = name, attempt, run_id, key
+        self.cancelled = False
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`nbflow.TaskCancelled` if this attempt should stop."""
+        if self.cancelled:
+            raise TaskCancelled(f"task {self.name!r} (attempt {self.attempt}) was cancelled")
+
+    def __reduce__(self):  # crosses to process workers without the live flag
+        return (TaskContext, (self.name, self.attempt, self.run_id, self.key))
+
+    def __repr__(self) -> str:
+        return f"<TaskContext {self.name!r} attempt {self.attempt} of run {self.run_id}>"
+
+
+def current_task() -> TaskContext:
+    """The context of the task running in this thread.
+
+    Raises
+    ------
+    RuntimeError
+        when called outside a task.
+    """
+    ctx = getattr(_local, "ctx", None)
+    if ctx is None:
+        raise RuntimeError("nbflow.current_task() was called outside a running task; call it "
+                           "from inside a task function or %%task cell")
+    return ctx
+
+
+def check_cancelled() -> None:
+    """Raise :class:`nbflow.TaskCancelled` if the current task should stop; a no-op
+    outside a task."""
+    ctx = getattr(_local, "ctx", None)
+    if ctx is not None and ctx.cancelled:
+        ctx.check_cancelled()
 
 
 class Outcome(NamedTuple):
@@ -39,12 +94,14 @@ class Outcome(NamedTuple):
 _local = threading.local()
 
 
-def execute(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Outcome:
+def execute(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | None = None
+            ) -> Outcome:
     """Run ``fn(**kwargs)`` and report what happened; never raises an ``Exception``."""
     out: list[str] = []
     err: list[str] = []
     _local.stdout = out
     _local.stderr = err
+    _local.ctx = ctx
     started = time.time()
     try:
         value = fn(**kwargs)
@@ -57,9 +114,27 @@ def execute(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Outcome:
         return Outcome(False, None, exc, text, started, finished,
                        "".join(out), "".join(err), threading.current_thread().name)
     finally:
-        _local.stdout = _local.stderr = None
+        _local.stdout = _local.stderr = _local.ctx = None
     return Outcome(True, value, None, None, started, time.time(),
                    "".join(out), "".join(err), threading.current_thread().name)
+
+
+class RunIf:
+    """``fn`` behind a ``run_if`` predicate that gets the same arguments.
+
+    A false predicate raises :class:`nbflow.SkipTask` before ``fn`` runs, so
+    the predicate runs on the worker like the task (never on the engine's
+    thread) and its own errors fail the task as the task's would.
+    """
+
+    def __init__(self, fn: Callable[..., Any], run_if: Callable[..., bool]):
+        self.fn, self.run_if = fn, run_if
+        self.__name__ = getattr(fn, "__name__", "task")
+
+    def __call__(self, **kwargs: Any) -> Any:
+        if not self.run_if(**kwargs):
+            raise SkipTask(f"run_if of {self.__name__!r} returned a false value")
+        return self.fn(**kwargs)
 
 
 class _Router:

@@ -15,8 +15,8 @@ class SyncExecutor:
     def start(self, report) -> None:
         self._report = report
 
-    def submit(self, token, fn, kwargs) -> None:
-        self._report((token, execute(fn, kwargs)))
+    def submit(self, token, fn, kwargs, ctx=None) -> None:
+        self._report((token, execute(fn, kwargs, ctx)))
 
     def cancel(self, token) -> None:
         pass  # nothing is ever in flight

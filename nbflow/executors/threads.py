@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from ..core.worker import execute
@@ -45,20 +46,25 @@ class ThreadExecutor:
             job = get()
             if job is None:
                 return
-            token, fn, kwargs = job
-            report((token, execute(fn, kwargs)))
+            token, fn, kwargs, ctx = job
+            report((token, execute(fn, kwargs, ctx)))
 
-    def submit(self, token, fn, kwargs) -> None:
-        self._jobs.put((token, fn, kwargs))
+    def submit(self, token, fn, kwargs, ctx=None) -> None:
+        self._jobs.put((token, fn, kwargs, ctx))
 
     def cancel(self, token) -> None:
         pass  # a running thread cannot be stopped; the engine discards its late result
 
-    def shutdown(self, wait: bool = False) -> None:
-        """Stop the threads once they are idle; with ``wait``, join them."""
+    def shutdown(self, timeout: float = 2.0) -> None:
+        """Stop the threads, waiting up to ``timeout`` seconds in all for them to end.
+
+        Idle threads end at once; one still inside a task (abandoned after a
+        timeout or a cancel) ends when the task returns, which a cooperative
+        task does soon after its ``cancelled`` flag is set.
+        """
         for _ in self._threads:
             self._jobs.put(None)
-        if wait:
-            for t in self._threads:
-                t.join()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(deadline - time.monotonic(), 0))
         self._threads.clear()
