@@ -1,0 +1,318 @@
+"""The IPython magics: ``%%task`` declares a cell as a task, ``%flow`` drives the flow.
+
+State lives in one :class:`FlowMagics` per shell: the flow the magics use (by
+default one named after the notebook, or the one ``%flow use VAR`` picked) and
+the last run ``%flow run`` made.  Nothing runs when a ``%%task`` cell is
+executed; the cell's source, its options and the user namespace it will run in
+are handed to :meth:`nbflow.Flow.cell_task`.
+
+``%flow`` dispatches on its first word through ``SUBCOMMANDS``, a table filled
+by :func:`subcommand`, so later features add a subcommand without touching the
+magic itself.  Bad arguments raise IPython's ``UsageError`` (one line, with the
+usage); nbflow's own errors about the flow (a cycle, a variable assigned by two
+task cells...) are shown as one line too, since a traceback through the magic
+machinery would only hide the message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.display import display
+
+from ..api import Flow, Run
+from ..core.engine import MODES
+from ..errors import NbflowError
+from .context import current_cell_id
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad arguments as a one-line ``UsageError``."""
+
+    def __init__(self, prog: str, usage: str | None = None):
+        super().__init__(prog=prog, usage=usage, add_help=False, allow_abbrev=False)
+
+    def error(self, message: str):
+        raise UsageError(f"{message}. {self.usage_line()}")
+
+    def usage_line(self) -> str:
+        """The usage on one line (argparse wraps long ones)."""
+        return " ".join(self.format_usage().split()).replace("usage:", "Usage:", 1)
+
+    def parse_line(self, line: str) -> argparse.Namespace:
+        try:
+            words = shlex.split(line)
+        except ValueError as e:  # an unclosed quote
+            self.error(str(e))
+        return self.parse_args(words)
+
+
+def _number(kind: type, *, low: float, strict: bool = False) -> Callable[[str], Any]:
+    """An argparse type: a ``kind`` at least ``low`` (greater if ``strict``)."""
+    word = {int: "an integer", float: "a number"}[kind]
+    bound = f"greater than {low:g}" if strict else f"at least {low:g}"
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {word}") from None
+        if value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def _names(text: str) -> list[str]:
+    """``"a, b"`` -> ``["a", "b"]``; an empty value is an empty list."""
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _task_parser() -> _Parser:
+    p = _Parser("%%task", usage="%(prog)s NAME [--after A,B] [--retries N] [--retry-delay S] "
+                "[--timeout S] [--priority P] [--tags a,b]")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--after", type=_names, default=None)
+    p.add_argument("--retries", type=_number(int, low=0), default=None)
+    p.add_argument("--retry-delay", type=_number(float, low=0), default=None)
+    p.add_argument("--timeout", type=_number(float, low=0, strict=True), default=None)
+    p.add_argument("--priority", type=int, default=0)
+    p.add_argument("--tags", type=_names, default=[])
+    return p
+
+
+TASK_PARSER = _task_parser()
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One ``%flow`` subcommand: its handler, its argument parser and a one-line summary."""
+
+    name: str
+    summary: str
+    parser: _Parser
+    handler: Callable[[FlowMagics, argparse.Namespace], None]
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {}
+
+
+def arg(*flags: str, **options: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """An argument of a subcommand, as ``argparse.add_argument`` takes it."""
+    return flags, options
+
+
+def subcommand(name: str, summary: str, *arguments: tuple[tuple[str, ...], dict[str, Any]]):
+    """Register the decorated ``handler(magics, args)`` as ``%flow NAME``.
+
+    Parameters
+    ----------
+    name
+        the word after ``%flow``.
+    summary
+        one line for the list of subcommands.
+    arguments
+        :func:`arg` entries, parsed from the rest of the line.
+    """
+    def register(handler: Callable[[FlowMagics, argparse.Namespace], None]):
+        parser = _Parser(f"%flow {name}")
+        for flags, options in arguments:
+            parser.add_argument(*flags, **options)
+        SUBCOMMANDS[name] = Subcommand(name, summary, parser, handler)
+        return handler
+
+    return register
+
+
+def _flow_usage() -> str:
+    return "Usage: %flow SUBCOMMAND [options], where SUBCOMMAND is one of: " + "; ".join(
+        f"{c.name} ({c.summary})" for c in SUBCOMMANDS.values())
+
+
+def _where(error: SyntaxError) -> str:
+    """``msg (line N of the cell: 'text')``, counting the magic line as line 1."""
+    if error.lineno is None:
+        return error.msg
+    text = f": {error.text.strip()!r}" if error.text else ""
+    return f"{error.msg} (line {error.lineno + 1} of the cell{text})"
+
+
+def _briefly(error: NbflowError) -> None:
+    """Make IPython show ``error`` as one line instead of a traceback through the magics."""
+    line = f"{type(error).__name__}: {error}"
+    error._render_traceback_ = lambda: [line]  # type: ignore[attr-defined]
+
+
+@magics_class
+class FlowMagics(Magics):
+    """``%%task`` and ``%flow``, bound to one flow at a time."""
+
+    def __init__(self, shell: Any, flow: Flow):
+        super().__init__(shell)
+        self.flow = flow
+        self.last_run: Run | None = None
+
+    @cell_magic("task")
+    def task_magic(self, line: str, cell: str) -> None:
+        """Declare this cell as a task of the flow; it does not run it.
+
+        Usage: ``%%task NAME [--after A,B] [--retries N] [--retry-delay S]
+        [--timeout S] [--priority P] [--tags a,b]``
+
+        Without ``--after`` the task depends on the task cells that assign the
+        names this cell reads (``--after ""`` turns that off).  When the flow
+        runs, the cell runs in the notebook's namespace, so what it assigns
+        becomes ordinary variables.  Re-running the cell redeclares the task.
+        """
+        args = TASK_PARSER.parse_line(line)
+        if args.name.startswith("-"):
+            TASK_PARSER.error(f"a task name cannot start with '-': {args.name!r}")
+        # IPython syntax (%magics, !shell) inside the task becomes plain Python.
+        source = self.shell.transform_cell(cell)
+        try:
+            self.flow.cell_task(args.name, source, self.shell.user_ns, after=args.after,
+                                retries=args.retries, retry_delay=args.retry_delay,
+                                timeout=args.timeout, priority=args.priority, tags=args.tags,
+                                cell_id=current_cell_id())
+        except NbflowError as e:
+            _briefly(e)
+            raise
+        except SyntaxError as e:
+            raise UsageError(f"task {args.name!r} is not valid Python: {_where(e)}") from None
+
+    @line_magic("flow")
+    def flow_magic(self, line: str) -> None:
+        """Drive the flow of the ``%%task`` cells.
+
+        ``%flow run [--workers N] [--mode eager|levels]``  run every task, show the run
+        ``%flow status``   the task table of the last run
+        ``%flow levels``   the tasks level by level (what can run together)
+        ``%flow graph``    draw the DAG
+        ``%flow reset``    forget every task of the flow (runs stay in the store)
+        ``%flow use VAR``  make the magics use the ``nbflow.Flow`` in variable VAR
+        """
+        word, _, rest = line.strip().partition(" ")
+        if not word:
+            raise UsageError(f"%flow needs a subcommand. {_flow_usage()}")
+        command = SUBCOMMANDS.get(word)
+        if command is None:
+            raise UsageError(f"%flow has no subcommand {word!r}. {_flow_usage()}")
+        args = command.parser.parse_line(rest)
+        try:
+            command.handler(self, args)
+        except NbflowError as e:
+            _briefly(e)
+            raise
+
+
+@subcommand("run", "run every task and show the run",
+            arg("--workers", type=_number(int, low=1), metavar="N", default=None),
+            arg("--mode", choices=MODES, default="eager"))
+def _run(m: FlowMagics, args: argparse.Namespace) -> None:
+    m.last_run = m.flow.run(workers=args.workers, mode=args.mode)
+    display(m.last_run)
+
+
+@subcommand("status", "the task table of the last run")
+def _status(m: FlowMagics, args: argparse.Namespace) -> None:
+    display(_require_run(m).status())
+
+
+@subcommand("levels", "the tasks level by level")
+def _levels(m: FlowMagics, args: argparse.Namespace) -> None:
+    levels = m.flow.levels()
+    if not levels:
+        print(f"flow {m.flow.name!r} has no tasks yet: declare some with %%task or @flow.task")
+    for k, names in enumerate(levels):
+        print(f"level {k}: {', '.join(names)}")
+
+
+@subcommand("graph", "draw the DAG")
+def _graph(m: FlowMagics, args: argparse.Namespace) -> None:
+    display(m.flow.graph())
+
+
+@subcommand("reset", "forget every task of the flow")
+def _reset(m: FlowMagics, args: argparse.Namespace) -> None:
+    n = len(m.flow)
+    m.flow.clear()
+    print(f"forgot {n} task{'s' * (n != 1)} of flow {m.flow.name!r}; its runs stay in the store")
+
+
+@subcommand("use", "make the magics use the Flow in a variable", arg("var", metavar="VAR"))
+def _use(m: FlowMagics, args: argparse.Namespace) -> None:
+    name = args.var
+    if name not in m.shell.user_ns:
+        raise UsageError(f"there is no variable {name!r}; create the flow first, e.g. "
+                         f"{name} = nbflow.Flow({name!r}), then %flow use {name}")
+    value = m.shell.user_ns[name]
+    if not isinstance(value, Flow):
+        raise UsageError(f"{name!r} holds an object of type {type(value).__name__}, not an "
+                         "nbflow.Flow; %flow use needs a variable that holds a Flow")
+    m.flow = value
+
+
+def _require_run(m: FlowMagics) -> Run:
+    if m.last_run is None:
+        raise UsageError("no run yet in this kernel; start one with %flow run")
+    return m.last_run
+
+
+def default_flow_name(environ: Mapping[str, str] = os.environ) -> str:
+    """The notebook's file name without extension (``JPY_SESSION_NAME``), else ``notebook``."""
+    session = environ.get("JPY_SESSION_NAME", "")
+    return Path(session).stem or "notebook"
+
+
+def load(ipython: Any) -> None:
+    """Register the magics on ``ipython`` (what ``%load_ext nbflow`` calls).
+
+    The first load creates a flow named after the notebook, recorded in the
+    default store; a reload keeps the flow and the last run.
+    """
+    old = ipython.magics_manager.registry.get(FlowMagics.__name__)
+    magics = FlowMagics(ipython, old.flow if old else Flow(default_flow_name()))
+    if old is not None:
+        magics.last_run = old.last_run
+    ipython.register_magics(magics)
+
+
+def _magics() -> FlowMagics:
+    from IPython import get_ipython
+    shell = get_ipython()
+    magics = shell.magics_manager.registry.get(FlowMagics.__name__) if shell else None
+    if magics is None:
+        raise NbflowError("the nbflow magics are not loaded here; run %load_ext nbflow first")
+    return magics
+
+
+def current_flow() -> Flow:
+    """The flow ``%%task`` and ``%flow`` use in this kernel.
+
+    Raises
+    ------
+    NbflowError
+        the extension is not loaded (``%load_ext nbflow``).
+    """
+    return _magics().flow
+
+
+def last_run() -> Run | None:
+    """The run ``%flow run`` made last in this kernel, or None before the first.
+
+    Raises
+    ------
+    NbflowError
+        the extension is not loaded (``%load_ext nbflow``).
+    """
+    return _magics().last_run

@@ -1,0 +1,43 @@
+"""Checks that need no kernel: every magic and option is documented; the default flow name."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from nbflow.notebook.magics import SUBCOMMANDS, TASK_PARSER, FlowMagics, default_flow_name
+
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "notebook.md").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
+def test_every_flow_subcommand_is_documented(name):
+    command = SUBCOMMANDS[name]
+    assert command.summary
+    [row] = [line for line in DOC.splitlines() if line.startswith(f"| `%flow {name}")]
+    [doc] = [line for line in FlowMagics.flow_magic.__doc__.splitlines()
+             if line.strip().startswith(f"``%flow {name}")]
+    for action in command.parser._actions:
+        for word in action.option_strings or [action.metavar]:
+            assert word in row and word in doc, word
+
+
+def test_every_task_option_is_documented():
+    flags = [f for action in TASK_PARSER._actions for f in action.option_strings]
+    assert flags
+    for flag in flags:
+        assert flag in TASK_PARSER.usage and flag in FlowMagics.task_magic.__doc__
+        assert re.search(rf"`{flag}\b", DOC), flag
+
+
+@pytest.mark.parametrize("session, name", [
+    ("/home/me/work/Sales Report.ipynb", "Sales Report"),
+    ("analysis.ipynb", "analysis"),
+    ("", "notebook"),
+    (None, "notebook"),
+])
+def test_default_flow_name(session, name):
+    environ = {} if session is None else {"JPY_SESSION_NAME": session}
+    assert default_flow_name(environ) == name
