@@ -1,0 +1,69 @@
+"""What nbflow is compared with: the standard library and dask on the same graph.
+
+Each runner is written the way a user of that tool would write it, with no
+nbflow-specific help: the graph is built inside the runner (nbflow's ``run``
+builds and validates its graph too), and every result is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from graphlib import TopologicalSorter
+
+
+def graphlib_threads(names: Sequence[str], deps: Sequence[Sequence[str]],
+                     fn: Callable[[], object], workers: int) -> dict[str, object]:
+    """Run ``fn`` once per task with ``graphlib`` and a ``ThreadPoolExecutor``.
+
+    The idiomatic loop: submit every ready task, wait for the first completion,
+    mark what finished as done.  Returns each task's result by name.
+
+    Raises
+    ------
+    graphlib.CycleError
+        the graph has a cycle.
+    """
+    sorter = TopologicalSorter(dict(zip(names, deps)))
+    sorter.prepare()
+    results: dict[str, object] = {}
+    running: dict = {}
+    with ThreadPoolExecutor(workers) as pool:
+        while sorter.is_active():
+            for name in sorter.get_ready():
+                running[pool.submit(fn)] = name
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                results[name] = future.result()
+                sorter.done(name)
+    return results
+
+
+def dask_graph(names: Sequence[str], deps: Sequence[Sequence[str]],
+               fn: Callable[..., object]) -> dict[str, tuple]:
+    """The same graph as a dask graph: each task is ``(fn, *its dependencies)``."""
+    return {name: (fn, *ds) for name, ds in zip(names, deps)}
+
+
+def dask_threaded(names: Sequence[str], deps: Sequence[Sequence[str]],
+                  fn: Callable[..., object], workers: int) -> tuple:
+    """Run the graph with ``dask.threaded.get`` on ``workers`` threads; every task's result."""
+    from dask.threaded import get
+    return get(dask_graph(names, deps, fn), list(names), num_workers=workers)
+
+
+def graphlib_levels(names: Sequence[str], deps: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
+    """Kahn levels with graphlib: each ``get_ready()`` batch, marked done whole, is a level.
+
+    ``prepare()`` is graphlib's cycle check, so this does what ``nbflow.core.graph.Graph``
+    construction does.
+    """
+    sorter = TopologicalSorter(dict(zip(names, deps)))
+    sorter.prepare()
+    levels = []
+    while sorter.is_active():
+        level = sorter.get_ready()
+        levels.append(level)
+        sorter.done(*level)
+    return levels

@@ -1,0 +1,160 @@
+"""The benchmark harness at tiny sizes: it must keep working, and measure the right thing.
+
+No timing is asserted here.  What is checked: the graphs are the ones the README
+describes, every runner runs every task once and after its dependencies, the
+levelling baseline finds nbflow's levels, and the runner and profiler complete.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import pytest
+
+from benchmarks import baselines, measure, profile_run, run
+from benchmarks.workloads import (BY_NAME, WORKERS, WORKLOADS, chain, layered, noop, random_dag,
+                                  wide)
+from nbflow.core.graph import Graph
+
+
+@pytest.fixture
+def declare(tmp_path):
+    """``measure.declare`` on a store in ``tmp_path``; the stores are closed afterwards."""
+    flows = []
+
+    def make(name, names, deps, fn):
+        flows.append(measure.declare(name, names, deps, fn, str(tmp_path / "bench.db")))
+        return flows[-1]
+
+    yield make
+    for flow in flows:
+        flow.store.close()
+
+
+def _level_sets(levels):
+    return [sorted(level) for level in levels]
+
+
+def test_full_size_graphs_are_the_ones_described():
+    names, deps = BY_NAME["wide"].shape()
+    assert len(names) == 10_000 and not any(deps)
+    names, deps = BY_NAME["chain"].shape()
+    assert len(names) == 1_000 and len(Graph(names, deps).levels()) == 1_000
+    names, deps = BY_NAME["layered"].shape()
+    graph = Graph(names, deps)
+    assert len(names) == 10_000 and len(graph.levels()) == 100
+    assert all(1 <= len(d) <= 3 for d in deps[100:]) and not any(deps[:100])
+    names, deps = BY_NAME["levelling"].shape()
+    assert len(names) == 100_000 and sum(map(len, deps)) == 300_000
+    assert len(BY_NAME["memory"].shape()[0]) == 100_000
+
+
+def test_generators_are_deterministic_and_layered_deps_point_one_level_back():
+    assert layered(300, 7) == layered(300, 7)
+    assert random_dag(200, 500, 20) == random_dag(200, 500, 20)
+    names, deps = layered(300, 7)
+    level = Graph(names, deps).level
+    index = {n: i for i, n in enumerate(names)}
+    assert all(level[index[d]] == level[i] - 1 for i, ds in enumerate(deps) for d in ds)
+
+
+def test_generators_refuse_impossible_shapes():
+    with pytest.raises(ValueError, match="need 0 < levels <= n, got levels=20, n=10"):
+        layered(10, 20)
+    with pytest.raises(ValueError, match="100 edges do not fit in 10 tasks with window 3"):
+        random_dag(10, 100, 3)
+
+
+def _assert_dependency_order(names, deps, ticket_of):
+    # Each task took a ticket from one shared counter when it ran: a dependency's
+    # ticket must be smaller than its dependent's, and no ticket may repeat.
+    tickets = [ticket_of(n) for n in names]
+    assert len(set(tickets)) == len(names)
+    index = {n: i for i, n in enumerate(names)}
+    for i, ds in enumerate(deps):
+        for d in ds:
+            assert tickets[index[d]] < tickets[i], (names[i], d)
+
+
+@pytest.mark.parametrize("shape", [wide(50), chain(50), layered(50, 5)],
+                         ids=["wide", "chain", "layered"])
+def test_every_runner_runs_each_task_once_after_its_dependencies(shape, declare):
+    names, deps = shape
+    counter = itertools.count()
+
+    def ticket(*_results):
+        return next(counter)
+
+    results = baselines.graphlib_threads(names, deps, ticket, WORKERS)
+    _assert_dependency_order(names, deps, results.__getitem__)
+    values = dict(zip(names, baselines.dask_threaded(names, deps, ticket, WORKERS)))
+    _assert_dependency_order(names, deps, values.__getitem__)
+    flow = declare("smoke", names, deps, ticket)
+    _seconds, nb_run = measure.time_flow(flow, WORKERS)
+    _assert_dependency_order(names, deps, nb_run.result)
+    assert next(counter) == 3 * len(names)
+
+
+def test_graphlib_levels_are_nbflow_levels():
+    for names, deps in (random_dag(60, 150, 8), layered(60, 6), chain(20), wide(20)):
+        assert _level_sets(baselines.graphlib_levels(names, deps)) == \
+            _level_sets(measure.build_graph(names, deps).levels())
+
+
+def test_a_failed_run_is_not_timed(declare):
+    def boom():
+        raise RuntimeError("boom")
+
+    flow = declare("smoke", ["a"], [[]], boom)
+    with pytest.raises(RuntimeError, match=r"benchmark run \S+ ended failed: \{'failed': 1\}"):
+        measure.time_flow(flow, WORKERS)
+
+
+def test_makespan_and_bound_of_the_tiny_sleep_workload(declare):
+    w = BY_NAME["sleep"]
+    names, deps = w.shape(tiny=True)
+    flow = declare("sleep", names, deps, w.task())
+    bound = measure.scheduling_bound(flow, w.task_seconds, WORKERS)
+    # 5 levels of 10 ms on the critical path, 50 x 10 ms of work over 8 workers
+    assert bound == pytest.approx(max(5 * 0.010, 50 * 0.010 / WORKERS))
+    _seconds, sleep_run = measure.time_flow(flow, WORKERS)
+    # A chain of 5 sleeps of 10 ms cannot finish sooner than 50 ms.
+    assert measure.makespan(sleep_run) >= 5 * 0.010
+
+
+def test_engine_memory_counts_the_engine_not_the_graph():
+    per_task, graph_per_task = measure.engine_memory(*wide(50))
+    assert per_task > 0 and graph_per_task > 0
+
+
+@pytest.mark.slow
+def test_runner_prints_a_row_per_workload(capsys):
+    rows = run.main(["--tiny", "--repeat", "1", "--markdown"])
+    assert [r.workload.name for r in rows] == [w.name for w in WORKLOADS]
+    out = capsys.readouterr().out
+    assert "| workload | nbflow | baseline | ratio | dask | target | result |" in out
+    for w in WORKLOADS:
+        assert f"| {w.name} |" in out
+    assert all(r.nbflow > 0 for r in rows)
+
+
+def test_runner_refuses_a_bad_repeat(capsys):
+    with pytest.raises(SystemExit):
+        run.main(["--repeat", "0"])
+    assert "--repeat must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_profiler_finds_the_store_writer_thread(capsys, declare):
+    # The CPU split reads the writer thread by name: pin that name here.
+    measure.check(declare("smoke", *chain(5), noop).run(workers=WORKERS))
+    assert profile_run.WRITER_THREAD in {t.name for t in threading.enumerate()}
+    profile_run.main(["chain", "--tiny", "--top", "5"])
+    out = capsys.readouterr().out
+    assert "store writer CPU" in out and "by tottime" in out
+    try:
+        import yappi  # noqa: F401
+    except ImportError:
+        assert "yappi is not installed" in out
+    else:
+        assert f"{profile_run.WRITER_THREAD}: top 5 functions" in out
