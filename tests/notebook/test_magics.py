@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import pytest
 from kernelsession import KernelSession, new_cell_id
@@ -36,6 +37,8 @@ def test_task_cell_is_declared_not_run(kernel: KernelSession):
     assert kernel.value("[(s.retries, s.timeout, s.priority, s.tags, s.kind)"
                         " for s in current_flow().build()[1]]") == [(2, 30.0, 5, ("io", "slow"),
                                                                      "cell")]
+    kernel.ok("%reload_ext nbflow")  # a reload keeps the flow and its tasks
+    assert kernel.value("current_flow().tasks") == ["fetch"]
 
 
 def test_dependencies_are_inferred_from_the_variables_cells_read(kernel: KernelSession):
@@ -158,6 +161,10 @@ def test_current_flow_without_the_extension_says_how_to_load_it(start_kernel):
     assert cell.reply["ename"] == "NbflowError"
     assert cell.reply["evalue"] == (
         "the nbflow magics are not loaded here; run %load_ext nbflow first")
+
+
+def test_the_kernel_runs_this_virtualenvs_python(shared_kernel):
+    assert shared_kernel.value("__import__('sys').prefix") == sys.prefix
 
 
 USAGE_TASK = r"Usage: %%task NAME \[--after A,B\] \[--retries N\] \[--retry-delay S\] " \
