@@ -7,14 +7,16 @@ kwargs)``, ``cancel(token)`` and ``shutdown()``.
 
 from __future__ import annotations
 
+from .processes import ProcessExecutor
 from .sync import SyncExecutor
 from .threads import ThreadExecutor
 
-EXECUTORS = {"threads": ThreadExecutor, "sync": SyncExecutor}
+EXECUTORS = {"threads": ThreadExecutor, "processes": ProcessExecutor, "sync": SyncExecutor}
 
 
 def make_executor(kind, workers: int | None = None, **options):
-    """An executor from its name (``"threads"``, ``"sync"``) or an instance given as is."""
+    """An executor from its name (``"threads"``, ``"processes"``, ``"sync"``) or an instance
+    given as is."""
     if not isinstance(kind, str):
         return kind
     try:

@@ -1,0 +1,247 @@
+"""What only the process executor does: real kills, worker reuse, crashes, pickling.
+
+The shared contract (ordering, failures, capture, timeout, cancel, context)
+is in ``test_contract.py``.  Functions defined inside these tests are shipped
+by value, as a notebook's are; the last test runs one from a real kernel.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+
+import pytest
+from test_contract import BOUND, child_pids, wait_for_cancel
+
+from nbflow import Flow, TaskCancelled, current_task
+from nbflow.core.worker import TaskContext
+from nbflow.executors.processes import ProcessExecutor, RemoteError, WorkerDied
+
+
+@pytest.fixture
+def flow(store_path):
+    return Flow("processes", store=store_path, executor="processes", workers=1)
+
+
+@pytest.fixture
+def pool():
+    """A started executor and the queue its outcomes arrive on: ``(executor, outcomes)``."""
+    outcomes: queue.SimpleQueue = queue.SimpleQueue()
+    ex = ProcessExecutor(1)
+    ex.start(outcomes.put)
+    yield ex, outcomes
+    ex.shutdown()
+    assert not child_pids()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_workers_start_once_and_are_reused(store_path):
+    flow = Flow("reuse", store=store_path, executor="processes", workers=2)
+    for k in range(12):
+        flow.task(os.getpid, name=f"pid{k}")
+    run = flow.run()
+    pids = {run.result(f"pid{k}") for k in range(12)}
+    assert len(pids) <= 2 and os.getpid() not in pids
+    assert not any(alive(p) for p in pids) and not child_pids()
+
+
+def test_a_timeout_kills_the_worker_running_the_attempt(flow, tmp_path):
+    pid_file = tmp_path / "pid"
+
+    @flow.task(timeout=3)
+    def stuck():
+        pid_file.write_text(str(os.getpid()))
+        time.sleep(600)
+
+    started = time.monotonic()
+    run = flow.run()
+    assert time.monotonic() - started < BOUND
+    assert run.task_state("stuck") == "failed"
+    assert not alive(int(pid_file.read_text()))
+
+
+def test_a_worker_that_dies_fails_the_attempt_and_a_new_one_takes_over(flow):
+    @flow.task(retries=2)
+    def crash():
+        ctx = current_task()
+        if ctx.attempt == 1:
+            os._exit(3)
+        if ctx.attempt == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return ctx.attempt
+
+    run = flow.run()
+    assert run.result("crash") == 3
+    errors = [ev[7]["error"] for ev in run.store.events(run.id) if ev[5] == "retrying"]
+    assert errors == [
+        "WorkerDied: the worker process running task 'crash' (attempt 1) exited with exit "
+        "code 3 before reporting its outcome (it crashed, was killed, e.g. by the system when "
+        "out of memory, or the task ended the process)",
+        "WorkerDied: the worker process running task 'crash' (attempt 2) exited with signal 9 "
+        "(SIGKILL) before reporting its outcome (it crashed, was killed, e.g. by the system "
+        "when out of memory, or the task ended the process)"]
+
+
+class Unpicklable(Exception):
+    def __init__(self, message):
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+class TwoArguments(Exception):
+    def __init__(self, what, why):   # default pickling calls cls(*args): one argument short
+        super().__init__(f"{what} because {why}")
+
+
+def test_an_exception_that_cannot_come_back_arrives_as_a_stand_in(flow):
+    @flow.task
+    def locked():
+        raise Unpicklable("holding a lock")
+
+    @flow.task
+    def two():
+        raise TwoArguments("no data", "the file is empty")
+
+    run = flow.run()
+    with pytest.raises(RemoteError, match=r"^test_processes\.Unpicklable: holding a lock$") as e:
+        run.result("locked")
+    assert e.value.type_name == "test_processes.Unpicklable"
+    assert "in locked" in e.value.remote_traceback
+    with pytest.raises(RemoteError, match=r"TwoArguments: no data because the file is empty$"):
+        run.result("two")
+
+
+def test_a_result_that_cannot_come_back_fails_the_task_clearly(flow):
+    @flow.task
+    def lock():
+        print("made a lock")
+        return threading.Lock()
+
+    run = flow.run()
+    with pytest.raises(Exception, match=r"^task 'lock' \(attempt 1\) returned a value that "
+                                        r"cannot be sent back from its worker process \("
+                                        r"TypeError: cannot pickle '_thread.lock' object\)\. "
+                                        r"Return picklable data, or run the task with "
+                                        r"executor='threads'\.$"):
+        run.result("lock")
+    assert run.logs("lock", "stdout") == "made a lock\n"
+
+
+def test_a_function_that_cannot_be_sent_fails_the_task_clearly(flow):
+    guard = threading.Lock()
+
+    @flow.task
+    def uses_lock():
+        with guard:
+            return 1
+
+    run = flow.run()
+    with pytest.raises(TypeError, match="cannot pickle '_thread.lock' object") as e:
+        run.result("uses_lock")
+    assert e.value.__notes__ == [
+        "nbflow: task 'uses_lock' (attempt 1) cannot be sent to a worker process. Functions "
+        "run with executor='processes' must not refer to open files, locks, connections or "
+        "a %%task cell's namespace; use executor='threads' for those."]
+
+
+def test_shutdown_kills_an_abandoned_attempt_and_leaves_no_process(pool):
+    ex, outcomes = pool
+    ex.submit((0, 1), wait_for_cancel, {}, TaskContext("stuck", 1))
+    (pid,) = ex.pids
+    started = time.monotonic()
+    ex.shutdown()
+    assert time.monotonic() - started < BOUND
+    assert not alive(pid) and not child_pids()
+
+
+def test_an_attempt_cancelled_before_it_started_never_runs(pool, tmp_path):
+    ex, outcomes = pool
+    marker = tmp_path / "ran"
+    ex.submit((0, 1), wait_for_cancel, {}, TaskContext("first", 1))
+    ex.submit((1, 1), marker.touch, {}, TaskContext("second", 1))
+    ex.cancel((1, 1))
+    ex.cancel((0, 1))
+    got = dict(outcomes.get(timeout=BOUND) for _ in range(2))
+    for token, name in (((0, 1), "first"), ((1, 1), "second")):
+        assert isinstance(got[token].error, TaskCancelled)
+        assert str(got[token].error) == (f"task {name!r} (attempt 1) was stopped: its worker "
+                                         "process was killed")
+    assert not marker.exists()
+
+
+def test_workers_ignore_an_interrupt_the_parent_decides(pool):
+    ex, outcomes = pool
+    (pid,) = ex.pids
+    for attempt in (1, 2):
+        ex.submit((0, attempt), os.getpid, {}, TaskContext("pid", attempt))
+        token, out = outcomes.get(timeout=BOUND)
+        assert out.ok and out.value == pid
+        os.kill(pid, signal.SIGINT)   # as a kernel interrupt reaching the process group
+
+
+NOTEBOOK_CELLS = [
+    """\
+import os
+from nbflow import Flow
+flow = Flow("nb", store="nb.db", executor="processes", workers=2)
+
+class Oops(Exception):
+    pass
+
+class Point:
+    def __init__(self, x):
+        self.x = x""",
+    """\
+@flow.task
+def load():
+    return [Point(k) for k in range(4)]
+
+@flow.task
+def total(load):
+    print("summing in", os.getpid())
+    return sum(p.x for p in load), os.getpid()
+
+@flow.task
+def broken(load):
+    raise Oops(f"{len(load)} points are not enough")
+
+run = flow.run()""",
+    """\
+points, pid = run.result("total")
+assert points == 6 and pid != os.getpid(), (points, pid)
+assert all(type(p) is Point for p in run.result("load"))   # the notebook's own class
+try:
+    run.result("broken")
+except Oops as e:   # the notebook's own exception type, not a copy
+    assert str(e) == "4 points are not enough"
+else:
+    raise AssertionError("no Oops")
+text = [ev[7]["traceback"] for ev in run.store.events(run.id) if ev[5] == "failed"][0]
+assert broken.__code__.co_filename in text, text   # the cell's file, not <dynamic-code>
+print(run.logs("total").startswith("summing in"), run.counts())""",
+]
+
+
+@pytest.mark.kernel
+def test_functions_and_classes_defined_in_a_notebook_run_in_worker_processes(tmp_path):
+    # Imported here: worker processes import this module, and nbclient is slow to import.
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in NOTEBOOK_CELLS])
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    last = nb.cells[-1].outputs
+    assert [o.get("text") for o in last] == [
+        "True {'succeeded': 2, 'failed': 1}\n"]
+    assert not child_pids()
