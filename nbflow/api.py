@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import threading
 import time
@@ -16,9 +15,10 @@ from .core.graph import Graph
 from .core.worker import capturing
 from .declare import (Declaration, cell_declaration, check_redeclaration, function_declaration,
                       resolve)
-from .errors import NoSuchTask, TaskFailedError
+from .errors import NbflowError, NoSuchRun, NoSuchTask, TaskFailedError
 from .executors import make_executor
 from .options import FLOW_DEFAULTS, task_options, validate
+from .results import ResultFiles, RunResults, results_folder
 
 
 class Flow:
@@ -29,9 +29,10 @@ class Flow:
     name
         The flow's name, recorded with each run.
     store
-        Where runs are recorded: a SQLAlchemy URL or a SQLite file path.  Default:
-        ``NBFLOW_STORE``, else ``.nbflow/nbflow.db`` in the working directory
-        (beside the notebook, in a kernel).
+        Where runs are recorded: a SQLAlchemy URL, a SQLite file path or a
+        :class:`nbflow.store.Store`.  Default: ``NBFLOW_STORE``, else
+        ``.nbflow/nbflow.db`` in the working directory (beside the notebook, in
+        a kernel).  Task results are saved beside it (``docs/reliability.md``).
     workers
         Default number of attempts run at once; without it, ``NBFLOW_WORKERS``
         (which ``nbflow run --workers N`` sets), else the executor's default.
@@ -53,6 +54,7 @@ class Flow:
         self._store_arg = store
         self._store = None
         self._decls: dict[str, Declaration] = {}
+        self._namespaces: dict[str, dict[str, Any]] = {}  # cell task -> where it restores to
 
     def __repr__(self) -> str:
         return f"<nbflow.Flow {self.name!r}: {len(self._decls)} tasks>"
@@ -131,6 +133,7 @@ class Flow:
         merged = task_options(self.defaults, options, name)
         self._add(cell_declaration(name, source, namespace,
                                    list(after) if after is not None else None, merged, cell_id))
+        self._namespaces[name] = namespace
 
     def _add(self, decl: Declaration) -> None:
         old = self._decls.get(decl.spec.name)
@@ -142,10 +145,12 @@ class Flow:
         """Forget the task ``name``."""
         if self._decls.pop(name, None) is None:
             raise NoSuchTask(self._unknown(name))
+        self._namespaces.pop(name, None)
 
     def clear(self) -> None:
         """Forget every task (runs stay in the store)."""
         self._decls.clear()
+        self._namespaces.clear()
 
     @property
     def tasks(self) -> list[str]:
@@ -201,12 +206,14 @@ class Flow:
         """The :class:`nbflow.store.Store` this flow records to (opened on first use)."""
         if self._store is None:
             from .store import Store
-            self._store = Store(self._store_arg)
+            arg = self._store_arg
+            self._store = arg if isinstance(arg, Store) else Store(arg)
         return self._store
 
     def run(self, *, workers: int | None = None, mode: str = "eager", executor: Any = None,
             policy: str | None = None, background: bool = False, sinks: Iterable[Any] = (),
-            fail_fast: bool = False, on_failure: str | None = None) -> Run:
+            fail_fast: bool = False, on_failure: str | None = None,
+            resume: bool | str = False, rerun: Iterable[str] = ()) -> Run:
         """Run every task; returns the :class:`Run`.
 
         Blocking by default: returns when every task is done.  With
@@ -223,9 +230,28 @@ class Flow:
         ``on_failure="compensate"`` then (or after any failure) undoes the
         succeeded tasks that declared a ``compensate``, last first.
         ``sinks`` receive the run's events as they happen (see ``core/engine.py``).
+
+        ``resume=True`` resumes the latest run of this flow in its store,
+        ``resume=RUN_ID`` that run: the new run (``params["resumed_from"]``)
+        restores every task whose result that run, or a run it resumed, saved,
+        and runs the others (failed ones included).  ``rerun`` names tasks to
+        run again even when their result could be restored, with everything
+        downstream of them.  See ``docs/reliability.md``.
+
+        Raises
+        ------
+        NoSuchRun
+            nothing to resume, or ``resume`` names a run of another flow.
+        LeaseHeldError
+            the run to resume is still live in another kernel (or this one).
+        StoreVersionConflict
+            that run was already resumed, or another kernel took it first.
         """
         graph, specs = self.build()
         store = self.store
+        resumed = self._resume_target(resume)
+        rerun_idx = self._with_downstream(graph, rerun)
+        results = RunResults(specs, ResultFiles(results_folder(store.path)), self._namespaces)
         kind = executor or self.executor
         ex = make_executor(kind, workers or self.workers or env_workers(),
                            **_thread_options(kind))
@@ -233,13 +259,19 @@ class Flow:
         created = time.time()
         params = {"workers": ex.workers, "mode": mode, "policy": policy or self.policy,
                   "executor": kind if isinstance(kind, str) else type(ex).__name__}
+        if resumed is not None:
+            params["resumed_from"] = resumed
         store.create_run(run_id, self.name, graph, [s.kind for s in specs], params, created,
-                         owner={"owner": uuid.uuid4().hex, "host": socket.gethostname(),
-                                "pid": os.getpid()})
-        engine = Engine(graph, specs, ex, sinks=[store.sink(run_id), *sinks], mode=mode,
+                         resumed_from=resumed)
+        known = store.result_index(store.resume_chain(resumed)) if resumed else {}
+        index = results.index_sink(store.record_results, run_id, graph.index)
+        engine = Engine(graph, specs, ex, sinks=[store.sink(run_id), index, *sinks], mode=mode,
                         policy=policy or self.policy, run_id=run_id, fail_fast=fail_fast,
-                        on_failure=on_failure)
+                        on_failure=on_failure, keyer=results.key,
+                        restore=results.restorer(known, rerun_idx, store.result_kind))
+        index.values = engine.results
         run = Run(self, run_id, engine)
+        store.keep_lease(run_id, run.cancel)
         if background:
             init = _thread_options("threads").get("initializer")
             run._thread = threading.Thread(target=run._execute, args=(init,), daemon=True,
@@ -249,6 +281,79 @@ class Flow:
             run._execute()
             run._raise_store_error()
         return run
+
+    def _resume_target(self, resume: bool | str) -> str | None:
+        if resume is False or resume is None:
+            return None
+        if resume is True:
+            latest = self.store.latest_run_id(self.name)
+            if latest is None:
+                raise NoSuchRun(f"flow {self.name!r} has no run in the store "
+                                f"{self.store.label} to resume; run it once without resume=")
+            return latest
+        if isinstance(resume, str):
+            return resume
+        raise TypeError(f"resume must be True, False or a run id, got {resume!r}")
+
+    def _with_downstream(self, graph: Graph, names: Iterable[str]) -> set[int]:
+        names = [names] if isinstance(names, str) else list(names)
+        for name in names:
+            if name not in graph.index:
+                raise NoSuchTask(self._unknown(name))
+        return {graph.index[n] for name in names for n in (name, *graph.descendants(name))}
+
+    # -- dead letters ------------------------------------------------------------------
+    def dead_letters(self, *, requeued: bool = False):
+        """Tasks of this flow's runs that failed after their last attempt, newest first.
+
+        A pandas DataFrame with columns run_id, task, attempt, error, traceback,
+        inputs (``{parameter: upstream result key}``), key, created and
+        requeued_by (the run that ran the task again).  Only those not yet
+        requeued, unless ``requeued=True``.
+        """
+        import pandas as pd
+        self.store.flush()
+        df = pd.DataFrame(self.store.dead_letters(self.name, requeued=requeued),
+                          columns=DEAD_LETTER_COLUMNS)
+        df["created"] = pd.to_datetime(df["created"], unit="s", utc=True)
+        return df
+
+    def requeue(self, run_id: str | None = None, tasks: Iterable[str] | None = None,
+                **options: Any) -> Run:
+        """Run dead letters again: a new run that resumes their run.
+
+        ``run_id`` defaults to the run of the newest dead letter not yet
+        requeued; ``tasks`` to all of that run's.  Those tasks and everything
+        downstream of them run again; every other task whose result the run
+        saved is restored, and the rest run (as in any resume).  The run's dead
+        letters are marked ``requeued_by`` the new run.  ``options`` are those
+        of :meth:`run` (``workers``, ``background``...).
+
+        Raises
+        ------
+        NbflowError
+            there is no dead letter to requeue, or a name in ``tasks`` is not
+            one of the run's.
+        """
+        self.store.flush()
+        letters = self.store.dead_letters(self.name, run_id=run_id)
+        if not letters:
+            where = f"run {run_id} of flow" if run_id else "flow"
+            raise NbflowError(f"{where} {self.name!r} has no dead letters waiting to be "
+                              "requeued; flow.dead_letters(requeued=True) also lists those "
+                              "already requeued")
+        run_id = letters[0]["run_id"]
+        dead = [row["task"] for row in letters if row["run_id"] == run_id]
+        chosen = dead if tasks is None else [tasks] if isinstance(tasks, str) else list(tasks)
+        stray = [t for t in chosen if t not in dead]
+        if stray:
+            raise NbflowError(f"task {stray[0]!r} is not a dead letter of run {run_id} waiting "
+                              f"to be requeued; its dead letters are: {', '.join(dead)}")
+        return self.run(resume=run_id, rerun=chosen, **options)
+
+
+DEAD_LETTER_COLUMNS = ["run_id", "task", "attempt", "error", "traceback", "inputs", "key",
+                       "created", "requeued_by"]
 
 
 def env_workers() -> int | None:
@@ -430,6 +535,7 @@ class Run:
         for col in ("started", "finished"):
             df[col] = pd.to_datetime(df[col], unit="s", utc=True)
         df.insert(6, "duration", (df["finished"] - df["started"]).dt.total_seconds())
+        df["cached"] = df["task"].isin(self.store.restored_tasks(self.id))
         return df
 
     def events(self):

@@ -77,6 +77,13 @@ class NoSuchTask(NbflowError, KeyError):
         return self.args[0]
 
 
+class NoSuchRun(NbflowError, KeyError):
+    """A run id was asked for that the store does not have (or that belongs to another flow)."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
 class StoreError(NbflowError):
     """The state store cannot be opened or written."""
 
@@ -87,6 +94,14 @@ class StoreVersionError(StoreError):
 
 class StoreLockedError(StoreError):
     """Another process holds the database lock past the busy timeout."""
+
+
+class StoreVersionConflict(StoreError):
+    """A compare-and-set update lost a race: another process changed the row first."""
+
+
+class LeaseHeldError(StoreError):
+    """A run is still owned by a live engine (another kernel, or this one)."""
 
 
 def _either(names: list[str]) -> str:

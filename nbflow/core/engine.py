@@ -206,9 +206,10 @@ class Engine:
         """Run until every task is terminal.  Mutates the run state (owner thread only)."""
         self.executor.start(self.inbox.put)
         try:
-            for i in range(len(self._names)):
-                if not self.remaining[i]:
-                    self._deps_done(i)
+            # The roots, listed first: a restored root ends at once and readies
+            # its dependents, which must not be started a second time here.
+            for i in [i for i, r in enumerate(self.remaining) if not r]:
+                self._deps_done(i)
             self._loop()
             if self.on_failure == "compensate" and self._needs_compensation():
                 self._compensate()

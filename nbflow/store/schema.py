@@ -8,8 +8,8 @@ that every update increments.
 
 from __future__ import annotations
 
-from sqlalchemy import (Column, Float, ForeignKeyConstraint, Integer, MetaData, String, Table,
-                        Text)
+from sqlalchemy import (Column, Float, ForeignKeyConstraint, Index, Integer, MetaData, String,
+                        Table, Text)
 
 SCHEMA_VERSION = 1
 
@@ -34,6 +34,9 @@ runs = Table(
     Column("heartbeat", Float),
     Column("params", Text),
     Column("version", Integer, nullable=False, default=1),
+    # The run this one resumes.  Unique: a run is resumed at most once, so two
+    # kernels resuming it at the same moment cannot both win (leases.py).
+    Column("resumed_from", String(64), unique=True),
 )
 
 tasks = Table(
@@ -78,4 +81,36 @@ logs = Table(
     Column("stdout", Text, nullable=False),
     Column("stderr", Text, nullable=False),
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
+)
+
+# Tasks that failed after their last attempt, written by the writer in the
+# same transaction as their final ``failed`` event.  ``requeued_by`` goes from
+# NULL to the id of the run that runs them again, compare-and-set on NULL.
+dead_letters = Table(
+    "dead_letters", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("task", String(255), primary_key=True),
+    Column("attempt", Integer, nullable=False),
+    Column("error", Text),
+    Column("traceback", Text),
+    Column("inputs", Text),                    # JSON {parameter: upstream result key}
+    Column("key", String(64)),
+    Column("created", Float, nullable=False),
+    Column("requeued_by", String(64)),
+    ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
+)
+
+# Index of persisted results (``nbflow/results.py``): kind "none" for a task
+# that returned None (no file), "file" for one whose pickle is in the results
+# folder under ``key``.
+results = Table(
+    "results", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("task", String(255), primary_key=True),
+    Column("key", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("created", Float, nullable=False),
+    ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
+    Index("results_by_key", "key"),
+    sqlite_with_rowid=False,
 )

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..core.events import Detail
 from ..core.graph import Graph
+from ..errors import StoreVersionConflict
+from .leases import LeaseKeeper, Owner, claim, resolve_ttl
 from .open import open_engine, raise_if_newer, resolve_url, sqlite_path
-from .schema import SCHEMA_VERSION, events, logs, meta, metadata, runs, tasks
+from .schema import (SCHEMA_VERSION, dead_letters, events, logs, meta, metadata, results, runs,
+                     tasks)
 from .sql import translate_error
 from .writer import Writer
 
@@ -35,17 +38,27 @@ class Store:
         and other SQLAlchemy URLs are used as they are.
     busy_timeout
         seconds to wait for another process's lock before failing.
+    lease_ttl
+        seconds without a heartbeat after which another engine may take over a
+        run this store left running (default ``NBFLOW_LEASE_TTL``, else 30);
+        see ``leases.py``.
 
     Raises
     ------
     StoreError, StoreVersionError, StoreLockedError
+    ValueError
+        ``lease_ttl`` (or ``NBFLOW_LEASE_TTL``) is not a number of seconds > 0.
     """
 
-    def __init__(self, url: str | None = None, *, busy_timeout: float = 5.0):
+    def __init__(self, url: str | None = None, *, busy_timeout: float = 5.0,
+                 lease_ttl: float | None = None):
         self.url = resolve_url(url)
         self.path = sqlite_path(self.url)
         self.label = repr(self.path) if self.path else _redact(self.url)
+        ttl = resolve_ttl(lease_ttl)
         self.engine = open_engine(self.url, busy_timeout)
+        self.owner = Owner.here()
+        self._leases = LeaseKeeper(self.engine, self.owner, ttl)
         self._writer: Writer | None = None
         self._lock = threading.Lock()
         try:
@@ -67,16 +80,40 @@ class Store:
 
     # -- writing ---------------------------------------------------------------
     def create_run(self, run_id: str, flow: str, graph: Graph, kinds: Sequence[str],
-                   params: dict[str, Any], created: float, owner: dict[str, Any]) -> None:
-        """Record a new run and its task definitions (synchronously, one transaction)."""
+                   params: dict[str, Any], created: float, owner: dict[str, Any] | None = None,
+                   resumed_from: str | None = None) -> None:
+        """Record a new run and its task definitions (synchronously, one transaction).
+
+        The run is owned by this store (``owner`` overrides who is recorded).
+        With ``resumed_from``, the same transaction claims that run of ``flow``
+        (``leases.claim``) and marks its dead letters requeued by this run.
+
+        Raises
+        ------
+        NoSuchRun, LeaseHeldError, StoreVersionConflict
+            ``resumed_from`` cannot be resumed (see ``leases.claim``).
+        """
         # The run row is written now, so a locked or read-only store fails
         # before anything runs; the task rows follow on the writer thread, ahead
         # of the run's first events in the same queue.
         try:
             with self.engine.begin() as conn:
+                if resumed_from is not None:
+                    claim(conn, resumed_from, flow, self._leases, created)
                 conn.execute(insert(runs).values(
                     id=run_id, flow=flow, state="running", created=created,
-                    params=json.dumps(params, default=str), version=1, heartbeat=created, **owner))
+                    params=json.dumps(params, default=str), version=1, heartbeat=created,
+                    resumed_from=resumed_from, **(owner or self.owner.columns())))
+                if resumed_from is not None:
+                    conn.execute(update(dead_letters).where(
+                        dead_letters.c.run_id == resumed_from,
+                        dead_letters.c.requeued_by.is_(None)).values(requeued_by=run_id))
+        except IntegrityError as exc:
+            if resumed_from is None:
+                raise
+            raise StoreVersionConflict(
+                f"run {resumed_from} was resumed by another kernel at the same moment; "
+                "resume the latest run of the flow instead (flow.run(resume=True)).") from exc
         except DBAPIError as exc:
             raise translate_error(exc, self.label) from exc
         names, preds, level = graph.names, graph.preds, graph.level
@@ -90,12 +127,37 @@ class Store:
         """An engine sink that records ``run_id``'s events and logs."""
         return RunSink(self._get_writer(), run_id)
 
+    def keep_lease(self, run_id: str, on_lost: Callable[[str], None]) -> None:
+        """Heartbeat ``run_id`` until :meth:`finish_run`; ``on_lost(message)`` if it is
+        taken over meanwhile (see ``leases.py``)."""
+        self._leases.hold(run_id, on_lost)
+
+    def record_results(self, run_id: str, rows: list[tuple]) -> None:
+        """Queue rows of the ``results`` index: ``(run_id, task, key, kind, created)``."""
+        self._get_writer().put("results", run_id, rows)
+
     def finish_run(self, run_id: str, state: str, finished: float) -> None:
-        """Record the run's final state after its events and wait for the commit."""
+        """Record the run's final state after its events are committed.
+
+        Raises
+        ------
+        StoreVersionConflict
+            another engine took the run over meanwhile; its state is left as
+            that engine set it.
+        """
+        lost = self._leases.release(run_id)
         w = self._get_writer()
-        w.put("run", run_id, (state, finished))
         w.put("forget", run_id, None)
         w.flush()
+        # Only the owner may end its run: a run taken over stays "crashed".
+        with self.engine.begin() as conn:
+            done = conn.execute(update(runs).where(runs.c.id == run_id,
+                                                   runs.c.owner == self.owner.id)
+                                .values(state=state, finished=finished,
+                                        version=runs.c.version + 1)).rowcount
+        if not done:
+            raise StoreVersionConflict(lost or f"run {run_id} was taken over by another engine "
+                                       "while this one ran it; its final state was not recorded")
 
     def flush(self) -> None:
         if self._writer is not None:
@@ -107,6 +169,7 @@ class Store:
             writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
+        self._leases.close()
         self.engine.dispose()
 
     def _get_writer(self) -> Writer:
@@ -167,6 +230,53 @@ class Store:
             q = q.where(logs.c.task == task)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def restored_tasks(self, run_id: str) -> set[str]:
+        """Tasks of the run that succeeded without running (restored results)."""
+        q = select(events.c.task).where(events.c.run_id == run_id,
+                                        events.c.to_state == "succeeded",
+                                        events.c.from_state.in_(("pending", "ready")))
+        with self.engine.connect() as conn:
+            return set(conn.execute(q).scalars())
+
+    def dead_letters(self, flow: str, run_id: str | None = None, requeued: bool = False
+                     ) -> list[dict[str, Any]]:
+        """Dead letters of ``flow`` (or of one of its runs), newest first; with
+        ``requeued`` also those already requeued."""
+        q = (select(dead_letters).join(runs, runs.c.id == dead_letters.c.run_id)
+             .where(runs.c.flow == flow)
+             .order_by(dead_letters.c.created.desc(), dead_letters.c.task))
+        if run_id is not None:
+            q = q.where(dead_letters.c.run_id == run_id)
+        if not requeued:
+            q = q.where(dead_letters.c.requeued_by.is_(None))
+        with self.engine.connect() as conn:
+            out = [dict(r._mapping) for r in conn.execute(q)]
+        for row in out:
+            row["inputs"] = json.loads(row["inputs"]) if row["inputs"] else {}
+        return out
+
+    def resume_chain(self, run_id: str) -> list[str]:
+        """``run_id``, the run it resumed, the run that one resumed, and so on."""
+        chain: list[str] = []
+        with self.engine.connect() as conn:
+            while run_id is not None and run_id not in chain:
+                chain.append(run_id)
+                run_id = conn.execute(select(runs.c.resumed_from)
+                                      .where(runs.c.id == run_id)).scalar()
+        return chain
+
+    def result_index(self, run_ids: Iterable[str]) -> dict[str, str]:
+        """``{key: kind}`` of the results indexed by these runs."""
+        q = select(results.c.key, results.c.kind).where(results.c.run_id.in_(list(run_ids)))
+        with self.engine.connect() as conn:
+            return dict(conn.execute(q).all())
+
+    def result_kind(self, key: str) -> str | None:
+        """The kind of a result indexed under ``key`` by any run, or None."""
+        q = select(results.c.kind).where(results.c.key == key).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(q).scalar()
 
 
 class RunSink:

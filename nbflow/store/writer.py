@@ -2,10 +2,16 @@
 
 The engine hands batches over with a non-blocking ``put``; this thread drains
 everything queued, folds the events into the task rows (``core.replay.apply``)
-and writes it all in one transaction.  Persistence therefore costs the engine a
+and writes it all in one transaction.  A task's final failure (a ``failed``
+event after a running attempt) also becomes a row of ``dead_letters`` in that
+transaction; index rows of persisted results (``nbflow/results.py``) arrive
+ready-made.  Persistence therefore costs the engine a
 queue put per loop turn, whatever the number of transitions.
 
 The thread owns its connection and its mirror of the task rows it updates.
+Task rows are written by the run's owner only (the engine holding its lease,
+``leases.py``), so their updates need no compare-and-set; their ``version``
+still counts the changes for readers.
 A write error is kept and re-raised by :meth:`Writer.flush` (the run learns of
 it when it ends), never inside the engine.
 """
@@ -55,8 +61,10 @@ class Writer:
                           f" error={p}, version=version+1 WHERE run_id={p} AND name={p}")
         self._sql_log = (f"INSERT INTO logs (run_id, task, attempt, stdout, stderr) "
                          f"VALUES ({p}, {p}, {p}, {p}, {p})")
-        self._sql_run = (f"UPDATE runs SET state={p}, finished={p}, version=version+1 "
-                         f"WHERE id={p}")
+        self._sql_dead = ("INSERT INTO dead_letters (run_id, task, attempt, error, traceback,"
+                          f" inputs, key, created) VALUES ({', '.join([p] * 8)})")
+        self._sql_result = ("INSERT INTO results (run_id, task, key, kind, created) VALUES "
+                            f"({', '.join([p] * 5)})")
         self._sql_task_insert = ("INSERT INTO tasks (run_id, name, idx, level, deps, kind, state,"
                                  " attempt, started, finished, error, version) VALUES "
                                  f"({', '.join([p] * 11)}, 1)")
@@ -110,7 +118,7 @@ class Writer:
 
     def _write(self, items: list) -> None:
         event_rows: list[tuple] = []
-        task_rows, log_rows, run_rows, forget = [], [], [], []
+        task_rows, log_rows, dead_rows, result_rows, forget = [], [], [], [], []
         for kind, run_id, payload in items:
             if kind == "events":
                 changed = fold(self._rows.setdefault(run_id, {}), payload)
@@ -118,6 +126,8 @@ class Writer:
                 task_rows.extend((*row, run_id, name) for name, row in changed.items()
                                  if name not in unwritten)
                 event_rows.extend(payload)
+                dead_rows.extend(_dead_letter(ev) for ev in payload
+                                 if ev[5] == "failed" and ev[4] == "running")
             elif kind == "tasks":
                 rows = self._rows.setdefault(run_id, {})
                 unwritten = self._unwritten.setdefault(run_id, {})
@@ -126,8 +136,8 @@ class Writer:
                     rows[name] = new_row()
             elif kind == "logs":
                 log_rows.extend((run_id, *rec) for rec in payload)
-            elif kind == "run":
-                run_rows.append((payload[0], payload[1], run_id))
+            elif kind == "results":
+                result_rows.extend(payload)
             elif kind == "forget":
                 forget.append(run_id)
         # Task rows not yet in the database go in once, already in their current
@@ -138,7 +148,7 @@ class Writer:
         self._unwritten.clear()
         for run_id in forget:
             self._rows.pop(run_id, None)
-        if not (event_rows or task_inserts or log_rows or run_rows):
+        if not (event_rows or task_inserts or log_rows or result_rows):
             return
         if not self._native_detail:
             event_rows = [(*ev[:7], None if ev[7] is None else _encode(ev[7]))
@@ -152,8 +162,23 @@ class Writer:
                 conn.exec_driver_sql(self._sql_task, task_rows)
             if log_rows:
                 conn.exec_driver_sql(self._sql_log, log_rows)
-            if run_rows:
-                conn.exec_driver_sql(self._sql_run, run_rows)
+            if dead_rows:
+                conn.exec_driver_sql(self._sql_dead, dead_rows)
+            if result_rows:
+                conn.exec_driver_sql(self._sql_result, result_rows)
+
+
+def _dead_letter(ev: tuple) -> tuple:
+    """The dead-letter row of a final-failure event (its detail is the engine's record).
+
+    A failed compensation (``compensating -> failed``) is not one: the task's
+    own work succeeded, and running it again would not undo anything.
+    """
+    run_id, _seq, task, attempt, _frm, _to, at, detail = ev
+    detail = detail or {}
+    inputs = detail.get("inputs")
+    return (run_id, task, attempt, detail.get("error"), detail.get("traceback"),
+            None if inputs is None else json.dumps(inputs), detail.get("key"), at)
 
 
 # One encoder for every detail: json.dumps with options builds a new one per call.

@@ -1,0 +1,324 @@
+"""Persisted task results: their keys, their files, and restoring them.
+
+A task's *key* names its result: a sha256 over the task's name, its code and
+the keys of its inputs (its dependencies' keys, in ``graph.preds`` order).  The
+same code fed the same inputs gets the same key in any run and any kernel,
+which is what lets a resumed run (``flow.run(resume=...)``) and a cached task
+(``cache=True``) take a stored result instead of running the task again.
+
+Who does what, and on which thread:
+
+* :func:`code_digest` hashes a task's code once per declaration (the digest is
+  cached on the function object); :meth:`RunResults.key` is the engine's
+  ``keyer`` hook and only combines digests, so it is cheap on the engine thread.
+* The worker that ran a task saves its result: :class:`PersistResult` wraps the
+  task's function and, before the attempt returns, pickles a non-None result
+  with cloudpickle to ``<results folder>/<key>.pkl`` (tmp file + ``os.replace``,
+  so a file is whole or absent).  A None result needs no file.  A result that
+  does not pickle is not saved (the task's stderr log says so).
+* :class:`IndexSink` (an engine sink, engine thread) turns each ``succeeded``
+  event of an attempt into a row of the store's ``results`` index: kind
+  ``"none"`` or ``"file"``.  Only indexed results are restored, so a success
+  whose event or index row was not committed when the process died runs again
+  (at-least-once).
+* :class:`Restorer` is the engine's ``restore`` hook: a key indexed by the run
+  being resumed (or the runs it resumed in turn), or by any run for a
+  ``cache=True`` task, is loaded back; a cell task's variables go back into the
+  notebook namespace.  A file that is missing or does not load is a miss: the
+  task runs again.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pickle
+import sys
+import threading
+import types
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
+from typing import Any
+
+from .core.spec import TaskSpec
+from .core.worker import current_task
+
+MISS = (False, None)
+_SIMPLE = (int, float, complex, str, bytes, bool, type(None))
+_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def results_folder(store_path: str | None) -> str:
+    """Where result files go: ``NBFLOW_RESULTS``, else ``results/`` beside a SQLite
+    store file, else ``.nbflow/results`` in the working directory."""
+    folder = os.environ.get("NBFLOW_RESULTS")
+    if folder:
+        return os.path.abspath(folder)
+    if store_path is not None:
+        return os.path.join(os.path.dirname(store_path), "results")
+    return os.path.abspath(os.path.join(".nbflow", "results"))
+
+
+# -- keys ---------------------------------------------------------------------------
+def code_digest(fn: Callable[..., Any]) -> bytes:
+    """A digest of what ``fn`` computes, stable across kernels and Python sessions.
+
+    It covers the bytecode and constants of ``fn`` and of the functions and
+    code objects it encloses, the names it uses, and its defaults and closure
+    values when they are plain data (numbers, strings, tuples of them...);
+    other values count by type only.  Globals and helper functions it calls by
+    name are *not* followed: change the task's code, or its name, to change
+    its key.  Cached per function object, so it is computed once per
+    declaration.
+    """
+    try:
+        return _DIGESTS[fn]
+    except (KeyError, TypeError):
+        pass
+    h = hashlib.sha256(b"nbflow-code-1 %d.%d\0" % sys.version_info[:2])
+    _feed_callable(h, fn, set())
+    digest = h.digest()
+    with suppress(TypeError):  # not weak-referenceable: hashed again next run
+        _DIGESTS[fn] = digest
+    return digest
+
+
+def _feed_callable(h, obj: Any, seen: set[int]) -> None:
+    if id(obj) in seen:  # a closure that refers to itself
+        h.update(b"<again>")
+        return
+    seen.add(id(obj))
+    if isinstance(obj, functools.partial):
+        _feed_callable(h, obj.func, seen)
+        _feed_value(h, obj.args, seen)
+        _feed_value(h, sorted(obj.keywords.items()), seen)
+        return
+    fn = getattr(obj, "__func__", obj)  # a bound method: its function
+    code = getattr(fn, "__code__", None)
+    if code is None:  # a callable object: what its class's __call__ does
+        cls = type(obj)
+        h.update(f"{cls.__module__}.{cls.__qualname__}\0".encode())
+        call = getattr(cls, "__call__", None)
+        if getattr(call, "__code__", None) is not None:
+            _feed_callable(h, call, seen)
+        return
+    _feed_code(h, code)
+    for value in fn.__defaults__ or ():
+        _feed_value(h, value, seen)
+    _feed_value(h, sorted((fn.__kwdefaults__ or {}).items()), seen)
+    for cell in fn.__closure__ or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # a cell not yet assigned
+            value = None
+        _feed_value(h, value, seen)
+
+
+def _feed_code(h, code: types.CodeType) -> None:
+    h.update(code.co_code)
+    # Line numbers and file names are left out: moving a function within its
+    # cell, or a new kernel's file names, must not change the key.
+    h.update("\0".join((*code.co_names, *code.co_varnames, *code.co_freevars)).encode())
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _feed_code(h, const)
+        else:
+            h.update(_stable(const).encode() + b"\0")
+
+
+def _feed_value(h, value: Any, seen: set[int]) -> None:
+    if isinstance(value, (types.FunctionType, types.MethodType, functools.partial)):
+        _feed_callable(h, value, seen)
+    elif isinstance(value, types.CodeType):
+        _feed_code(h, value)
+    else:
+        h.update(_stable(value).encode() + b"\0")
+
+
+def _stable(value: Any, depth: int = 0) -> str:
+    """A text for ``value`` that is the same in every process (no addresses, no
+    set order); plain data in full, anything else by its type."""
+    if isinstance(value, _SIMPLE):
+        return repr(value)
+    cls = type(value)
+    if isinstance(value, (tuple, list, frozenset, set)) and len(value) <= 64 and depth < 4:
+        parts = [_stable(v, depth + 1) for v in value]
+        if isinstance(value, (frozenset, set)):
+            parts.sort()
+        return f"{cls.__name__}({','.join(parts)})"
+    return f"<{cls.__module__}.{cls.__qualname__}>"
+
+
+# -- result files -----------------------------------------------------------------
+class ResultFiles:
+    """One folder of pickled results, one file per key, each written atomically."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def __repr__(self) -> str:
+        return f"ResultFiles({self.folder!r})"
+
+    def path(self, key: str) -> str:
+        return os.path.join(self.folder, key + ".pkl")
+
+    def save(self, key: str, value: Any) -> str | None:
+        """Pickle ``value`` under ``key``; None when saved, else why it was not."""
+        import cloudpickle
+        try:
+            data = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # anything a __reduce__ may raise
+            return f"it does not pickle ({type(exc).__name__}: {exc})"
+        path = self.path(key)
+        tmp = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            with suppress(OSError):
+                os.unlink(tmp)
+            return f"it could not be written to {self.folder} ({exc.strerror or exc})"
+        return None
+
+    def load(self, key: str) -> tuple[bool, Any]:
+        """``(True, value)``, or ``(False, None)`` for a missing or unreadable file."""
+        try:
+            with open(self.path(key), "rb") as f:
+                return True, pickle.load(f)
+        except Exception:  # missing, truncated by a crash, or from an incompatible library
+            return MISS
+
+
+class PersistResult:
+    """A task function that saves its own result under its attempt's key.
+
+    Runs on the worker, so the pickling cost lands where the task ran, and a
+    process or Dask worker writes the file itself.  Picklable (by reference to
+    this class) whenever the wrapped function is.
+    """
+
+    def __init__(self, fn: Callable[..., Any], files: ResultFiles):
+        self.fn, self.files = fn, files
+        self.__name__ = getattr(fn, "__name__", "task")
+
+    def __call__(self, **kwargs: Any) -> Any:
+        value = self.fn(**kwargs)
+        if value is not None:
+            try:
+                ctx = current_task()
+            except RuntimeError:  # called outside a run: nothing to save it under
+                return value
+            if ctx.key is not None:
+                why = self.files.save(ctx.key, value)
+                if why is not None:
+                    # The worker routes stderr to this task's log: the user sees it there.
+                    sys.stderr.write(f"nbflow: the result of task {ctx.name!r} was not saved: "
+                                     f"{why}; a resumed run will run this task again.\n")
+        return value
+
+
+# -- one run ------------------------------------------------------------------------
+class RunResults:
+    """Keys, result saving and restoring for one run of ``specs``.
+
+    Building it wraps each spec's function in :class:`PersistResult` (the specs
+    are the run's own copies, fresh from ``flow.build()``).  ``namespaces`` maps
+    a cell task's name to the namespace its variables are restored into.
+    """
+
+    def __init__(self, specs: Sequence[TaskSpec], files: ResultFiles,
+                 namespaces: dict[str, dict[str, Any]]):
+        self.files = files
+        self.bases = [hashlib.sha256(spec.name.encode() + b"\0" + code_digest(spec.fn))
+                      .hexdigest() for spec in specs]
+        self.cache = [spec.cache for spec in specs]
+        self.namespaces = {i: namespaces[s.name] for i, s in enumerate(specs)
+                           if s.kind == "cell" and s.name in namespaces}
+        for spec in specs:
+            spec.fn = PersistResult(spec.fn, files)
+
+    def key(self, i: int, input_keys: list[str | None]) -> str | None:
+        """The engine's keyer: task ``i``'s key, None when an input has no key."""
+        if not input_keys:
+            return self.bases[i]
+        if None in input_keys:  # downstream of a skipped or failed task: not keyed
+            return None
+        return hashlib.sha256("\0".join((self.bases[i], *input_keys)).encode()).hexdigest()
+
+    def restorer(self, known: dict[str, str], rerun: Iterable[int],
+                 lookup: Callable[[str], str | None]) -> Restorer | None:
+        """The engine's restore hook, or None when nothing could be restored.
+
+        ``known``: key -> kind indexed by the resumed run and its own resumed
+        runs; ``lookup(key)``: the kind indexed by any run (for ``cache=True``
+        tasks); ``rerun``: tasks never restored.
+        """
+        if not known and not any(self.cache):
+            return None
+        return Restorer(self.files, known, frozenset(rerun), self.cache, lookup,
+                        self.namespaces)
+
+    def index_sink(self, record: Callable[[str, list[tuple]], None], run_id: str,
+                   index: dict[str, int]) -> IndexSink:
+        return IndexSink(record, run_id, index, self.files)
+
+
+class Restorer:
+    """``restore(i, key) -> (found, value)`` for the engine (engine thread)."""
+
+    def __init__(self, files: ResultFiles, known: dict[str, str], rerun: frozenset[int],
+                 cache: list[bool], lookup: Callable[[str], str | None],
+                 namespaces: dict[int, dict[str, Any]]):
+        self.files, self.known, self.rerun = files, known, rerun
+        self.cache, self.lookup, self.namespaces = cache, lookup, namespaces
+
+    def __call__(self, i: int, key: str) -> tuple[bool, Any]:
+        if i in self.rerun:
+            return MISS
+        kind = self.known.get(key)
+        if kind is None and self.cache[i]:
+            kind = self.lookup(key)
+        if kind is None:
+            return MISS
+        found, value = (True, None) if kind == "none" else self.files.load(key)
+        namespace = self.namespaces.get(i)
+        if found and namespace is not None:
+            namespace.update(value)
+        return found, value
+
+
+class IndexSink:
+    """Engine sink: index the result of each succeeded attempt in the store.
+
+    ``values`` must be set to the engine's ``results`` list before the run
+    starts (the engine sets a task's value before its ``succeeded`` event, and
+    never changes it after).
+    """
+
+    def __init__(self, record: Callable[[str, list[tuple]], None], run_id: str,
+                 index: dict[str, int], files: ResultFiles):
+        self.record, self.run_id, self.index, self.files = record, run_id, index, files
+        self.values: list[Any] = []
+
+    def events(self, batch: list[tuple]) -> None:
+        rows = []
+        for _run, _seq, task, _attempt, frm, to, at, detail in batch:
+            # Restored tasks (from pending) are already indexed by an earlier run.
+            if to != "succeeded" or frm != "running" or not detail:
+                continue
+            key = detail.get("key")
+            if key is None:
+                continue
+            if self.values[self.index[task]] is None:
+                rows.append((self.run_id, task, key, "none", at))
+            elif os.path.exists(self.files.path(key)):
+                rows.append((self.run_id, task, key, "file", at))
+        if rows:
+            self.record(self.run_id, rows)
+
+    def logs(self, batch: list[tuple]) -> None:
+        pass
