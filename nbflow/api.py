@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -54,6 +55,8 @@ class Flow:
         self._store_arg = store
         self._store = None
         self._decls: dict[str, Declaration] = {}
+        self._last_run: Run | None = None
+        self._run_listeners: list[Callable[[Run], None]] = []  # dashboards that follow the flow
         self._namespaces: dict[str, dict[str, Any]] = {}  # cell task -> where it restores to
 
     def __repr__(self) -> str:
@@ -200,6 +203,16 @@ class Flow:
         g.add_edges_from((dep, spec.name) for spec in specs for dep in spec.deps)
         return g
 
+    def dashboard(self, *, collapse_above: int | None = 300):
+        """A live dashboard of this flow: its latest run in this kernel, then every new run.
+
+        Display it, then run the flow (blocking or ``background=True``): the DAG,
+        the status table and the timeline follow.  ``collapse_above``: see
+        :class:`nbflow.notebook.widgets.Dashboard`.
+        """
+        from .notebook.widgets import Dashboard
+        return Dashboard(flow=self, collapse_above=collapse_above)
+
     # -- running -------------------------------------------------------------------
     @property
     def store(self):
@@ -271,6 +284,13 @@ class Flow:
                         restore=results.restorer(known, rerun_idx, store.result_kind))
         index.values = engine.results
         run = Run(self, run_id, engine)
+        self._last_run = run
+        for listener in list(self._run_listeners):
+            try:
+                listener(run)
+            except Exception as exc:  # a broken dashboard must never stop a run
+                warnings.warn(f"nbflow: {listener!r} failed to follow run {run_id}: {exc!r}",
+                              RuntimeWarning, stacklevel=2)
         store.keep_lease(run_id, run.cancel)
         if background:
             init = _thread_options("threads").get("initializer")
@@ -457,6 +477,20 @@ class Run:
     @property
     def names(self) -> list[str]:
         return self._engine.graph.names
+
+    @property
+    def graph(self) -> Graph:
+        """The DAG this run executes (names, dependencies, Kahn levels)."""
+        return self._engine.graph
+
+    def dashboard(self, *, collapse_above: int | None = 300):
+        """A live dashboard of this run: DAG, status table, timeline and a cancel button.
+
+        ``collapse_above``: above this many tasks the DAG folds each level into
+        one node (click to expand); None never folds.
+        """
+        from .notebook.widgets import Dashboard
+        return Dashboard(self, collapse_above=collapse_above)
 
     @property
     def done(self) -> bool:

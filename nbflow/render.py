@@ -12,7 +12,8 @@ from .core.spec import TaskSpec
 STATE_COLORS = {
     "pending": "#d9d9d9", "ready": "#9ecae1", "running": "#3182bd", "retrying": "#fdae6b",
     "succeeded": "#74c476", "failed": "#de2d26", "skipped": "#bdbdbd",
-    "upstream_failed": "#fc9272", "cancelled": "#969696",
+    "upstream_failed": "#fc9272", "cancelled": "#969696", "compensating": "#bcbddc",
+    "compensated": "#807dba",
 }
 
 

@@ -1,0 +1,73 @@
+// The header: run title and outcome, counts per state, progress bar, cancel button.
+import { h, put } from "./dom.js";
+import { duration } from "./format.js";
+
+export function header(store, signal) {
+  const title = h("span", { class: "nbflow-title" });
+  const status = h("span", { class: "nbflow-status" });
+  const elapsed = h("span", { class: "nbflow-elapsed" });
+  const chips = h("span", { class: "nbflow-chips" });
+  const progress = h("div", { class: "nbflow-progress", role: "progressbar" });
+  const cancel = h("button", {
+    class: "nbflow-cancel",
+    type: "button",
+    title: "Cancel the run: nothing new starts, running tasks are cancelled",
+    onclick: () => {
+      cancel.disabled = true;
+      cancel.textContent = "Cancelling…";
+      store.model.send({ type: "cancel" });
+    },
+  }, "Cancel");
+  const el = h("div", { class: "nbflow-header" },
+    h("div", { class: "nbflow-header-row" }, title, status, elapsed, chips, cancel),
+    progress);
+
+  function update() {
+    const g = store.graph;
+    title.textContent = g.run ? `${g.flow} · run ${g.run}` : `${g.flow} · not run yet`;
+    const state = store.running ? "running" : (store.outcome ?? (g.run ? "starting" : "not started"));
+    status.textContent = state;
+    status.dataset.state = state;
+    elapsed.textContent = elapsedText();
+    const counts = store.counts();
+    put(chips, ...store.states.filter((st) => counts[st] > 0).map((st) =>
+      h("button", {
+        class: "nbflow-chip",
+        type: "button",
+        "data-state": st,
+        "aria-pressed": store.ui.filter === st ? "true" : "false",
+        title: `show only ${st} tasks in the table`,
+        style: `--nbflow-color:${store.color(st)}`,
+        onclick: () => {
+          store.ui.filter = store.ui.filter === st ? "" : st;
+          store.ui.page = 0;
+          store.emit({ ui: "filter" });
+        },
+      }, `${st} ${counts[st].toLocaleString()}`)));
+    const done = store.n - counts.pending - counts.ready - counts.running - counts.retrying;
+    progress.setAttribute("aria-valuenow", String(store.n ? Math.round((100 * done) / store.n) : 0));
+    put(progress, ...store.states.filter((st) => counts[st] > 0).map((st) =>
+      h("div", { style: `width:${(100 * counts[st]) / store.n}%;background:${store.color(st)}` })));
+    const live = store.running && g.run !== null;
+    if (!live) {
+      cancel.disabled = true;
+      cancel.textContent = "Cancel";
+    } else if (cancel.textContent === "Cancel") {
+      cancel.disabled = false;
+    }
+  }
+
+  let queued = false;
+  const unsubscribe = store.subscribe(() => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => { queued = false; update(); });
+  });
+  function elapsedText() {
+    return duration(store.elapsed());
+  }
+  const ticker = setInterval(() => { if (store.running) elapsed.textContent = elapsedText(); }, 500);
+  signal.addEventListener("abort", () => { unsubscribe(); clearInterval(ticker); });
+  update();
+  return el;
+}

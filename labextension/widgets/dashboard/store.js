@@ -1,0 +1,170 @@
+// The browser-side copy of a run's task table, one per widget model.
+//
+// It is built in `initialize` (once per model, before and independently of any view),
+// so every diff is applied exactly once even when no view is on screen, and a view
+// rendered later (a second view, a re-rendered output) starts from the current state.
+// The wire format is described in nbflow/notebook/bridge.py and widgets/dashboard.py.
+
+const EMPTY = { flow: "", run: null, names: [], levels: [], deps: [], workers: null, colors: {} };
+
+export class RunStore {
+  constructor(model) {
+    this.model = model;
+    this.listeners = new Set();
+    // What the user chose; kept per model so a re-rendered view keeps it.
+    this.ui = { selected: null, sort: ["index", 1], filter: "", search: "", page: 0 };
+    this.awaitingResync = false;
+    this.setStructure();
+    this.applySnapshot(model.get("_snapshot"));
+    this.applyDiff(model.get("_diff"));
+    model.on("change:_graph", () => this.sync("structure"));
+    model.on("change:_snapshot", () => this.sync("snapshot"));
+    model.on("change:_diff", () => this.sync("diff"));
+    model.on("change:_view", () => this.emit({ view: true }));
+  }
+
+  // Backbone sets every attribute of a message before it fires the change events, so
+  // whatever fired, the model already holds the matching graph, snapshot and diff.
+  sync(what) {
+    if (this.raw !== this.model.get("_graph")) {
+      this.setStructure();
+      this.applySnapshot(this.model.get("_snapshot"));
+      this.emit({ structure: true, tasks: null, bars: true });
+      return;
+    }
+    if (what === "snapshot") this.applySnapshot(this.model.get("_snapshot"));
+    else if (what === "diff") this.applyDiff(this.model.get("_diff"));
+  }
+
+  setStructure() {
+    this.raw = this.model.get("_graph");
+    const graph = this.raw && this.raw.names ? this.raw : EMPTY;
+    const n = graph.names.length;
+    this.graph = graph;
+    // Every state, in the order Python lists their colours (render.STATE_COLORS).
+    this.states = Object.keys(graph.colors);
+    this.n = n;
+    this.state = new Array(n).fill("pending");
+    this.attempt = new Array(n).fill(0);
+    this.started = new Array(n).fill(null);
+    this.finished = new Array(n).fill(null);
+    this.errors = new Map();
+    this.logs = new Map();
+    this.bars = new Map();
+    this.seq = 0;
+    this.now = null;
+    this.nowAt = 0;
+    this.t0 = null;
+    this.t1 = null;
+    this.running = false;
+    this.outcome = null;
+    if (this.ui.selected !== null && this.ui.selected >= n) this.ui.selected = null;
+  }
+
+  applySnapshot(snap) {
+    if (!snap || snap.run !== this.graph.run) return;
+    this.state.fill("pending");
+    this.attempt.fill(0);
+    this.started.fill(null);
+    this.finished.fill(null);
+    this.errors.clear();
+    this.logs.clear();
+    this.bars.clear();
+    this.seq = snap.seq;
+    this.outcome = snap.outcome;
+    this.awaitingResync = false;
+    this.applyRows(snap);
+    this.emit({ tasks: null, bars: true });
+  }
+
+  applyDiff(diff) {
+    if (!diff || diff.run !== this.graph.run || diff.run === null || diff.seq <= this.seq) return;
+    if (diff.seq !== this.seq + 1 && !this.awaitingResync) {
+      // A diff went missing (the page reloaded mid-run): values in this one are still
+      // the newest, but ask for the whole table to fill the gap.
+      this.awaitingResync = true;
+      this.model.send({ type: "resync" });
+    }
+    this.seq = diff.seq;
+    const changed = this.applyRows(diff);
+    this.emit({ tasks: changed, bars: diff.bars.length > 0 });
+  }
+
+  applyRows(msg) {
+    const changed = new Set();
+    for (const [i, state, attempt, started, finished] of msg.tasks) {
+      this.state[i] = state;
+      this.attempt[i] = attempt;
+      this.started[i] = started;
+      this.finished[i] = finished;
+      changed.add(i);
+    }
+    for (const [i, summary, traceback] of msg.errors) {
+      if (summary === null) this.errors.delete(i);
+      else this.errors.set(i, [summary, traceback]);
+      changed.add(i);
+    }
+    for (const [i, text] of msg.logs) {
+      this.logs.set(i, text);
+      changed.add(i);
+    }
+    for (const bar of msg.bars) this.bars.set(`${bar[0]}:${bar[1]}`, bar);
+    if (msg.now !== null && msg.now !== undefined) {
+      this.now = msg.now;
+      this.nowAt = performance.now();
+    }
+    if (msg.t0 !== null && msg.t0 !== undefined) this.t0 = msg.t0;
+    if (msg.t1 !== null && msg.t1 !== undefined) this.t1 = msg.t1;
+    this.running = Boolean(msg.running);
+    return changed;
+  }
+
+  // -- reading ------------------------------------------------------------------------
+  /** The server's clock now, estimated from the last message (Unix seconds). */
+  clock() {
+    if (this.now === null) return null;
+    return this.running ? this.now + (performance.now() - this.nowAt) / 1000 : this.now;
+  }
+
+  /** Seconds since the first event while running, else from the first to the last. */
+  elapsed() {
+    if (this.t0 === null) return null;
+    const end = this.running ? this.clock() : this.t1;
+    return end === null ? null : Math.max(0, end - this.t0);
+  }
+
+  duration(i) {
+    const start = this.started[i];
+    if (start === null) return null;
+    const end = this.finished[i] ?? (this.state[i] === "running" ? this.clock() : null);
+    return end === null ? null : Math.max(0, end - start);
+  }
+
+  counts(members = null) {
+    const counts = Object.fromEntries(this.states.map((s) => [s, 0]));
+    if (members === null) for (const st of this.state) counts[st] += 1;
+    else for (const i of members) counts[this.state[i]] += 1;
+    return counts;
+  }
+
+  color(state) {
+    return this.graph.colors[state] ?? "#ffffff";
+  }
+
+  // -- changes ------------------------------------------------------------------------
+  /** Call fn(change) after every change; returns the function that unsubscribes. */
+  subscribe(fn) {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** change: {structure?, view?, tasks?: Set of indices or null for all, bars?, ui?} */
+  emit(change) {
+    for (const fn of this.listeners) fn(change);
+  }
+
+  select(i) {
+    this.ui.selected = i;
+    this.emit({ ui: "selected" });
+  }
+}

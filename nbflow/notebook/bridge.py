@@ -1,0 +1,319 @@
+"""Engine events -> a dashboard, as throttled diffs.
+
+A :class:`Bridge` is an engine sink (``core/engine.py``) that keeps the current
+row of every task of one run and hands the front end what changed, at most
+once per ``interval`` (0.1 s) whatever the event rate: a thousand events on a
+hundred tasks in one interval become one diff of a hundred rows.
+
+Threads
+-------
+engine thread
+    calls the sink hooks ``events``, ``logs``, ``snapshot`` and ``finish``.  They
+    update the table under ``_lock`` (a few dict writes per event) and return;
+    they never build or send a message.
+flusher thread (``nbflow-dashboard``)
+    first loads what happened before the bridge was subscribed from the store,
+    then every ``interval`` takes the rows changed since the last diff and calls
+    ``publish_diff``; after ``finish`` it calls ``publish_snapshot`` with the
+    whole final table.  It runs with the kernel parent of the cell that made the bridge
+    (``context.py``), so its messages reach that cell's widget.
+any thread
+    ``resync()`` publishes a full snapshot (a front end that reloaded asks for it).
+
+``_send_lock`` makes "build a message, publish it" one step, so messages leave
+in the order their contents were taken: a snapshot is never older than a diff
+sent before it.
+
+What is published (plain JSON)
+------------------------------
+snapshot ``{"run", "seq", "now", "t0", "t1", "running", "outcome", "tasks",
+"errors", "logs", "bars"}`` and diff ``{"run", "seq", "now", "t0", "t1",
+"running", "tasks", "errors", "logs", "bars"}``, where
+
+* ``tasks``: ``[[i, state, attempt, started, finished], ...]`` (all tasks in a
+  snapshot, the changed ones in a diff; ``i`` is the declaration index);
+* ``errors``: ``[[i, summary, traceback], ...]`` (``summary`` None clears it);
+* ``logs``: ``[[i, text], ...]``: the task's whole captured output so far, the
+  last ``LOG_LIMIT`` characters of it;
+* ``bars``: ``[[i, attempt, worker, start, end, state], ...]``: one per
+  attempt, for the timeline (``worker`` is known once the attempt ended,
+  ``end`` is None while it runs).
+
+``seq`` counts diffs: a front end applies a diff only if its ``seq`` follows the
+last one it saw, and a snapshot resets it.  ``t0`` and ``t1`` are the times of
+the run's first and latest events, ``now`` the time the message was made (all
+Unix seconds); ``outcome`` is the run's final state once ``running`` is false.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..core.events import AT, ATTEMPT, DETAIL, FROM, SEQ, TASK, TO
+
+LOG_LIMIT = 20_000
+TRACEBACK_LIMIT = 20_000
+INTERVAL = 0.1
+
+
+class Target(Protocol):
+    """Where a bridge publishes (the dashboard widget); called on the flusher thread."""
+
+    def publish_diff(self, diff: dict) -> None: ...
+    def publish_snapshot(self, snapshot: dict) -> None: ...
+
+
+class TaskTable:
+    """The latest known row of every task of a run, and which rows changed.
+
+    Not thread-safe by itself: the bridge guards it.
+    """
+
+    def __init__(self, names: list[str]):
+        n = len(names)
+        self.index = {name: i for i, name in enumerate(names)}
+        self.state = ["pending"] * n
+        self.attempt = [0] * n
+        self.started: list[float | None] = [None] * n
+        self.finished: list[float | None] = [None] * n
+        self.errors: dict[int, tuple[str | None, str | None]] = {}
+        self.outputs: dict[int, dict[int, str]] = {}
+        self.bars: dict[tuple[int, int], list] = {}
+        self.last_seq = -1
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+        self._dirty: set[int] = set()
+        self._dirty_errors: set[int] = set()
+        self._dirty_logs: set[int] = set()
+        self._dirty_bars: set[tuple[int, int]] = set()
+
+    # -- recording ---------------------------------------------------------------
+    def apply(self, event: tuple) -> None:
+        """Record one engine event (``core/events.py``); events at or before ``last_seq``
+        are ignored, so a history and a live feed may overlap."""
+        if event[SEQ] <= self.last_seq:
+            return
+        self.last_seq = event[SEQ]
+        i = self.index[event[TASK]]
+        a, to, at = event[ATTEMPT], event[TO], event[AT]
+        detail = event[DETAIL] or {}
+        if self.first_at is None:
+            self.first_at = at
+        self.last_at = at
+        self.state[i], self.attempt[i] = to, a
+        self._dirty.add(i)
+        if to == "running":
+            self.started[i], self.finished[i] = at, None
+            self._bar(i, a, [i, a, None, at, None, "running"])
+        elif event[FROM] == "running":
+            start = detail.get("started", self.started[i])
+            end = detail.get("finished", at)
+            self.started[i], self.finished[i] = start, end
+            self._bar(i, a, [i, a, detail.get("worker"), start, end, to])
+        if "error" in detail:
+            self.errors[i] = (detail["error"], _tail(detail.get("traceback"), TRACEBACK_LIMIT))
+            self._dirty_errors.add(i)
+        elif to == "succeeded" and i in self.errors:
+            self.errors[i] = (None, None)
+            self._dirty_errors.add(i)
+
+    def _bar(self, i: int, a: int, bar: list) -> None:
+        self.bars[i, a] = bar
+        self._dirty_bars.add((i, a))
+
+    def add_output(self, task: str, attempt: int, stdout: str, stderr: str) -> None:
+        """Record what one attempt printed (a repeated record replaces the first)."""
+        i = self.index[task]
+        self.outputs.setdefault(i, {})[attempt] = (stdout or "") + (stderr or "")
+        self._dirty_logs.add(i)
+
+    def log_text(self, i: int) -> str:
+        by_attempt = self.outputs.get(i, {})
+        if len(by_attempt) == 1:
+            return _tail(next(iter(by_attempt.values())), LOG_LIMIT)
+        return _tail("".join(f"--- attempt {a} ---\n{text}"
+                             for a, text in sorted(by_attempt.items())), LOG_LIMIT)
+
+    # -- reading -------------------------------------------------------------------
+    def _row(self, i: int) -> list:
+        return [i, self.state[i], self.attempt[i], self.started[i], self.finished[i]]
+
+    def take_diff(self) -> dict | None:
+        """What changed since the last call, or None if nothing did."""
+        if not (self._dirty or self._dirty_errors or self._dirty_logs or self._dirty_bars):
+            return None
+        diff = {"tasks": [self._row(i) for i in sorted(self._dirty)],
+                "errors": [[i, *self.errors[i]] for i in sorted(self._dirty_errors)],
+                "logs": [[i, self.log_text(i)] for i in sorted(self._dirty_logs)],
+                "bars": [self.bars[k] for k in sorted(self._dirty_bars)]}
+        self._dirty.clear()
+        self._dirty_errors.clear()
+        self._dirty_logs.clear()
+        self._dirty_bars.clear()
+        return diff
+
+    def snapshot(self) -> dict:
+        """Every row, error, log and bar (does not touch what ``take_diff`` will send)."""
+        return {"tasks": [self._row(i) for i in range(len(self.state))],
+                "errors": [[i, *e] for i, e in sorted(self.errors.items()) if e[0] is not None],
+                "logs": [[i, self.log_text(i)] for i in sorted(self.outputs)],
+                "bars": [self.bars[k] for k in sorted(self.bars)],
+                "t0": self.first_at, "t1": self.last_at}
+
+
+class Bridge:
+    """Feeds one run's events to ``target`` as throttled diffs (see the module docstring).
+
+    Parameters
+    ----------
+    run
+        The run: ``id``, ``names``, ``store`` and ``state`` are used.
+    target
+        Receives ``publish_diff(diff)`` and ``publish_snapshot(snapshot)``.
+    interval
+        Seconds between two diffs at most rate.
+    initializer
+        Called first in the flusher thread (gives it the cell's kernel parent).
+    """
+
+    def __init__(self, run: Any, target: Target, *, interval: float = INTERVAL,
+                 initializer: Callable[[], None] | None = None):
+        self.run = run
+        self.target = target
+        self.interval = interval
+        self.table = TaskTable(run.names)
+        self.seq = 0
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._live = False          # history loaded: events go straight to the table
+        self._early: list[tuple] = []
+        self._early_logs: list[tuple] = []
+        self._subscribed = threading.Event()
+        self._ended = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, args=(initializer,), daemon=True,
+                                        name="nbflow-dashboard")
+        self._thread.start()
+
+    # -- the sink hooks (engine thread) ----------------------------------------------
+    def events(self, batch: list[tuple]) -> None:
+        with self._lock:
+            if not self._live:
+                self._early.extend(batch)
+                return
+            apply = self.table.apply
+            for event in batch:
+                apply(event)
+
+    def logs(self, batch: list[tuple]) -> None:
+        with self._lock:
+            if not self._live:
+                self._early_logs.extend(batch)
+                return
+            for record in batch:
+                self.table.add_output(*record)
+
+    def snapshot(self, rows: list[tuple]) -> None:
+        # The engine calls this once it has subscribed the bridge: every event
+        # before it is in the store's queue, every later one comes here.
+        self._subscribed.set()
+
+    def finish(self, cancel_reason: str | None) -> None:
+        self._subscribed.set()
+        self._ended.set()
+
+    # -- other threads ---------------------------------------------------------------
+    def resync(self) -> None:
+        """Publish the whole table now (for a front end that lost track)."""
+        with self._send_lock:
+            with self._lock:
+                snap = self._snapshot()
+            self.target.publish_snapshot(snap)
+
+    def current(self) -> dict:
+        """The whole table as a snapshot, without publishing it."""
+        with self._lock:
+            return self._snapshot()
+
+    def close(self) -> None:
+        """Stop publishing (the widget closed or shows another run)."""
+        self._closed = True
+        self._subscribed.set()
+        self._ended.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the flusher thread to end; True if it did."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -- the flusher thread ----------------------------------------------------------
+    def _work(self, initializer: Callable[[], None] | None) -> None:
+        if initializer is not None:
+            initializer()
+        self._subscribed.wait()
+        with self._send_lock:  # a resync waits for the history
+            self._load_history()
+        while not self._ended.wait(self.interval):
+            self._flush()
+        if self._closed:
+            return
+        with self._send_lock:
+            with self._lock:
+                self.table.take_diff()  # folded into the snapshot
+                snap = self._snapshot(running=False)
+            self.target.publish_snapshot(snap)
+
+    def _load_history(self) -> None:
+        if self._closed:
+            return
+        events, outputs = [], []
+        try:
+            store = self.run.store
+            store.flush()
+            events = store.events(self.run.id)
+            outputs = store.logs(self.run.id)
+        except Exception as exc:  # a dashboard without history still shows what comes next
+            import warnings
+            warnings.warn(f"nbflow: the dashboard could not read run {self.run.id}'s history "
+                          f"from the store ({exc!r}); it shows the events from now on",
+                          RuntimeWarning, stacklevel=1)
+        table = self.table
+        with self._lock:
+            for event in events:
+                table.apply(event)
+            for rec in outputs:
+                table.add_output(rec["task"], rec["attempt"], rec["stdout"], rec["stderr"])
+            for event in self._early:
+                table.apply(event)
+            for record in self._early_logs:
+                table.add_output(*record)
+            self._early.clear()
+            self._early_logs.clear()
+            self._live = True
+
+    def _flush(self) -> None:
+        with self._send_lock:
+            with self._lock:
+                diff = self.table.take_diff()
+            if diff is None:
+                return
+            self.seq += 1
+            diff.update(run=self.run.id, seq=self.seq, now=time.time(), running=True,
+                        t0=self.table.first_at, t1=self.table.last_at)
+            self.target.publish_diff(diff)
+
+    def _snapshot(self, running: bool | None = None) -> dict:
+        running = not self._ended.is_set() if running is None else running
+        snap = self.table.snapshot()
+        snap.update(run=self.run.id, seq=self.seq, now=time.time(), running=running,
+                    outcome=None if running else self.run.state)
+        return snap
+
+
+def _tail(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return f"[... {len(text) - limit:,} earlier characters not shown]\n" + text[-limit:]

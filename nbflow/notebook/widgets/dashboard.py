@@ -1,0 +1,258 @@
+"""The live dashboard: DAG, status table, timeline and a cancel button in one widget.
+
+The widget's synced state is the wire protocol with ``labextension/widgets/dashboard``:
+
+``_graph``     the flow's structure, sent when the dashboard shows a run:
+               ``{"flow", "run", "names", "levels", "deps", "workers", "colors"}``.
+``_view``      what the DAG view draws, ``{"dot", "units"}`` (``layout.py``); it
+               changes only when a unit is expanded or collapsed, never on a
+               status change, so the browser lays the graph out once.
+``_snapshot``  the whole task table (``bridge.py``), at the start, on a resync
+               and at the end (then with ``running`` false and the ``outcome``).
+``_diff``      the rows changed since the previous diff, at most ten a second.
+``_viz``       the page's Graphviz runtime (``viz.py``).
+``_uid``       a unique id: the browser keeps one task table per dashboard under it.
+
+Messages from the browser: ``{"type": "cancel"}``, ``{"type": "expand", "node"}``,
+``{"type": "collapse"}`` and ``{"type": "resync"}``.
+
+Threads: the bridge publishes from its own thread, the cell thread handles
+messages and ``show``; ``_sync_lock`` makes every change of synced state one
+step, because ipywidgets' ``hold_sync`` is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+import warnings
+from typing import Any
+
+import anywidget
+import traitlets as t
+
+from ...render import STATE_COLORS
+from ..bridge import INTERVAL, Bridge
+from ..context import thread_initializer
+from ._bundles import bundle
+from .layout import DagLayout
+from .static import static_html
+from .viz import viz_runtime
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+class Dashboard(anywidget.AnyWidget):
+    """A live view of a run: use ``run.dashboard()`` or ``flow.dashboard()``.
+
+    Parameters
+    ----------
+    run
+        The run to show.
+    flow
+        Show this flow's latest run in this kernel (or its tasks, all pending, if it
+        has none) and switch to each run the flow starts afterwards.
+    collapse_above
+        Above this many tasks the DAG view folds tasks into one node per level
+        (click to expand); None never folds.
+    interval
+        Seconds between two updates sent to the browser, at least.
+
+    Raises
+    ------
+    ValueError
+        neither ``run`` nor ``flow`` is given, or ``collapse_above`` is below 1.
+    CycleError, UnknownDependencyError
+        a flow shown before its first run has invalid dependencies.
+    """
+
+    _esm = bundle("dashboard.js")
+    _css = bundle("dashboard.css")
+    _viz = anywidget.WidgetTrait().tag(sync=True)
+    _graph = t.Dict().tag(sync=True)
+    _view = t.Dict().tag(sync=True)
+    _snapshot = t.Dict().tag(sync=True)
+    _diff = t.Dict().tag(sync=True)
+    _uid = t.Unicode().tag(sync=True)
+
+    def __init__(self, run: Any = None, *, flow: Any = None, collapse_above: int | None = 300,
+                 interval: float = INTERVAL):
+        if run is None and flow is None:
+            raise ValueError("Dashboard needs a run or a flow: use run.dashboard() or "
+                             "flow.dashboard()")
+        latest = run if run is not None else getattr(flow, "_last_run", None)
+        self.collapse_above = collapse_above
+        self.interval = interval
+        if latest is not None:
+            layout, state = self._structure(latest)
+        else:
+            graph, _specs = flow.build()
+            layout = DagLayout(flow.name, graph, limit=collapse_above)
+            state = _state(flow.name, None, layout, None)
+        # The first state goes with the comm's opening, so the browser never sees an
+        # empty dashboard.
+        super().__init__(_viz=viz_runtime(), _uid=uuid.uuid4().hex, **state)
+        self.run = None
+        self._flow = flow
+        self._bridge: Bridge | None = None
+        self._layout = layout
+        self._sync_lock = threading.RLock()
+        self._display_ids: list[str] = []
+        self.on_msg(self._on_message)
+        if latest is not None:
+            self._follow(latest)
+        if flow is not None:
+            flow._run_listeners.append(self.show)
+
+    # -- what is shown -------------------------------------------------------------
+    def show(self, run: Any) -> None:
+        """Show ``run`` (live if it is still going) instead of what is shown now."""
+        layout, state = self._structure(run)
+        with self._sync_lock:
+            self.run = None  # what the old run's bridge still publishes is dropped
+            self._layout = layout
+            with self.hold_sync():
+                for name, value in state.items():
+                    setattr(self, name, value)
+        self._follow(run)
+
+    def _structure(self, run: Any) -> tuple[DagLayout, dict]:
+        layout = DagLayout(run.flow.name, run.graph, limit=self.collapse_above)
+        return layout, _state(run.flow.name, run.id, layout, _workers(run))
+
+    def _follow(self, run: Any) -> None:
+        bridge = Bridge(run, self, interval=self.interval, initializer=thread_initializer())
+        with self._sync_lock:
+            old, self._bridge, self.run = self._bridge, bridge, run
+        if old is not None:
+            old.close()
+        run.add_sink(bridge)
+
+    # -- actions -----------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Cancel the run shown, if it is still going (what the Cancel button does)."""
+        if self.run is not None and not self.run.done:
+            self.run.cancel("cancelled from the dashboard")
+
+    def expand(self, node: str) -> None:
+        """Show the tasks of the folded DAG node ``node`` (a ``u...`` id)."""
+        with self._sync_lock:
+            if self._layout is not None and self._layout.expand(node):
+                self._view = self._layout.view()
+
+    def collapse(self) -> None:
+        """Fold every expanded DAG node again."""
+        with self._sync_lock:
+            if self._layout is not None and self._layout.expanded:
+                self._layout.collapse_all()
+                self._view = self._layout.view()
+
+    def close(self) -> None:
+        """Stop following the run and the flow, and close the widget."""
+        if self._bridge is not None:
+            self._bridge.close()
+        if self._flow is not None and self.show in self._flow._run_listeners:
+            self._flow._run_listeners.remove(self.show)
+        super().close()
+
+    def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "cancel":
+            self.cancel()
+        elif kind == "expand":
+            self.expand(str(content.get("node")))
+        elif kind == "collapse":
+            self.collapse()
+        elif kind == "resync":
+            if self._bridge is not None:
+                self._bridge.resync()
+        else:
+            warnings.warn(f"nbflow: the dashboard got a message it does not know: {content!r}. "
+                          "Is the page's nbflow front end from another version? Reload it.",
+                          RuntimeWarning, stacklevel=1)
+
+    # -- the bridge's target (bridge thread) ---------------------------------------------
+    def publish_diff(self, diff: dict) -> None:
+        with self._sync_lock:
+            if self.run is not None and diff["run"] == self.run.id:
+                self._diff = diff
+
+    def publish_snapshot(self, snapshot: dict) -> None:
+        with self._sync_lock:
+            if self.run is None or snapshot["run"] != self.run.id:
+                return
+            self._snapshot = snapshot
+        if not snapshot["running"]:
+            self._refresh_displays(snapshot)
+
+    # -- display -------------------------------------------------------------------------
+    def _repr_mimebundle_(self, **kwargs: Any):
+        return self._bundle(None)
+
+    def _bundle(self, snapshot: dict | None):
+        bundle = super()._repr_mimebundle_()
+        if bundle is None:  # closed
+            return None
+        data, metadata = bundle
+        data["text/html"] = self.static_html(snapshot)
+        return data, metadata
+
+    def _ipython_display_(self) -> None:
+        # Displayed with an id so that the end of the run can replace the static
+        # picture in the saved notebook with the final one.
+        from IPython.display import display
+        bundle = self._bundle(None)
+        if bundle is None:
+            return
+        handle = display(bundle[0], metadata=bundle[1], raw=True, display_id=True)
+        if handle is not None:
+            self._display_ids.append(handle.display_id)
+
+    def _refresh_displays(self, snapshot: dict) -> None:
+        if not self._display_ids:
+            return
+        from IPython.display import update_display
+        bundle = self._bundle(snapshot)
+        if bundle is None:
+            return
+        for display_id in self._display_ids:
+            update_display(bundle[0], metadata=bundle[1], raw=True, display_id=display_id)
+
+    def static_html(self, snapshot: dict | None = None) -> str:
+        """The dashboard as static HTML (what nbconvert and GitHub show), as of now or
+        as of ``snapshot``."""
+        with self._sync_lock:
+            layout, run, bridge = self._layout, self.run, self._bridge
+        if snapshot is None:
+            snapshot = bridge.current() if bridge is not None else self._snapshot
+        return static_html(self._graph["flow"], run.id if run is not None else None, layout,
+                           snapshot)
+
+    def __repr__(self) -> str:
+        what = f"run {self.run.id}" if self.run is not None else "no run yet"
+        return f"<nbflow.Dashboard of {self._graph.get('flow', '?')!r}: {what}>"
+
+
+def _workers(run: Any) -> int | None:
+    try:
+        params = (run.store.run(run.id) or {}).get("params")
+        return json.loads(params).get("workers") if params else None
+    except Exception:  # the lane count is a hint; the timeline adds lanes as it needs them
+        return None
+
+
+def _state(title: str, run_id: str | None, layout: DagLayout, workers: int | None) -> dict:
+    """The synced traits that describe a run (or a flow not run yet) before its first event."""
+    graph = layout.graph
+    return {
+        "_graph": {"flow": title, "run": run_id, "names": graph.names, "levels": graph.level,
+                   "deps": [list(p) for p in graph.preds], "workers": workers,
+                   "colors": STATE_COLORS},
+        "_view": layout.view(),
+        "_snapshot": {"run": run_id, "seq": 0, "now": None, "t0": None, "t1": None,
+                      "running": run_id is not None, "outcome": None,
+                      "tasks": [[i, "pending", 0, None, None] for i in range(len(graph))],
+                      "errors": [], "logs": [], "bars": []},
+        "_diff": {},
+    }

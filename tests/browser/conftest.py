@@ -1,0 +1,201 @@
+"""A real JupyterLab and Debian's chromium, driven by Playwright (TOOLCHAIN.md).
+
+* ``jupyterlab`` (session): a JupyterLab server of this virtualenv on a free
+  127.0.0.1 port, with a temporary config dir (announcements plugin off, so no
+  news toast covers the screenshots), runtime dir and notebook root; stopped at
+  the end of the session.
+* ``browser`` (session) and ``page`` (per test): headless chromium; a page fails
+  its test if a JavaScript dialog opens (nothing a task name contains may run).
+* ``lab``: a :class:`Lab` helper bound to the page: write a notebook, open it, run
+  cells, save screenshots under ``test-artifacts/browser/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import nbformat
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = pathlib.Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+STARTUP = 90  # seconds for JupyterLab to answer, on a busy 2-core machine
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class JupyterLab:
+    """One JupyterLab server process serving ``root``."""
+
+    def __init__(self, base: pathlib.Path):
+        self.root = base / "notebooks"
+        self.root.mkdir()
+        config = base / "config"
+        (config / "labconfig").mkdir(parents=True)
+        (config / "labconfig" / "page_config.json").write_text(json.dumps(
+            {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+        self.port = _free_port()
+        self.token = secrets.token_hex(16)
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config),
+               "JUPYTER_RUNTIME_DIR": str(base / "runtime"), "IPYTHONDIR": str(base / "ipython")}
+        env.pop("NBFLOW_STORE", None)
+        self.log = open(base / "jupyterlab.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+             f"--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
+             "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
+             f"--ServerApp.root_dir={self.root}", "--LabApp.expose_app_in_browser=True",
+             "--LabApp.extension_manager=readonly"],
+            cwd=self.root, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        self._wait_ready(base / "jupyterlab.log")
+
+    def _wait_ready(self, log: pathlib.Path) -> None:
+        deadline = time.monotonic() + STARTUP
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited ({self.proc.returncode}):\n"
+                                   f"{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/status?token={self.token}",
+                                            timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"JupyterLab did not answer within {STARTUP}s:\n"
+                                   f"{log.read_text()[-3000:]}")
+            time.sleep(0.2)  # polling an external process that is starting up
+
+    def api(self, method: str, path: str):
+        """Call the server's REST API; the decoded JSON answer, or None."""
+        request = urllib.request.Request(f"{self.url}{path}", method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            body = r.read()
+        return json.loads(body) if body else None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def jupyterlab(tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    server = JupyterLab(tmp_path_factory.mktemp("jupyterlab"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    dialogs: list[str] = []
+    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.dialogs, pg.js_errors = dialogs, errors
+    yield pg
+    context.close()
+    assert not dialogs, f"a JavaScript dialog opened: {dialogs}"
+
+
+class Lab:
+    """Drives one notebook in JupyterLab."""
+
+    def __init__(self, server: JupyterLab, page, name: str):
+        self.server, self.page, self.name = server, page, name
+
+    def open(self, cells: list[str]) -> None:
+        """Write a notebook with these code cells, open it and wait for its kernel."""
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                     "language": "python"}
+        nbformat.write(nb, self.server.root / f"{self.name}.ipynb")
+        self.page.goto(f"{self.server.url}/lab/tree/{self.name}.ipynb?token={self.server.token}")
+        self.page.wait_for_function(
+            """() => {
+                const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                const kernel = w && w.sessionContext && w.sessionContext.session
+                    && w.sessionContext.session.kernel;
+                return kernel && kernel.connectionStatus === 'connected'
+                    && kernel.status === 'idle';
+            }""", timeout=120_000)
+
+    def run(self, index: int, timeout: float = 120) -> None:
+        """Run cell ``index`` and wait until the kernel has finished it."""
+        self.page.evaluate(
+            """async (k) => {
+                const panel = window.jupyterapp.shell.currentWidget;
+                panel.content.activeCellIndex = k;
+                await window.jupyterapp.commands.execute('notebook:run-cell');
+            }""", index)
+        self.page.wait_for_function(
+            """(k) => {
+                const cell = window.jupyterapp.shell.currentWidget.content.widgets[k];
+                return cell.model.executionCount !== null
+                    && !cell.node.querySelector('.jp-InputPrompt').textContent.includes('*');
+            }""", arg=index, timeout=timeout * 1000)
+
+    def outputs_text(self, index: int) -> str:
+        return self.page.evaluate(
+            "(k) => window.jupyterapp.shell.currentWidget.content.widgets[k]"
+            ".node.querySelector('.jp-OutputArea').innerText", index)
+
+    def close(self) -> None:
+        """Shut down every kernel the server runs (each test opens its own notebook)."""
+        for session in self.server.api("GET", "/api/sessions"):
+            self.server.api("DELETE", f"/api/sessions/{session['id']}")
+
+    def shot(self, label: str, locator=None) -> pathlib.Path:
+        """Save a screenshot (of ``locator`` if given) as test-artifacts/browser/NAME-LABEL.png."""
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{self.name}-{label}.png"
+        (locator or self.page).screenshot(path=str(path))
+        return path
+
+
+@pytest.fixture
+def lab(jupyterlab, page, request):
+    driver = Lab(jupyterlab, page, request.node.name.replace("[", "-").replace("]", ""))
+    yield driver
+    driver.close()
+

@@ -1,0 +1,179 @@
+"""The dashboard in a real JupyterLab: live states, table, timeline, logs, cancel, folding.
+
+Tasks wait on ``threading.Event``s that later cells set, so each step the test
+looks at is a state the run is really in, not a moment a sleep hoped to catch.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+LIVE_FLOW = f'''
+import threading
+import nbflow
+
+flow = nbflow.Flow("browser demo", workers=2)
+gate = {{"extract": threading.Event(), "train": threading.Event()}}
+
+@flow.task
+def extract():
+    print("hello from extract")
+    gate["extract"].wait(120)
+    return 1
+
+@flow.task
+def train(extract):
+    gate["train"].wait(120)
+    return extract + 1
+
+@flow.task(name={EVIL!r})
+def evil(extract):
+    print("<script>alert('log')</script>")
+    raise ValueError("<b>not bold</b> <img src=x onerror=alert(2)>")
+
+@flow.task
+def report(train):
+    return train
+'''
+
+
+def node(page, i):
+    return page.locator(f'.nbflow-dag-canvas g.node[data-node="t{i}"]')
+
+
+def test_live_run_states_table_timeline_logs(lab):
+    page = lab.page
+    lab.open([LIVE_FLOW, "dash = flow.dashboard()\ndash",
+              "run = flow.run(background=True)",
+              'gate["extract"].set()',
+              'gate["train"].set()\nprint(run.wait(120).state)'])
+    lab.run(0)
+    lab.run(1)
+    dashboard = page.locator(".nbflow-dashboard")
+    expect(page.locator(".nbflow-dag-canvas g.node")).to_have_count(4, timeout=60_000)
+    for i in range(4):
+        expect(node(page, i)).to_have_attribute("data-state", "pending")
+    lab.shot("1-pending", dashboard)
+
+    lab.run(2)
+    expect(node(page, 0)).to_have_attribute("data-state", "running", timeout=30_000)
+    expect(node(page, 1)).to_have_attribute("data-state", "pending")
+    expect(page.locator(".nbflow-status")).to_have_text("running")
+    lab.shot("2-running", dashboard)
+
+    lab.run(3)
+    expect(node(page, 0)).to_have_attribute("data-state", "succeeded", timeout=30_000)
+    expect(node(page, 1)).to_have_attribute("data-state", "running", timeout=30_000)
+    expect(node(page, 2)).to_have_attribute("data-state", "failed", timeout=30_000)
+    expect(node(page, 3)).to_have_attribute("data-state", "pending")
+    lab.shot("3-training", dashboard)
+
+    lab.run(4)
+    assert "failed" in lab.outputs_text(4)
+    expect(node(page, 1)).to_have_attribute("data-state", "succeeded", timeout=30_000)
+    expect(node(page, 3)).to_have_attribute("data-state", "succeeded", timeout=30_000)
+    expect(page.locator(".nbflow-status")).to_have_text("failed", timeout=30_000)
+
+    rows = page.locator(".nbflow-table tbody tr")
+    expect(rows).to_have_count(4)
+    expect(rows.nth(2).locator("td").nth(1)).to_have_text(EVIL)
+    expect(rows.nth(2).locator("td").nth(2)).to_have_text("failed")
+    timeline = page.locator(".nbflow-timeline-canvas")
+    expect(timeline).to_have_attribute("data-bars", "4")
+
+    node(page, 0).click()
+    expect(page.locator(".nbflow-detail-name")).to_have_text("extract")
+    expect(page.locator(".nbflow-log")).to_have_text("hello from extract\n")
+
+    node(page, 2).click()
+    expect(page.locator(".nbflow-detail-name")).to_have_text(EVIL)
+    expect(page.locator(".nbflow-detail-error")).to_have_text(
+        "ValueError: <b>not bold</b> <img src=x onerror=alert(2)>")
+    expect(page.locator(".nbflow-log")).to_have_text("<script>alert('log')</script>\n")
+    # The evil name is text in the graph, the table and the detail panel, never markup.
+    expect(node(page, 2).locator("text")).to_have_text(EVIL)
+    assert dashboard.locator("img, script, b").count() == 0
+    lab.shot("4-done", dashboard)
+
+    page.locator(".nbflow-table th[data-key=state]").click()
+    expect(rows.nth(0).locator("td").nth(2)).to_have_text("succeeded")
+    page.locator(".nbflow-filter").select_option("failed")
+    expect(rows).to_have_count(1)
+    lab.shot("5-table-filtered", dashboard)
+    assert not page.js_errors, page.js_errors
+
+
+CANCEL_FLOW = '''
+import time
+import nbflow
+
+flow = nbflow.Flow("cancel demo", workers=2)
+
+def slow():
+    while True:  # until the run is cancelled
+        nbflow.check_cancelled()
+        time.sleep(0.02)
+
+for k in range(4):
+    flow.task(slow, name=f"slow{k}")
+flow.task(lambda: 1, name="after", after=["slow0", "slow1", "slow2", "slow3"])
+'''
+
+
+def test_cancel_button_cancels_a_background_run(lab):
+    page = lab.page
+    lab.open([CANCEL_FLOW, "dash = flow.dashboard()\ndash",
+              "run = flow.run(background=True)",
+              "print(run.wait(60).state, run.counts())"])
+    lab.run(0)
+    lab.run(1)
+    lab.run(2)
+    dashboard = page.locator(".nbflow-dashboard")
+    expect(page.locator('.nbflow-dag-canvas g.node[data-state="running"]')).to_have_count(
+        2, timeout=30_000)
+    cancel = page.locator(".nbflow-cancel")
+    expect(cancel).to_be_enabled()
+    lab.shot("1-running", dashboard)
+    cancel.click()
+    expect(page.locator(".nbflow-status")).to_have_text("cancelled", timeout=30_000)
+    expect(page.locator('.nbflow-dag-canvas g.node[data-state="cancelled"]')).to_have_count(5)
+    expect(cancel).to_be_disabled()
+    lab.run(3)
+    assert "cancelled" in lab.outputs_text(3)
+    lab.shot("2-cancelled", dashboard)
+    assert not page.js_errors, page.js_errors
+
+
+BIG_FLOW = '''
+import nbflow
+
+flow = nbflow.Flow("big", workers=4)
+for k in range(600):
+    deps = [f"a{k - 1}"] if k % 100 else []
+    flow.task(lambda: None, name=f"a{k}", after=deps)
+run = flow.run()
+'''
+
+
+def test_a_large_flow_folds_into_levels_that_expand(lab):
+    page = lab.page
+    lab.open([BIG_FLOW, "run.dashboard()"])
+    lab.run(0)
+    lab.run(1)
+    dashboard = page.locator(".nbflow-dashboard")
+    units = page.locator(".nbflow-dag-canvas g.nbflow-unit")
+    # 100 levels of 6 tasks: folded into 50 runs of two levels.
+    expect(units).to_have_count(50, timeout=60_000)
+    expect(page.locator(".nbflow-status")).to_have_text("succeeded")
+    lab.shot("1-folded", dashboard)
+    page.locator('.nbflow-dag-canvas g.node[data-node="uL0-1"]').click()
+    expect(units).to_have_count(49, timeout=30_000)
+    expect(page.locator(".nbflow-dag-canvas g.node[data-state=succeeded]")).to_have_count(12)
+    expect(page.locator(".nbflow-collapse")).to_be_visible()
+    lab.shot("2-level-0-expanded", dashboard)
+    assert not page.js_errors, page.js_errors
