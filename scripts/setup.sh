@@ -45,6 +45,21 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
+# -- Dashboard front ends ------------------------------------------------------------
+# The widgets' ES modules are built from labextension/ into nbflow/notebook/widgets/static/
+# (git-ignored; a wheel carries them). npm ci runs only when the lockfile changed; the
+# build itself takes about a second.
+if ! command -v npm >/dev/null; then
+    echo "setup: npm not found; install Node.js >= 18 with npm (it builds the dashboard)" >&2
+    exit 1
+fi
+if [ ! -f labextension/node_modules/.package-lock.json ] ||
+   [ labextension/package-lock.json -nt labextension/node_modules/.package-lock.json ]; then
+    echo "setup: installing the dashboard's build tools (npm ci in labextension/)"
+    (cd labextension && npm ci --no-audit --no-fund --loglevel=error)
+fi
+(cd labextension && npm run --silent build)
+
 # -- Python virtualenv ---------------------------------------------------------------
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv with $("$PYTHON" -V 2>&1)"

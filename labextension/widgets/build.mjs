@@ -23,10 +23,11 @@ const options = {
   format: "esm",
   minify: true,
   target: ["es2022"],
-  logLevel: "info",
+  logLevel: "warning",
 };
 
 if (process.argv.includes("--watch")) {
+  options.logLevel = "info";
   await (await esbuild.context(options)).watch();
 } else {
   await esbuild.build(options);
