@@ -68,7 +68,7 @@ def cpu_split(flow) -> dict[str, str]:
     """
     engine0, writer0, process0 = time.thread_time(), thread_cpu(WRITER_THREAD), time.process_time()
     with GcPauses() as pauses:
-        wall, _run = measure.time_flow(flow, WORKERS)
+        wall = measure.time_flow(flow, WORKERS).seconds
     engine = time.thread_time() - engine0
     writer = thread_cpu(WRITER_THREAD) - writer0
     workers = time.process_time() - process0 - engine - writer

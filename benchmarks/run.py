@@ -31,6 +31,7 @@ class Row:
     baseline: float | None = None
     dask: float | None = None
     reference: float | None = None   # what the ratio is taken against
+    cpu: dict[str, float] | None = None  # median process CPU seconds per runner
     extra: str = ""
 
     @property
@@ -56,14 +57,16 @@ class Row:
         return f"<= {w.limit:g}x {against}" + (", < dask" if w.beat_dask else "")
 
 
-def interleave(runners: dict[str, Callable[[], float]], repeat: int) -> dict[str, float]:
-    """Median seconds of each runner over ``repeat`` rounds, all runners in every round."""
-    samples: dict[str, list[float]] = {name: [] for name in runners}
+def interleave(runners: dict[str, Callable[[], measure.Timing]], repeat: int
+               ) -> tuple[dict[str, float], dict[str, float]]:
+    """Run every runner in each of ``repeat`` rounds: median seconds and CPU seconds of each."""
+    samples: dict[str, list[measure.Timing]] = {name: [] for name in runners}
     order = list(runners)
     for k in range(repeat):
         for name in order[k % len(order):] + order[:k % len(order)]:
             samples[name].append(runners[name]())
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return ({name: statistics.median(t.seconds for t in ts) for name, ts in samples.items()},
+            {name: statistics.median(t.cpu for t in ts) for name, ts in samples.items()})
 
 
 def measure_workload(w: Workload, store: str, repeat: int, tiny: bool) -> Row:
@@ -74,28 +77,29 @@ def measure_workload(w: Workload, store: str, repeat: int, tiny: bool) -> Row:
         per_task, graph_per_task = measure.engine_memory(names, deps)
         return Row(w, per_task, extra=f"graph+specs {graph_per_task:.0f} B/task")
     if w.kind == "levelling":
-        m = interleave({"nbflow": lambda: measure.timed(measure.build_graph, names, deps)[0],
-                        "graphlib": lambda: measure.timed(baselines.graphlib_levels,
-                                                          names, deps)[0]}, repeat)
-        return Row(w, m["nbflow"], baseline=m["graphlib"], reference=m["graphlib"])
+        m, cpu = interleave({"nbflow": lambda: measure.timed(measure.build_graph, names, deps),
+                             "graphlib": lambda: measure.timed(baselines.graphlib_levels,
+                                                               names, deps)}, repeat)
+        return Row(w, m["nbflow"], baseline=m["graphlib"], reference=m["graphlib"], cpu=cpu)
     flow = measure.declare(w.name, names, deps, fn, store)
 
-    def nbflow_runner() -> float:
-        seconds, run = measure.time_flow(flow, WORKERS)
-        return measure.makespan(run) if w.kind == "sleep" else seconds
+    def nbflow_makespan() -> measure.Timing:
+        timing = measure.time_flow(flow, WORKERS)
+        return timing._replace(seconds=measure.makespan(timing.result))
 
     try:
-        m = interleave({
-            "nbflow": nbflow_runner,
+        m, cpu = interleave({
+            "nbflow": nbflow_makespan if w.kind == "sleep"
+            else lambda: measure.time_flow(flow, WORKERS),
             "baseline": lambda: measure.timed(baselines.graphlib_threads,
-                                              names, deps, fn, WORKERS)[0],
-            "dask": lambda: measure.timed(baselines.dask_threaded, names, deps, fn, WORKERS)[0],
+                                              names, deps, fn, WORKERS),
+            "dask": lambda: measure.timed(baselines.dask_threaded, names, deps, fn, WORKERS),
         }, repeat)
         if w.kind == "sleep":
             bound = measure.scheduling_bound(flow, w.task_seconds, WORKERS)
-            return Row(w, m["nbflow"], m["baseline"], m["dask"], reference=bound,
+            return Row(w, m["nbflow"], m["baseline"], m["dask"], reference=bound, cpu=cpu,
                        extra="nbflow: makespan from its events; others: wall time")
-        return Row(w, m["nbflow"], m["baseline"], m["dask"], reference=m["baseline"])
+        return Row(w, m["nbflow"], m["baseline"], m["dask"], reference=m["baseline"], cpu=cpu)
     finally:
         flow.store.close()
 
@@ -197,7 +201,11 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         for w in chosen:
             row = measure_workload(w, store, args.repeat, args.tiny)
             rows.append(row)
-            print(f"  {w.name}: done" + (f" ({row.extra})" if row.extra else ""), flush=True)
+            notes = [row.extra] if row.extra else []
+            if row.cpu:
+                notes.append("process CPU " + ", ".join(
+                    f"{name} {_value(seconds, w.kind)}" for name, seconds in row.cpu.items()))
+            print(f"  {w.name}: done" + (f" ({'; '.join(notes)})" if notes else ""), flush=True)
     print(table(rows, args.markdown))
     return rows
 

@@ -91,7 +91,7 @@ def test_every_runner_runs_each_task_once_after_its_dependencies(shape, declare)
     values = dict(zip(names, baselines.dask_threaded(names, deps, ticket, WORKERS)))
     _assert_dependency_order(names, deps, values.__getitem__)
     flow = declare("smoke", names, deps, ticket)
-    _seconds, nb_run = measure.time_flow(flow, WORKERS)
+    nb_run = measure.time_flow(flow, WORKERS).result
     _assert_dependency_order(names, deps, nb_run.result)
     assert next(counter) == 3 * len(names)
 
@@ -118,7 +118,7 @@ def test_makespan_and_bound_of_the_tiny_sleep_workload(declare):
     bound = measure.scheduling_bound(flow, w.task_seconds, WORKERS)
     # 5 levels of 10 ms on the critical path, 50 x 10 ms of work over 8 workers
     assert bound == pytest.approx(max(5 * 0.010, 50 * 0.010 / WORKERS))
-    _seconds, sleep_run = measure.time_flow(flow, WORKERS)
+    sleep_run = measure.time_flow(flow, WORKERS).result
     # A chain of 5 sleeps of 10 ms cannot finish sooner than 50 ms.
     assert measure.makespan(sleep_run) >= 5 * 0.010
 
