@@ -8,10 +8,13 @@ file exactly as it was (in particular WAL mode is only switched on afterwards).
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
+import urllib.parse
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
 from ..errors import StoreError, StoreVersionError
@@ -19,14 +22,28 @@ from .schema import SCHEMA_VERSION
 
 DEFAULT_PATH = os.path.join(".nbflow", "nbflow.db")
 FIX = "Choose another store with Flow(store=...) or the NBFLOW_STORE environment variable."
+URL_FORMS = ("Give a file path, sqlite:///PATH, or a SQLAlchemy URL such as "
+             "postgresql+psycopg://USER@HOST:PORT/DATABASE.")
 
 
 def resolve_url(store: str | os.PathLike | None) -> str:
-    """A SQLAlchemy URL from ``store``, ``NBFLOW_STORE`` or the default path."""
+    """A SQLAlchemy URL from ``store``, ``NBFLOW_STORE`` or the default path.
+
+    Raises
+    ------
+    StoreError
+        ``store`` looks like a URL (has ``://``) but is not a valid one.
+    """
     store = os.fspath(store) if store is not None else os.environ.get("NBFLOW_STORE")
     if not store:
         store = DEFAULT_PATH
     if "://" in store:
+        try:
+            make_url(store)
+        except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+            shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", store)  # never show a password
+            raise StoreError(f"{shown!r} is neither a file path nor a valid store URL. "
+                             f"{URL_FORMS}") from None
         return store
     return "sqlite:///" + os.path.abspath(store)
 
@@ -45,13 +62,15 @@ def open_engine(url: str, busy_timeout: float) -> Engine:
     Raises
     ------
     StoreError
-        the location cannot be created or written, or the file is not a database.
+        the URL names an unknown database kind or a driver that is not
+        installed; the location cannot be created or written; the file is not
+        a database.
     StoreVersionError
         the file was written by a newer nbflow.
     """
     u = make_url(url)
     if u.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return _server_engine(u)
     path = sqlite_path(url)
     if path is None:
         engine = create_engine(url, poolclass=StaticPool,
@@ -77,6 +96,20 @@ def open_engine(url: str, busy_timeout: float) -> Engine:
     return engine
 
 
+def _server_engine(u: URL) -> Engine:
+    label = repr(u.render_as_string(hide_password=True))
+    try:
+        return create_engine(u, pool_pre_ping=True)
+    except NoSuchModuleError:
+        raise StoreError(f"the store URL {label} names a database kind ({u.drivername!r}) "
+                         f"that SQLAlchemy does not know. {URL_FORMS}") from None
+    except ImportError as e:
+        raise StoreError(f"the store URL {label} needs the Python package {e.name!r}, which "
+                         "is not installed. Install it, or for PostgreSQL use a "
+                         "postgresql+psycopg:// URL after pip install 'nbflow[postgres]'."
+                         ) from None
+
+
 def _check_location(path: str) -> None:
     folder = os.path.dirname(path) or "."
     try:
@@ -84,10 +117,19 @@ def _check_location(path: str) -> None:
     except OSError as e:
         raise StoreError(f"cannot create the folder {folder!r} for the nbflow store: "
                          f"{e.strerror}. {FIX}") from None
+    if os.path.isdir(path):
+        raise StoreError(f"the nbflow store {path!r} is a folder; give the path of a database "
+                         f"file, such as {os.path.join(path, 'nbflow.db')!r}.")
     if os.path.exists(path):
         if not os.access(path, os.W_OK):
             raise StoreError(f"the nbflow store {path!r} is read-only: nothing can be recorded "
                              f"there. Make it writable (chmod u+w) or {FIX[0].lower()}{FIX[1:]}")
+        # In WAL mode SQLite keeps two files beside the database, which even a
+        # reader must be able to create.
+        if not os.access(folder, os.W_OK):
+            raise StoreError(f"the nbflow store {path!r} is in a folder that is not writable, "
+                             "and SQLite needs to create its -wal and -shm files beside it. "
+                             f"Make {folder!r} writable or {FIX[0].lower()}{FIX[1:]}")
         check_schema_version(path)
     elif not os.access(folder, os.W_OK):
         raise StoreError(f"cannot create the nbflow store in {folder!r}: the folder is not "
@@ -96,8 +138,13 @@ def _check_location(path: str) -> None:
 
 def check_schema_version(path: str) -> None:
     """Read the schema version of an existing file without changing a byte of it."""
+    # Even a mode=ro connection creates the -wal and -shm files of a WAL database.
+    # immutable=1 reads the main file alone, which holds everything committed
+    # unless a -wal file exists (another connection is open): then read through it.
+    live = os.path.exists(path + "-wal")
+    uri = f"file:{urllib.parse.quote(path)}?{'mode=ro' if live else 'immutable=1'}"
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = sqlite3.connect(uri, uri=True)
     except sqlite3.Error as e:
         raise StoreError(f"cannot open the nbflow store {path!r}: {e}. {FIX}") from None
     try:

@@ -25,6 +25,10 @@ def translate_error(exc: BaseException, label: str) -> BaseException:
         err = StoreError(f"the nbflow store {label} could not be written: the disk is full "
                          "or failing. What was committed before is intact; free space and "
                          "resume the run.")
+    elif any(sign in text for sign in _UNREACHABLE):
+        err = StoreError(f"cannot connect to the nbflow store {label}: "
+                         f"{str(exc.orig).strip().splitlines()[0]}. Check that the database "
+                         f"server is running and the URL is right, or {FIX[0].lower()}{FIX[1:]}")
     elif "not a database" in text or "malformed" in text:
         err = StoreError(f"{label} is not an nbflow store, or it is corrupt ({exc.orig}). "
                          f"Move it aside, or {FIX[0].lower()}{FIX[1:]}")
@@ -32,3 +36,8 @@ def translate_error(exc: BaseException, label: str) -> BaseException:
         return exc
     err.__cause__ = exc
     return err
+
+
+# How drivers (psycopg, libpq) say that the server cannot be reached.
+_UNREACHABLE = ("connection refused", "could not connect", "connection failed",
+                "could not translate host name", "timeout expired", "no route to host")
