@@ -84,6 +84,22 @@ def test_the_users_exception_and_traceback_are_kept(spec, run):
     assert "nbflow/core" not in detail["traceback"]
 
 
+@pytest.mark.xfail(strict=True, reason="the Flow wraps task functions (results.PersistResult, "
+                   "declare.run_cell) and worker.execute trims only its own frame")
+@pytest.mark.parametrize("kind", ["function", "cell"])
+def test_the_traceback_starts_in_user_code_through_flow(kind, store_path):
+    flow = Flow("f", store=store_path, executor="sync")
+    if kind == "function":
+        flow.task(lambda: user_code(7), name="parse")
+    else:
+        flow.cell_task("parse", "from test_engine import user_code\nuser_code(7)",
+                       {"__name__": "cell"})
+    run = flow.run()
+    frames = traceback.extract_tb(run._engine.errors[0].__traceback__)
+    assert frames[-1].name == "user_code"
+    assert [f.filename for f in frames if "/nbflow/" in f.filename] == []
+
+
 def flaky(failures: int):
     """A task function that fails its first ``failures`` calls."""
     calls = []

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, inspect, text
 
-from nbflow import Flow, StoreVersionError
+from nbflow import CycleError, Flow, StoreVersionError, UnknownDependencyError
 from nbflow.core.replay import COLUMNS, replay
 from nbflow.store import Store
 from nbflow.store.open import resolve_url
@@ -150,6 +150,21 @@ def test_two_stores_write_at_once(backend_url):
         assert [t["state"] for t in flow.store.tasks(run.id)] == ["succeeded"] * 20
         assert table_rows(flow.store, run.id) == replay(run.names, flow.store.events(run.id))
     assert {r["flow"] for r in Store(backend_url).runs()} == {"f0", "f1"}
+
+
+@pytest.mark.parametrize("mistake, error", [
+    (lambda flow: flow.remove("load") or flow.task(lambda: [1], name="load", after=["report"]),
+     CycleError),
+    (lambda flow: flow.task(lambda laod: laod, name="extra"), UnknownDependencyError),
+], ids=["cycle", "unknown parameter"])
+def test_a_bad_flow_fails_before_touching_the_store(backend_url, mistake, error):
+    flow = etl_flow(backend_url)
+    flow.run()
+    before = dump(backend_url)
+    mistake(flow)
+    with pytest.raises(error):
+        flow.run()
+    assert dump(backend_url) == before
 
 
 def bump_schema_version(url: str, version: int) -> None:
