@@ -35,7 +35,7 @@ def test_results_flow_to_dependents(spec, run, final_states):
 
 def test_eager_starts_a_task_as_soon_as_its_dependencies_allow(spec, run):
     specs = [spec("a"), spec("b", after=["a"]), spec("c"), spec("d")]
-    assert run(specs, mode="eager")[1].starts() == ["a", "b", "c", "d"]
+    assert run(specs)[1].starts() == ["a", "b", "c", "d"]   # eager is the default
     # levels: b (level 1) waits behind the barrier until c and d (level 0) are done
     assert run(specs, mode="levels")[1].starts() == ["a", "c", "d", "b"]
 
