@@ -186,6 +186,7 @@ class Bridge:
         self.interval = interval
         self.table = TaskTable(run.names)
         self.seq = 0
+        self._last_sent = -float("inf")
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._live = False          # history loaded: events go straight to the table
@@ -257,9 +258,14 @@ class Bridge:
         with self._send_lock:  # a resync waits for the history
             self._load_history()
         while not self._ended.wait(self.interval):
-            self._flush()
+            self.flush()
         if self._closed:
             return
+        # The last message keeps its distance from the one before it too (up to the
+        # default interval: a slower bridge need not hold the final state back).
+        wait = self._last_sent + min(self.interval, INTERVAL) - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
         with self._send_lock:
             with self._lock:
                 self.table.take_diff()  # folded into the snapshot
@@ -294,16 +300,23 @@ class Bridge:
             self._early_logs.clear()
             self._live = True
 
-    def _flush(self) -> None:
+    def flush(self) -> bool:
+        """Publish what changed since the last diff now, if anything did; True if it did.
+
+        The flusher thread calls this every ``interval``; calling it from elsewhere
+        sends sooner (tests do, to look at one diff).
+        """
         with self._send_lock:
             with self._lock:
                 diff = self.table.take_diff()
             if diff is None:
-                return
+                return False
             self.seq += 1
             diff.update(run=self.run.id, seq=self.seq, now=time.time(), running=True,
                         t0=self.table.first_at, t1=self.table.last_at)
             self.target.publish_diff(diff)
+            self._last_sent = time.monotonic()
+            return True
 
     def _snapshot(self, running: bool | None = None) -> dict:
         running = not self._ended.is_set() if running is None else running

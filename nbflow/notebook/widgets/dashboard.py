@@ -150,10 +150,12 @@ class Dashboard(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Stop following the run and the flow, and close the widget."""
-        if self._bridge is not None:
-            self._bridge.close()
-        if self._flow is not None and self.show in self._flow._run_listeners:
-            self._flow._run_listeners.remove(self.show)
+        # getattr: ipywidgets also calls this from __del__, after a failed __init__.
+        bridge, flow = getattr(self, "_bridge", None), getattr(self, "_flow", None)
+        if bridge is not None:
+            bridge.close()
+        if flow is not None and self.show in flow._run_listeners:
+            flow._run_listeners.remove(self.show)
         super().close()
 
     def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:

@@ -1,0 +1,223 @@
+"""What a run sends to its dashboard: batched diffs, at most ten a second, adding up
+to exactly the run's final state; and what the dashboard does with the browser's
+messages (cancel, expand, resync)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from frontend import FrontEnd
+
+import nbflow
+from nbflow.notebook.widgets import Dashboard
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+def final_state(run) -> dict[str, tuple]:
+    """Each task's (state, attempt) as the store recorded it."""
+    df = run.status()
+    return {row.task: (row.state, row.attempt) for row in df.itertuples()}
+
+
+def replay(recorder, dash) -> FrontEnd:
+    """A front end fed every message the dashboard sent, in order."""
+    opened = next(m for m in recorder.sent(dash) if m.kind == "comm_open")
+    front = FrontEnd(opened.data["state"])
+    for update in recorder.updates(dash):
+        front.receive(update)
+    return front
+
+
+@pytest.mark.slow
+def test_ten_thousand_tasks_send_at_most_ten_messages_a_second(comms, store_path):
+    flow = nbflow.Flow("ten thousand", store=store_path, workers=8)
+    for k in range(10_000):
+        flow.task(lambda: None, name=f"t{k}", after=[f"t{k - 100}"] if k >= 100 else [])
+    dash = flow.dashboard()
+    run = flow.run()
+    assert dash._bridge.join(60)
+
+    updates = [m for m in comms.sent(dash) if m.kind == "comm_msg"]
+    times = [m.at for m in updates]
+    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert busiest <= 10, f"{busiest} messages within one second"
+    diffs = [m.data["state"]["_diff"] for m in updates if "_diff" in m.data["state"]]
+    assert len(diffs) >= 5  # the run took seconds: the dashboard was live, not only final
+    assert "_snapshot" in updates[-1].data["state"]  # the last message is the final table
+
+    front = replay(comms, dash)
+    assert front.gaps == 0
+    assert not front.running and front.outcome == "succeeded"
+    expected = final_state(run)
+    assert {flow.tasks[i]: (row[0], row[1]) for i, row in front.rows.items()} == expected
+    assert len(front.bars) == 10_000
+
+    # The diffs alone (without the final snapshot) carry all but the last moments.
+    diffs_only = FrontEnd(next(m for m in comms.sent(dash) if m.kind == "comm_open")
+                          .data["state"])
+    for update in comms.updates(dash):
+        diffs_only.receive(update if "_graph" in update else {"_diff": update.get("_diff")})
+        if "_snapshot" in update and not update["_snapshot"]["running"]:
+            break
+    behind = [i for i, row in diffs_only.rows.items() if row[0] != "succeeded"]
+    assert diffs_only.gaps == 0 and len(behind) < 5_000
+    assert {diffs_only.rows[i][0] for i in behind} <= {"pending", "ready", "running"}
+
+
+def test_a_burst_of_events_is_one_diff_with_each_task_once(comms, store_path):
+    flow = nbflow.Flow("burst", store=store_path, workers=4)
+    reached, release = threading.Event(), threading.Event()
+    for k in range(100):
+        flow.task(lambda: None, name=f"quick{k}")
+
+    def last():
+        reached.set()
+        release.wait(30)
+
+    flow.task(last, name="last", after=[f"quick{k}" for k in range(100)])
+    dash = Dashboard(flow=flow, interval=3600)  # it sends only when told (or at the end)
+    run = flow.run(background=True)
+    assert reached.wait(30)
+    assert dash._bridge.flush()
+    release.set()
+    run.wait(30)
+    assert dash._bridge.join(30)
+
+    updates = comms.updates(dash)
+    diffs = [u["_diff"] for u in updates if "_diff" in u and u["_diff"]]
+    # 300 events (ready, running, succeeded for 100 tasks) and "last" starting: one message.
+    assert len(diffs) == 1
+    rows = diffs[0]["tasks"]
+    assert len(rows) == 101 and len({r[0] for r in rows}) == 101
+    assert {r[1] for r in rows[:100]} == {"succeeded"} and rows[100][1] == "running"
+    assert diffs[0]["seq"] == 1 and diffs[0]["run"] == run.id
+    assert updates[-1]["_snapshot"]["outcome"] == "succeeded"
+
+
+def test_the_final_snapshot_carries_errors_logs_retries_and_escapes_nothing(comms,
+                                                                          store_path):
+    flow = nbflow.Flow("details", store=store_path, workers=2)
+    tries = []
+
+    @flow.task(retries=1)
+    def flaky():
+        tries.append(1)
+        print(f"try {len(tries)}")
+        if len(tries) == 1:
+            raise RuntimeError("first try fails")
+        return 1
+
+    @flow.task(name=EVIL)
+    def evil():
+        print("<script>alert(1)</script>")
+        raise ValueError("<b>bold?</b>")
+
+    run = flow.run()
+    dash = run.dashboard()
+    assert dash._bridge.join(30)
+    front = replay(comms, dash)
+    assert front.rows[0][:2] == ["succeeded", 2]
+    assert front.rows[1][:2] == ["failed", 1]
+    assert 0 not in front.errors  # the retry succeeded: its first error is not shown
+    assert front.errors[1][0] == "ValueError: <b>bold?</b>"
+    assert "raise ValueError" in front.errors[1][1]
+    assert front.logs == {0: "--- attempt 1 ---\ntry 1\n--- attempt 2 ---\ntry 2\n",
+                          1: "<script>alert(1)</script>\n"}
+    assert sorted(front.bars) == [(0, 1), (0, 2), (1, 1)]
+    assert [b[5] for _, b in sorted(front.bars.items())] == ["retrying", "succeeded", "failed"]
+    assert all(b[2] and b[2].startswith("nbflow-worker-") for b in front.bars.values())
+
+
+def test_a_flow_dashboard_follows_each_new_run(comms, store_path):
+    flow = nbflow.Flow("follow", store=store_path)
+    flow.task(lambda: 1, name="one")
+    dash = flow.dashboard()
+    assert dash._graph["run"] is None and dash._graph["names"] == ["one"]
+    assert not dash._snapshot["running"]
+    first = flow.run()
+    assert dash.run is first and dash._graph["run"] == first.id
+    second = flow.run()
+    assert dash._bridge.join(30)
+    assert dash.run is second and replay(comms, dash).graph["run"] == second.id
+    assert replay(comms, dash).states() == ["succeeded"]
+    dash.close()
+    third = flow.run()
+    assert dash.run is second and third.state == "succeeded"
+
+
+def test_cancel_expand_collapse_and_resync_messages(comms, store_path):
+    flow = nbflow.Flow("steer", store=store_path, workers=2)
+    started = threading.Barrier(3)
+
+    def spin():
+        started.wait(30)
+        while True:
+            nbflow.check_cancelled()
+            threading.Event().wait(0.01)
+
+    for k in range(2):
+        flow.task(spin, name=f"spin{k}")
+    for k in range(10):
+        flow.task(lambda: None, name=f"after{k}", after=["spin0", "spin1"])
+    dash = Dashboard(flow=flow, collapse_above=5, interval=3600)
+    assert set(dash._view["units"]) == {"uL0", "uL1"}
+    run = flow.run(background=True)
+    started.wait(30)
+
+    dash._handle_custom_msg({"type": "expand", "node": "uL1"}, [])
+    assert set(dash._view["units"]) == {"uL0", "uL1.0", "uL1.1"}
+    dash._handle_custom_msg({"type": "expand", "node": "no-such-node"}, [])
+    assert set(dash._view["units"]) == {"uL0", "uL1.0", "uL1.1"}
+    dash._handle_custom_msg({"type": "collapse"}, [])
+    assert set(dash._view["units"]) == {"uL0", "uL1"}
+
+    before = len(comms.updates(dash))
+    dash._handle_custom_msg({"type": "resync"}, [])
+    resent = comms.updates(dash)[before:]
+    assert len(resent) == 1 and resent[0]["_snapshot"]["running"]
+    assert [r[1] for r in resent[0]["_snapshot"]["tasks"][:2]] == ["running", "running"]
+
+    dash._handle_custom_msg({"type": "cancel"}, [])
+    assert run.wait(30).state == "cancelled"
+    assert dash._bridge.join(30)
+    front = replay(comms, dash)
+    assert front.outcome == "cancelled" and set(front.states()) == {"cancelled"}
+
+    with pytest.warns(RuntimeWarning, match="nbflow: the dashboard got a message it does "
+                                            "not know: {'type': 'dance'}"):
+        dash._handle_custom_msg({"type": "dance"}, [])
+
+
+def test_static_fallback_is_escaped_svg_with_dot_and_a_table_without(comms, store_path,
+                                                                    monkeypatch, tmp_path):
+    flow = nbflow.Flow("static <flow>", store=store_path)
+    flow.task(lambda: 1, name=EVIL)
+    flow.task(lambda: 2, name="b&b", after=[EVIL])
+    run = flow.run()
+    dash = run.dashboard()
+    assert dash._bridge.join(30)
+    data, _meta = dash._repr_mimebundle_()
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == dash.model_id
+    page = data["text/html"]
+    assert "<svg" in page and "static &lt;flow&gt;" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "b&amp;b" in page
+    assert "<img" not in page
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `dot`: the table instead
+    page = dash._repr_mimebundle_()[0]["text/html"]
+    assert "<svg" not in page and "<table" in page and "<img" not in page
+    assert "<td>&lt;img src=x onerror=alert(1)&gt;</td>" in page
+    assert "succeeded: 2" in page
+
+
+def test_dashboard_arguments_are_checked(store_path):
+    with pytest.raises(ValueError, match=r"Dashboard needs a run or a flow: use "
+                                         r"run.dashboard\(\) or flow.dashboard\(\)"):
+        Dashboard()
+    flow = nbflow.Flow("f", store=store_path)
+    flow.task(lambda: 1, name="a")
+    with pytest.raises(ValueError, match=r"collapse_above must be at least 1 \(or None to "
+                                         r"never collapse\), got 0"):
+        flow.dashboard(collapse_above=0)

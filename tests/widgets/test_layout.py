@@ -1,0 +1,76 @@
+"""Folding the DAG view: which nodes show, their labels, and the DOT they make."""
+
+from __future__ import annotations
+
+import pytest
+
+from nbflow.core.graph import Graph
+from nbflow.notebook.widgets.layout import MAX_UNITS, DagLayout
+
+
+def chain_of_levels(levels: int, width: int) -> Graph:
+    """``levels`` Kahn levels of ``width`` tasks, each task after one of the level before."""
+    names = [f"n{lv}_{k}" for lv in range(levels) for k in range(width)]
+    deps = [[f"n{lv - 1}_{k}"] if lv else [] for lv in range(levels) for k in range(width)]
+    return Graph(names, deps)
+
+
+@pytest.mark.parametrize("n, limit", [(3, 3), (40, None), (5, 300)])
+def test_small_or_unlimited_graphs_show_every_task(n, limit):
+    layout = DagLayout("f", chain_of_levels(n, 1), limit=limit)
+    assert layout.units() == {}
+    dot = layout.view()["dot"]
+    assert all(f"t{i} " in dot for i in range(n)) and "->" in dot
+
+
+def test_levels_fold_and_expand_into_tasks_or_parts():
+    layout = DagLayout("f", chain_of_levels(3, 5), limit=4)
+    assert {k: len(v) for k, v in layout.units().items()} == {"uL0": 5, "uL1": 5, "uL2": 5}
+    assert layout.unit_label("uL1") == "level 1"
+    assert layout.expand("uL1") and set(layout.units()) == {"uL0", "uL1.0", "uL1.1", "uL2"}
+    assert layout.unit_label("uL1.1") == "level 1 · part 2"
+    assert [len(layout.units()[k]) for k in ("uL1.0", "uL1.1")] == [4, 1]
+    assert layout.expand("uL1.1") and "uL1.1" not in layout.units()
+    assert not layout.expand("uL1") and not layout.expand("t3") and not layout.expand("nope")
+    view = layout.view()
+    assert view["expanded"] == ["L1", "L1.1"]
+    assert view["units"]["uL0"] == {"label": "level 0", "members": [0, 1, 2, 3, 4]}
+    assert 'uL0 -> "uL1.0"' in view["dot"] and "uL0 -> t9" in view["dot"]
+    layout.collapse_all()
+    assert set(layout.units()) == {"uL0", "uL1", "uL2"}
+
+
+def test_many_levels_fold_into_runs_that_open_into_levels():
+    layout = DagLayout("deep", chain_of_levels(2 * MAX_UNITS, 3), limit=100)
+    units = layout.units()
+    assert len(units) == MAX_UNITS and "uL0-1" in units and len(units["uL0-1"]) == 6
+    assert layout.unit_label("uL0-1") == "levels 0–1"
+    assert layout.expand("uL0-1") and "uL0-1" not in layout.units()
+    assert all(f"t{i} " in layout.view()["dot"] for i in range(6))  # 6 tasks <= limit
+
+    wide = DagLayout("deep", chain_of_levels(2 * MAX_UNITS, 30), limit=50)
+    assert wide.expand("uL0-1") and {"uL0", "uL1"} <= set(wide.units())
+    assert wide.unit_label("uL1") == "level 1"
+
+
+def test_groups_are_clusters_and_fold_per_group():
+    graph = Graph([f"x{i}" for i in range(6)], [[] for _ in range(6)])
+    groups = ["<load>"] * 3 + ["train"] * 3
+    layout = DagLayout("g", graph, groups=groups, limit=4)
+    assert set(layout.units()) == {"ug0_L0", "ug1_L0"}
+    assert layout.unit_label("ug0_L0") == "<load> · level 0"
+    dot = DagLayout("g", graph, groups=groups, limit=None).view()["dot"]
+    assert "subgraph cluster_0" in dot and 'label="<load>"' in dot and "newrank=true" in dot
+
+
+def test_user_strings_are_plain_dot_labels():
+    graph = Graph(["<img src=x onerror=alert(1)>", "back\\slash", "q\"uote"], [[], [], []])
+    dot = DagLayout("<b>", graph).digraph(states=["failed", "succeeded", "pending"]).source
+    assert 'label="<img src=x onerror=alert(1)>"' in dot and "label=<" not in dot
+    assert 'label="back\\\\slash"' in dot and 'label="q\\"uote"' in dot
+    assert 'fillcolor="#de2d26"' in dot
+
+
+def test_limit_is_checked():
+    with pytest.raises(ValueError, match="collapse_above must be at least 1"):
+        DagLayout("f", chain_of_levels(2, 2), limit=0)
