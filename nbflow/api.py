@@ -19,7 +19,7 @@ from .declare import (Declaration, cell_declaration, check_redeclaration, functi
 from .errors import NbflowError, NoSuchRun, NoSuchTask, TaskFailedError
 from .executors import make_executor
 from .options import FLOW_DEFAULTS, task_options, validate
-from .results import ResultFiles, RunResults, results_folder
+from .results import ResultFiles, RunResults, results_folder, task_base
 
 
 class Flow:
@@ -55,9 +55,10 @@ class Flow:
         self._store_arg = store
         self._store = None
         self._decls: dict[str, Declaration] = {}
+        self._bases: dict[str, str] = {}  # task -> hash of its name and code (results.py)
+        self._namespaces: dict[str, dict[str, Any]] = {}  # cell task -> where it restores to
         self._last_run: Run | None = None
         self._run_listeners: list[Callable[[Run], None]] = []  # dashboards that follow the flow
-        self._namespaces: dict[str, dict[str, Any]] = {}  # cell task -> where it restores to
 
     def __repr__(self) -> str:
         return f"<nbflow.Flow {self.name!r}: {len(self._decls)} tasks>"
@@ -115,7 +116,7 @@ class Flow:
 
         def declare(f: Callable[..., Any]) -> Callable[..., Any]:
             task_name = name or getattr(f, "__name__", None)
-            if not task_name or task_name == "<lambda>":
+            if not task_name or (name is None and task_name == "<lambda>"):
                 raise ValueError("a lambda or callable object needs a task name: "
                                  "flow.task(fn, name='...')")
             options = task_options(self.defaults, given, task_name)
@@ -143,16 +144,19 @@ class Flow:
         if old is not None:
             check_redeclaration(old, decl)
         self._decls[decl.spec.name] = decl
+        self._bases[decl.spec.name] = task_base(decl.spec.fn, decl.spec.name)
 
     def remove(self, name: str) -> None:
         """Forget the task ``name``."""
         if self._decls.pop(name, None) is None:
             raise NoSuchTask(self._unknown(name))
+        self._bases.pop(name, None)
         self._namespaces.pop(name, None)
 
     def clear(self) -> None:
         """Forget every task (runs stay in the store)."""
         self._decls.clear()
+        self._bases.clear()
         self._namespaces.clear()
 
     @property
@@ -264,7 +268,8 @@ class Flow:
         store = self.store
         resumed = self._resume_target(resume)
         rerun_idx = self._with_downstream(graph, rerun)
-        results = RunResults(specs, ResultFiles(results_folder(store.path)), self._namespaces)
+        results = RunResults(specs, ResultFiles(results_folder(store.path)), self._bases,
+                             self._namespaces)
         kind = executor or self.executor
         ex = make_executor(kind, workers or self.workers or env_workers(),
                            **_thread_options(kind))
@@ -276,14 +281,16 @@ class Flow:
             params["resumed_from"] = resumed
         store.create_run(run_id, self.name, graph, [s.kind for s in specs], params, created,
                          resumed_from=resumed)
-        known = store.result_index(store.resume_chain(resumed)) if resumed else {}
-        index = results.index_sink(store.record_results, run_id, graph.index)
-        engine = Engine(graph, specs, ex, sinks=[store.sink(run_id), index, *sinks], mode=mode,
+        known = store.saved_results(store.resume_chain(resumed)) if resumed else {}
+        saved = results.sink(store.record_results, run_id, graph.index)
+        # ``saved`` annotates events, so it goes before the store's sink.
+        engine = Engine(graph, specs, ex, sinks=[saved, store.sink(run_id), *sinks], mode=mode,
                         policy=policy or self.policy, run_id=run_id, fail_fast=fail_fast,
                         on_failure=on_failure, keyer=results.key,
                         restore=results.restorer(known, rerun_idx, store.result_kind))
-        index.values = engine.results
+        saved.values = engine.results
         run = Run(self, run_id, engine)
+        store.keep_lease(run_id, run.cancel)
         self._last_run = run
         for listener in list(self._run_listeners):
             try:
@@ -291,7 +298,6 @@ class Flow:
             except Exception as exc:  # a broken dashboard must never stop a run
                 warnings.warn(f"nbflow: {listener!r} failed to follow run {run_id}: {exc!r}",
                               RuntimeWarning, stacklevel=2)
-        store.keep_lease(run_id, run.cancel)
         if background:
             init = _thread_options("threads").get("initializer")
             run._thread = threading.Thread(target=run._execute, args=(init,), daemon=True,

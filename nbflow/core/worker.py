@@ -18,15 +18,30 @@ threads) to the stream that was there before.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
 import traceback
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from ..errors import SkipTask, TaskCancelled
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _user_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """The traceback from the first frame outside nbflow: this function's frame and
+    nbflow's wrappers (result persistence, run_if, cell execution) are not the
+    user's concern.  Kept whole if every frame is nbflow's."""
+    first = tb
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE):
+        tb = tb.tb_next
+    return tb if tb is not None else first
 
 
 class TaskContext:
@@ -107,9 +122,7 @@ def execute(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | N
         value = fn(**kwargs)
     except Exception as exc:
         finished = time.time()
-        tb = exc.__traceback__
-        # Drop this frame: the traceback the user sees starts in their own code.
-        exc = exc.with_traceback(tb.tb_next if tb is not None else None)
+        exc = exc.with_traceback(_user_frames(exc.__traceback__))
         text = "".join(traceback.format_exception(exc))
         return Outcome(False, None, exc, text, started, finished,
                        "".join(out), "".join(err), threading.current_thread().name)

@@ -51,6 +51,7 @@ class Writer:
         self._rows: dict[str, dict[str, list]] = {}   # run -> task -> row
         self._unwritten: dict[str, dict[str, list]] = {}  # run -> task -> static columns
         self.error: BaseException | None = None
+        self._retry: list[tuple] = []   # items of a failed transaction, to write again
         self._thread = threading.Thread(target=self._loop, name="nbflow-store-writer",
                                          daemon=True)
         self._thread.start()
@@ -82,9 +83,13 @@ class Writer:
         self._q.put(("flush", None, done))
         if not done.wait(timeout):
             raise StoreError(f"the nbflow store {self._label} did not commit within {timeout}s")
-        if self.error is not None:
-            raise StoreError(f"writing to the nbflow store {self._label} failed: {self.error}. "
-                             "The run's record there is incomplete.") from self.error
+        err, self.error = self.error, None
+        if err is not None:
+            # Keep the kind (locked, read-only...) so callers can tell them apart.
+            cls = type(err) if isinstance(err, StoreError) else StoreError
+            raise cls(f"writing to the nbflow store {self._label} failed: "
+                      f"{str(err).rstrip('.')}. The run's record there is incomplete until a "
+                      "later write succeeds (it is retried with the next one).") from err
 
     def close(self) -> None:
         self._q.put(("stop", None, None))
@@ -106,11 +111,15 @@ class Writer:
                     break
             waiters = [p for k, _r, p in items if k == "flush"]
             stop = any(k == "stop" for k, _r, _p in items)
-            if self.error is None:
-                try:
-                    self._write(items)
-                except Exception as exc:  # kept for flush(); the engine must go on
-                    self.error = translate_error(exc, self._label)
+            batch = self._retry + [it for it in items if it[0] not in ("flush", "stop")]
+            try:
+                self._write(batch)
+                self._retry = []
+            except Exception as exc:  # kept for flush(); the engine must go on
+                self.error = translate_error(exc, self._label)
+                # Written again with the next batch: a lock released or space freed
+                # later loses nothing (the fold below is idempotent per event).
+                self._retry = batch
             for w in waiters:
                 w.set()
             if stop:
@@ -145,11 +154,15 @@ class Writer:
         task_inserts = [(run_id, name, *static, *self._rows[run_id][name])
                         for run_id, unwritten in self._unwritten.items()
                         for name, static in unwritten.items()]
+        if event_rows or task_inserts or log_rows or result_rows:
+            self._commit(event_rows, task_inserts, task_rows, log_rows, dead_rows, result_rows)
+        # Only once committed: a failed batch is folded again from its items.
         self._unwritten.clear()
         for run_id in forget:
             self._rows.pop(run_id, None)
-        if not (event_rows or task_inserts or log_rows or result_rows):
-            return
+
+    def _commit(self, event_rows, task_inserts, task_rows, log_rows, dead_rows, result_rows
+                ) -> None:
         if not self._native_detail:
             event_rows = [(*ev[:7], None if ev[7] is None else _encode(ev[7]))
                           for ev in event_rows]

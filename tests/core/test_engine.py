@@ -84,8 +84,6 @@ def test_the_users_exception_and_traceback_are_kept(spec, run):
     assert "nbflow/core" not in detail["traceback"]
 
 
-@pytest.mark.xfail(strict=True, reason="the Flow wraps task functions (results.PersistResult, "
-                   "declare.run_cell) and worker.execute trims only its own frame")
 @pytest.mark.parametrize("kind", ["function", "cell"])
 def test_the_traceback_starts_in_user_code_through_flow(kind, store_path):
     flow = Flow("f", store=store_path, executor="sync")

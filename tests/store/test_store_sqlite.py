@@ -268,8 +268,6 @@ def test_a_lock_taken_during_a_run_fails_the_run_and_loses_nothing_committed(sto
     assert reader.runs()[-1] == seed and reader.events(seed["id"]) == seed_events
 
 
-@pytest.mark.xfail(strict=True, reason="writer.py Writer.flush wraps the StoreLockedError it "
-                   "kept in a plain StoreError")
 def test_a_lock_taken_during_a_run_raises_store_locked_error(store_path):
     make_store(store_path)
     with lock_taken_by_a_task(store_path) as flow:
@@ -277,8 +275,6 @@ def test_a_lock_taken_during_a_run_raises_store_locked_error(store_path):
             flow.run()
 
 
-@pytest.mark.xfail(strict=True, reason="writer.py keeps its first error forever: after one "
-                   "failed commit the Store never writes again")
 def test_the_store_records_again_once_the_lock_is_gone(store_path):
     make_store(store_path)
     with lock_taken_by_a_task(store_path) as flow:
