@@ -10,7 +10,9 @@ Threads
 engine thread
     calls the sink hooks ``events``, ``logs``, ``snapshot`` and ``finish``.  They
     update the table under ``_lock`` (a few dict writes per event) and return;
-    they never build or send a message.
+    they never build or send a message.  Only ``finish``, once at the end, waits
+    for the flusher to send the final table, so the run is not over (for a
+    blocking cell, or ``run.wait()``) before its dashboard is.
 flusher thread (``nbflow-dashboard``)
     first loads what happened before the bridge was subscribed from the store,
     then every ``interval`` takes the rows changed since the last diff and calls
@@ -54,6 +56,7 @@ from typing import Any, Protocol
 
 from ..core.events import AT, ATTEMPT, DETAIL, FROM, SEQ, TASK, TO
 
+FINAL_WAIT = 10.0  # seconds a run's end waits for the dashboard's final message, at most
 LOG_LIMIT = 20_000
 TRACEBACK_LIMIT = 20_000
 INTERVAL = 0.1
@@ -193,7 +196,9 @@ class Bridge:
         self._early: list[tuple] = []
         self._early_logs: list[tuple] = []
         self._subscribed = threading.Event()
+        self._loaded = threading.Event()
         self._ended = threading.Event()
+        self._final = threading.Event()
         self._closed = False
         self._thread = threading.Thread(target=self._work, args=(initializer,), daemon=True,
                                         name="nbflow-dashboard")
@@ -223,8 +228,12 @@ class Bridge:
         self._subscribed.set()
 
     def finish(self, cancel_reason: str | None) -> None:
+        # The one hook that waits: until the final table is out (FINAL_WAIT at most),
+        # so a blocking run's cell, or run.wait(), ends with the dashboard final too
+        # (nbclient drops messages that come after their cell is done).
         self._subscribed.set()
         self._ended.set()
+        self._final.wait(FINAL_WAIT)
 
     # -- other threads ---------------------------------------------------------------
     def resync(self) -> None:
@@ -234,8 +243,13 @@ class Bridge:
                 snap = self._snapshot()
             self.target.publish_snapshot(snap)
 
-    def current(self) -> dict:
-        """The whole table as a snapshot, without publishing it."""
+    def current(self, timeout: float = FINAL_WAIT) -> dict:
+        """The whole table as a snapshot, without publishing it.
+
+        Waits (``timeout`` at most) for the history of a run that is under way to
+        be loaded, so it is not a table of pending tasks that have long finished.
+        """
+        self._loaded.wait(timeout)
         with self._lock:
             return self._snapshot()
 
@@ -252,15 +266,22 @@ class Bridge:
 
     # -- the flusher thread ----------------------------------------------------------
     def _work(self, initializer: Callable[[], None] | None) -> None:
-        if initializer is not None:
-            initializer()
-        self._subscribed.wait()
-        with self._send_lock:  # a resync waits for the history
-            self._load_history()
-        while not self._ended.wait(self.interval):
-            self.flush()
-        if self._closed:
-            return
+        try:
+            if initializer is not None:
+                initializer()
+            self._subscribed.wait()
+            with self._send_lock:  # a resync waits for the history
+                self._load_history()
+            self._loaded.set()
+            while not self._ended.wait(self.interval):
+                self.flush()
+            if not self._closed:
+                self._publish_final()
+        finally:
+            self._loaded.set()
+            self._final.set()
+
+    def _publish_final(self) -> None:
         # The last message keeps its distance from the one before it too (up to the
         # default interval: a slower bridge need not hold the final state back).
         wait = self._last_sent + min(self.interval, INTERVAL) - time.monotonic()

@@ -200,6 +200,8 @@ class FlowMagics(Magics):
         ``%flow graph``    draw the DAG
         ``%flow reset``    forget every task of the flow (runs stay in the store)
         ``%flow use VAR``  make the magics use the ``nbflow.Flow`` in variable VAR
+        ``%flow dashboard [--collapse-above N]``  a live dashboard of the last run and the next
+        ``%flow dlq [--all]``  dead letters; ``%flow dlq requeue [RUN_ID]`` runs them again
         """
         word, _, rest = line.strip().partition(" ")
         if not word:
@@ -260,6 +262,31 @@ def _use(m: FlowMagics, args: argparse.Namespace) -> None:
         raise UsageError(f"{name!r} holds an object of type {type(value).__name__}, not an "
                          "nbflow.Flow; %flow use needs a variable that holds a Flow")
     m.flow = value
+
+
+@subcommand("dashboard", "a live dashboard: the last run, then each new run",
+            arg("--collapse-above", type=_number(int, low=1), metavar="N", default=300))
+def _dashboard(m: FlowMagics, args: argparse.Namespace) -> None:
+    display(m.flow.dashboard(collapse_above=args.collapse_above))
+
+
+@subcommand("dlq", "dead letters: tasks that failed for good; requeue runs them again",
+            arg("action", nargs="?", choices=["requeue"], metavar="requeue"),
+            arg("run_id", nargs="?", metavar="RUN_ID"),
+            arg("--all", action="store_true"))
+def _dlq(m: FlowMagics, args: argparse.Namespace) -> None:
+    if args.action == "requeue":
+        m.last_run = m.flow.requeue(args.run_id)
+        display(m.last_run)
+        return
+    if args.run_id is not None:
+        raise UsageError(f"RUN_ID goes with requeue: %flow dlq requeue {args.run_id}")
+    letters = m.flow.dead_letters(requeued=args.all)
+    if letters.empty:
+        print(f"flow {m.flow.name!r} has no dead letters"
+              + ("" if args.all else " waiting to be requeued"))
+    else:
+        display(letters.drop(columns=["traceback", "inputs", "key"]))
 
 
 def _require_run(m: FlowMagics) -> Run:

@@ -221,3 +221,18 @@ def test_dashboard_arguments_are_checked(store_path):
     with pytest.raises(ValueError, match=r"collapse_above must be at least 1 \(or None to "
                                          r"never collapse\), got 0"):
         flow.dashboard(collapse_above=0)
+
+
+def test_graphviz_travels_once_for_any_number_of_dashboards(comms, store_path):
+    flow = nbflow.Flow("twice", store=store_path)
+    flow.task(lambda: 1, name="a")
+    first, second = flow.dashboard(), flow.dashboard()
+    assert first._viz is second._viz
+    opened = [m.data["state"] for m in comms.messages if m.kind == "comm_open"]
+    runtimes = [s for s in opened if s.get("_anywidget_id", "").endswith("VizRuntime")]
+    assert len(runtimes) == 1 and len(runtimes[0]["_esm"]) > 1_000_000  # the WASM, inlined
+    dashboards = [s for s in opened if s.get("_anywidget_id", "").endswith("Dashboard")]
+    assert len(dashboards) == 2
+    for state in dashboards:
+        assert len(state["_esm"]) < 100_000
+        assert state["_viz"] == f"anywidget:{first._viz.model_id}"

@@ -185,8 +185,8 @@ class Dashboard(anywidget.AnyWidget):
             if self.run is None or snapshot["run"] != self.run.id:
                 return
             self._snapshot = snapshot
-        if not snapshot["running"]:
-            self._refresh_displays(snapshot)
+            if not snapshot["running"]:
+                self._refresh_displays(snapshot)
 
     # -- display -------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs: Any):
@@ -203,13 +203,16 @@ class Dashboard(anywidget.AnyWidget):
     def _ipython_display_(self) -> None:
         # Displayed with an id so that the end of the run can replace the static
         # picture in the saved notebook with the final one.
+        # Under the lock, so the final refresh comes either before the bundle is made
+        # (which then holds the final state) or after this display is known.
         from IPython.display import display
-        bundle = self._bundle(None)
-        if bundle is None:
-            return
-        handle = display(bundle[0], metadata=bundle[1], raw=True, display_id=True)
-        if handle is not None:
-            self._display_ids.append(handle.display_id)
+        with self._sync_lock:
+            bundle = self._bundle(None)
+            if bundle is None:
+                return
+            handle = display(bundle[0], metadata=bundle[1], raw=True, display_id=True)
+            if handle is not None:
+                self._display_ids.append(handle.display_id)
 
     def _refresh_displays(self, snapshot: dict) -> None:
         if not self._display_ids:
