@@ -6,8 +6,9 @@
   the end of the session.
 * ``browser`` (session) and ``page`` (per test): headless chromium; a page fails
   its test if a JavaScript dialog opens (nothing a task name contains may run).
-* ``lab``: a :class:`Lab` helper bound to the page: write a notebook, open it, run
-  cells, save screenshots under ``test-artifacts/browser/``.
+* ``notebook7`` (session): the same with Notebook 7 (the ``notebook`` package).
+* ``lab`` / ``nb7``: a :class:`Lab` helper bound to the page and one of the servers:
+  write a notebook, open it, run cells, save screenshots under ``test-artifacts/browser/``.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ def _free_port() -> int:
 
 
 class JupyterLab:
-    """One JupyterLab server process serving ``root``."""
+    """One JupyterLab (or, with ``app="notebook"``, Notebook 7) server serving ``root``."""
 
-    def __init__(self, base: pathlib.Path):
+    def __init__(self, base: pathlib.Path, app: str = "jupyterlab"):
+        self.app = app
         self.root = base / "notebooks"
         self.root.mkdir()
         config = base / "config"
@@ -57,12 +59,14 @@ class JupyterLab:
                "JUPYTER_RUNTIME_DIR": str(base / "runtime"), "IPYTHONDIR": str(base / "ipython")}
         env.pop("NBFLOW_STORE", None)
         self.log = open(base / "jupyterlab.log", "wb")
+        app_options = (["--LabApp.expose_app_in_browser=True",
+                        "--LabApp.extension_manager=readonly"] if app == "jupyterlab"
+                       else ["--JupyterNotebookApp.expose_app_in_browser=True"])
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-             f"--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
+            [sys.executable, "-m", app, "--no-browser", "--allow-root",
+             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
              "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
-             f"--ServerApp.root_dir={self.root}", "--LabApp.expose_app_in_browser=True",
-             "--LabApp.extension_manager=readonly"],
+             f"--ServerApp.root_dir={self.root}", *app_options],
             cwd=self.root, env=env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True)
         self._wait_ready(base / "jupyterlab.log")
@@ -115,6 +119,17 @@ def jupyterlab(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def notebook7(tmp_path_factory):
+    """Notebook 7 (the ``notebook`` package), set up like ``jupyterlab``."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    pytest.importorskip("notebook", minversion="7")
+    server = JupyterLab(tmp_path_factory.mktemp("notebook7"), app="notebook")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
@@ -130,7 +145,10 @@ def page(browser, request):
     dialogs: list[str] = []
     pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
+    # Uncaught errors thrown by the widgets' code, which anywidget loads from blob: URLs
+    # (Notebook 7 has one of its own at start-up, which is not this project's to test).
+    pg.on("pageerror", lambda e: errors.append(f"{e}\n{e.stack}")
+          if "blob:" in (e.stack or "") else None)
     pg.dialogs, pg.js_errors = dialogs, errors
     yield pg
     context.close()
@@ -150,7 +168,8 @@ class Lab:
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                      "language": "python"}
         nbformat.write(nb, self.server.root / f"{self.name}.ipynb")
-        self.page.goto(f"{self.server.url}/lab/tree/{self.name}.ipynb?token={self.server.token}")
+        where = "lab/tree" if self.server.app == "jupyterlab" else "notebooks"
+        self.page.goto(f"{self.server.url}/{where}/{self.name}.ipynb?token={self.server.token}")
         self.page.wait_for_function(
             """() => {
                 const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
@@ -193,9 +212,20 @@ class Lab:
         return path
 
 
-@pytest.fixture
-def lab(jupyterlab, page, request):
-    driver = Lab(jupyterlab, page, request.node.name.replace("[", "-").replace("]", ""))
+def _driver(server, page, request):
+    driver = Lab(server, page, request.node.name.replace("[", "-").replace("]", ""))
     yield driver
     driver.close()
+
+
+@pytest.fixture
+def lab(jupyterlab, page, request):
+    """Drives a notebook in JupyterLab."""
+    yield from _driver(jupyterlab, page, request)
+
+
+@pytest.fixture
+def nb7(notebook7, page, request):
+    """Drives a notebook in Notebook 7."""
+    yield from _driver(notebook7, page, request)
 

@@ -177,3 +177,23 @@ def test_a_large_flow_folds_into_levels_that_expand(lab):
     expect(page.locator(".nbflow-collapse")).to_be_visible()
     lab.shot("2-level-0-expanded", dashboard)
     assert not page.js_errors, page.js_errors
+
+
+def test_the_dashboard_works_in_notebook_7(nb7):
+    page = nb7.page
+    nb7.open([LIVE_FLOW, "dash = flow.dashboard()\ndash",
+              'run = flow.run(background=True)\ngate["extract"].set()\ngate["train"].set()\n'
+              "print(run.wait(120).state)"])
+    nb7.run(0)
+    nb7.run(1)
+    expect(page.locator(".nbflow-dag-canvas g.node")).to_have_count(4, timeout=60_000)
+    nb7.run(2)
+    assert "failed" in nb7.outputs_text(2)
+    for i, state in enumerate(["succeeded", "succeeded", "failed", "succeeded"]):
+        expect(node(page, i)).to_have_attribute("data-state", state, timeout=30_000)
+    node(page, 0).click()
+    expect(page.locator(".nbflow-log")).to_have_text("hello from extract\n")
+    expect(page.locator(".nbflow-table tbody tr")).to_have_count(4)
+    nb7.shot("done", page.locator(".nbflow-dashboard"))
+    assert page.locator(".nbflow-dashboard").locator("img, script, b").count() == 0
+    assert not page.js_errors, page.js_errors

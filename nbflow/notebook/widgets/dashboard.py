@@ -89,7 +89,7 @@ class Dashboard(anywidget.AnyWidget):
         else:
             graph, _specs = flow.build()
             layout = DagLayout(flow.name, graph, limit=collapse_above)
-            state = _state(flow.name, None, layout, None)
+            state = initial_state(flow.name, None, layout, None)
         # The first state goes with the comm's opening, so the browser never sees an
         # empty dashboard.
         super().__init__(_viz=viz_runtime(), _uid=uuid.uuid4().hex, **state)
@@ -119,7 +119,7 @@ class Dashboard(anywidget.AnyWidget):
 
     def _structure(self, run: Any) -> tuple[DagLayout, dict]:
         layout = DagLayout(run.flow.name, run.graph, limit=self.collapse_above)
-        return layout, _state(run.flow.name, run.id, layout, _workers(run))
+        return layout, initial_state(run.flow.name, run.id, layout, _workers(run))
 
     def _follow(self, run: Any) -> None:
         bridge = Bridge(run, self, interval=self.interval, initializer=thread_initializer())
@@ -247,7 +247,7 @@ def _workers(run: Any) -> int | None:
         return None
 
 
-def _state(title: str, run_id: str | None, layout: DagLayout, workers: int | None) -> dict:
+def initial_state(title: str, run_id: str | None, layout: DagLayout, workers: int | None) -> dict:
     """The synced traits that describe a run (or a flow not run yet) before its first event."""
     graph = layout.graph
     return {
