@@ -79,4 +79,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     "${pip[@]}" install --no-build-isolation -e ".[test]"
     echo "$want" >"$stamp"
 fi
-echo "setup: ready (.venv: $(.venv/bin/python -V 2>&1), nbflow $(.venv/bin/python -c 'import nbflow; print(nbflow.__version__)'))"
+version=$(.venv/bin/python -c 'import nbflow; print(nbflow.__version__)')
+echo "setup: ready (.venv: $(.venv/bin/python -V 2>&1), nbflow $version)"
