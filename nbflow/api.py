@@ -374,7 +374,7 @@ class Flow:
         stray = [t for t in chosen if t not in dead]
         if stray:
             raise NbflowError(f"task {stray[0]!r} is not a dead letter of run {run_id} waiting "
-                              f"to be requeued; its dead letters are: {', '.join(dead)}")
+                              f"to be requeued; its dead letters are: {', '.join(sorted(dead))}")
         return self.run(resume=run_id, rerun=chosen, **options)
 
 

@@ -8,20 +8,24 @@ which is what lets a resumed run (``flow.run(resume=...)``) and a cached task
 
 Who does what, and on which thread:
 
-* :func:`code_digest` hashes a task's code once per declaration (the digest is
-  cached on the function object); :meth:`RunResults.key` is the engine's
-  ``keyer`` hook and only combines digests, so it is cheap on the engine thread.
+* :func:`task_base` hashes a task's name and code once, when it is declared
+  (the code digest is also cached per function object);
+  :meth:`RunResults.key` is the engine's ``keyer`` hook and only combines
+  those with the input keys, so it is cheap on the engine thread.
 * The worker that ran a task saves its result: :class:`PersistResult` wraps the
   task's function and, before the attempt returns, pickles a non-None result
   with cloudpickle to ``<results folder>/<key>.pkl`` (tmp file + ``os.replace``,
   so a file is whole or absent).  A None result needs no file.  A result that
   does not pickle is not saved (the task's stderr log says so).
-* :class:`IndexSink` (an engine sink, engine thread) turns each ``succeeded``
-  event of an attempt into a row of the store's ``results`` index: kind
-  ``"none"`` or ``"file"``.  Only indexed results are restored, so a success
-  whose event or index row was not committed when the process died runs again
-  (at-least-once).
-* :class:`Restorer` is the engine's ``restore`` hook: a key indexed by the run
+* :class:`SavedResults` (an engine sink, engine thread) notes in each
+  ``succeeded`` event of an attempt what was saved: ``detail["result"]`` is
+  ``"none"`` (the task returned None) or ``"file"``.  The note is written with
+  the event, in the same row, so a result counts as saved exactly when its
+  success was committed; a success not yet committed when the process died
+  runs again (at-least-once).  Results of ``cache=True`` tasks also get a row
+  in the store's ``results`` table, indexed by key.  (A row per task for every
+  task would cost the store as much as the task rows themselves.)
+* :class:`Restorer` is the engine's ``restore`` hook: a key saved by the run
   being resumed (or the runs it resumed in turn), or by any run for a
   ``cache=True`` task, is loaded back; a cell task's variables go back into the
   notebook namespace.  A file that is missing or does not load is a miss: the
@@ -67,8 +71,8 @@ def code_digest(fn: Callable[..., Any]) -> bytes:
 
     It covers the bytecode and constants of ``fn`` and of the functions and
     code objects it encloses, the names it uses, and its defaults and closure
-    values when they are plain data (numbers, strings, tuples of them...);
-    other values count by type only.  Globals and helper functions it calls by
+    values when they are immutable plain data (numbers, strings, tuples of
+    them...); other values (lists, dicts, objects) count by type only.  Globals and helper functions it calls by
     name are *not* followed: change the task's code, or its name, to change
     its key.  Cached per function object, so it is computed once per
     declaration.
@@ -85,6 +89,12 @@ def code_digest(fn: Callable[..., Any]) -> bytes:
     return digest
 
 
+def task_base(fn: Callable[..., Any], name: str) -> str:
+    """The key of task ``name`` running ``fn`` when it has no inputs; the seed of
+    its key otherwise.  Computed when the task is declared."""
+    return hashlib.sha256(name.encode() + b"\0" + code_digest(fn)).hexdigest()
+
+
 def _feed_callable(h, obj: Any, seen: set[int]) -> None:
     if id(obj) in seen:  # a closure that refers to itself
         h.update(b"<again>")
@@ -93,7 +103,7 @@ def _feed_callable(h, obj: Any, seen: set[int]) -> None:
     if isinstance(obj, functools.partial):
         _feed_callable(h, obj.func, seen)
         _feed_value(h, obj.args, seen)
-        _feed_value(h, sorted(obj.keywords.items()), seen)
+        _feed_value(h, tuple(sorted(obj.keywords.items())), seen)
         return
     fn = getattr(obj, "__func__", obj)  # a bound method: its function
     code = getattr(fn, "__code__", None)
@@ -107,7 +117,7 @@ def _feed_callable(h, obj: Any, seen: set[int]) -> None:
     _feed_code(h, code)
     for value in fn.__defaults__ or ():
         _feed_value(h, value, seen)
-    _feed_value(h, sorted((fn.__kwdefaults__ or {}).items()), seen)
+    _feed_value(h, tuple(sorted((fn.__kwdefaults__ or {}).items())), seen)
     for cell in fn.__closure__ or ():
         try:
             value = cell.cell_contents
@@ -139,13 +149,15 @@ def _feed_value(h, value: Any, seen: set[int]) -> None:
 
 def _stable(value: Any, depth: int = 0) -> str:
     """A text for ``value`` that is the same in every process (no addresses, no
-    set order); plain data in full, anything else by its type."""
+    set order); immutable plain data in full, anything else by its type."""
     if isinstance(value, _SIMPLE):
         return repr(value)
     cls = type(value)
-    if isinstance(value, (tuple, list, frozenset, set)) and len(value) <= 64 and depth < 4:
+    # Immutable containers only: a list or dict captured by a closure changes
+    # while the notebook runs, and would change the key with it.
+    if isinstance(value, (tuple, frozenset)) and len(value) <= 64 and depth < 4:
         parts = [_stable(v, depth + 1) for v in value]
-        if isinstance(value, (frozenset, set)):
+        if isinstance(value, frozenset):
             parts.sort()
         return f"{cls.__name__}({','.join(parts)})"
     return f"<{cls.__module__}.{cls.__qualname__}>"
@@ -226,20 +238,22 @@ class RunResults:
     """Keys, result saving and restoring for one run of ``specs``.
 
     Building it wraps each spec's function in :class:`PersistResult` (the specs
-    are the run's own copies, fresh from ``flow.build()``).  ``namespaces`` maps
-    a cell task's name to the namespace its variables are restored into.
+    are the run's own copies, fresh from ``flow.build()``).  ``bases`` maps a
+    task's name to its :func:`task_base`, ``namespaces`` a cell task's name to
+    the namespace its variables are restored into.
     """
 
-    def __init__(self, specs: Sequence[TaskSpec], files: ResultFiles,
+    def __init__(self, specs: Sequence[TaskSpec], files: ResultFiles, bases: dict[str, str],
                  namespaces: dict[str, dict[str, Any]]):
         self.files = files
-        self.bases = [hashlib.sha256(spec.name.encode() + b"\0" + code_digest(spec.fn))
-                      .hexdigest() for spec in specs]
+        self.bases = [bases[spec.name] for spec in specs]
         self.cache = [spec.cache for spec in specs]
         self.namespaces = {i: namespaces[s.name] for i, s in enumerate(specs)
                            if s.kind == "cell" and s.name in namespaces}
+        wrapped: dict[int, PersistResult] = {}  # one wrapper per function, however many tasks
         for spec in specs:
-            spec.fn = PersistResult(spec.fn, files)
+            fn = spec.fn
+            spec.fn = wrapped.get(id(fn)) or wrapped.setdefault(id(fn), PersistResult(fn, files))
 
     def key(self, i: int, input_keys: list[str | None]) -> str | None:
         """The engine's keyer: task ``i``'s key, None when an input has no key."""
@@ -262,9 +276,9 @@ class RunResults:
         return Restorer(self.files, known, frozenset(rerun), self.cache, lookup,
                         self.namespaces)
 
-    def index_sink(self, record: Callable[[str, list[tuple]], None], run_id: str,
-                   index: dict[str, int]) -> IndexSink:
-        return IndexSink(record, run_id, index, self.files)
+    def sink(self, record: Callable[[str, list[tuple]], None], run_id: str,
+             index: dict[str, int]) -> SavedResults:
+        return SavedResults(record, run_id, index, self.files, self.cache)
 
 
 class Restorer:
@@ -291,32 +305,44 @@ class Restorer:
         return found, value
 
 
-class IndexSink:
-    """Engine sink: index the result of each succeeded attempt in the store.
+class SavedResults:
+    """Engine sink: note in each succeeded attempt's event whether its result was saved.
 
-    ``values`` must be set to the engine's ``results`` list before the run
-    starts (the engine sets a task's value before its ``succeeded`` event, and
-    never changes it after).
+    It adds ``"result": "none" | "file"`` to the event's detail, so it must come
+    *before* the store's sink in the engine's sink list (the store encodes the
+    detail on its writer thread once it has the batch).  For ``cache=True``
+    tasks it also hands ``(run_id, task, key, kind, at)`` rows to ``record``
+    for the ``results`` index.  ``values`` must be set to the engine's
+    ``results`` list before the run starts (the engine sets a task's value
+    before its ``succeeded`` event and never changes it after).
     """
 
     def __init__(self, record: Callable[[str, list[tuple]], None], run_id: str,
-                 index: dict[str, int], files: ResultFiles):
-        self.record, self.run_id, self.index, self.files = record, run_id, index, files
+                 index: dict[str, int], files: ResultFiles, cache: list[bool]):
+        self.record, self.run_id, self.index = record, run_id, index
+        self.files, self.cache = files, cache
         self.values: list[Any] = []
 
     def events(self, batch: list[tuple]) -> None:
         rows = []
-        for _run, _seq, task, _attempt, frm, to, at, detail in batch:
-            # Restored tasks (from pending) are already indexed by an earlier run.
-            if to != "succeeded" or frm != "running" or not detail:
+        values, index = self.values, self.index
+        for ev in batch:
+            # Restored tasks (from pending) were saved by an earlier run.
+            if ev[5] != "succeeded" or ev[4] != "running":
                 continue
+            detail = ev[7]
             key = detail.get("key")
             if key is None:
                 continue
-            if self.values[self.index[task]] is None:
-                rows.append((self.run_id, task, key, "none", at))
+            i = index[ev[2]]
+            if values[i] is None:
+                kind = detail["result"] = "none"
             elif os.path.exists(self.files.path(key)):
-                rows.append((self.run_id, task, key, "file", at))
+                kind = detail["result"] = "file"
+            else:
+                continue
+            if self.cache[i]:
+                rows.append((self.run_id, ev[2], key, kind, ev[6]))
         if rows:
             self.record(self.run_id, rows)
 

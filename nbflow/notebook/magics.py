@@ -279,8 +279,6 @@ def _dlq(m: FlowMagics, args: argparse.Namespace) -> None:
         m.last_run = m.flow.requeue(args.run_id)
         display(m.last_run)
         return
-    if args.run_id is not None:
-        raise UsageError(f"RUN_ID goes with requeue: %flow dlq requeue {args.run_id}")
     letters = m.flow.dead_letters(requeued=args.all)
     if letters.empty:
         print(f"flow {m.flow.name!r} has no dead letters"

@@ -133,12 +133,17 @@ class LeaseKeeper:
                 if not self._held:
                     self._thread = None  # the next hold() starts a new one
                     return
-                held = list(self._held.items())
-            self._beat(held)
+            self.renew()
         with self._lock:
             self._thread = None
 
-    def _beat(self, held: list[tuple[str, Callable[[str], None]]]) -> None:
+    def renew(self) -> None:
+        """Refresh the heartbeat of every run held now (the thread does it every
+        ``ttl / 3`` seconds); a run found taken over is let go and stopped."""
+        with self._lock:
+            held = list(self._held.items())
+        if not held:
+            return
         now = time.time()
         try:
             with self._engine.begin() as conn:
@@ -153,14 +158,15 @@ class LeaseKeeper:
             # successful beat finds out and stops the run.
             return
         for run_id, on_lost in held:
-            if run_id in lost:
-                message = (f"run {run_id} was taken over by another engine while this one "
-                           f"ran it (its lease had expired: no heartbeat for {self.ttl:g}s); "
-                           "this engine stopped it")
-                with self._lock:
-                    self._held.pop(run_id, None)
-                    self._lost[run_id] = message
-                on_lost(message)
+            if run_id not in lost:
+                continue
+            message = (f"run {run_id} was taken over by another engine while this one ran "
+                       "it (its lease had expired); this engine stopped it")
+            with self._lock:
+                if self._held.pop(run_id, None) is None:
+                    continue  # released meanwhile: the run ended on its own
+                self._lost[run_id] = message
+            on_lost(message)
 
 
 def lease_status(row: Any, keeper: LeaseKeeper, now: float) -> str:

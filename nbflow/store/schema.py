@@ -100,9 +100,10 @@ dead_letters = Table(
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
 )
 
-# Index of persisted results (``nbflow/results.py``): kind "none" for a task
-# that returned None (no file), "file" for one whose pickle is in the results
-# folder under ``key``.
+# Saved results of ``cache=True`` tasks by key, for reuse by any run
+# (``nbflow/results.py``; a resumed run finds its results in the events):
+# kind "none" for a task that returned None (no file), "file" for one whose
+# pickle is in the results folder under ``key``.
 results = Table(
     "results", metadata,
     Column("run_id", String(64), primary_key=True),

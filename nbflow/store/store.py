@@ -117,8 +117,11 @@ class Store:
         except DBAPIError as exc:
             raise translate_error(exc, self.label) from exc
         names, preds, level = graph.names, graph.preds, graph.level
-        rows = [(name, i, level[i],
-                 json.dumps([names[j] for j in preds[i]]) if preds[i] else "[]", kinds[i])
+        # Each name encoded once, not once per dependent: the deps column is a
+        # JSON list, and a list per task made json.dumps a tenth of create_run.
+        quoted = [json.dumps(name) for name in names]
+        rows = [(name, i, level[i], "[" + ", ".join([quoted[j] for j in preds[i]]) + "]",
+                 kinds[i])
                 for i, name in enumerate(names)]
         if rows:
             self._get_writer().put("tasks", run_id, rows)
@@ -133,7 +136,8 @@ class Store:
         self._leases.hold(run_id, on_lost)
 
     def record_results(self, run_id: str, rows: list[tuple]) -> None:
-        """Queue rows of the ``results`` index: ``(run_id, task, key, kind, created)``."""
+        """Queue rows of the ``results`` index of cached tasks:
+        ``(run_id, task, key, kind, created)``."""
         self._get_writer().put("results", run_id, rows)
 
     def finish_run(self, run_id: str, state: str, finished: float) -> None:
@@ -266,14 +270,22 @@ class Store:
                                       .where(runs.c.id == run_id)).scalar()
         return chain
 
-    def result_index(self, run_ids: Iterable[str]) -> dict[str, str]:
-        """``{key: kind}`` of the results indexed by these runs."""
-        q = select(results.c.key, results.c.kind).where(results.c.run_id.in_(list(run_ids)))
+    def saved_results(self, run_ids: Iterable[str]) -> dict[str, str]:
+        """``{key: kind}`` of the results these runs' attempts saved, from their
+        ``succeeded`` events (``nbflow/results.py`` notes the kind there)."""
+        q = select(events.c.detail).where(events.c.run_id.in_(list(run_ids)),
+                                          events.c.to_state == "succeeded",
+                                          events.c.from_state == "running")
+        out = {}
         with self.engine.connect() as conn:
-            return dict(conn.execute(q).all())
+            for (text,) in conn.execute(q):
+                detail = json.loads(text) if text else {}
+                if "result" in detail:
+                    out[detail["key"]] = detail["result"]
+        return out
 
     def result_kind(self, key: str) -> str | None:
-        """The kind of a result indexed under ``key`` by any run, or None."""
+        """The kind of a cached task's result saved under ``key`` by any run, or None."""
         q = select(results.c.kind).where(results.c.key == key).limit(1)
         with self.engine.connect() as conn:
             return conn.execute(q).scalar()

@@ -4,9 +4,9 @@ The engine hands batches over with a non-blocking ``put``; this thread drains
 everything queued, folds the events into the task rows (``core.replay.apply``)
 and writes it all in one transaction.  A task's final failure (a ``failed``
 event after a running attempt) also becomes a row of ``dead_letters`` in that
-transaction; index rows of persisted results (``nbflow/results.py``) arrive
-ready-made.  Persistence therefore costs the engine a
-queue put per loop turn, whatever the number of transitions.
+transaction; rows of the ``results`` index of cached tasks
+(``nbflow/results.py``) arrive ready-made.  Persistence therefore costs the
+engine a queue put per loop turn, whatever the number of transitions.
 
 The thread owns its connection and its mirror of the task rows it updates.
 Task rows are written by the run's owner only (the engine holding its lease,

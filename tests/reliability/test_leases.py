@@ -1,0 +1,248 @@
+"""Leases: one engine owns a run; a live one is refused, an expired one is taken over,
+and of several kernels taking a run at once exactly one wins."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from sqlalchemy import select, update
+
+import nbflow
+from nbflow.errors import LeaseHeldError, StoreVersionConflict
+from nbflow.store import Store
+from nbflow.store import leases
+from nbflow.store.schema import runs
+
+BOUND = 30  # seconds any wait in these tests may take before it is a failure
+
+
+def declare(flow: nbflow.Flow, release: threading.Event) -> nbflow.Flow:
+    """``first`` -> ``hold`` (waits for ``release``, stops when cancelled) -> ``after``."""
+    @flow.task
+    def first():
+        return 1
+
+    @flow.task
+    def hold(first):
+        while not release.wait(0.005):  # a cooperative task: it polls its cancel flag
+            nbflow.check_cancelled()
+        return first + 1
+
+    @flow.task
+    def after(hold):
+        return hold + 1
+
+    return flow
+
+
+def set_run(url: str, run_id: str, **values) -> None:
+    store = Store(url)
+    with store.engine.begin() as conn:
+        conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_run_live_in_another_kernel_is_refused_with_its_owner_named(backend_url):
+    release = threading.Event()
+    mine = declare(nbflow.Flow("live", store=backend_url), release)
+    live = mine.run(background=True)
+    other = declare(nbflow.Flow("live", store=backend_url), threading.Event())  # another kernel
+    owner = mine.store.owner
+    with pytest.raises(LeaseHeldError, match=(
+            rf"^run {live.id} of flow 'live' is still running, owned by another engine: owner "
+            rf"{owner.id} on host '{socket.gethostname()}', pid {os.getpid()}, last heartbeat "
+            r"\d+\.\ds ago\. Wait for it to finish, or stop that kernel; its lease expires 30s "
+            r"after its last heartbeat, and the run can then be resumed here\.$")):
+        other.run(resume=live.id)
+    release.set()
+    assert live.wait(BOUND).state == "succeeded"
+    assert other.run(resume=live.id).status()["cached"].all()  # a finished run is free
+
+
+def test_a_run_still_going_in_this_kernel_is_refused(store_path, results_dir):
+    release = threading.Event()
+    flow = declare(nbflow.Flow("live", store=store_path), release)
+    live = flow.run(background=True)
+    with pytest.raises(LeaseHeldError, match=(
+            rf"^run {live.id} of flow 'live' is still running in this kernel: wait for it "
+            r"\(run\.wait\(\)\) or cancel it \(run\.cancel\(\)\) before resuming it$")):
+        flow.run(resume=True)
+    release.set()
+    live.wait(BOUND)
+
+
+def test_an_expired_lease_is_taken_over_and_its_old_owner_stops(backend_url):
+    release = threading.Event()
+    # A kernel that stalled: its keeper will not beat again within the test.
+    stalled = declare(nbflow.Flow("lease", store=Store(backend_url, lease_ttl=3600)), release)
+    old = stalled.run(background=True)
+    set_run(backend_url, old.id, heartbeat=time.time() - 60)
+
+    released = threading.Event()
+    released.set()
+    taker = declare(nbflow.Flow("lease", store=Store(backend_url, lease_ttl=5)), released)
+    new = taker.run(resume=old.id)
+    assert new.state == "succeeded"
+    row = taker.store.run(old.id)
+    assert (row["state"], row["owner"]) == ("crashed", taker.store.owner.id)
+
+    stalled.store._leases.renew()  # its next heartbeat finds the run taken
+    message = (f"run {old.id} was taken over by another engine while this one ran it (its "
+               "lease had expired); this engine stopped it")
+    with pytest.raises(StoreVersionConflict, match=rf"^{re.escape(message)}$"):
+        old.wait(BOUND)
+    assert old.state == "cancelled" and old.task_state("hold") == "cancelled"
+    assert taker.store.run(old.id)["state"] == "crashed"  # not overwritten by the old owner
+
+
+def test_a_live_run_keeps_its_lease_fresh(store_path, results_dir):
+    release = threading.Event()
+    store = Store(store_path, lease_ttl=0.3)
+    flow = declare(nbflow.Flow("beat", store=store), release)
+    run = flow.run(background=True)
+    created = store.run(run.id)
+    deadline = time.monotonic() + BOUND
+    while store.run(run.id)["heartbeat"] == created["heartbeat"]:
+        assert time.monotonic() < deadline, "no heartbeat"
+        release.wait(0.02)
+    row = store.run(run.id)
+    assert row["version"] > created["version"] and row["state"] == "running"
+    release.set()
+    run.wait(BOUND)
+    store.close()
+    assert not [t for t in threading.enumerate() if t.name == "nbflow-lease-keeper"]
+
+
+def test_a_dead_owner_on_this_host_frees_its_run_at_once(store_path, results_dir):
+    flow = nbflow.Flow("dead", store=store_path)
+    flow.task(lambda: 1, name="one")
+    old = flow.run()
+    gone = dead_pid()
+    # Left running a moment ago by a process of another host: its lease is live.
+    set_run(store_path, old.id, state="running", owner="ghost", host="another-host", pid=gone,
+            heartbeat=time.time())
+    with pytest.raises(LeaseHeldError, match=rf"owned by another engine: owner ghost on host "
+                                             rf"'another-host', pid {gone}, "):
+        flow.run(resume=old.id)
+    # The same on this host: the process is gone, so is its lease.
+    set_run(store_path, old.id, host=socket.gethostname())
+    assert flow.run(resume=old.id).state == "succeeded"
+    assert flow.store.run(old.id)["state"] == "crashed"
+
+
+def test_a_killed_child_not_yet_reaped_counts_as_dead():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert leases._alive(child.pid)
+        child.kill()
+        deadline = time.monotonic() + BOUND
+        while leases._alive(child.pid):  # a zombie until waited for
+            assert time.monotonic() < deadline
+            threading.Event().wait(0.01)
+    finally:
+        child.wait()
+    assert not leases._alive(child.pid)
+
+
+def test_a_compare_and_set_that_loses_is_a_conflict_not_an_overwrite(backend_url, monkeypatch):
+    flow = declare(nbflow.Flow("cas", store=backend_url), threading.Event())
+    flow.remove("hold")
+    flow.remove("after")
+    old = flow.run()
+    set_run(backend_url, old.id, state="running", owner="ghost", heartbeat=time.time() - 600)
+    sneaky = Store(backend_url)
+    original = leases.lease_status
+
+    def heartbeat_in_between(row, keeper, now):
+        # Another process changes the row after this one read it.
+        with sneaky.engine.begin() as conn:
+            conn.execute(update(runs).where(runs.c.id == old.id)
+                         .values(version=runs.c.version + 1))
+        return original(row, keeper, now)
+
+    monkeypatch.setattr(leases, "lease_status", heartbeat_in_between)
+    with pytest.raises(StoreVersionConflict, match=(
+            rf"^run {old.id} changed while this kernel was taking it over: another kernel "
+            r"resumed it, or its owner came back to life\. Look at the flow's runs and resume "
+            r"the latest one\.$")):
+        flow.run(resume=old.id)
+    row = flow.store.run(old.id)
+    assert (row["state"], row["owner"]) == ("running", "ghost")  # untouched
+    with flow.store.engine.connect() as conn:
+        assert conn.execute(select(runs.c.id).where(runs.c.resumed_from == old.id)).all() == []
+
+
+RACER = '''
+import os, sys
+import nbflow
+from nbflow.errors import StoreVersionConflict
+
+flow = nbflow.Flow("race", store=os.environ["STORE"])
+
+
+@flow.task
+def one():
+    return 1
+
+
+print("ready", flush=True)
+sys.stdin.readline()
+try:
+    print("won", flow.run(resume=os.environ["RESUME"]).id, flush=True)
+except StoreVersionConflict as e:
+    print("lost", e, flush=True)
+'''
+
+
+def test_of_kernels_racing_to_take_over_a_run_exactly_one_wins(backend_url, tmp_path):
+    flow = nbflow.Flow("race", store=backend_url)
+    flow.task(lambda: 1, name="one")
+    old = flow.run()
+    set_run(backend_url, old.id, state="running", owner="ghost", pid=dead_pid())
+    script = tmp_path / "racer.py"
+    script.write_text(RACER)
+    env = {**os.environ, "STORE": backend_url, "RESUME": old.id}
+    racers = [subprocess.Popen([sys.executable, str(script)], env=env, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+              for _ in range(4)]
+    try:
+        for racer in racers:
+            assert racer.stdout.readline() == "ready\n"
+        for racer in racers:  # all at once, as near as a pipe allows
+            racer.stdin.write("go\n")
+            racer.stdin.flush()
+        answers = [racer.communicate(timeout=BOUND * 4)[0].split(" ", 1) for racer in racers]
+    finally:
+        for racer in racers:
+            racer.kill()
+    winners = [text.strip() for word, text in answers if word == "won"]
+    losers = [text for word, text in answers if word == "lost"]
+    assert len(winners) == 1 and len(losers) == 3, answers
+    for text in losers:
+        assert text.startswith(f"run {old.id} ")
+    [new] = [r for r in flow.store.runs("race") if r["resumed_from"] == old.id]
+    assert new["id"] == winners[0] and new["state"] == "succeeded"
+    assert flow.store.run(old.id)["state"] == "crashed"
+
+
+def test_the_lease_ttl_must_be_a_positive_number(store_path, monkeypatch):
+    with pytest.raises(ValueError, match=r"^lease_ttl must be a number of seconds > 0, got 0$"):
+        Store(store_path, lease_ttl=0)
+    monkeypatch.setenv("NBFLOW_LEASE_TTL", "soon")
+    with pytest.raises(ValueError, match=r"^NBFLOW_LEASE_TTL must be a number of seconds > 0, "
+                                         r"got 'soon'$"):
+        Store(store_path)
+    monkeypatch.setenv("NBFLOW_LEASE_TTL", "2.5")
+    assert Store(store_path)._leases.ttl == 2.5
