@@ -13,9 +13,10 @@ works the same from a notebook and from a script without an
 ``if __name__ == "__main__":`` guard.  A worker gets the parent's ``sys.path``
 and one end of a socket pair, and runs :func:`serve`.  Start-up (an interpreter
 plus nbflow's worker module: 0.1 s measured on an idle machine, a few tenths
-under load) is paid by
-:meth:`ProcessExecutor.start` for all workers at once and then reused for every
-task, never paid per task; only a killed or crashed worker is started again.
+under load) is paid by :meth:`ProcessExecutor.start` for all workers at once,
+never per task: workers are reused, and only a killed or crashed one is
+started again (its replacement's start-up counts against the timeout of the
+attempt it runs next).
 
 What crosses the pipe
 ---------------------
