@@ -204,10 +204,14 @@ class Lab:
         for session in self.server.api("GET", "/api/sessions"):
             self.server.api("DELETE", f"/api/sessions/{session['id']}")
 
-    def shot(self, label: str, locator=None) -> pathlib.Path:
-        """Save a screenshot (of ``locator`` if given) as test-artifacts/browser/NAME-LABEL.png."""
+    def shot_path(self, label: str) -> pathlib.Path:
+        """Where screenshot ``label`` goes: test-artifacts/browser/NAME-LABEL.png."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        path = ARTIFACTS / f"{self.name}-{label}.png"
+        return ARTIFACTS / f"{self.name}-{label}.png"
+
+    def shot(self, label: str, locator=None) -> pathlib.Path:
+        """Save a screenshot of the page, or of ``locator``, as :meth:`shot_path` says."""
+        path = self.shot_path(label)
         (locator or self.page).screenshot(path=str(path))
         return path
 

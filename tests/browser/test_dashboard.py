@@ -90,6 +90,15 @@ def test_live_run_states_table_timeline_logs(lab):
     expect(page.locator(".nbflow-detail-name")).to_have_text("extract")
     expect(page.locator(".nbflow-log")).to_have_text("hello from extract\n")
 
+    graph = page.locator(".nbflow-dag")
+    graph.scroll_into_view_if_needed()
+    node(page, 2).hover()
+    card = page.locator(".nbflow-dag .nbflow-card")
+    expect(card).to_be_visible()
+    expect(card).to_contain_text(EVIL)
+    expect(card).to_contain_text("error: ValueError: <b>not bold</b>")
+    box = graph.bounding_box()  # and below it, where the card overhangs
+    page.screenshot(path=str(lab.shot_path("4-hover")), clip={**box, "height": box["height"] + 120})
     node(page, 2).click()
     expect(page.locator(".nbflow-detail-name")).to_have_text(EVIL)
     expect(page.locator(".nbflow-detail-error")).to_have_text(
@@ -98,13 +107,13 @@ def test_live_run_states_table_timeline_logs(lab):
     # The evil name is text in the graph, the table and the detail panel, never markup.
     expect(node(page, 2).locator("text")).to_have_text(EVIL)
     assert dashboard.locator("img, script, b").count() == 0
-    lab.shot("4-done", dashboard)
+    lab.shot("5-done", dashboard)
 
     page.locator(".nbflow-table th[data-key=state]").click()
     expect(rows.nth(0).locator("td").nth(2)).to_have_text("succeeded")
     page.locator(".nbflow-filter").select_option("failed")
     expect(rows).to_have_count(1)
-    lab.shot("5-table-filtered", dashboard)
+    lab.shot("6-table-filtered", dashboard)
     assert not page.js_errors, page.js_errors
 
 

@@ -8,7 +8,7 @@
 import { h, put } from "./dom.js";
 import { duration } from "./format.js";
 
-const LANE = 22, LABEL = 120, AXIS = 18, PAD = 8;
+const LANE = 22, LABEL = 120, AXIS = 18, PAD = 16;
 
 export function timelineView(store, signal) {
   const canvas = h("canvas", { class: "nbflow-timeline-canvas" });
@@ -118,9 +118,9 @@ export function timelineView(store, signal) {
     canvas.dataset.bars = String(hits.length);
     if (store.running && now !== null) {
       ctx.strokeStyle = "#d62728";
-      ctx.beginPath(); ctx.moveTo(x(now), AXIS - 6); ctx.lineTo(x(now), height - PAD); ctx.stroke();
+      ctx.beginPath(); ctx.moveTo(x(now), AXIS - 4); ctx.lineTo(x(now), height - PAD + 2); ctx.stroke();
       ctx.fillStyle = "#d62728";
-      ctx.fillText("now", Math.min(x(now) + 3, width - 26), AXIS - 8 + 4);
+      ctx.fillText("now", Math.min(x(now) - 10, width - 24), height - PAD / 2 + 1);
     }
   }
 
