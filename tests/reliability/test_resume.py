@@ -167,6 +167,30 @@ def test_a_cell_whose_variables_do_not_all_pickle_runs_again(store_path, results
     assert log.take() == ["connect", "connect"]
 
 
+def test_a_worker_process_saves_the_result_it_computed(store_path, results_dir, tmp_path):
+    ready = str(tmp_path / "ready")
+    flow = nbflow.Flow("procs", store=store_path, executor="processes")
+
+    @flow.task
+    def where():
+        return os.getpid()
+
+    @flow.task
+    def after(where):
+        if not os.path.exists(ready):
+            raise FileNotFoundError(ready)
+        return where
+
+    first = flow.run(workers=1)
+    child = first.result("where")
+    assert child != os.getpid() and first.failed == ["after"]
+    assert os.listdir(results_dir) == [task_base(where, "where") + ".pkl"]
+    open(ready, "w").close()
+    run = flow.run(resume=True, workers=1)
+    assert run.result("after") == child
+    assert cached(run) == {"where": True, "after": False}
+
+
 @pytest.mark.kernel
 def test_after_a_kernel_restart_a_resume_restores_the_cells_variables(start_kernel):
     cells = ["%%task rows\nrows = [1, 2, 3]", "%%task total\nif broken:\n"
