@@ -44,8 +44,9 @@ def test_ten_thousand_tasks_send_at_most_ten_messages_a_second(comms, store_path
     busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
     assert busiest <= 10, f"{busiest} messages within one second"
     diffs = [m.data["state"]["_diff"] for m in updates if "_diff" in m.data["state"]]
-    assert len(diffs) >= 5  # the run took seconds: the dashboard was live, not only final
-    assert "_snapshot" in updates[-1].data["state"]  # the last message is the final table
+    final = updates[-1].data["state"]["_snapshot"]  # the last message is the final table
+    # Live while it ran, not only at the end: a diff every 0.1 s, give or take a busy CPU.
+    assert len(diffs) >= max(1, int((final["t1"] - final["t0"]) / 0.3))
 
     front = replay(comms, dash)
     assert front.gaps == 0
