@@ -111,6 +111,10 @@ class ProcessExecutor:
         ``workers`` is less than 1.
     """
 
+    # Tasks run in other interpreters: a %%task cell, which runs in the
+    # notebook's namespace, cannot run here (Flow.run refuses it up front).
+    shares_memory = False
+
     def __init__(self, workers: int | None = None):
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")

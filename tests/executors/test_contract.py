@@ -225,8 +225,24 @@ class TestThreads(ExecutorContract):
         assert not [t for t in threading.enumerate() if t.name.startswith("nbflow-worker")]
 
 
+_preexisting: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _note_preexisting_children():
+    """Children this process already had (a JupyterLab and chromium that browser tests
+    keep for the session, say) are not the executor's to end."""
+    _preexisting.clear()
+    _preexisting.update(_children())
+    yield
+
+
 def child_pids() -> set[int]:
-    """Processes whose parent is this one (read from /proc)."""
+    """Child processes started since the test began (read from /proc)."""
+    return _children() - _preexisting
+
+
+def _children() -> set[int]:
     me = os.getpid()
     out = set()
     for entry in os.listdir("/proc"):

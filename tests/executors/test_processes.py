@@ -14,7 +14,8 @@ import threading
 import time
 
 import pytest
-from test_contract import BOUND, child_pids, wait_for_cancel
+from test_contract import (BOUND, _note_preexisting_children, child_pids,  # noqa: F401
+                           wait_for_cancel)
 
 from nbflow import Flow, TaskCancelled, current_task
 from nbflow.core.worker import TaskContext
@@ -245,3 +246,13 @@ def test_functions_and_classes_defined_in_a_notebook_run_in_worker_processes(tmp
     assert [o.get("text") for o in last] == [
         "True {'succeeded': 2, 'failed': 1}\n"]
     assert not child_pids()
+
+
+def test_a_cell_task_is_refused_before_anything_runs(store_path):
+    flow = Flow("cells", store=store_path, executor="processes")
+    flow.cell_task("load", "rows = [1, 2]", {})
+    with pytest.raises(ValueError, match=r"task 'load' is a %%task cell: it runs in the "
+                       r"notebook's namespace, which a worker process does not share\. Run "
+                       r"this flow with executor='threads'"):
+        flow.run()
+    assert flow.store.runs() == []
