@@ -39,7 +39,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         "--no-first-run", "--disable-background-networking", "--disable-component-update"]
 TARGET_MS = 1000.0
-CASES = [(500, 20, 300), (500, 20, None), (2000, 40, 300), (2000, 40, None)]
+CASES = [(500, 20, 300), (500, 20, None), (2000, 40, 300), (2000, 40, None), (10_000, 100, 300)]
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><link rel="stylesheet" href="dashboard.css"></head>
