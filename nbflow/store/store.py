@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -176,6 +177,15 @@ class Store:
         self._leases.close()
         self.engine.dispose()
 
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        """A connection for a read; a damaged or unreachable store is a StoreError."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise translate_error(exc, self.label) from exc
+
     def _get_writer(self) -> Writer:
         with self._lock:
             if self._writer is None:
@@ -190,7 +200,7 @@ class Store:
             q = q.where(runs.c.flow == flow)
         if limit is not None:
             q = q.limit(limit)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             out = [dict(r._mapping) for r in conn.execute(q)]
             if out:
                 counts = conn.execute(
@@ -205,7 +215,7 @@ class Store:
         return out
 
     def run(self, run_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
         return dict(row._mapping) if row is not None else None
 
@@ -216,7 +226,7 @@ class Store:
     def tasks(self, run_id: str) -> list[dict[str, Any]]:
         """Task rows of a run in declaration order."""
         q = select(tasks).where(tasks.c.run_id == run_id).order_by(tasks.c.idx)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def events(self, run_id: str) -> list[tuple]:
@@ -224,7 +234,7 @@ class Store:
         q = (select(events.c.run_id, events.c.seq, events.c.task, events.c.attempt,
                     events.c.from_state, events.c.to_state, events.c.at, events.c.detail)
              .where(events.c.run_id == run_id).order_by(events.c.seq))
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return [(*r[:7], Detail(json.loads(r[7])) if r[7] is not None else None)
                     for r in conn.execute(q)]
 
@@ -232,7 +242,7 @@ class Store:
         q = select(logs).where(logs.c.run_id == run_id).order_by(logs.c.task, logs.c.attempt)
         if task is not None:
             q = q.where(logs.c.task == task)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def restored_tasks(self, run_id: str) -> set[str]:
@@ -240,7 +250,7 @@ class Store:
         q = select(events.c.task).where(events.c.run_id == run_id,
                                         events.c.to_state == "succeeded",
                                         events.c.from_state.in_(("pending", "ready")))
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return set(conn.execute(q).scalars())
 
     def dead_letters(self, flow: str, run_id: str | None = None, requeued: bool = False
@@ -254,7 +264,7 @@ class Store:
             q = q.where(dead_letters.c.run_id == run_id)
         if not requeued:
             q = q.where(dead_letters.c.requeued_by.is_(None))
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             out = [dict(r._mapping) for r in conn.execute(q)]
         for row in out:
             row["inputs"] = json.loads(row["inputs"]) if row["inputs"] else {}
@@ -263,7 +273,7 @@ class Store:
     def resume_chain(self, run_id: str) -> list[str]:
         """``run_id``, the run it resumed, the run that one resumed, and so on."""
         chain: list[str] = []
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             while run_id is not None and run_id not in chain:
                 chain.append(run_id)
                 run_id = conn.execute(select(runs.c.resumed_from)
@@ -277,7 +287,7 @@ class Store:
                                           events.c.to_state == "succeeded",
                                           events.c.from_state == "running")
         out = {}
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             for (text,) in conn.execute(q):
                 detail = json.loads(text) if text else {}
                 if "result" in detail:
@@ -287,7 +297,7 @@ class Store:
     def result_kind(self, key: str) -> str | None:
         """The kind of a cached task's result saved under ``key`` by any run, or None."""
         q = select(results.c.kind).where(results.c.key == key).limit(1)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return conn.execute(q).scalar()
 
 

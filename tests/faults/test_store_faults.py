@@ -182,8 +182,6 @@ def test_a_run_on_a_store_with_overwritten_pages_is_an_error_and_changes_nothing
         assert f.read() == damaged
 
 
-@pytest.mark.xfail(strict=True, reason="Store's read methods (runs, tasks, events...) let "
-                   "sqlalchemy's DatabaseError through instead of translating it to StoreError")
 def test_reading_a_store_with_overwritten_pages_is_a_clear_error(store_path):
     damaged_store(store_path)
     store = Store(store_path)
