@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -302,8 +303,7 @@ class Bridge:
             store.flush()
             events = store.events(self.run.id)
             outputs = store.logs(self.run.id)
-        except Exception as exc:  # a dashboard without history still shows what comes next
-            import warnings
+        except Exception as exc:  # noqa: BLE001 - without history it still shows what comes next
             warnings.warn(f"nbflow: the dashboard could not read run {self.run.id}'s history "
                           f"from the store ({exc!r}); it shows the events from now on",
                           RuntimeWarning, stacklevel=1)

@@ -58,7 +58,7 @@ class JupyterLab:
         env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config),
                "JUPYTER_RUNTIME_DIR": str(base / "runtime"), "IPYTHONDIR": str(base / "ipython")}
         env.pop("NBFLOW_STORE", None)
-        self.log = open(base / "jupyterlab.log", "wb")
+        self.log = open(base / "jupyterlab.log", "wb")  # noqa: SIM115 - open while the server runs
         app_options = (["--LabApp.expose_app_in_browser=True",
                         "--LabApp.extension_manager=readonly"] if app == "jupyterlab"
                        else ["--JupyterNotebookApp.expose_app_in_browser=True"])

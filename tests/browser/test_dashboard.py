@@ -190,9 +190,9 @@ def test_a_large_flow_folds_into_levels_that_expand(lab):
 
 def test_the_dashboard_works_in_notebook_7(nb7):
     page = nb7.page
-    nb7.open([LIVE_FLOW, "dash = flow.dashboard()\ndash",
-              'run = flow.run(background=True)\ngate["extract"].set()\ngate["train"].set()\n'
-              "print(run.wait(120).state)"])
+    run_all = ('run = flow.run(background=True)\ngate["extract"].set()\ngate["train"].set()\n'
+               "print(run.wait(120).state)")
+    nb7.open([LIVE_FLOW, "dash = flow.dashboard()\ndash", run_all])
     nb7.run(0)
     nb7.run(1)
     expect(page.locator(".nbflow-dag-canvas g.node")).to_have_count(4, timeout=60_000)

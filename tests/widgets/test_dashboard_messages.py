@@ -87,7 +87,7 @@ def test_a_burst_of_events_is_one_diff_with_each_task_once(comms, store_path):
     assert dash._bridge.join(30)
 
     updates = comms.updates(dash)
-    diffs = [u["_diff"] for u in updates if "_diff" in u and u["_diff"]]
+    diffs = [u["_diff"] for u in updates if u.get("_diff")]
     # 300 events (ready, running, succeeded for 100 tasks) and "last" starting: one message.
     assert len(diffs) == 1
     rows = diffs[0]["tasks"]

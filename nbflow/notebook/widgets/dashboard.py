@@ -243,7 +243,7 @@ def _workers(run: Any) -> int | None:
     try:
         params = (run.store.run(run.id) or {}).get("params")
         return json.loads(params).get("workers") if params else None
-    except Exception:  # the lane count is a hint; the timeline adds lanes as it needs them
+    except Exception:  # noqa: BLE001 - a hint only: the timeline adds lanes as it needs them
         return None
 
 
