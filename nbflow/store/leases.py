@@ -87,14 +87,20 @@ def resolve_ttl(value: float | None) -> float:
 
 
 class LeaseKeeper:
-    """Refreshes the heartbeat of every live run one Store owns (its own thread)."""
+    """Refreshes the heartbeat of every live run one Store owns.
+
+    Its thread runs while at least one run is held: it starts with the first
+    :meth:`hold` and ends as soon as the last run is released (or at
+    :meth:`close`), so an idle kernel keeps no thread for it.
+    """
 
     def __init__(self, engine: Engine, owner: Owner, ttl: float):
         self._engine, self.owner, self.ttl = engine, owner, ttl
         self._held: dict[str, Callable[[str], None]] = {}
         self._lost: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._wake = threading.Event()  # set on close, and when the last run is released
+        self._closed = False
         self._thread: threading.Thread | None = None
 
     def holds(self, run_id: str) -> bool:
@@ -109,7 +115,7 @@ class LeaseKeeper:
         """
         with self._lock:
             self._held[run_id] = on_lost
-            if self._thread is None and not self._stop.is_set():
+            if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._loop, daemon=True,
                                                 name="nbflow-lease-keeper")
                 self._thread.start()
@@ -118,24 +124,27 @@ class LeaseKeeper:
         """Stop keeping ``run_id``; the message if its lease was lost meanwhile."""
         with self._lock:
             self._held.pop(run_id, None)
+            if not self._held:
+                self._wake.set()
             return self._lost.pop(run_id, None)
 
     def close(self) -> None:
-        self._stop.set()
         with self._lock:
+            self._closed = True
+            self._wake.set()
             thread = self._thread
         if thread is not None:
             thread.join()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.ttl / 3):
+        while True:
+            self._wake.wait(self.ttl / 3)
             with self._lock:
-                if not self._held:
+                self._wake.clear()
+                if self._closed or not self._held:
                     self._thread = None  # the next hold() starts a new one
                     return
             self.renew()
-        with self._lock:
-            self._thread = None
 
     def renew(self) -> None:
         """Refresh the heartbeat of every run held now (the thread does it every

@@ -119,10 +119,22 @@ def test_a_live_run_keeps_its_lease_fresh(store_path, results_dir):
         release.wait(0.02)
     row = store.run(run.id)
     assert row["version"] > created["version"] and row["state"] == "running"
+    [keeper] = [t for t in threading.enumerate() if t.name == "nbflow-lease-keeper"]
     release.set()
     run.wait(BOUND)
-    store.close()
-    assert not [t for t in threading.enumerate() if t.name == "nbflow-lease-keeper"]
+    keeper.join(BOUND)  # the last run released: the thread ends
+    assert not keeper.is_alive()
+
+
+def test_the_lease_thread_ends_with_the_last_live_run(store_path, results_dir):
+    release = threading.Event()
+    flow = declare(nbflow.Flow("idle", store=store_path), release)  # ttl 30 s: a beat per 10 s
+    run = flow.run(background=True)
+    [keeper] = [t for t in threading.enumerate() if t.name == "nbflow-lease-keeper"]
+    release.set()
+    run.wait(BOUND)
+    keeper.join(5)
+    assert not keeper.is_alive()
 
 
 def test_a_dead_owner_on_this_host_frees_its_run_at_once(store_path, results_dir):
