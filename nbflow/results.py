@@ -72,10 +72,10 @@ def code_digest(fn: Callable[..., Any]) -> bytes:
     It covers the bytecode and constants of ``fn`` and of the functions and
     code objects it encloses, the names it uses, and its defaults and closure
     values when they are immutable plain data (numbers, strings, tuples of
-    them...); other values (lists, dicts, objects) count by type only.  Globals and helper functions it calls by
-    name are *not* followed: change the task's code, or its name, to change
-    its key.  Cached per function object, so it is computed once per
-    declaration.
+    them...); other values (lists, dicts, objects) count by type only.
+    Globals and helper functions it calls by name are *not* followed: change
+    the task's code, or its name, to change its key.  Cached per function
+    object, so it is computed once per declaration.
     """
     try:
         return _DIGESTS[fn]
@@ -110,9 +110,8 @@ def _feed_callable(h, obj: Any, seen: set[int]) -> None:
     if code is None:  # a callable object: what its class's __call__ does
         cls = type(obj)
         h.update(f"{cls.__module__}.{cls.__qualname__}\0".encode())
-        call = getattr(cls, "__call__", None)
-        if getattr(call, "__code__", None) is not None:
-            _feed_callable(h, call, seen)
+        if getattr(cls.__call__, "__code__", None) is not None:  # not a builtin's slot
+            _feed_callable(h, cls.__call__, seen)
         return
     _feed_code(h, code)
     for value in fn.__defaults__ or ():
@@ -181,7 +180,7 @@ class ResultFiles:
         import cloudpickle
         try:
             data = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # anything a __reduce__ may raise
+        except Exception as exc:  # noqa: BLE001 - anything a __reduce__ may raise
             return f"it does not pickle ({type(exc).__name__}: {exc})"
         path = self.path(key)
         tmp = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
@@ -201,7 +200,7 @@ class ResultFiles:
         try:
             with open(self.path(key), "rb") as f:
                 return True, pickle.load(f)
-        except Exception:  # missing, truncated by a crash, or from an incompatible library
+        except Exception:  # noqa: BLE001 - missing, truncated, or from an incompatible library
             return MISS
 
 

@@ -161,7 +161,7 @@ class LeaseKeeper:
                     .where(runs.c.id == run_id, runs.c.owner == self.owner.id,
                            runs.c.state == "running")
                     .values(heartbeat=now, version=runs.c.version + 1)).rowcount == 0]
-        except Exception:
+        except Exception:  # noqa: BLE001
             # A busy or failing store: the next beat tries again.  Should the
             # lease expire meanwhile and another engine take the run, the next
             # successful beat finds out and stops the run.

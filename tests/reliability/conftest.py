@@ -17,7 +17,7 @@ import nbflow
 
 # The real-kernel driver of the notebook tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebook"))
-from kernelsession import KernelSession, kernel_env  # noqa: E402
+from kernelsession import KernelSession, kernel_env
 
 
 class Log:

@@ -34,7 +34,7 @@ def test_a_key_is_the_same_in_every_interpreter_whatever_its_hash_seed(tmp_path)
 
 def _compiled(source: str, filename: str):
     namespace: dict = {}
-    exec(compile(source, filename, "exec"), namespace)
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - a cell, as a kernel runs it
     return namespace["f"]
 
 
@@ -72,7 +72,7 @@ def test_a_task_key_combines_its_base_with_its_inputs_keys(tmp_path):
     def b(a):
         return a
 
-    graph, specs = flow.build()
+    _graph, specs = flow.build()
     results = RunResults(specs, ResultFiles(str(tmp_path)), flow._bases, {})
     root = results.key(0, [])
     assert root == task_base(a, "a")

@@ -77,7 +77,8 @@ def test_dead_letters_are_exactly_the_final_failures_in_the_event_log(store_path
     assert letters.set_index("task").loc["stuck", "error"] == (
         "TaskTimeout: task 'stuck' exceeded its timeout of 0.2s")
     undo = events[(events.task == "booked") & (events.to_state == "failed")]
-    assert undo.detail.iloc[0]["error"] == "compensation failed: ZeroDivisionError: division by zero"
+    assert undo.detail.iloc[0]["error"] == (
+        "compensation failed: ZeroDivisionError: division by zero")
     assert run.task_state("booked") == "failed"
 
 

@@ -16,8 +16,7 @@ from sqlalchemy import select, update
 
 import nbflow
 from nbflow.errors import LeaseHeldError, StoreVersionConflict
-from nbflow.store import Store
-from nbflow.store import leases
+from nbflow.store import Store, leases
 from nbflow.store.schema import runs
 
 BOUND = 30  # seconds any wait in these tests may take before it is a failure

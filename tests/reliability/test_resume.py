@@ -193,8 +193,8 @@ def test_a_worker_process_saves_the_result_it_computed(store_path, results_dir, 
 
 @pytest.mark.kernel
 def test_after_a_kernel_restart_a_resume_restores_the_cells_variables(start_kernel):
-    cells = ["%%task rows\nrows = [1, 2, 3]", "%%task total\nif broken:\n"
-             "    raise ValueError('no')\ntotal = sum(rows)"]
+    cells = ["%%task rows\nrows = [1, 2, 3]",
+             "%%task total\nif broken:\n    raise ValueError('no')\ntotal = sum(rows)"]
     kernel = start_kernel()
     kernel.ok("broken = True")
     for cell in cells:
@@ -283,7 +283,7 @@ def test_after_a_kill_9_a_resume_runs_only_what_was_not_committed(tmp_path, monk
     monkeypatch.delenv("NBFLOW_RESULTS", raising=False)
     script.write_text(CRASHING_FLOW)
     killed = subprocess.run([sys.executable, str(script)], env={**os.environ, "CRASH": "1"},
-                            timeout=120)
+                            timeout=120, check=False)
     assert killed.returncode == -signal.SIGKILL
 
     # A new kernel on the same machine: the dead owner's lease is over at once.
