@@ -143,7 +143,15 @@ def page(browser, request):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
     dialogs: list[str] = []
-    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def on_dialog(dialog) -> None:
+        if dialog.type == "beforeunload":  # JupyterLab asking before a reload: go ahead
+            dialog.accept()
+        else:  # alert/confirm/prompt: something ran that should not have
+            dialogs.append(f"{dialog.type}: {dialog.message}")
+            dialog.dismiss()
+
+    pg.on("dialog", on_dialog)
     errors: list[str] = []
     # Uncaught errors thrown by the widgets' code, which anywidget loads from blob: URLs
     # (Notebook 7 has one of its own at start-up, which is not this project's to test).
