@@ -9,15 +9,16 @@ modules (SQLAlchemy, pandas, IPython) load only when first needed, so
 from __future__ import annotations
 
 from .core.worker import check_cancelled, current_task
-from .errors import (CycleError, DuplicateTaskError, NbflowError, SkipTask, StoreError,
-                     StoreLockedError, StoreVersionError, TaskCancelled, TaskFailedError,
-                     UnknownDependencyError)
+from .errors import (CycleError, DuplicateTaskError, LeaseHeldError, NbflowError, NoSuchRun,
+                     NoSuchTask, SkipTask, StoreError, StoreLockedError, StoreVersionConflict,
+                     StoreVersionError, TaskCancelled, TaskFailedError, UnknownDependencyError)
 
 __version__ = "0.1.0"
 
 __all__ = ["Flow", "Run", "current_task", "check_cancelled", "NbflowError", "CycleError",
            "UnknownDependencyError", "DuplicateTaskError", "TaskFailedError", "TaskCancelled",
-           "SkipTask", "StoreError", "StoreVersionError", "StoreLockedError", "__version__"]
+           "SkipTask", "NoSuchTask", "NoSuchRun", "StoreError", "StoreVersionError",
+           "StoreLockedError", "StoreVersionConflict", "LeaseHeldError", "__version__"]
 
 
 def __getattr__(name: str):

@@ -194,7 +194,8 @@ class FlowMagics(Magics):
     def flow_magic(self, line: str) -> None:
         """Drive the flow of the ``%%task`` cells.
 
-        ``%flow run [--workers N] [--mode eager|levels]``  run every task, show the run
+        ``%flow run [--workers N] [--mode eager|levels] [--resume [RUN_ID]] [--fail-fast]``
+            run every task, show the run
         ``%flow status``   the task table of the last run
         ``%flow levels``   the tasks level by level (what can run together)
         ``%flow graph``    draw the DAG
@@ -219,9 +220,12 @@ class FlowMagics(Magics):
 
 @subcommand("run", "run every task and show the run",
             arg("--workers", type=_number(int, low=1), metavar="N", default=None),
-            arg("--mode", choices=MODES, default="eager"))
+            arg("--mode", choices=MODES, default="eager"),
+            arg("--resume", nargs="?", const=True, default=None, metavar="RUN_ID"),
+            arg("--fail-fast", action="store_true"))
 def _run(m: FlowMagics, args: argparse.Namespace) -> None:
-    m.last_run = m.flow.run(workers=args.workers, mode=args.mode)
+    m.last_run = m.flow.run(workers=args.workers, mode=args.mode, resume=args.resume or False,
+                            fail_fast=args.fail_fast)
     display(m.last_run)
 
 

@@ -6,7 +6,7 @@ import threading
 
 import pandas as pd
 import pytest
-from conftest import pipeline
+from pipelines import pipeline
 
 import nbflow
 from nbflow.errors import NbflowError

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import pipeline
+from pipelines import pipeline
 
 import nbflow
 from nbflow.errors import NoSuchRun, NoSuchTask, StoreVersionConflict
