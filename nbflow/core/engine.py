@@ -58,6 +58,7 @@ from typing import Any, Protocol
 from ..errors import SkipTask, TaskCancelled
 from .clock import RealClock
 from .events import Detail
+from .gcfreeze import frozen
 from .graph import Graph
 from .policies import make_policy
 from .retry import backoff_delay
@@ -204,6 +205,10 @@ class Engine:
     # -- the loop ----------------------------------------------------------------
     def run(self) -> None:
         """Run until every task is terminal.  Mutates the run state (owner thread only)."""
+        with frozen():
+            self._run()
+
+    def _run(self) -> None:
         self.executor.start(self.inbox.put)
         try:
             # The roots, listed first: a restored root ends at once and readies

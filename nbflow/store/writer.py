@@ -22,7 +22,6 @@ import json
 import queue
 import sqlite3
 import threading
-import time
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -53,9 +52,7 @@ class Writer:
         self.error: BaseException | None = None
         self._retry: list[tuple] = []   # items of a failed transaction, to write again
         self._conn = None
-        self._thread = threading.Thread(target=self._loop, name="nbflow-store-writer",
-                                         daemon=True)
-        self._thread.start()
+        self._urgent = threading.Event()   # set by flush/close: commit without waiting
         p = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._sql_event = ("INSERT INTO events (run_id, seq, task, attempt, from_state, to_state,"
                            f" at, detail) VALUES ({', '.join([p] * 8)})")
@@ -73,6 +70,9 @@ class Writer:
         # sqlite3 turns Detail into JSON itself (adapter below): the engine's
         # event tuples go to executemany untouched.
         self._native_detail = engine.dialect.name == "sqlite"
+        self._thread = threading.Thread(target=self._loop, name="nbflow-store-writer",
+                                         daemon=True)
+        self._thread.start()
 
     # -- called from other threads ---------------------------------------------
     def put(self, kind: str, run_id: str, payload: Any) -> None:
@@ -82,6 +82,7 @@ class Writer:
         """Block until everything put so far is committed; raise a write error."""
         done = threading.Event()
         self._q.put(("flush", None, done))
+        self._urgent.set()
         if not done.wait(timeout):
             raise StoreError(f"the nbflow store {self._label} did not commit within {timeout}s")
         err, self.error = self.error, None
@@ -94,6 +95,7 @@ class Writer:
 
     def close(self) -> None:
         self._q.put(("stop", None, None))
+        self._urgent.set()
         self._thread.join()
 
     # -- the thread -----------------------------------------------------------------
@@ -101,13 +103,17 @@ class Writer:
         q = self._q
         while True:
             items = [q.get()]
-            # Group commit: gather what arrives within a short window into one
-            # transaction, unless someone is waiting for a flush.
-            deadline = time.monotonic() + COMMIT_WINDOW
-            while items[-1][0] not in ("flush", "stop"):
-                remaining = deadline - time.monotonic()
+            # Group commit: sleep through the window, then take everything that
+            # arrived, in one transaction.  Sleeping (rather than waking for each
+            # batch) matters: the engine puts a batch per loop turn, and each
+            # wake-up of this thread would take the GIL from it.  A flush or a
+            # close cuts the window short.
+            if items[0][0] not in ("flush", "stop"):
+                self._urgent.wait(COMMIT_WINDOW)
+            self._urgent.clear()
+            while True:
                 try:
-                    items.append(q.get(timeout=remaining) if remaining > 0 else q.get_nowait())
+                    items.append(q.get_nowait())
                 except queue.Empty:
                     break
             waiters = [p for k, _r, p in items if k == "flush"]
