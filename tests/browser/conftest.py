@@ -187,14 +187,18 @@ class Lab:
                     && kernel.status === 'idle';
             }""", timeout=120_000)
 
-    def run(self, index: int, timeout: float = 120) -> None:
-        """Run cell ``index`` and wait until the kernel has finished it."""
+    def start(self, index: int) -> None:
+        """Run cell ``index``; return at once."""
         self.page.evaluate(
-            """async (k) => {
+            """(k) => {
                 const panel = window.jupyterapp.shell.currentWidget;
                 panel.content.activeCellIndex = k;
-                await window.jupyterapp.commands.execute('notebook:run-cell');
+                window.jupyterapp.commands.execute('notebook:run-cell');
             }""", index)
+
+    def run(self, index: int, timeout: float = 120) -> None:
+        """Run cell ``index`` and wait until the kernel has finished it."""
+        self.start(index)
         self.page.wait_for_function(
             """(k) => {
                 const cell = window.jupyterapp.shell.currentWidget.content.widgets[k];

@@ -242,3 +242,40 @@ def test_a_page_reloaded_mid_run_catches_up(lab):
     expect(node(page, 3)).to_have_attribute("data-state", "succeeded", timeout=30_000)
     expect(page.locator(".nbflow-status")).to_have_text("failed")
     assert not page.js_errors, page.js_errors
+
+
+BLOCKING_FLOW = '''
+import os
+import time
+import nbflow
+
+flow = nbflow.Flow("blocking", workers=1)
+
+@flow.task
+def first():
+    return 1
+
+@flow.task
+def waits_for_the_browser(first):
+    # Ends once the test has seen this task running in the page and made the file.
+    while not os.path.exists("seen-running"):
+        time.sleep(0.02)
+    return first + 1
+'''
+
+
+def test_a_blocking_run_updates_a_dashboard_shown_before_it(lab):
+    page = lab.page
+    lab.open([BLOCKING_FLOW, "dash = flow.dashboard()\ndash", "run = flow.run()\nrun.state"])
+    lab.run(0)
+    lab.run(1)
+    expect(page.locator(".nbflow-dag-canvas g.node")).to_have_count(2, timeout=60_000)
+    lab.start(2)
+    # While the cell is still busy running the flow, the widget shows the run live.
+    expect(node(page, 0)).to_have_attribute("data-state", "succeeded", timeout=30_000)
+    expect(node(page, 1)).to_have_attribute("data-state", "running")
+    lab.shot("1-live-while-blocking", page.locator(".nbflow-dashboard"))
+    (lab.server.root / "seen-running").touch()
+    expect(node(page, 1)).to_have_attribute("data-state", "succeeded", timeout=30_000)
+    expect(page.locator(".nbflow-status")).to_have_text("succeeded")
+    assert not page.js_errors, page.js_errors
