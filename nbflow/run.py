@@ -1,0 +1,212 @@
+"""One run of a flow: ``Run``, the handle ``Flow.run`` returns.
+
+It drives the engine (in the calling thread, or in an ``nbflow-engine`` thread
+for a background run) and answers questions about the run: its state and
+counts from the engine, its task table, events and logs from the store.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from .core.engine import Engine
+from .core.graph import Graph
+from .core.worker import capturing
+from .errors import NoSuchTask, TaskFailedError
+
+if TYPE_CHECKING:
+    from .api import Flow
+
+
+class Run:
+    """One run of a flow: its state, results, event log and logs."""
+
+    def __init__(self, flow: Flow, run_id: str, engine: Engine):
+        self.flow = flow
+        self.id = run_id
+        self._engine = engine
+        self._thread: threading.Thread | None = None
+        self._finished = threading.Event()
+        self._store_error: BaseException | None = None
+
+    def _execute(self, initializer=None) -> None:
+        # The one function that drives the engine, in the cell thread or in the
+        # background thread alike.
+        if initializer is not None:
+            initializer()
+        try:
+            with capturing():
+                self._engine.run()
+        finally:
+            try:
+                self.store.finish_run(self.id, self.state, time.time())
+            except Exception as exc:  # reported by wait()/the blocking run, not lost
+                self._store_error = exc
+            self._finished.set()
+
+    def _raise_store_error(self) -> None:
+        if self._store_error is not None:
+            raise self._store_error
+
+    def wait(self, timeout: float | None = None) -> Run:
+        """Block until the run is done (or ``timeout`` seconds pass); returns the run.
+
+        Raises
+        ------
+        TimeoutError
+            the run is still going after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        # Short waits keep KeyboardInterrupt deliverable.
+        while not self._finished.wait(0.2):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {self.id} is still going after {timeout}s")
+        self._raise_store_error()
+        return self
+
+    def cancel(self, reason: str = "cancelled by the user") -> None:
+        """Stop the run: nothing new starts, waiting tasks become ``cancelled``."""
+        self._engine.cancel(reason)
+
+    def add_sink(self, sink: Any) -> None:
+        """Start sending this run's events to ``sink`` (see ``Engine.add_sink``)."""
+        self._engine.add_sink(sink)
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{n} {s}" for s, n in self.counts().items())
+        return f"<nbflow.Run {self.id} of {self.flow.name!r}: {self.state} ({parts})>"
+
+    def _repr_html_(self) -> str:
+        from .render import run_html
+        return run_html(self)
+
+    @property
+    def store(self):
+        return self.flow.store
+
+    @property
+    def names(self) -> list[str]:
+        return self._engine.graph.names
+
+    @property
+    def graph(self) -> Graph:
+        """The DAG this run executes (names, dependencies, Kahn levels)."""
+        return self._engine.graph
+
+    def dashboard(self, *, collapse_above: int | None = 300):
+        """A live dashboard of this run: DAG, status table, timeline and a cancel button.
+
+        ``collapse_above``: above this many tasks the DAG folds each level into
+        one node (click to expand); None never folds.
+        """
+        from .notebook.widgets import Dashboard
+        return Dashboard(self, collapse_above=collapse_above)
+
+    @property
+    def done(self) -> bool:
+        """True once every task is terminal and the store has the final record."""
+        return self._finished.is_set()
+
+    @property
+    def state(self) -> str:
+        """``running``, ``failed`` (some task failed), ``cancelled`` or ``succeeded``."""
+        e = self._engine
+        if e.unfinished:
+            return "running"
+        # A failure explains a fail_fast cancel better than the cancel does.
+        if any(s.value in ("failed", "upstream_failed") for s in e.state):
+            return "failed"
+        if e.cancelled is not None:
+            return "cancelled"
+        return "succeeded"
+
+    def counts(self) -> dict[str, int]:
+        """Number of tasks per state."""
+        out: dict[str, int] = {}
+        for s in self._engine.state:
+            out[s.value] = out.get(s.value, 0) + 1
+        return out
+
+    @property
+    def failed(self) -> list[str]:
+        """Tasks that failed after their last attempt (not those failed upstream)."""
+        return [n for n, s in zip(self.names, self._engine.state) if s.value == "failed"]
+
+    def _index(self, name: str) -> int:
+        try:
+            return self._engine.graph.index[name]
+        except KeyError:
+            raise NoSuchTask(self.flow._unknown(name)) from None
+
+    def task_state(self, name: str) -> str:
+        return self._engine.state[self._index(name)].value
+
+    def result(self, name: str) -> Any:
+        """The value task ``name`` returned (a dict of assigned variables for a cell task).
+
+        Raises
+        ------
+        the task's own exception, if it failed; TaskFailedError if it did not run.
+        """
+        i = self._index(name)
+        state = self._engine.state[i]
+        if state.value == "succeeded":
+            return self._engine.results[i]
+        if i in self._engine.errors:
+            raise self._engine.errors[i]
+        raise TaskFailedError(f"task {name!r} has no result: it is {state.value}"
+                              + (" (a dependency did not succeed)"
+                                 if state.value == "upstream_failed" else ""))
+
+    def reraise(self) -> None:
+        """Raise the exception of the first failed task, if any (with the task named in a note)."""
+        for name in self.failed:
+            err = self._engine.errors.get(self._index(name))
+            if err is not None:
+                note = f"nbflow: raised by task {name!r} in run {self.id}"
+                if note not in getattr(err, "__notes__", ()):
+                    err.add_note(note)
+                raise err
+
+    def status(self):
+        """A pandas DataFrame, one row per task: state, level, attempt, times, error."""
+        import pandas as pd
+        self.store.flush()
+        rows = self.store.tasks(self.id)
+        df = pd.DataFrame(rows, columns=["name", "state", "level", "attempt", "started",
+                                         "finished", "error"])
+        df = df.rename(columns={"name": "task"})
+        for col in ("started", "finished"):
+            df[col] = pd.to_datetime(df[col], unit="s", utc=True)
+        df.insert(6, "duration", (df["finished"] - df["started"]).dt.total_seconds())
+        df["cached"] = df["task"].isin(self.store.restored_tasks(self.id))
+        return df
+
+    def events(self):
+        """The run's event log as a DataFrame (the source of truth for ``status``)."""
+        import pandas as pd
+        self.store.flush()
+        df = pd.DataFrame(self.store.events(self.id),
+                          columns=["run_id", "seq", "task", "attempt", "from_state", "to_state",
+                                   "at", "detail"]).drop(columns="run_id")
+        df["at"] = pd.to_datetime(df["at"], unit="s", utc=True)
+        return df
+
+    def logs(self, name: str, stream: str = "both") -> str:
+        """What task ``name`` printed, all attempts; ``stream`` is stdout, stderr or both."""
+        self._index(name)
+        if stream not in ("both", "stdout", "stderr"):
+            raise ValueError("stream must be 'stdout', 'stderr' or 'both'")
+        self.store.flush()
+        records = self.store.logs(self.id, name)
+        parts = []
+        for rec in records:
+            text = (rec["stdout"] if stream != "stderr" else "") + \
+                   (rec["stderr"] if stream != "stdout" else "")
+            if len(records) > 1:
+                text = f"--- attempt {rec['attempt']} ---\n{text}"
+            parts.append(text)
+        return "".join(parts)
+
