@@ -179,26 +179,37 @@ class Lab:
         where = "lab/tree" if self.server.app == "jupyterlab" else "notebooks"
         self.page.goto(f"{self.server.url}/{where}/{self.name}.ipynb?token={self.server.token}")
         self.page.wait_for_function(
-            """() => {
+            """(n) => {
                 const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
                 const kernel = w && w.sessionContext && w.sessionContext.session
                     && w.sessionContext.session.kernel;
                 return kernel && kernel.connectionStatus === 'connected'
-                    && kernel.status === 'idle';
-            }""", timeout=120_000)
+                    && kernel.status === 'idle' && w.context.isReady
+                    && w.content.widgets.length === n;
+            }""", arg=len(cells), timeout=120_000)
 
     def start(self, index: int) -> None:
-        """Run cell ``index``; return at once."""
+        """Run cell ``index``; return once the kernel has it, before it is done."""
         self.page.evaluate(
             """(k) => {
                 const panel = window.jupyterapp.shell.currentWidget;
                 panel.content.activeCellIndex = k;
                 window.jupyterapp.commands.execute('notebook:run-cell');
             }""", index)
+        self.page.wait_for_function(
+            """(k) => {
+                const cell = window.jupyterapp.shell.currentWidget.content.widgets[k];
+                return cell.model.executionCount !== null
+                    || cell.node.querySelector('.jp-InputPrompt').textContent.includes('*');
+            }""", arg=index, timeout=30_000)
 
     def run(self, index: int, timeout: float = 120) -> None:
         """Run cell ``index`` and wait until the kernel has finished it."""
-        self.start(index)
+        try:
+            self.start(index)
+        except Exception:
+            self.shot(f"cell-{index}-did-not-start")
+            raise
         self.page.wait_for_function(
             """(k) => {
                 const cell = window.jupyterapp.shell.currentWidget.content.widgets[k];
