@@ -25,7 +25,7 @@ def flow_digraph(name: str, graph: Graph, specs: Sequence[TaskSpec],
         with g.subgraph() as rank:
             rank.attr(rank="same")
             for i in lv:
-                attrs = {"tooltip": f"{specs[i].name} ({specs[i].kind})"}
+                attrs = {"tooltip": dot_label(f"{specs[i].name} ({specs[i].kind})")}
                 if states is not None:
                     attrs["fillcolor"] = STATE_COLORS.get(states[i], "#ffffff")
                 rank.node(_node_id(i), label=dot_label(specs[i].name), **attrs)

@@ -194,7 +194,7 @@ class Engine:
         """
         if self._ended:
             self._send_snapshot(sink)
-            _call(sink, "finish", None)
+            _call(sink, "finish", self.cancelled)
         else:
             self.inbox.put((None, ("add_sink", sink)))
 
