@@ -186,7 +186,8 @@ USAGE_TASK = r"Usage: %%task NAME \[--after A,B\] \[--retries N\] \[--retry-dela
      r"graph .*; reset .*; use \(make the magics use the Flow in a variable\)"),
     ("%flow fly", r"%flow has no subcommand 'fly'\. Usage: %flow SUBCOMMAND"),
     ("%flow run --workers 0", r"argument --workers: must be at least 1, got 0\. "
-     r"Usage: %flow run \[--workers N\] \[--mode \{eager,levels\}\]$"),
+     r"Usage: %flow run \[--workers N\] \[--mode \{eager,levels\}\] \[--resume \[RUN_ID\]\] "
+     r"\[--fail-fast\]$"),
     ("%flow run --mode sideways", r"argument --mode: invalid choice: 'sideways'"),
     ("%flow levels extra", r"unrecognized arguments: extra\. Usage: %flow levels$"),
     ("%flow status", r"no run yet in this kernel; start one with %flow run$"),
@@ -198,3 +199,17 @@ USAGE_TASK = r"Usage: %%task NAME \[--after A,B\] \[--retries N\] \[--retry-dela
 ])
 def test_bad_arguments_are_one_line_usage_errors(shared_kernel, code, message):
     assert re.match(message, one_line_error(shared_kernel.execute(code), "UsageError"))
+
+
+def test_flow_run_resume_runs_again_only_what_did_not_succeed(kernel: KernelSession):
+    kernel.ok("calls = []\nready = False")
+    kernel.ok("%%task first\ncalls.append('first')\na = 1")
+    kernel.ok("%%task second\ncalls.append('second')\n"
+              "if not ready:\n    raise ValueError('not yet')\nb = a + 1")
+    kernel.ok("%flow run")
+    kernel.ok("ready = True")
+    cell = kernel.ok("%flow run --resume")
+    [html] = cell.data("text/html")
+    assert "succeeded: 2" in html
+    assert kernel.value("calls") == ["first", "second", "second"]
+    assert kernel.value("b") == 2
