@@ -12,26 +12,8 @@ to 0.06-0.10 s per run (``benchmarks/README.md``).
 from __future__ import annotations
 
 import gc
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-_lock = threading.Lock()
-_depth = 0
+from .scoped import WhileAny
 
-
-@contextmanager
-def frozen() -> Iterator[None]:
-    """Freeze the current objects for the duration of the block (re-entrant, any thread)."""
-    global _depth
-    with _lock:
-        if _depth == 0:
-            gc.freeze()
-        _depth += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0:
-                gc.unfreeze()
+#: ``with frozen():`` keeps pre-existing objects frozen while any run is inside.
+frozen = WhileAny(gc.freeze, gc.unfreeze)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-TERMINAL = frozenset({"succeeded", "failed", "skipped", "upstream_failed", "cancelled",
-                      "compensated"})
+# State is a str enum: its members hash and compare equal to the strings in events.
+from .states import TERMINAL
 
 # A row is a list, in this column order (the writer updates many per commit).
 COLUMNS = ("state", "attempt", "started", "finished", "error")

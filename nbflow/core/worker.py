@@ -24,11 +24,11 @@ import threading
 import time
 import traceback
 import types
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ..errors import SkipTask, TaskCancelled
+from .scoped import WhileAny
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -176,27 +176,18 @@ class _Router:
         return getattr(self._target, name)
 
 
-_install_lock = threading.Lock()
-_installed = 0
+def _install_routers() -> None:
+    sys.stdout = _Router(sys.stdout, "stdout")
+    sys.stderr = _Router(sys.stderr, "stderr")
 
 
-@contextmanager
-def capturing() -> Iterator[None]:
-    """Route task output per thread while the block runs (re-entrant, thread-safe)."""
-    global _installed
-    with _install_lock:
-        if _installed == 0:
-            sys.stdout = _Router(sys.stdout, "stdout")
-            sys.stderr = _Router(sys.stderr, "stderr")
-        _installed += 1
-    try:
-        yield
-    finally:
-        with _install_lock:
-            _installed -= 1
-            if _installed == 0:
-                # Unwrap only our own routers: someone may have replaced them since.
-                for name in ("stdout", "stderr"):
-                    stream = getattr(sys, name)
-                    if isinstance(stream, _Router):
-                        setattr(sys, name, stream._target)
+def _remove_routers() -> None:
+    # Unwrap only our own routers: someone may have replaced them since.
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if isinstance(stream, _Router):
+            setattr(sys, name, stream._target)
+
+
+#: ``with capturing():`` routes task output per thread while any run is inside.
+capturing = WhileAny(_install_routers, _remove_routers)
