@@ -183,3 +183,21 @@ def test_flow_duplicate_task_names():
     # re-running the declaring cell (same function) is allowed
     flow.task(one, name="load")
     assert flow.tasks == ["load"]
+
+
+def test_build_is_reused_until_a_declaration_changes(tmp_path):
+    flow = Flow("cached", store=str(tmp_path / "s.db"))
+    flow.task(lambda: 1, name="a")
+    flow.task(lambda a: a + 1, name="b")
+    graph1, specs1 = flow.build()
+    graph2, specs2 = flow.build()
+    assert graph2 is graph1                      # not resolved again
+    assert specs2[0] is not specs1[0]            # but each caller gets its own specs
+    specs1[0].fn = None                          # (a run wraps them in place)
+    assert flow.build()[1][0].fn is not None
+    flow.task(lambda b: b, name="c")
+    assert flow.levels() == [["a"], ["b"], ["c"]]
+    flow.remove("c")
+    assert flow.levels() == [["a"], ["b"]]
+    flow.clear()
+    assert flow.levels() == []
