@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .core.engine import MODES, ON_FAILURE, Engine
+from .core.engine import Engine, check_options
 from .core.graph import Graph
 from .declare import (Declaration, cell_declaration, check_redeclaration, function_declaration,
                       resolve)
@@ -275,10 +275,7 @@ class Flow:
         StoreVersionConflict
             that run was already resumed, or another kernel took it first.
         """
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; choose 'eager' or 'levels'")
-        if on_failure not in ON_FAILURE:
-            raise ValueError(f"unknown on_failure {on_failure!r}; use None or 'compensate'")
+        check_options(mode, on_failure, policy or self.policy)
         graph, specs = self.build()
         store = self.store
         resumed = self._resume_target(resume)

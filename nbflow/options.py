@@ -7,7 +7,6 @@ it, with the task named, rather than when the run starts.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable
 from typing import Any
 
 from .core.triggers import RULES
@@ -55,8 +54,9 @@ def validate(opts: dict[str, Any], who: str) -> dict[str, Any]:
         raise bad("jitter", "a fraction between 0 and 1")
     if "retry_on" in opts:
         retry_on = opts["retry_on"]
-        retry_on = (retry_on,) if isinstance(retry_on, type) else tuple(retry_on)
-        if not all(isinstance(t, type) and issubclass(t, BaseException) for t in retry_on):
+        retry_on = (retry_on,) if isinstance(retry_on, type) else _items(retry_on)
+        if retry_on is None or not all(isinstance(t, type) and issubclass(t, BaseException)
+                                       for t in retry_on):
             raise bad("retry_on", "an exception class or a tuple of them")
         opts["retry_on"] = retry_on
     if "trigger" in opts and opts["trigger"] not in RULES:
@@ -68,7 +68,10 @@ def validate(opts: dict[str, Any], who: str) -> dict[str, Any]:
         raise bad("priority", "a whole number")
     if "tags" in opts:
         tags = opts["tags"]
-        opts["tags"] = (tags,) if isinstance(tags, str) else tuple(_strings(tags, who))
+        tags = (tags,) if isinstance(tags, str) else _items(tags)
+        if tags is None or not all(isinstance(t, str) for t in tags):
+            raise bad("tags", "a string or a list of strings")
+        opts["tags"] = tags
     if "cache" in opts:
         opts["cache"] = bool(opts["cache"])
     return opts
@@ -82,8 +85,9 @@ def _number(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0
 
 
-def _strings(items: Iterable[Any], who: str) -> list[str]:
-    out = list(items)
-    if not all(isinstance(t, str) for t in out):
-        raise ValueError(f"{who}: tags must be strings, got {out!r}")
-    return out
+def _items(value: Any) -> tuple | None:
+    """``value`` as a tuple, or None when it is not iterable."""
+    try:
+        return tuple(value)
+    except TypeError:
+        return None

@@ -38,7 +38,7 @@ def flow_digraph(name: str, graph: Graph, specs: Sequence[TaskSpec],
 def base_digraph(name: str):
     """An empty ``graphviz.Digraph`` in nbflow's style: left to right, rounded filled boxes."""
     import graphviz
-    return graphviz.Digraph(name=name, graph_attr={"rankdir": "LR"},
+    return graphviz.Digraph(name=dot_label(name), graph_attr={"rankdir": "LR"},
                             node_attr={"shape": "box", "style": "rounded,filled",
                                        "fontname": "Helvetica", "fillcolor": "#ffffff"})
 

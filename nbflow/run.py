@@ -30,15 +30,19 @@ class Run:
         self._thread: threading.Thread | None = None
         self._finished = threading.Event()
         self._store_error: BaseException | None = None
+        self._engine_error: BaseException | None = None
 
     def _execute(self, initializer=None) -> None:
         # The one function that drives the engine, in the cell thread or in the
         # background thread alike.
-        if initializer is not None:
-            initializer()
         try:
+            if initializer is not None:
+                initializer()
             with capturing():
                 self._engine.run()
+        except Exception as exc:  # an engine bug must not look like a run still going
+            self._engine_error = exc
+            raise
         finally:
             try:
                 self.store.finish_run(self.id, self.state, time.time())
@@ -47,6 +51,8 @@ class Run:
             self._finished.set()
 
     def _raise_store_error(self) -> None:
+        if self._engine_error is not None:
+            raise self._engine_error
         if self._store_error is not None:
             raise self._store_error
 
@@ -111,8 +117,11 @@ class Run:
 
     @property
     def state(self) -> str:
-        """``running``, ``failed`` (some task failed), ``cancelled`` or ``succeeded``."""
+        """``running``, ``failed`` (some task failed, or the engine itself raised),
+        ``cancelled`` or ``succeeded``."""
         e = self._engine
+        if self._engine_error is not None:
+            return "failed"
         if e.unfinished:
             return "running"
         # A failure explains a fail_fast cancel better than the cancel does.

@@ -51,6 +51,7 @@ import functools
 import heapq
 import queue
 import random
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -60,7 +61,7 @@ from .clock import RealClock
 from .events import Detail
 from .gcfreeze import frozen
 from .graph import Graph
-from .policies import make_policy
+from .policies import POLICIES, make_policy
 from .retry import backoff_delay
 from .spec import TaskSpec
 from .states import TERMINAL, State, Trigger, transition
@@ -105,6 +106,18 @@ MODES = ("eager", "levels")
 ON_FAILURE = (None, "compensate")
 
 
+def check_options(mode: str, on_failure: str | None, policy: str) -> None:
+    """Raise ValueError for a run option the engine does not know (before anything is
+    recorded: ``Flow.run`` calls it before it writes the run)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose 'eager' or 'levels'")
+    if on_failure not in ON_FAILURE:
+        raise ValueError(f"unknown on_failure {on_failure!r}; use None or 'compensate'")
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; choose one of: "
+                         f"{', '.join(sorted(POLICIES))}")
+
+
 class Engine:
     """Runs ``specs`` (already validated into ``graph``) on ``executor``.
 
@@ -138,10 +151,7 @@ class Engine:
                  keyer: Callable[[int, list], str | None] | None = None,
                  restore: Callable[[int, str], tuple[bool, Any]] | None = None,
                  seed: int | None = None):
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; choose 'eager' or 'levels'")
-        if on_failure not in ON_FAILURE:
-            raise ValueError(f"unknown on_failure {on_failure!r}; use None or 'compensate'")
+        check_options(mode, on_failure, policy)
         n = len(graph)
         self.graph, self.specs, self.executor = graph, specs, executor
         self.run_id = run_id
@@ -164,6 +174,7 @@ class Engine:
         self.errors: dict[int, BaseException] = {}
         self.ready = make_policy(policy, [s.priority for s in specs])
         self.running: dict[tuple[int, int], TaskContext] = {}
+        self.abandoned: set[tuple[int, int]] = set()
         self.timers: list[tuple[float, int, str, int, int]] = []
         self.unfinished = n
         self.cancelled: str | None = None
@@ -175,6 +186,7 @@ class Engine:
         self._names = graph.names
         self._now = self.clock.now
         self._ended = False
+        self._ending = threading.Lock()   # the one lock: add_sink (any thread) vs the run's end
         if mode == "levels":
             self.level_left = [len(lv) for lv in graph.levels_idx]
             self.current_level = 0
@@ -192,11 +204,12 @@ class Engine:
         that method) with ``(task, state, attempt)`` for every task, then every
         event from that point on.  After the run, the snapshot is sent at once.
         """
-        if self._ended:
-            self._send_snapshot(sink)
-            _call(sink, "finish", self.cancelled)
-        else:
-            self.inbox.put((None, ("add_sink", sink)))
+        with self._ending:  # so the run cannot end between this check and the put
+            if not self._ended:
+                self.inbox.put((None, ("add_sink", sink)))
+                return
+        self._send_snapshot(sink)
+        _call(sink, "finish", self.cancelled)
 
     def _send_snapshot(self, sink: Sink) -> None:
         rows = [(n, s._value_, a) for n, s, a in zip(self._names, self.state, self.attempt)]
@@ -224,7 +237,8 @@ class Engine:
             raise
         finally:
             self._flush()
-            self._ended = True
+            with self._ending:
+                self._ended = True
             self.executor.shutdown()
             self._late_sinks()
             for sink in self.sinks:
@@ -279,7 +293,9 @@ class Engine:
         if self.cancelled is not None:
             return
         ready, running, submit = self.ready, self.running, self.executor.submit
-        free = self.executor.workers - len(running)
+        # An abandoned attempt (timed out, or left after a cancel) still holds its
+        # worker until it returns: a thread cannot be stopped.
+        free = self.executor.workers - len(running) - len(self.abandoned)
         specs, attempt, fns, run_id = self.specs, self.attempt, self._fns, self.run_id
         while free > 0 and ready:
             i = ready.pop()
@@ -361,7 +377,10 @@ class Engine:
     def _on_outcome(self, token: tuple[int, int], out: Outcome) -> None:
         ctx = self.running.pop(token, None)
         if ctx is None:
-            return  # a late result of an attempt already timed out or abandoned
+            # A late result of an attempt already timed out or abandoned: its
+            # worker is free again; the result is discarded.
+            self.abandoned.discard(token)
+            return
         i, a = token
         if out.stdout or out.stderr:
             self._logs.append((self._names[i], a, out.stdout, out.stderr))
@@ -430,13 +449,24 @@ class Engine:
     def _finish_cancel(self) -> None:
         # Attempts still running past the grace period are abandoned: recorded
         # as cancelled now, their late outcomes discarded.
-        for (i, _a), ctx in list(self.running.items()):
+        for (i, a), ctx in list(self.running.items()):
             ctx.cancelled = True
-            self._move(i, T.CANCEL, Detail(reason=self.cancelled, abandoned=True))
+            self._abandon((i, a))
+            if a == COMPENSATION:
+                self._move(i, T.FAIL, Detail(error=f"compensation interrupted: {self.cancelled}"))
+            else:
+                self._move(i, T.CANCEL, Detail(reason=self.cancelled, abandoned=True))
         self.running.clear()
         for i, st in enumerate(self.state):
             if st is S.PENDING or st is S.READY or st is S.RETRYING:
                 self._move(i, T.CANCEL, Detail(reason=self.cancelled))
+
+    def _abandon(self, token: tuple[int, int]) -> None:
+        """Give up on an attempt: the executor is asked to stop it, and its worker
+        counts as busy until its outcome arrives (``executors`` report one for
+        every attempt, a cancelled one included)."""
+        self.abandoned.add(token)
+        self.executor.cancel(token)
 
     # -- compensation (saga) -----------------------------------------------------------
     def _needs_compensation(self) -> bool:
@@ -459,7 +489,8 @@ class Engine:
                                                           self.results[i]), {}, ctx)
             self._flush()
             while token in self.running:
-                self._drain(self.clock.wait(self.inbox, None))
+                self._drain(self.clock.wait(self.inbox, self.timers[0][0] if self.timers else None))
+                self._fire_timers()
             self._flush()
 
     def _compensated(self, i: int, out: Outcome) -> None:
@@ -482,7 +513,7 @@ class Engine:
             if kind == "timeout" and (i, a) in self.running:
                 ctx = self.running.pop((i, a))
                 ctx.cancelled = True
-                self.executor.cancel((i, a))
+                self._abandon((i, a))
                 limit = self.specs[i].timeout
                 err = TaskTimeout(f"task {self._names[i]!r} exceeded its timeout of {limit:g}s")
                 self._fail(i, err, f"TaskTimeout: {err}", Detail(timeout=limit))
@@ -526,4 +557,5 @@ def _call(sink: Any, method: str, arg: Any) -> None:
 def _summary(error: BaseException | None, text: str | None) -> str:
     if error is not None:
         return f"{type(error).__name__}: {error}"
-    return (text or "").strip().splitlines()[-1] if text else "unknown error"
+    lines = (text or "").strip().splitlines()
+    return lines[-1] if lines else "unknown error"

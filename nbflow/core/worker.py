@@ -120,7 +120,7 @@ def execute(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | N
     started = time.time()
     try:
         value = fn(**kwargs)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() in a task fails the task
         finished = time.time()
         exc = exc.with_traceback(_user_frames(exc.__traceback__))
         text = "".join(traceback.format_exception(exc))

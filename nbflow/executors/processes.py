@@ -211,8 +211,11 @@ class _Slot:
                     self.token = token
             if closing:
                 continue
-            out = _cancelled(ctx, self.name, time.time()) if dropped else \
-                self._attempt(fn, kwargs, ctx)
+            try:
+                out = _cancelled(ctx, self.name, time.time()) if dropped else \
+                    self._attempt(fn, kwargs, ctx)
+            except Exception as exc:  # e.g. no replacement worker could start: report it,
+                out = _failed(exc, time.time(), self.name)  # or the run would wait forever
             if not pool._closing:
                 pool._report((token, out))
         self._close()
@@ -229,6 +232,13 @@ class _Slot:
                          "connections or a %%task cell's namespace; use executor='threads' "
                          "for those.")
             return _failed(exc, started, self.name)
+        with self.pool._lock:
+            cancelled_early = self.stopping   # cancel() came while the job was pickled
+            if cancelled_early:
+                self.stopping, self.token = False, None
+        if cancelled_early:
+            self._replace()
+            return _cancelled(ctx, self.name, started)
         if self.proc.poll() is not None:   # died while idle (killed from outside)
             self._replace()
         try:

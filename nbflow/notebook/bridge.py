@@ -207,6 +207,8 @@ class Bridge:
 
     # -- the sink hooks (engine thread) ----------------------------------------------
     def events(self, batch: list[tuple]) -> None:
+        if self._closed:  # the engine cannot unsubscribe a sink: ignore, cheaply
+            return
         with self._lock:
             if not self._live:
                 self._early.extend(batch)
@@ -216,6 +218,8 @@ class Bridge:
                 apply(event)
 
     def logs(self, batch: list[tuple]) -> None:
+        if self._closed:
+            return
         with self._lock:
             if not self._live:
                 self._early_logs.extend(batch)

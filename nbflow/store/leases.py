@@ -115,7 +115,8 @@ class LeaseKeeper:
         """
         with self._lock:
             self._held[run_id] = on_lost
-            if self._thread is None and not self._closed:
+            self._closed = False   # a Store used again after close() keeps leases again
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, daemon=True,
                                                 name="nbflow-lease-keeper")
                 self._thread.start()

@@ -172,10 +172,12 @@ class Store:
         """Commit what is queued, stop the writer and release connections."""
         with self._lock:
             writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
-        self._leases.close()
-        self.engine.dispose()
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            self._leases.close()
+            self.engine.dispose()
 
     @contextmanager
     def _reading(self) -> Iterator[Any]:

@@ -94,9 +94,13 @@ class Writer:
                       "later write succeeds (it is retried with the next one).") from err
 
     def close(self) -> None:
-        self._q.put(("stop", None, None))
-        self._urgent.set()
-        self._thread.join()
+        """Commit what is queued and stop; a write that failed for good is raised."""
+        try:
+            self.flush()
+        finally:
+            self._q.put(("stop", None, None))
+            self._urgent.set()
+            self._thread.join()
 
     # -- the thread -----------------------------------------------------------------
     def _loop(self) -> None:
@@ -121,7 +125,8 @@ class Writer:
             batch = self._retry + [it for it in items if it[0] not in ("flush", "stop")]
             try:
                 self._write(batch)
-                self._retry = []
+                # A failure that a later try wrote through is no longer news.
+                self._retry, self.error = [], None
             except Exception as exc:  # kept for flush(); the engine must go on
                 self.error = translate_error(exc, self._label)
                 # Written again with the next batch: a lock released or space freed

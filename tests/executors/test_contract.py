@@ -95,6 +95,17 @@ def after(wait_for_cancel):
     return wait_for_cancel
 
 
+def quits():
+    __import__("sys").exit(3)
+
+
+def busy_first_time():
+    """The first attempt ignores cancellation and keeps its worker a while."""
+    if current_task().attempt == 1:
+        time.sleep(1.5)
+    return "second attempt"
+
+
 class Started:
     """A sink that sets ``event`` when the task ``name`` starts running."""
 
@@ -191,6 +202,21 @@ class ExecutorContract:
                                               f"of {self.timeout:g}s"):
             run.result("wait_for_cancel")
         assert run.result("slow_first_time") == "second attempt"
+
+    def test_sys_exit_in_a_task_fails_the_task(self, store_path):
+        run = self.run(self.flow(store_path, quits, independent))
+        assert (run.task_state("quits"), run.task_state("independent")) == ("failed",
+                                                                             "succeeded")
+        assert run.status().set_index("task").loc["quits", "error"] == "SystemExit: 3"
+
+    def test_a_retry_waits_for_the_worker_its_timed_out_attempt_holds(self, store_path):
+        # One worker: the retry must not be handed out (and its clock started)
+        # while the abandoned first attempt still occupies that worker.
+        self.need_preemption()
+        flow = self.flow(store_path, busy_first_time,
+                         busy_first_time={"timeout": self.timeout, "retries": 1})
+        run = self.run(flow, workers=1)
+        assert run.result("busy_first_time") == "second attempt"
 
     def test_cancel_stops_the_running_task_and_what_waits(self, store_path):
         self.need_preemption()
