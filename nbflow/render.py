@@ -60,10 +60,7 @@ def _node_id(i: int) -> str:
 
 def run_html(run) -> str:
     """A compact HTML summary of a run: state counts and failed tasks."""
-    counts = run.counts()
-    chips = " ".join(
-        f'<span style="background:{STATE_COLORS.get(s, "#eee")};padding:1px 6px;'
-        f'border-radius:8px">{html.escape(s)}: {n}</span>' for s, n in counts.items())
+    chips = state_chips(run.counts())
     failed = "".join(
         f"<li><code>{html.escape(name)}</code>: {html.escape(_error(run, name))}</li>"
         for name in run.failed)
@@ -71,6 +68,20 @@ def run_html(run) -> str:
     return (f"<div><b>nbflow run</b> <code>{html.escape(run.id)}</code> of "
             f"<b>{html.escape(run.flow.name)}</b>: {html.escape(run.state)} {chips}"
             f"{failed_html}</div>")
+
+
+def state_chips(counts: dict[str, int]) -> str:
+    """One coloured ``state: count`` label per state, as HTML."""
+    return " ".join(f'<span style="background:{STATE_COLORS.get(s, "#eee")};padding:1px 6px;'
+                    f'border-radius:8px">{html.escape(s)}: {n:,}</span>'
+                    for s, n in counts.items())
+
+
+def join_attempts(texts: dict[int, str]) -> str:
+    """One task's output by attempt, as one text: headed per attempt when there are several."""
+    if len(texts) == 1:
+        return next(iter(texts.values()))
+    return "".join(f"--- attempt {a} ---\n{text}" for a, text in sorted(texts.items()))
 
 
 def _error(run, name: str) -> str:

@@ -15,6 +15,7 @@ from .core.engine import Engine
 from .core.graph import Graph
 from .core.worker import capturing
 from .errors import NoSuchTask, TaskFailedError
+from .render import join_attempts
 
 if TYPE_CHECKING:
     from .api import Flow
@@ -209,13 +210,8 @@ class Run:
         if stream not in ("both", "stdout", "stderr"):
             raise ValueError("stream must be 'stdout', 'stderr' or 'both'")
         self.store.flush()
-        records = self.store.logs(self.id, name)
-        parts = []
-        for rec in records:
-            text = (rec["stdout"] if stream != "stderr" else "") + \
-                   (rec["stderr"] if stream != "stdout" else "")
-            if len(records) > 1:
-                text = f"--- attempt {rec['attempt']} ---\n{text}"
-            parts.append(text)
-        return "".join(parts)
+        texts = {rec["attempt"]: (rec["stdout"] if stream != "stderr" else "")
+                 + (rec["stderr"] if stream != "stdout" else "")
+                 for rec in self.store.logs(self.id, name)}
+        return join_attempts(texts) if texts else ""
 

@@ -56,6 +56,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..core.events import AT, ATTEMPT, DETAIL, FROM, SEQ, TASK, TO
+from ..render import join_attempts
 
 FINAL_WAIT = 10.0  # seconds a run's end waits for the dashboard's final message, at most
 LOG_LIMIT = 20_000
@@ -135,11 +136,8 @@ class TaskTable:
         self._dirty_logs.add(i)
 
     def log_text(self, i: int) -> str:
-        by_attempt = self.outputs.get(i, {})
-        if len(by_attempt) == 1:
-            return _tail(next(iter(by_attempt.values())), LOG_LIMIT)
-        return _tail("".join(f"--- attempt {a} ---\n{text}"
-                             for a, text in sorted(by_attempt.items())), LOG_LIMIT)
+        by_attempt = self.outputs.get(i)
+        return _tail(join_attempts(by_attempt), LOG_LIMIT) if by_attempt else ""
 
     # -- reading -------------------------------------------------------------------
     def _row(self, i: int) -> list:

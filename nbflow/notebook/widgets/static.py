@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 
-from ...render import STATE_COLORS
+from ...render import STATE_COLORS, state_chips
 from .layout import DagLayout
 
 MAX_ROWS = 200
@@ -25,19 +25,13 @@ def static_html(title: str, run_id: str | None, layout: DagLayout, snapshot: dic
     outcome = snapshot.get("outcome") or ("running" if snapshot.get("running") else "not started")
     head = (f"<b>nbflow</b> {html.escape(title)}"
             + (f" · run <code>{html.escape(run_id)}</code>" if run_id else "")
-            + f" · {html.escape(outcome)} · " + _chips(counts))
+            + f" · {html.escape(outcome)} · " + state_chips(counts))
     picture = _svg(layout, states)
     if picture is None:
         errors = {e[0]: e[1] for e in snapshot.get("errors", ())}
         picture = _table(layout, rows, errors)
     return (f'<div class="nbflow-static" style="font-family:sans-serif;font-size:13px">'
             f"<div>{head}</div>{_progress(counts, len(rows))}{picture}</div>")
-
-
-def _chips(counts: dict[str, int]) -> str:
-    return " ".join(f'<span style="background:{STATE_COLORS[s]};padding:1px 6px;'
-                    f'border-radius:8px">{html.escape(s)}: {n:,}</span>'
-                    for s, n in counts.items())
 
 
 def _progress(counts: dict[str, int], total: int) -> str:
