@@ -4,7 +4,8 @@ Three runs of one ``run`` workload (``wide``, ``layered`` or ``chain``) on a fre
 store, after a warm-up run:
 
 1. unprofiled: wall time and CPU time per thread (the engine is the calling
-   thread, the store writer is ``nbflow-store-writer``, the rest is the workers);
+   thread, the store writer is ``nbflow-store-writer``, the rest is the workers),
+   and of the store's writer process (``nbflow/store/writerproc.py``);
 2. under cProfile, which sees only the calling (engine) thread: top functions by
    own time;
 3. under yappi (``pip install yappi``, if present), which sees every thread:
@@ -38,6 +39,16 @@ def thread_cpu(name: str) -> float:
     return 0.0
 
 
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds used so far by process ``pid`` (Linux; 0.0 for None), at the
+    kernel's tick resolution (10 ms)."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()   # the name may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class GcPauses:
     """Counts the garbage collector's passes and the time they take, in every thread."""
 
@@ -66,7 +77,9 @@ def cpu_split(flow) -> dict[str, str]:
 
     Also the garbage collector's pauses, which stop every thread.
     """
+    pid = flow.store.writer_pid
     engine0, writer0, process0 = time.thread_time(), thread_cpu(WRITER_THREAD), time.process_time()
+    child0 = process_cpu(pid)
     with GcPauses() as pauses:
         wall = measure.time_flow(flow, WORKERS).seconds
     engine = time.thread_time() - engine0
@@ -74,7 +87,9 @@ def cpu_split(flow) -> dict[str, str]:
     workers = time.process_time() - process0 - engine - writer
     return {"wall": f"{wall:7.3f} s",
             "engine thread CPU": f"{engine:7.3f} s (includes the GC passes it triggered)",
-            "store writer CPU": f"{writer:7.3f} s",
+            "store writer CPU": f"{writer:7.3f} s in its thread (pickling for the process)",
+            "writer process CPU": f"{process_cpu(pid) - child0:7.3f} s (another core; "
+                                  f"pid {pid})",
             "worker threads CPU": f"{workers:7.3f} s",
             "GC pauses": f"{pauses.seconds:7.3f} s in {sum(pauses.passes)} passes "
                          f"(generations 0/1/2: {'/'.join(map(str, pauses.passes))})"}

@@ -308,8 +308,8 @@ class SavedResults:
     """Engine sink: note in each succeeded attempt's event whether its result was saved.
 
     It adds ``"result": "none" | "file"`` to the event's detail, so it must come
-    *before* the store's sink in the engine's sink list (the store encodes the
-    detail on its writer thread once it has the batch).  For ``cache=True``
+    *before* the store's sink in the engine's sink list (the store's writer reads the
+    detail later, once it has the batch).  For ``cache=True``
     tasks it also hands ``(run_id, task, key, kind, at)`` rows to ``record``
     for the ``results`` index.  ``values`` must be set to the engine's
     ``results`` list before the run starts (the engine sets a task's value

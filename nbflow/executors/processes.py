@@ -59,6 +59,7 @@ from typing import Any
 
 import cloudpickle
 
+from ..children import reap
 from ..core.worker import Outcome, TaskContext, capturing, execute
 from ..errors import NbflowError, TaskCancelled
 
@@ -272,14 +273,8 @@ class _Slot:
 
     def _close(self) -> None:
         self.conn.close()   # an idle worker exits when its pipe closes
-        proc = self.proc
-        if proc is None:
-            return
-        try:
-            proc.wait(EXIT_WAIT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if self.proc is not None:
+            reap(self.proc, EXIT_WAIT)
 
 
 _cloudpickle_code = cloudpickle.Pickler.dispatch_table.get(types.CodeType)

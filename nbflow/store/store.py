@@ -3,7 +3,7 @@
 ``Store(url)`` opens (or creates) the database; ``store.runs()`` lists runs,
 ``store.tasks(run_id)``, ``store.events(run_id)`` and ``store.logs(run_id)``
 read one.  Writing a run goes through :meth:`Store.sink`, whose batches the
-writer thread commits in groups (``writer.py``).
+writer commits in groups (``writer.py``).
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ class Store:
         self.label = repr(self.path) if self.path else _redact(self.url)
         ttl = resolve_ttl(lease_ttl)
         self.engine = open_engine(self.url, busy_timeout)
+        self._busy_timeout = busy_timeout
         self.owner = Owner.here()
         self._leases = LeaseKeeper(self.engine, self.owner, ttl)
         self._writer: Writer | None = None
@@ -95,7 +96,7 @@ class Store:
             ``resumed_from`` cannot be resumed (see ``leases.claim``).
         """
         # The run row is written now, so a locked or read-only store fails
-        # before anything runs; the task rows follow on the writer thread, ahead
+        # before anything runs; the task rows follow through the writer, ahead
         # of the run's first events in the same queue.
         try:
             with self.engine.begin() as conn:
@@ -164,6 +165,13 @@ class Store:
             raise StoreVersionConflict(lost or f"run {run_id} was taken over by another engine "
                                        "while this one ran it; its final state was not recorded")
 
+    @property
+    def writer_pid(self) -> int | None:
+        """The pid of the process that writes a SQLite file's runs (``writerproc.py``),
+        None before the first run and for database servers."""
+        writer = self._writer
+        return writer.pid if writer is not None else None
+
     def flush(self) -> None:
         if self._writer is not None:
             self._writer.flush()
@@ -191,7 +199,7 @@ class Store:
     def _get_writer(self) -> Writer:
         with self._lock:
             if self._writer is None:
-                self._writer = Writer(self.engine, self.label)
+                self._writer = Writer(self.engine, self.label, self.path, self._busy_timeout)
             return self._writer
 
     # -- reading ---------------------------------------------------------------

@@ -1,0 +1,170 @@
+"""Writing queued batches to the database: one transaction per group of batches.
+
+The engine's batches (events, task definitions, logs, result rows) arrive here
+as ``(kind, run_id, payload)`` items.  :class:`BatchWriter` folds the events
+into the task rows (``core.replay.fold``), turns final failures into dead
+letters and writes everything in one transaction, through a plain DB-API
+connection.  It runs in the store's writer process for a SQLite file
+(``writerproc.py``) and in the writer thread for a database server
+(``writer.py``), so it imports nothing but the standard library and
+``nbflow.core``.
+
+It keeps a mirror of the task rows it writes.  Task rows are written by the
+run's owner only (the engine holding its lease, ``leases.py``), so their
+updates need no compare-and-set; their ``version`` still counts the changes for
+readers.  A failed :meth:`BatchWriter.write` may be called again with the same
+items (and more): folding an event twice gives the same row, and task rows
+not yet inserted stay pending until a commit succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any
+
+from ..core.replay import COLUMNS, fold, new_row
+
+
+class BatchWriter:
+    """Writes groups of items through the DB-API connection ``connect()`` returns.
+
+    ``paramstyle`` is the driver's (``qmark`` or ``format``/``pyformat``).
+    With ``encode_detail`` the event details are turned into JSON text here;
+    without it the driver must adapt a detail (a dict) itself.
+    """
+
+    def __init__(self, connect: Callable[[], Any], paramstyle: str, encode_detail: bool):
+        self._connect = connect
+        self._conn = None
+        self._encode_detail = encode_detail
+        self._rows: dict[str, dict[str, list]] = {}   # run -> task -> row
+        self._unwritten: dict[str, dict[str, list]] = {}  # run -> task -> static columns
+        p = "?" if paramstyle == "qmark" else "%s"
+        self._sql_event = ("INSERT INTO events (run_id, seq, task, attempt, from_state, to_state,"
+                           f" at, detail) VALUES ({', '.join([p] * 8)})")
+        self._sql_task = (f"UPDATE tasks SET state={p}, attempt={p}, started={p}, finished={p},"
+                          f" error={p}, version=version+1 WHERE run_id={p} AND name={p}")
+        self._sql_log = (f"INSERT INTO logs (run_id, task, attempt, stdout, stderr) "
+                         f"VALUES ({p}, {p}, {p}, {p}, {p})")
+        self._sql_dead = ("INSERT INTO dead_letters (run_id, task, attempt, error, traceback,"
+                          f" inputs, key, created) VALUES ({', '.join([p] * 8)})")
+        self._sql_result = ("INSERT INTO results (run_id, task, key, kind, created) VALUES "
+                            f"({', '.join([p] * 5)})")
+        self._sql_rows = f"SELECT name, {', '.join(COLUMNS)} FROM tasks WHERE run_id={p}"
+        self._sql_task_insert = ("INSERT INTO tasks (run_id, name, idx, level, deps, kind, state,"
+                                 " attempt, started, finished, error, version) VALUES "
+                                 f"({', '.join([p] * 11)}, 1)")
+
+    def write(self, items: list[tuple]) -> None:
+        """Write ``items`` in one transaction; raises the driver's error on failure."""
+        event_rows: list[tuple] = []
+        log_rows, dead_rows, result_rows, forget = [], [], [], []
+        changed: dict[str, dict[str, list]] = {}  # run -> task -> row, once per group
+        for kind, run_id, payload in items:
+            if kind == "events":
+                changed.setdefault(run_id, {}).update(fold(self._mirror(run_id), payload))
+                event_rows.extend(payload)
+                dead_rows.extend(_dead_letter(ev) for ev in payload
+                                 if ev[5] == "failed" and ev[4] == "running")
+            elif kind == "tasks":
+                rows = self._rows.setdefault(run_id, {})
+                unwritten = self._unwritten.setdefault(run_id, {})
+                for name, *static in payload:
+                    unwritten[name] = static
+                    rows[name] = new_row()
+            elif kind == "logs":
+                log_rows.extend((run_id, *rec) for rec in payload)
+            elif kind == "results":
+                result_rows.extend(payload)
+            elif kind == "forget":
+                forget.append(run_id)
+        # Task rows not yet in the database go in once, already in their current
+        # state, rather than as an insert followed by an update.
+        task_inserts = [(run_id, name, *static, *self._rows[run_id][name])
+                        for run_id, unwritten in self._unwritten.items()
+                        for name, static in unwritten.items()]
+        task_rows = [(*row, run_id, name) for run_id, rows in changed.items()
+                     for name, row in rows.items()
+                     if name not in self._unwritten.get(run_id, ())]
+        if event_rows or task_inserts or log_rows or result_rows:
+            if self._encode_detail:
+                event_rows = [(*ev[:7], None if ev[7] is None else encode(ev[7]))
+                              for ev in event_rows]
+            self._commit([(self._sql_task_insert, task_inserts), (self._sql_event, event_rows),
+                          (self._sql_task, task_rows), (self._sql_log, log_rows),
+                          (self._sql_dead, dead_rows), (self._sql_result, result_rows)])
+        # Only once committed: a failed group is folded again from its items.
+        self._unwritten.clear()
+        for run_id in forget:
+            self._rows.pop(run_id, None)
+
+    def _mirror(self, run_id: str) -> dict[str, list]:
+        rows = self._rows.get(run_id)
+        if rows is None:
+            # A run this writer has not seen begin: a writer process that died
+            # wrote its start.  Its rows are read back, so folding goes on from
+            # what is stored rather than from blank rows.
+            rows = self._rows[run_id] = self._stored_rows(run_id)
+        return rows
+
+    def _stored_rows(self, run_id: str) -> dict[str, list]:
+        if self._conn is None:
+            self._conn = self._connect()
+        cur = self._conn.cursor()
+        cur.execute(self._sql_rows, (run_id,))
+        return {name: list(row) for name, *row in cur.fetchall()}
+
+    def _commit(self, statements: list[tuple[str, list]]) -> None:
+        if self._conn is None:
+            self._conn = self._connect()
+        conn = self._conn
+        try:
+            cur = conn.cursor()
+            for sql, rows in statements:
+                if rows:
+                    cur.executemany(sql, rows)
+            conn.commit()
+        except BaseException:
+            # The retry starts from a fresh connection (a server may have restarted).
+            self._conn = None
+            with suppress(Exception):  # the connection may be gone with the server
+                conn.rollback()
+            with suppress(Exception):
+                conn.close()
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _dead_letter(ev: tuple) -> tuple:
+    """The dead-letter row of a final-failure event (its detail is the engine's record).
+
+    A failed compensation (``compensating -> failed``) is not one: the task's
+    own work succeeded, and running it again would not undo anything.
+    """
+    run_id, _seq, task, attempt, _frm, _to, at, detail = ev
+    detail = detail or {}
+    inputs = detail.get("inputs")
+    return (run_id, task, attempt, detail.get("error"), detail.get("traceback"),
+            None if inputs is None else json.dumps(inputs), detail.get("key"), at)
+
+
+def _json_encoder() -> Callable[[dict], str]:
+    # json.dumps builds a new C encoder on every call, which is most of its cost
+    # for a small dict; details are flat, engine-made dicts (no cycles), so one
+    # encoder built once serves them all at a third of the cost.
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # a Python without the _json accelerator
+        return json.JSONEncoder(default=str).encode
+    encoder = make(None, str, json.encoder.encode_basestring_ascii, None, ": ", ", ",
+                   False, False, True)
+    return lambda detail: "".join(encoder(detail, 0))
+
+
+#: An event detail as the JSON text stored in ``events.detail``.
+encode = _json_encoder()

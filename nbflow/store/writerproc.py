@@ -1,0 +1,148 @@
+"""The writer process: a SQLite file's group commits, off the kernel's GIL.
+
+Writing a run's events costs about as much CPU as running its no-op tasks:
+binding every row's values, folding events into task rows, encoding details.
+In the writer thread that work held the GIL the engine and the workers need
+(a 10,000-task run spent half its time in it).  For a SQLite file it runs in
+a child process instead, on another core; the kernel's writer thread only
+pickles each group (a few percent of the cost) and waits for the answer.
+Database servers keep the thread: their drivers wait on the network with the
+GIL released.
+
+The protocol is one request, one answer, over the child's stdin and stdout:
+each message is an 8-byte length and a pickle.  The parent sends a list of
+items (``batches.py``); the child writes them in one transaction and answers
+None, or the exception that stopped it.  End of input (the store closed, or
+the kernel died) ends the child.  The child ignores SIGINT, so Ctrl-C in a
+terminal interrupts the run, not its store.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+from typing import IO, Any
+
+from ..children import reap
+from ..core.events import Detail
+from .batches import BatchWriter, encode
+
+_LENGTH = struct.Struct("!Q")
+# The child imports this module from the same nbflow as its parent, whatever
+# the working directory holds.
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
+         "from nbflow.store.writerproc import main; main(sys.argv[2], float(sys.argv[3]))")
+
+
+def send(stream: IO[bytes], obj: Any) -> None:
+    data = pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def receive(stream: IO[bytes]) -> Any:
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError
+    (size,) = _LENGTH.unpack(head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return pickle.loads(data)
+
+
+class WriterProcess:
+    """A :class:`~nbflow.store.batches.BatchWriter` for the SQLite file ``path``,
+    in a child process (started now, and again after it died)."""
+
+    def __init__(self, path: str, busy_timeout: float):
+        self._argv = [sys.executable, "-c", _BOOT, _ROOT, path, repr(busy_timeout)]
+        self._proc: subprocess.Popen | None = None
+        self._start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def _start(self) -> None:
+        self._proc = subprocess.Popen(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def write(self, items: list[tuple]) -> None:
+        """Write ``items`` in one transaction in the child; raise what stopped it."""
+        if self._proc is None or self._proc.poll() is not None:
+            self._start()
+        proc = self._proc
+        try:
+            send(proc.stdin, items)
+            error = receive(proc.stdout)
+        except (OSError, EOFError):
+            self.close()
+            raise OSError(f"the store's writer process ended (exit code {proc.poll()}); "
+                          "the next write starts a new one") from None
+        if error is not None:
+            raise error
+
+    def close(self, timeout: float = 10.0) -> None:
+        """End the child: it finishes the write it is in, then exits."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                stream.close()
+            except OSError:  # a broken pipe to a child that already died
+                pass
+        reap(proc, timeout)
+
+
+def main(path: str, busy_timeout: float) -> None:
+    """The child: answer each group of items until the parent closes the pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The protocol owns the real stdout; a stray print goes to stderr instead.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    inp = sys.stdin.buffer
+    # This process is the store's own: adapting every dict (the event details)
+    # touches no one else.
+    sqlite3.register_adapter(Detail, encode)
+    writer = BatchWriter(lambda: _connect(path, busy_timeout), "qmark", encode_detail=False)
+    try:
+        while True:
+            try:
+                items = receive(inp)
+            except EOFError:
+                return
+            try:
+                writer.write(items)
+                send(out, None)
+            except Exception as exc:
+                send(out, _portable(exc))
+    finally:
+        writer.close()
+
+
+def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=busy_timeout)
+    # The store is in WAL mode already (open.py); synchronous=NORMAL is per
+    # connection.  The writer only adds rows under runs that exist (create_run
+    # wrote them first): checking each event's foreign key against runs cost
+    # about a quarter of the insert time, for nothing.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn
+
+
+def _portable(exc: Exception) -> Exception:
+    """``exc`` if it survives pickling, else a RuntimeError that says what it was."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
