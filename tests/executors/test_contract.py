@@ -264,8 +264,17 @@ def _note_preexisting_children():
 
 
 def child_pids() -> set[int]:
-    """Child processes started since the test began (read from /proc)."""
-    return _children() - _preexisting
+    """Child processes started since the test began (read from /proc), but for the
+    writer process of the test's store, which lives as long as the store."""
+    return {pid for pid in _children() - _preexisting if not _is_store_writer(pid)}
+
+
+def _is_store_writer(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"nbflow.store.writerproc" in f.read()
+    except OSError:
+        return False
 
 
 def _children() -> set[int]:
