@@ -1,4 +1,5 @@
-"""``nbflow.core`` is standard library only, and ``import nbflow`` stays light.
+"""``nbflow.core`` is standard library only, and ``import nbflow`` stays light, as does
+the store's writer process (it starts with every store).
 
 Each check runs in a fresh interpreter: in this one pytest, the fixtures and
 other tests have imported everything already.
@@ -35,8 +36,9 @@ def imported_by(module: str, all_core: bool = False) -> set[str]:
     return set(json.loads(done.stdout))
 
 
-@pytest.mark.parametrize("module, all_core", [("nbflow.core", True), ("nbflow", False)],
-                         ids=["every nbflow.core module", "nbflow"])
+@pytest.mark.parametrize("module, all_core", [("nbflow.core", True), ("nbflow", False),
+                                              ("nbflow.store.writerproc", False)],
+                         ids=["every nbflow.core module", "nbflow", "the writer process"])
 def test_imports_only_the_standard_library(module, all_core):
     imported = imported_by(module, all_core)
     assert not imported & set(HEAVY)
@@ -46,4 +48,4 @@ def test_imports_only_the_standard_library(module, all_core):
 
 def test_the_probe_sees_heavy_imports():
     # the check above could pass by not seeing anything: make sure it can fail
-    assert "sqlalchemy" in imported_by("nbflow.store")
+    assert "sqlalchemy" in imported_by("nbflow.store.store")
