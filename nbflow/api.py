@@ -194,8 +194,7 @@ class Flow:
         if self._built is None:
             self._built = resolve(self._decls.values())
         graph, specs = self._built
-        # Each caller gets its own specs: a run wraps their functions in place.
-        return graph, [s.resolved(s.deps, s.inputs) for s in specs]
+        return graph, list(specs)
 
     def levels(self) -> list[list[str]]:
         """Kahn levels: tasks that can run together, level by level."""
@@ -305,7 +304,7 @@ class Flow:
         # ``saved`` annotates events, so it goes before the store's sink.
         engine = Engine(graph, specs, ex, sinks=[saved, store.sink(run_id), *sinks], mode=mode,
                         policy=policy or self.policy, run_id=run_id, fail_fast=fail_fast,
-                        on_failure=on_failure, keyer=results.key,
+                        on_failure=on_failure, keyer=results.key, fns=results.fns,
                         restore=results.restorer(known, rerun_idx, store.result_kind))
         saved.values = engine.results
         run = Run(self, run_id, engine)

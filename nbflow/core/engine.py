@@ -64,7 +64,7 @@ from .graph import Graph
 from .policies import POLICIES, make_policy
 from .retry import backoff_delay
 from .spec import TaskSpec
-from .states import TERMINAL, State, Trigger, transition
+from .states import TABLE, TERMINAL, State, Trigger, transition
 from .triggers import RUN, SKIP, decide
 from .worker import Outcome, RunIf, TaskContext
 
@@ -142,6 +142,9 @@ class Engine:
         ``restore(i, key) -> (found, value)``: a stored result for that key.
     seed
         seed of the random generator used for retry jitter.
+    fns
+        what to call for each task, by index (default: each spec's ``fn``); the
+        run's wrappers (result saving) go here, so specs stay shared and unchanged.
     """
 
     def __init__(self, graph: Graph, specs: Sequence[TaskSpec], executor: Executor, *,
@@ -150,7 +153,7 @@ class Engine:
                  fail_fast: bool = False, on_failure: str | None = None,
                  keyer: Callable[[int, list], str | None] | None = None,
                  restore: Callable[[int, str], tuple[bool, Any]] | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, fns: Sequence[Callable[..., Any]] | None = None):
         check_options(mode, on_failure, policy)
         n = len(graph)
         self.graph, self.specs, self.executor = graph, specs, executor
@@ -178,7 +181,8 @@ class Engine:
         self.timers: list[tuple[float, int, str, int, int]] = []
         self.unfinished = n
         self.cancelled: str | None = None
-        self._fns = [RunIf(s.fn, s.run_if) if s.run_if is not None else s.fn for s in specs]
+        self._fns = [fn if s.run_if is None else RunIf(fn, s.run_if)
+                     for fn, s in zip(fns or [s.fn for s in specs], specs)]
         self._seq = 0
         self._buf: list[Event] = []
         self._logs: list[LogRecord] = []
@@ -264,10 +268,10 @@ class Engine:
                 self._on_control(*payload)
             else:
                 self._on_outcome(token, payload)
-            try:
-                msg = inbox.get_nowait()
-            except queue.Empty:
-                msg = None
+            # Only this thread takes from the inbox, so a non-empty one cannot
+            # empty before get_nowait (which raising Empty at the end of every
+            # turn cost more than the check).
+            msg = inbox.get_nowait() if not inbox.empty() else None
 
     def _late_sinks(self) -> None:
         # A sink whose add_sink message arrived after the last turn still gets
@@ -297,7 +301,7 @@ class Engine:
         # worker until it returns: a thread cannot be stopped.
         free = self.executor.workers - len(running) - len(self.abandoned)
         specs, attempt, fns, run_id = self.specs, self.attempt, self._fns, self.run_id
-        while free > 0 and ready:
+        for _ in range(min(free, len(ready))):
             i = ready.pop()
             spec = specs[i]
             attempt[i] += 1
@@ -309,14 +313,15 @@ class Engine:
             if spec.timeout is not None:
                 self._add_timer(self._now() + spec.timeout, "timeout", i, a)
             submit(token, fns[i], self._inputs(i) if spec.inputs else {}, ctx)
-            free -= 1
 
     # -- transitions -------------------------------------------------------------
     def _move(self, i: int, trigger: Trigger, detail: Detail | None = None, **facts: bool
               ) -> State:
         old = self.state[i]
         name = self._names[i]
-        new = transition(old, trigger, name, **facts)
+        new = TABLE.get((old, trigger))
+        if new is None or type(new) is not State:  # a guarded entry, or a forbidden pair
+            new = transition(old, trigger, name, **facts)
         self.state[i] = new
         self._buf.append((self.run_id, self._seq, name, self.attempt[i], old._value_,
                           new._value_, self._now(), detail))

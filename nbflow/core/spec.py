@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class TaskSpec:
     """One declared task.
 
@@ -24,6 +24,9 @@ class TaskSpec:
     success when the run fails or is cancelled with ``on_failure="compensate"``.
     ``cache``: reuse a stored result with the same key (code and inputs) from
     any run, not only from the run being resumed.
+
+    Frozen: a flow's specs are shared by all its runs until a declaration
+    changes (a run gets its wrapped functions through ``Engine(fns=...)``).
     """
 
     name: str
