@@ -15,6 +15,6 @@ RUN, SEQ, TASK, ATTEMPT, FROM, TO, AT, DETAIL = range(8)
 
 
 #: Extra facts of an event (timings, worker, error).  A plain dict: the engine
-#: builds one per success on its hot path, and the store pickles each to its
-#: writer process, where a dict subclass cost twice as much.
+#: builds one per success on its hot path, and the store sends each to its
+#: writer process, where a dict subclass cost twice as much to serialize.
 Detail = dict

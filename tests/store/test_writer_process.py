@@ -10,8 +10,11 @@ import textwrap
 import threading
 import time
 
+import pytest
+
 from nbflow import Flow
 from nbflow.core.replay import COLUMNS, replay
+from nbflow.store.writerproc import receive, send
 
 
 def alive(pid: int) -> bool:
@@ -99,3 +102,28 @@ def test_the_writer_process_ends_when_its_kernel_is_killed(store_path):
         wait_until(lambda: not alive(pid), timeout=10)
     finally:
         kernel.kill()
+
+
+class Name(str):
+    """A str subclass (numpy.str_ is one): marshal refuses it."""
+
+
+@pytest.mark.parametrize("message", [
+    [("events", "run", [("run", 0, "a", 1, "pending", "ready", 1.5, None),
+                        ("run", 1, "a", 1, "ready", "running", 2.5, {"worker": "w", "n": [1]})])],
+    [("tasks", "run", [(Name("a"), 0, 0, "[]", "function")])],
+    OSError("disk full"),
+    None,
+], ids=["events", "str subclass", "exception", "none"])
+def test_what_crosses_the_pipe_comes_back_equal(message):
+    r, w = os.pipe()
+    with os.fdopen(w, "wb") as out:
+        send(out, message)
+    with os.fdopen(r, "rb") as inp:
+        got = receive(inp)
+        with pytest.raises(EOFError):
+            receive(inp)
+    if isinstance(message, Exception):
+        assert type(got) is OSError and got.args == message.args
+    else:
+        assert got == message
