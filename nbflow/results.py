@@ -236,10 +236,10 @@ class PersistResult:
 class RunResults:
     """Keys, result saving and restoring for one run of ``specs``.
 
-    ``fns`` are the specs' functions wrapped in :class:`PersistResult`, for
-    the engine to call (the specs themselves are shared and left as they are).  ``bases`` maps a
-    task's name to its :func:`task_base`, ``namespaces`` a cell task's name to
-    the namespace its variables are restored into.
+    ``fns`` are the specs' functions wrapped in :class:`PersistResult`, for the
+    engine to call (the specs themselves are shared and left as they are).
+    ``bases`` maps a task's name to its :func:`task_base`, ``namespaces`` a
+    cell task's name to the namespace its variables are restored into.
     """
 
     def __init__(self, specs: Sequence[TaskSpec], files: ResultFiles, bases: dict[str, str],
@@ -250,8 +250,8 @@ class RunResults:
         self.namespaces = {i: namespaces[s.name] for i, s in enumerate(specs)
                            if s.kind == "cell" and s.name in namespaces}
         wrapped: dict[int, PersistResult] = {}  # one wrapper per function, however many tasks
-        self.fns = [wrapped.get(id(s.fn)) or wrapped.setdefault(id(s.fn), PersistResult(s.fn, files))
-                    for s in specs]
+        self.fns = [wrapped.get(id(s.fn))
+                    or wrapped.setdefault(id(s.fn), PersistResult(s.fn, files)) for s in specs]
 
     def key(self, i: int, input_keys: list[str | None]) -> str | None:
         """The engine's keyer: task ``i``'s key, None when an input has no key."""

@@ -256,7 +256,8 @@ class Engine:
             if not self.unfinished:
                 break
             self._drain(clock.wait(inbox, self.timers[0][0] if self.timers else None))
-            self._fire_timers()
+            if self.timers:
+                self._fire_timers()
             if self.cancelled is not None and not self.running:
                 self._finish_cancel()
 
@@ -395,7 +396,7 @@ class Engine:
             self.results[i] = out.value
             # The attempt's span is the running and succeeded events' times; only
             # the worker is new (kept small: this is the hot path).
-            detail = Detail(worker=out.worker)
+            detail = {"worker": out.worker}
             if ctx.key is not None:
                 detail["key"] = ctx.key
             self._move(i, T.SUCCEED, detail)

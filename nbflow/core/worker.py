@@ -107,6 +107,15 @@ class Outcome(NamedTuple):
 
 
 _local = threading.local()
+_new_outcome = tuple.__new__
+
+
+def _worker_name() -> str:
+    try:
+        return _local.worker
+    except AttributeError:   # the thread's first task
+        name = _local.worker = threading.current_thread().name
+        return name
 
 
 def execute(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | None = None
@@ -125,11 +134,13 @@ def execute(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | N
         exc = exc.with_traceback(_user_frames(exc.__traceback__))
         text = "".join(traceback.format_exception(exc))
         return Outcome(False, None, exc, text, started, finished,
-                       "".join(out), "".join(err), threading.current_thread().name)
+                       "".join(out), "".join(err), _worker_name())
     finally:
         _local.stdout = _local.stderr = _local.ctx = None
-    return Outcome(True, value, None, None, started, time.time(),
-                   "".join(out), "".join(err), threading.current_thread().name)
+    # tuple.__new__ as namedtuple's own __new__ does, without its Python frame:
+    # this is every task's way back.
+    return _new_outcome(Outcome, (True, value, None, None, started, time.time(),
+                                  "".join(out), "".join(err), _worker_name()))
 
 
 class RunIf:
