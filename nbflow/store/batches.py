@@ -1,20 +1,20 @@
-"""Writing queued batches to the database: one transaction per group of batches.
+"""Turning queued batches into SQL, and running that SQL in one transaction.
 
-The engine's batches (events, task definitions, logs, result rows) arrive here
-as ``(kind, run_id, payload)`` items.  :class:`BatchWriter` folds the events
-into the task rows (``core.replay.fold``), turns final failures into dead
-letters and writes everything in one transaction, through a plain DB-API
-connection.  It runs in the store's writer process for a SQLite file
-(``writerproc.py``) and in the writer thread for a database server
-(``writer.py``), so it imports nothing but the standard library and
-``nbflow.core``.
+The engine's batches (events, task definitions, logs, result rows) arrive as
+``(kind, run_id, payload)`` items.  :class:`Statements` folds the events into
+the task rows (``core.replay.fold``), turns final failures into dead letters
+and returns the statements of one transaction; :class:`Transactions` runs
+them through a plain DB-API connection.  The store's writer thread always
+builds the statements (it keeps the mirror of the task rows); the transaction
+runs in the writer process for a SQLite file (``writerproc.py``, which needs
+nothing else from here) and in the thread for a database server (``writer.py``).
+This module imports nothing but the standard library and ``nbflow.core``.
 
-It keeps a mirror of the task rows it writes.  Task rows are written by the
-run's owner only (the engine holding its lease, ``leases.py``), so their
-updates need no compare-and-set; their ``version`` still counts the changes for
-readers.  A failed :meth:`BatchWriter.write` may be called again with the same
-items (and more): folding an event twice gives the same row, and task rows
-not yet inserted stay pending until a commit succeeds.
+Task rows are written by the run's owner only (the engine holding its lease,
+``leases.py``), so their updates need no compare-and-set; their ``version``
+still counts the changes for readers.  After a failed transaction the same
+items (and more) are built again: folding an event twice gives the same row,
+and task rows not yet inserted stay pending until :meth:`Statements.committed`.
 """
 
 from __future__ import annotations
@@ -24,23 +24,25 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
-from ..core.replay import COLUMNS, fold, new_row
+from ..core.replay import fold, new_row
+
+#: One transaction: ``(sql, rows)`` pairs, each run with ``executemany``.
+Transaction = list[tuple[str, list[tuple]]]
 
 
-class BatchWriter:
-    """Writes groups of items through the DB-API connection ``connect()`` returns.
+class Statements:
+    """Builds the transaction of a group of items, keeping the task rows' mirror.
 
     ``paramstyle`` is the driver's (``qmark`` or ``format``/``pyformat``).
     With ``encode_detail`` the event details are turned into JSON text here;
     without it the driver must adapt a detail (a dict) itself.
     """
 
-    def __init__(self, connect: Callable[[], Any], paramstyle: str, encode_detail: bool):
-        self._connect = connect
-        self._conn = None
+    def __init__(self, paramstyle: str, encode_detail: bool):
         self._encode_detail = encode_detail
         self._rows: dict[str, dict[str, list]] = {}   # run -> task -> row
         self._unwritten: dict[str, dict[str, list]] = {}  # run -> task -> static columns
+        self._forget: list[str] = []
         p = "?" if paramstyle == "qmark" else "%s"
         self._sql_event = ("INSERT INTO events (run_id, seq, task, attempt, from_state, to_state,"
                            f" at, detail) VALUES ({', '.join([p] * 8)})")
@@ -52,19 +54,19 @@ class BatchWriter:
                           f" inputs, key, created) VALUES ({', '.join([p] * 8)})")
         self._sql_result = ("INSERT INTO results (run_id, task, key, kind, created) VALUES "
                             f"({', '.join([p] * 5)})")
-        self._sql_rows = f"SELECT name, {', '.join(COLUMNS)} FROM tasks WHERE run_id={p}"
         self._sql_task_insert = ("INSERT INTO tasks (run_id, name, idx, level, deps, kind, state,"
                                  " attempt, started, finished, error, version) VALUES "
                                  f"({', '.join([p] * 11)}, 1)")
 
-    def write(self, items: list[tuple]) -> None:
-        """Write ``items`` in one transaction; raises the driver's error on failure."""
+    def build(self, items: list[tuple]) -> Transaction:
+        """The statements that write ``items`` (empty when there is nothing to write)."""
         event_rows: list[tuple] = []
-        log_rows, dead_rows, result_rows, forget = [], [], [], []
+        log_rows, dead_rows, result_rows = [], [], []
         changed: dict[str, dict[str, list]] = {}  # run -> task -> row, once per group
         for kind, run_id, payload in items:
             if kind == "events":
-                changed.setdefault(run_id, {}).update(fold(self._mirror(run_id), payload))
+                changed.setdefault(run_id, {}).update(
+                    fold(self._rows.setdefault(run_id, {}), payload))
                 event_rows.extend(payload)
                 dead_rows.extend(_dead_letter(ev) for ev in payload
                                  if ev[5] == "failed" and ev[4] == "running")
@@ -79,7 +81,7 @@ class BatchWriter:
             elif kind == "results":
                 result_rows.extend(payload)
             elif kind == "forget":
-                forget.append(run_id)
+                self._forget.append(run_id)
         # Task rows not yet in the database go in once, already in their current
         # state, rather than as an insert followed by an update.
         task_inserts = [(run_id, name, *static, *self._rows[run_id][name])
@@ -88,43 +90,43 @@ class BatchWriter:
         task_rows = [(*row, run_id, name) for run_id, rows in changed.items()
                      for name, row in rows.items()
                      if name not in self._unwritten.get(run_id, ())]
-        if event_rows or task_inserts or log_rows or result_rows:
-            if self._encode_detail:
-                event_rows = [(*ev[:7], None if ev[7] is None else encode(ev[7]))
-                              for ev in event_rows]
-            self._commit([(self._sql_task_insert, task_inserts), (self._sql_event, event_rows),
-                          (self._sql_task, task_rows), (self._sql_log, log_rows),
-                          (self._sql_dead, dead_rows), (self._sql_result, result_rows)])
-        # Only once committed: a failed group is folded again from its items.
+        if not (event_rows or task_inserts or log_rows or result_rows):
+            return []
+        if self._encode_detail:
+            event_rows = [(*ev[:7], None if ev[7] is None else encode(ev[7]))
+                          for ev in event_rows]
+        return [(sql, rows) for sql, rows in (
+            (self._sql_task_insert, task_inserts), (self._sql_event, event_rows),
+            (self._sql_task, task_rows), (self._sql_log, log_rows),
+            (self._sql_dead, dead_rows), (self._sql_result, result_rows)) if rows]
+
+    def committed(self) -> None:
+        """The last built transaction was committed (until then it is built again)."""
         self._unwritten.clear()
-        for run_id in forget:
+        for run_id in self._forget:
             self._rows.pop(run_id, None)
+        self._forget.clear()
 
-    def _mirror(self, run_id: str) -> dict[str, list]:
-        rows = self._rows.get(run_id)
-        if rows is None:
-            # A run this writer has not seen begin: a writer process that died
-            # wrote its start.  Its rows are read back, so folding goes on from
-            # what is stored rather than from blank rows.
-            rows = self._rows[run_id] = self._stored_rows(run_id)
-        return rows
 
-    def _stored_rows(self, run_id: str) -> dict[str, list]:
-        if self._conn is None:
-            self._conn = self._connect()
-        cur = self._conn.cursor()
-        cur.execute(self._sql_rows, (run_id,))
-        return {name: list(row) for name, *row in cur.fetchall()}
+class Transactions:
+    """Runs transactions through the DB-API connection ``connect()`` returns
+    (kept between them, replaced after a failure)."""
 
-    def _commit(self, statements: list[tuple[str, list]]) -> None:
+    def __init__(self, connect: Callable[[], Any]):
+        self._connect = connect
+        self._conn = None
+
+    def execute(self, statements: Transaction) -> None:
+        """Run ``statements`` in one transaction; raises the driver's error on failure."""
+        if not statements:
+            return
         if self._conn is None:
             self._conn = self._connect()
         conn = self._conn
         try:
             cur = conn.cursor()
             for sql, rows in statements:
-                if rows:
-                    cur.executemany(sql, rows)
+                cur.executemany(sql, rows)
             conn.commit()
         except BaseException:
             # The retry starts from a fresh connection (a server may have restarted).

@@ -1,10 +1,10 @@
 """The store's writer thread: group commit of events, task rows and logs.
 
 The engine hands batches over with a non-blocking ``put``; this thread sleeps
-through a commit window, drains everything queued and hands it to a
-:class:`~nbflow.store.batches.BatchWriter` as one group, one transaction:
-in a child process for a SQLite file (``writerproc.py``), in this thread for a
-database server.  Persistence therefore costs the engine a queue put per loop
+through a commit window, drains everything queued and turns it into the
+statements of one transaction (``batches.py``), which it runs in a child
+process for a SQLite file (``writerproc.py``) and itself for a database
+server.  Persistence therefore costs the engine a queue put per loop
 turn, whatever the number of transitions.
 
 A write error is kept and re-raised by :meth:`Writer.flush` (the run learns of
@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from ..errors import StoreError
-from .batches import BatchWriter
+from .batches import Statements, Transactions
 from .sql import translate_error
 from .writerproc import WriterProcess
 
@@ -53,12 +53,14 @@ class Writer:
         self._retry: list[tuple] = []   # items of a failed transaction, to write again
         self._urgent = threading.Event()   # set by flush/close: commit without waiting
         self._dbapi_error = engine.dialect.dbapi.Error
-        self._batches: BatchWriter | WriterProcess
+        self._transactions: Transactions | WriterProcess
         if path is not None:
-            self._batches, self._window = WriterProcess(path, busy_timeout), PROCESS_WINDOW
+            self._statements = Statements("qmark", encode_detail=False)
+            self._transactions = WriterProcess(path, busy_timeout)
+            self._window = PROCESS_WINDOW
         else:
-            self._batches = BatchWriter(engine.raw_connection, engine.dialect.paramstyle,
-                                        encode_detail=True)
+            self._statements = Statements(engine.dialect.paramstyle, encode_detail=True)
+            self._transactions = Transactions(engine.raw_connection)
             self._window = COMMIT_WINDOW
         self._thread = threading.Thread(target=self._loop, name="nbflow-store-writer",
                                          daemon=True)
@@ -67,7 +69,7 @@ class Writer:
     @property
     def pid(self) -> int | None:
         """The writer process's pid; None when this thread writes itself."""
-        return getattr(self._batches, "pid", None)
+        return getattr(self._transactions, "pid", None)
 
     # -- called from other threads ---------------------------------------------
     def put(self, kind: str, run_id: str, payload: Any) -> None:
@@ -120,7 +122,8 @@ class Writer:
             batch = self._retry + [it for it in items if it[0] not in ("flush", "stop")]
             try:
                 if batch:
-                    self._batches.write(batch)
+                    self._transactions.execute(self._statements.build(batch))
+                    self._statements.committed()
                 # A failure that a later try wrote through is no longer news.
                 self._retry, self.error = [], None
             except Exception as exc:  # kept for flush(); the engine must go on
@@ -133,5 +136,5 @@ class Writer:
             for w in waiters:
                 w.set()
             if stop:
-                self._batches.close()
+                self._transactions.close()
                 return

@@ -1,20 +1,22 @@
-"""The writer process: a SQLite file's group commits, off the kernel's GIL.
+"""The writer process: a SQLite file's transactions, off the kernel's GIL.
 
-Writing a run's events costs about as much CPU as running its no-op tasks:
-binding every row's values, folding events into task rows, encoding details.
-In the writer thread that work held the GIL the engine and the workers need
-(a 10,000-task run spent half its time in it).  For a SQLite file it runs in
-a child process instead, on another core; the kernel's writer thread only
-serializes each group (a few percent of the cost) and waits for the answer.
+Writing a run costs about as much CPU as running its no-op tasks, most of it
+in SQLite (binding every row's values, the B-tree inserts) and encoding event
+details.  In the writer thread all of it held the GIL the engine and the
+workers need (a 10,000-task run spent half its time there).  For a SQLite
+file it runs in this child process instead, on another core: the kernel's
+writer thread folds each group into its statements (``batches.py``) and
+sends them; the child runs them in one transaction and answers.  The child
+keeps no state but its connection, so one that died is simply replaced.
 Database servers keep the thread: their drivers wait on the network with the
 GIL released.
 
 The protocol is one request, one answer, over the child's stdin and stdout:
 each message is a header (length, encoding) and a marshal or pickle body.
-The parent sends a list of items (``batches.py``); the child writes them in
-one transaction and answers None, or the exception that stopped it.  End of input (the store closed, or
-the kernel died) ends the child.  The child ignores SIGINT, so Ctrl-C in a
-terminal interrupts the run, not its store.
+The parent sends a transaction; the child answers None, or the exception
+that stopped it.  End of input (the store closed, or the kernel died) ends
+the child.  The child ignores SIGINT, so Ctrl-C in a terminal interrupts the
+run, not its store.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import IO, Any
 
 from ..children import reap
 from ..core.events import Detail
-from .batches import BatchWriter, encode
+from .batches import Transaction, Transactions, encode
 
 _HEAD = struct.Struct("!QB")   # length of the body, how it is encoded
 _MARSHAL, _PICKLE = 0, 1
@@ -68,8 +70,8 @@ def receive(stream: IO[bytes]) -> Any:
 
 
 class WriterProcess:
-    """A :class:`~nbflow.store.batches.BatchWriter` for the SQLite file ``path``,
-    in a child process (started now, and again after it died)."""
+    """Runs transactions (``batches.py``) on the SQLite file ``path`` in a child
+    process (started now, and again after it died)."""
 
     def __init__(self, path: str, busy_timeout: float):
         self._argv = [sys.executable, "-c", _BOOT, _ROOT, path, repr(busy_timeout)]
@@ -83,13 +85,13 @@ class WriterProcess:
     def _start(self) -> None:
         self._proc = subprocess.Popen(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
-    def write(self, items: list[tuple]) -> None:
-        """Write ``items`` in one transaction in the child; raise what stopped it."""
+    def execute(self, statements: Transaction) -> None:
+        """Run ``statements`` in one transaction in the child; raise what stopped it."""
         if self._proc is None or self._proc.poll() is not None:
             self._start()
         proc = self._proc
         try:
-            send(proc.stdin, items)
+            send(proc.stdin, statements)
             error = receive(proc.stdout)
         except (OSError, EOFError):
             self.close()
@@ -112,7 +114,7 @@ class WriterProcess:
 
 
 def main(path: str, busy_timeout: float) -> None:
-    """The child: answer each group of items until the parent closes the pipe."""
+    """The child: run each transaction it is sent until the parent closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The protocol owns the real stdout; a stray print goes to stderr instead.
     out = os.fdopen(os.dup(1), "wb")
@@ -121,20 +123,20 @@ def main(path: str, busy_timeout: float) -> None:
     # This process is the store's own: adapting every dict (the event details)
     # touches no one else.
     sqlite3.register_adapter(Detail, encode)
-    writer = BatchWriter(lambda: _connect(path, busy_timeout), "qmark", encode_detail=False)
+    transactions = Transactions(lambda: _connect(path, busy_timeout))
     try:
         while True:
             try:
-                items = receive(inp)
+                statements = receive(inp)
             except EOFError:
                 return
             try:
-                writer.write(items)
+                transactions.execute(statements)
                 send(out, None)
             except Exception as exc:
                 send(out, _portable(exc))
     finally:
-        writer.close()
+        transactions.close()
 
 
 def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:

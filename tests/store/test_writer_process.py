@@ -56,8 +56,8 @@ def test_a_killed_writer_process_is_replaced_and_the_run_record_stays_whole(stor
     flow.task(lambda first: gate.wait(30) and first + 1, name="second")
     flow.task(lambda second: second + 1, name="third")
     run = flow.run(background=True)
-    # The writer process has committed the run's start: its rows are only in
-    # the database and in the mirror of the process about to die.
+    # The writer process has committed the run's start; the transaction it
+    # would have run next fails with it, and goes to the process after it.
     wait_until(lambda: table(flow.store, run.id).get("second", [None])[0] == "running")
     pid = flow.store.writer_pid
     os.kill(pid, signal.SIGKILL)
@@ -69,7 +69,7 @@ def test_a_killed_writer_process_is_replaced_and_the_run_record_stays_whole(stor
     events = flow.store.events(run.id)
     assert [e[1] for e in events] == list(range(len(events)))   # nothing lost or doubled
     assert table(flow.store, run.id) == replay(run.names, events)
-    assert table(flow.store, run.id)["second"][2] is not None   # started, from the first process
+    assert table(flow.store, run.id)["second"][2] is not None   # started, by the first process
 
 
 def test_ctrl_c_in_the_terminal_leaves_the_writer_process_running(store_path):
