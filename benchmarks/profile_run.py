@@ -87,7 +87,7 @@ def cpu_split(flow) -> dict[str, str]:
     workers = time.process_time() - process0 - engine - writer
     return {"wall": f"{wall:7.3f} s",
             "engine thread CPU": f"{engine:7.3f} s (includes the GC passes it triggered)",
-            "store writer CPU": f"{writer:7.3f} s in its thread (pickling for the process)",
+            "store writer CPU": f"{writer:7.3f} s in its thread (folding and sending)",
             "writer process CPU": f"{process_cpu(pid) - child0:7.3f} s (another core; "
                                   f"pid {pid})",
             "worker threads CPU": f"{workers:7.3f} s",
