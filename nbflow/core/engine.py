@@ -64,7 +64,7 @@ from .graph import Graph
 from .policies import POLICIES, make_policy
 from .retry import backoff_delay
 from .spec import TaskSpec
-from .states import TABLE, TERMINAL, State, Trigger, transition
+from .states import TERMINAL, State, Trigger, transition
 from .triggers import RUN, SKIP, decide
 from .worker import Outcome, RunIf, TaskContext
 
@@ -320,9 +320,7 @@ class Engine:
               ) -> State:
         old = self.state[i]
         name = self._names[i]
-        new = TABLE.get((old, trigger))
-        if new is None or type(new) is not State:  # a guarded entry, or a forbidden pair
-            new = transition(old, trigger, name, **facts)
+        new = transition(old, trigger, name, **facts)
         self.state[i] = new
         self._buf.append((self.run_id, self._seq, name, self.attempt[i], old._value_,
                           new._value_, self._now(), detail))

@@ -32,7 +32,6 @@ import sys
 from typing import IO, Any
 
 from ..children import reap
-from ..core.events import Detail
 from .batches import Transaction, Transactions, encode
 
 _HEAD = struct.Struct("!QB")   # length of the body, how it is encoded
@@ -122,7 +121,7 @@ def main(path: str, busy_timeout: float) -> None:
     inp = sys.stdin.buffer
     # This process is the store's own: adapting every dict (the event details)
     # touches no one else.
-    sqlite3.register_adapter(Detail, encode)
+    sqlite3.register_adapter(dict, encode)
     transactions = Transactions(lambda: _connect(path, busy_timeout))
     try:
         while True:
