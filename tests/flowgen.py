@@ -8,9 +8,14 @@ retry ``retries[t]`` times.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from hypothesis import strategies as st
+
+from nbflow.core.events import ATTEMPT, FROM, TASK, TO
+
+TERMINAL = {"succeeded", "failed", "skipped", "upstream_failed", "cancelled"}
 
 
 class Plan(NamedTuple):
@@ -58,3 +63,34 @@ def failing(failures: int):
             raise RuntimeError(f"planned failure {len(calls)}")
         return len(calls)
     return fn
+
+
+def check_run(plan: Plan, log: list[tuple], workers: int,
+              earlier: Callable[[str], Iterable[str]] = lambda _name: ()) -> None:
+    """The invariants of a run of ``plan`` from its event ``log``.
+
+    Every task ends in exactly one terminal state, its last event, as planned; no
+    task starts before its dependencies succeeded, nor before the tasks
+    ``earlier(task)`` are over; never more attempts at once than ``workers``.
+    """
+    expected = plan.expected()
+    for name in plan.order:
+        mine = [ev for ev in log if ev[TASK] == name]
+        ends = [ev for ev in mine if ev[TO] in TERMINAL]
+        assert len(ends) == 1 and ends[0] is mine[-1]
+        assert (ends[0][TO], ends[0][ATTEMPT]) == expected[name]
+    succeeded: set[str] = set()
+    over: set[str] = set()
+    running = 0
+    for ev in log:
+        if ev[TO] == "running":
+            assert set(plan.deps[ev[TASK]]) <= succeeded
+            assert set(earlier(ev[TASK])) <= over
+            running += 1
+            assert running <= workers
+        elif ev[FROM] == "running":
+            running -= 1
+        if ev[TO] == "succeeded":
+            succeeded.add(ev[TASK])
+        if ev[TO] in TERMINAL:
+            over.add(ev[TASK])

@@ -47,6 +47,7 @@ never fails the run.
 
 from __future__ import annotations
 
+import collections
 import functools
 import heapq
 import queue
@@ -178,6 +179,10 @@ class Engine:
         self.ready = make_policy(policy, [s.priority for s in specs])
         self.running: dict[tuple[int, int], TaskContext] = {}
         self.abandoned: set[tuple[int, int]] = set()
+        # Attempts queued in the executor while every worker is busy (at most its
+        # ``lookahead``), oldest first: still ready until a worker takes one.
+        self._ahead: collections.deque[tuple[tuple[int, int], TaskContext]] = collections.deque()
+        self._lookahead = getattr(executor, "lookahead", 0)
         self.timers: list[tuple[float, int, str, int, int]] = []
         self.unfinished = n
         self.cancelled: str | None = None
@@ -269,6 +274,8 @@ class Engine:
                 self._on_control(*payload)
             else:
                 self._on_outcome(token, payload)
+                if self._ahead:
+                    self._picked_up()
             # Only this thread takes from the inbox, so a non-empty one cannot
             # empty before get_nowait (which raising Empty at the end of every
             # turn cost more than the check).
@@ -297,23 +304,44 @@ class Engine:
     def _dispatch(self) -> None:
         if self.cancelled is not None:
             return
-        ready, running, submit = self.ready, self.running, self.executor.submit
+        ready, running = self.ready, self.running
         # An abandoned attempt (timed out, or left after a cancel) still holds its
         # worker until it returns: a thread cannot be stopped.
         free = self.executor.workers - len(running) - len(self.abandoned)
-        specs, attempt, fns, run_id = self.specs, self.attempt, self._fns, self.run_id
-        for _ in range(min(free, len(ready))):
-            i = ready.pop()
-            spec = specs[i]
-            attempt[i] += 1
-            a = attempt[i]
-            self._move(i, T.START)
-            ctx = TaskContext(spec.name, a, run_id, self.keys[i])
-            token = (i, a)
-            running[token] = ctx
-            if spec.timeout is not None:
-                self._add_timer(self._now() + spec.timeout, "timeout", i, a)
-            submit(token, fns[i], self._inputs(i) if spec.inputs else {}, ctx)
+        n = min(free, len(ready))
+        for _ in range(n):
+            self._start(*self._submit(ready.pop()))
+        if n == free and self._lookahead:  # every worker busy: queue a few behind them
+            ahead = self._ahead
+            while ready and len(ahead) < self._lookahead:
+                ahead.append(self._submit(ready.pop()))
+
+    def _submit(self, i: int) -> tuple[tuple[int, int], TaskContext]:
+        """Hand task ``i``'s next attempt to the executor (its state is not changed)."""
+        a = self.attempt[i] + 1
+        ctx = TaskContext(self._names[i], a, self.run_id, self.keys[i])
+        token = (i, a)
+        self.executor.submit(token, self._fns[i],
+                             self._inputs(i) if self.specs[i].inputs else {}, ctx)
+        return token, ctx
+
+    def _start(self, token: tuple[int, int], ctx: TaskContext) -> None:
+        """A worker has the attempt ``token``: it is running from now on."""
+        i, a = token
+        self.attempt[i] = a
+        self._move(i, T.START)
+        self.running[token] = ctx
+        timeout = self.specs[i].timeout
+        if timeout is not None:
+            self._add_timer(self._now() + timeout, "timeout", i, a)
+
+    def _picked_up(self) -> None:
+        # A worker that reported an outcome takes the oldest queued attempt next.
+        token, ctx = self._ahead.popleft()
+        if ctx.cancelled:  # cancelled while queued: the worker returns it unrun
+            self.abandoned.add(token)
+        else:
+            self._start(token, ctx)
 
     # -- transitions -------------------------------------------------------------
     def _move(self, i: int, trigger: Trigger, detail: Detail | None = None, **facts: bool
@@ -445,7 +473,7 @@ class Engine:
         for i, st in enumerate(self.state):
             if st is S.PENDING or st is S.READY or st is S.RETRYING:
                 self._move(i, T.CANCEL, Detail(reason=arg))
-        for token, ctx in self.running.items():
+        for token, ctx in (*self.running.items(), *self._ahead):
             ctx.cancelled = True
             self.executor.cancel(token)
         self._add_timer(self._now() + self.cancel_grace, "grace", -1, 0)

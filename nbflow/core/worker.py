@@ -120,7 +120,15 @@ def _worker_name() -> str:
 
 def execute(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | None = None
             ) -> Outcome:
-    """Run ``fn(**kwargs)`` and report what happened; never raises an ``Exception``."""
+    """Run ``fn(**kwargs)`` and report what happened; never raises an ``Exception``.
+
+    An attempt cancelled before a worker took it is not run.
+    """
+    if ctx is not None and ctx.cancelled:
+        now = time.time()
+        return Outcome(False, None, TaskCancelled(f"task {ctx.name!r} was cancelled before it "
+                                                  "started"), None, now, now, "", "",
+                       _worker_name())
     out: list[str] = []
     err: list[str] = []
     _local.stdout = out

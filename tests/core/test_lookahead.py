@@ -1,0 +1,153 @@
+"""Attempts queued behind busy workers (``ThreadExecutor(lookahead=...)``).
+
+While every worker is busy the engine queues up to ``lookahead`` ready attempts
+in the pool, so a worker that finishes starts the next at once.  A queued
+attempt is still ``ready``: it becomes ``running`` (and its timeout starts)
+when a worker takes it, and one cancelled while queued never runs.  These run
+real threads on the real clock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from flowgen import check_run, failing, plans
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nbflow.core.clock import RealClock
+from nbflow.core.events import AT, TASK, TO
+from nbflow.executors.threads import ThreadExecutor
+
+WAIT = 10.0   # seconds a test waits for something that should happen at once
+
+
+def blocker():
+    """A task function that runs until ``release`` is set, and the events around it."""
+    started, release = threading.Event(), threading.Event()
+
+    def fn(**_):
+        started.set()
+        if not release.wait(WAIT):
+            raise TimeoutError("the test never released the blocking task")
+    return fn, started, release
+
+
+def wait_queued(executor: ThreadExecutor, n: int) -> None:
+    """Wait until ``n`` attempts wait in the pool's queue."""
+    deadline = time.monotonic() + WAIT
+    while executor._jobs.qsize() < n and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def run_in_thread(engine) -> threading.Thread:
+    t = threading.Thread(target=engine.run, name="engine")
+    t.start()
+    return t
+
+
+def test_queued_attempts_stay_ready_until_a_worker_takes_them(spec, engine_for, final_states):
+    fn, started, release = blocker()
+    calls: list[str] = []
+    specs = [spec("a", fn, priority=1), spec("b", lambda: calls.append("b")),
+             spec("c", lambda: calls.append("c"))]
+    executor = ThreadExecutor(1, lookahead=2)
+    engine, rec = engine_for(specs, executor=executor, clock=RealClock())
+    t = run_in_thread(engine)
+    assert started.wait(WAIT)
+    wait_queued(executor, 2)
+    assert executor._jobs.qsize() == 2   # b and c wait in the pool's queue...
+    time.sleep(0.05)
+    assert rec.starts() == ["a"] and calls == []   # ...still ready, not running
+    release.set()
+    t.join(WAIT)
+    assert final_states(engine) == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
+    assert rec.starts() == ["a", "b", "c"] and calls == ["b", "c"]
+    # one worker: each starts after the one before it ended
+    at = {(ev[TASK], ev[TO]): ev[AT] for ev in rec.log}
+    assert at["a", "succeeded"] <= at["b", "running"] <= at["b", "succeeded"] \
+        <= at["c", "running"]
+
+
+def test_without_lookahead_nothing_waits_in_the_queue(spec, engine_for, final_states):
+    fn, started, release = blocker()
+    executor = ThreadExecutor(1, lookahead=0)
+    engine, rec = engine_for([spec("a", fn, priority=1), spec("b")],
+                              executor=executor, clock=RealClock())
+    t = run_in_thread(engine)
+    assert started.wait(WAIT)
+    time.sleep(0.05)
+    assert executor._jobs.qsize() == 0
+    release.set()
+    t.join(WAIT)
+    assert rec.starts() == ["a", "b"]
+
+
+def test_an_attempt_cancelled_while_queued_never_runs(spec, engine_for, final_states):
+    fn, started, release = blocker()
+    calls: list[str] = []
+    specs = [spec("a", fn, priority=1), spec("b", lambda: calls.append("b")),
+             spec("c", lambda: calls.append("c")), spec("d", after=["b"])]
+    executor = ThreadExecutor(1, lookahead=2)
+    engine, rec = engine_for(specs, executor=executor, clock=RealClock())
+    t = run_in_thread(engine)
+    assert started.wait(WAIT)
+    wait_queued(executor, 2)
+    engine.cancel("stop")
+    time.sleep(0.05)
+    release.set()
+    t.join(WAIT)
+    assert not t.is_alive()
+    assert calls == []
+    assert final_states(engine) == {"a": "succeeded", "b": "cancelled", "c": "cancelled",
+                              "d": "cancelled"}
+    assert rec.of("b") == [("pending", "ready"), ("ready", "cancelled")]
+    assert rec.starts() == ["a"]
+
+
+def test_a_timeout_counts_from_the_start_not_from_the_queue(spec, engine_for, final_states):
+    # b waits 0.3 s behind a in the queue; its 0.2 s timeout must not run meanwhile.
+    specs = [spec("a", lambda: time.sleep(0.3), priority=1),
+             spec("b", lambda: time.sleep(0.01), timeout=0.2)]
+    engine, rec = engine_for(specs, executor=ThreadExecutor(1, lookahead=1),
+                              clock=RealClock())
+    engine.run()
+    assert final_states(engine) == {"a": "succeeded", "b": "succeeded"}
+
+
+def test_queued_attempts_of_a_fail_fast_run_are_cancelled_and_the_workers_go_on(spec, engine_for, final_states):
+    # three workers, three queued: the failure cancels the queued ones; later
+    # outcomes still free their workers (the run must end, not wait forever).
+    specs = [spec("bad", failing(1), priority=9)] + \
+            [spec(f"t{k}", lambda: time.sleep(0.02)) for k in range(8)]
+    engine, rec = engine_for(specs, executor=ThreadExecutor(3, lookahead=3),
+                              clock=RealClock(), fail_fast=True)
+    t = run_in_thread(engine)
+    t.join(WAIT)
+    assert not t.is_alive()
+    final = final_states(engine)
+    assert final["bad"] == "failed"
+    assert all(s in ("succeeded", "cancelled") for s in final.values() if s != "failed")
+
+
+def test_a_bad_lookahead_is_refused():
+    with pytest.raises(ValueError, match="lookahead must be 0 or more, got -1"):
+        ThreadExecutor(2, lookahead=-1)
+
+
+
+@settings(max_examples=40, deadline=None)
+@given(plans(), st.integers(1, 3), st.integers(0, 4))
+def test_random_runs_with_queued_attempts(spec, engine_for, final_states, plan, workers,
+                                          lookahead):
+    """The engine's invariants (``flowgen.check_run``) hold with real threads and
+    any lookahead."""
+    order, deps = plan.order, plan.deps
+    specs = [spec(n, failing(plan.failures[n]), after=deps[n], retries=plan.retries[n],
+                       retry_delay=0.0) for n in order]
+    engine, rec = engine_for(specs, executor=ThreadExecutor(workers, lookahead=lookahead),
+                              clock=RealClock())
+    engine.run()
+    check_run(plan, rec.log, workers)
