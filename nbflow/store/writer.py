@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -102,15 +103,19 @@ class Writer:
     # -- the thread -----------------------------------------------------------------
     def _loop(self) -> None:
         q = self._q
+        busy = 0.0   # seconds the last transaction took to build and write
         while True:
             items = [q.get()]
             # Group commit: sleep through the window, then take everything that
             # arrived, in one transaction.  Sleeping (rather than waking for each
             # batch) matters: the engine puts a batch per loop turn, and each
-            # wake-up of this thread would take the GIL from it.  A flush or a
+            # wake-up of this thread would take the GIL from it.  Batches have
+            # been gathering while the last transaction was written, so only
+            # the rest of the window is slept: when writing is the bottleneck
+            # (a big run), the next transaction starts at once.  A flush or a
             # close cuts the window short.
-            if self._window and items[0][0] not in ("flush", "stop"):
-                self._urgent.wait(self._window)
+            if self._window > busy and items[0][0] not in ("flush", "stop"):
+                self._urgent.wait(self._window - busy)
             self._urgent.clear()
             while True:
                 try:
@@ -120,6 +125,7 @@ class Writer:
             waiters = [p for k, _r, p in items if k == "flush"]
             stop = any(k == "stop" for k, _r, _p in items)
             batch = self._retry + [it for it in items if it[0] not in ("flush", "stop")]
+            start = time.monotonic()
             try:
                 if batch:
                     self._transactions.execute(self._statements.build(batch))
@@ -133,6 +139,7 @@ class Writer:
                 # Written again with the next batch: a lock released or space freed
                 # later loses nothing (batches.py).
                 self._retry = batch
+            busy = time.monotonic() - start
             for w in waiters:
                 w.set()
             if stop:

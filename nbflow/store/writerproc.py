@@ -120,8 +120,12 @@ def main(path: str, busy_timeout: float) -> None:
     os.dup2(2, 1)
     inp = sys.stdin.buffer
     # This process is the store's own: adapting every dict (the event details)
-    # touches no one else.
+    # touches no one else.  None has no adapter by default, so binding each NULL
+    # went through the whole adaptation protocol and its two AttributeErrors
+    # (7% of this process's instructions); an empty dict's C ``get`` maps it to
+    # None at once, which binds as NULL.
     sqlite3.register_adapter(dict, encode)
+    sqlite3.register_adapter(type(None), {}.get)
     transactions = Transactions(lambda: _connect(path, busy_timeout))
     try:
         while True:
