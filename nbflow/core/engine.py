@@ -304,26 +304,38 @@ class Engine:
     def _dispatch(self) -> None:
         if self.cancelled is not None:
             return
-        ready, running = self.ready, self.running
+        ready = self.ready
         # An abandoned attempt (timed out, or left after a cancel) still holds its
         # worker until it returns: a thread cannot be stopped.
-        free = self.executor.workers - len(running) - len(self.abandoned)
+        free = self.executor.workers - len(self.running) - len(self.abandoned)
         n = min(free, len(ready))
-        for _ in range(n):
-            self._start(*self._submit(ready.pop()))
+        if n:
+            # Recorded and published before the executor has them, so no task
+            # runs before the sinks have its running event (a thread the pool
+            # starts for it runs it at once).
+            attempts = [self._attempt(ready.pop()) for _ in range(n)]
+            for token, ctx in attempts:
+                self._start(token, ctx)
+            self._flush()
+            for token, ctx in attempts:
+                self._submit(token, ctx)
         if n == free and self._lookahead:  # every worker busy: queue a few behind them
             ahead = self._ahead
             while ready and len(ahead) < self._lookahead:
-                ahead.append(self._submit(ready.pop()))
+                token, ctx = attempt = self._attempt(ready.pop())
+                self._submit(token, ctx)
+                ahead.append(attempt)
 
-    def _submit(self, i: int) -> tuple[tuple[int, int], TaskContext]:
-        """Hand task ``i``'s next attempt to the executor (its state is not changed)."""
+    def _attempt(self, i: int) -> tuple[tuple[int, int], TaskContext]:
+        """Task ``i``'s next attempt: its token and context."""
         a = self.attempt[i] + 1
-        ctx = TaskContext(self._names[i], a, self.run_id, self.keys[i])
-        token = (i, a)
+        return (i, a), TaskContext(self._names[i], a, self.run_id, self.keys[i])
+
+    def _submit(self, token: tuple[int, int], ctx: TaskContext) -> None:
+        """Hand an attempt to the executor (its state is not changed)."""
+        i = token[0]
         self.executor.submit(token, self._fns[i],
                              self._inputs(i) if self.specs[i].inputs else {}, ctx)
-        return token, ctx
 
     def _start(self, token: tuple[int, int], ctx: TaskContext) -> None:
         """A worker has the attempt ``token``: it is running from now on."""

@@ -5,6 +5,7 @@ messages (cancel, expand, resync)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from frontend import FrontEnd
@@ -174,11 +175,20 @@ def test_cancel_expand_collapse_and_resync_messages(comms, store_path):
     dash._handle_custom_msg({"type": "collapse"}, [])
     assert set(dash._view["units"]) == {"uL0", "uL1"}
 
-    before = len(comms.updates(dash))
-    dash._handle_custom_msg({"type": "resync"}, [])
-    resent = comms.updates(dash)[before:]
-    assert len(resent) == 1 and resent[0]["_snapshot"]["running"]
-    assert [r[1] for r in resent[0]["_snapshot"]["tasks"][:2]] == ["running", "running"]
+    # The spins can pass the barrier before the engine has taken the dashboard's
+    # subscription (a thread the pool starts runs its task at once): resync until
+    # the dashboard has heard of them.
+    deadline = time.monotonic() + 30
+    while True:
+        before = len(comms.updates(dash))
+        dash._handle_custom_msg({"type": "resync"}, [])
+        resent = comms.updates(dash)[before:]
+        assert len(resent) == 1 and resent[0]["_snapshot"]["running"]
+        states = [r[1] for r in resent[0]["_snapshot"]["tasks"][:2]]
+        if states == ["running", "running"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert states == ["running", "running"]
 
     dash._handle_custom_msg({"type": "cancel"}, [])
     assert run.wait(30).state == "cancelled"
