@@ -48,19 +48,20 @@ class ThreadExecutor:
         self.workers = workers or min(32, (os.cpu_count() or 1) + 4)
         self.lookahead = LOOKAHEAD if lookahead is None else lookahead
         self.initializer = initializer
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        # One entry per thread blocked waiting for a job, taken by the submit
-        # that gives it one (deque appends and pops are atomic under the GIL).
-        self._waiting: collections.deque = collections.deque()
-        self._report: Callable[[tuple], None] | None = None
 
     def start(self, report) -> None:
         # Threads start on demand, as ThreadPoolExecutor's do: a chain of tasks
         # keeps passing the same thread its next task, instead of handing each
         # to the next of ``workers`` threads, which the OS wakes on whichever
         # core it last ran on (1,000 no-op tasks in a chain: a quarter faster).
+        # A new queue per run: a thread an earlier run abandoned (still inside
+        # a task) must not take this run's jobs, nor leave its stop signal here.
         self._report = report
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        # One entry per thread blocked waiting for a job, taken by the submit
+        # that gives it one (deque appends and pops are atomic under the GIL).
+        self._waiting: collections.deque = collections.deque()
 
     def _work(self) -> None:
         if self.initializer is not None:
@@ -100,7 +101,6 @@ class ThreadExecutor:
         """
         for _ in self._threads:
             self._jobs.put(None)
-        self._waiting.clear()
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(deadline - time.monotonic(), 0))

@@ -47,3 +47,21 @@ def test_the_threads_end_with_the_run(tmp_path):
     left = [t for t in threading.enumerate()
             if t.ident not in before and t.name.startswith("nbflow-worker-")]
     assert left == []
+
+
+def test_a_pool_used_again_after_a_thread_was_abandoned_runs_the_next_run(tmp_path):
+    """The first run leaves a thread stuck in a timed-out task; the same pool
+    must still run the second run (the stuck thread takes nothing of it)."""
+    release = threading.Event()
+    pool = ThreadExecutor(1)
+    stuck = Flow("stuck", store=str(tmp_path / "s.db"))
+    stuck.task(lambda: release.wait(WAIT), name="hang", timeout=0.2)
+    try:
+        assert stuck.run(executor=pool).state == "failed"
+        quick = Flow("quick", store=str(tmp_path / "s.db"))
+        quick.task(lambda: 1, name="one")
+        quick.task(lambda one: one + 1, name="two")
+        run = quick.run(executor=pool, background=True)
+        assert run.wait(WAIT).state == "succeeded" and run.result("two") == 2
+    finally:
+        release.set()
