@@ -41,7 +41,7 @@ class Statements:
     def __init__(self, paramstyle: str, encode_detail: bool):
         self._encode_detail = encode_detail
         self._rows: dict[str, dict[str, list]] = {}   # run -> task -> row
-        self._unwritten: dict[str, dict[str, list]] = {}  # run -> task -> static columns
+        self._unwritten: dict[str, dict[str, tuple]] = {}  # run -> task -> its static row
         self._forget: list[str] = []
         p = "?" if paramstyle == "qmark" else "%s"
         self._sql_event = ("INSERT INTO events (run_id, seq, task, attempt, from_state, to_state,"
@@ -71,11 +71,13 @@ class Statements:
                 dead_rows.extend(_dead_letter(ev) for ev in payload
                                  if ev[5] == "failed" and ev[4] == "running")
             elif kind == "tasks":
+                # A run's tasks come in one item, 10,000 of them for a big run:
+                # no per-row unpacking here, the row is kept as it came.
                 rows = self._rows.setdefault(run_id, {})
                 unwritten = self._unwritten.setdefault(run_id, {})
-                for name, *static in payload:
-                    unwritten[name] = static
-                    rows[name] = new_row()
+                for row in payload:
+                    unwritten[row[0]] = row
+                    rows[row[0]] = new_row()
             elif kind == "logs":
                 log_rows.extend((run_id, *rec) for rec in payload)
             elif kind == "results":
@@ -84,9 +86,10 @@ class Statements:
                 self._forget.append(run_id)
         # Task rows not yet in the database go in once, already in their current
         # state, rather than as an insert followed by an update.
-        task_inserts = [(run_id, name, *static, *self._rows[run_id][name])
-                        for run_id, unwritten in self._unwritten.items()
-                        for name, static in unwritten.items()]
+        task_inserts: list[tuple] = []
+        for run_id, unwritten in self._unwritten.items():
+            rows = self._rows[run_id]
+            task_inserts += [(run_id, *static, *rows[name]) for name, static in unwritten.items()]
         task_rows = [(*row, run_id, name) for run_id, rows in changed.items()
                      for name, row in rows.items()
                      if name not in self._unwritten.get(run_id, ())]
