@@ -233,6 +233,7 @@ class Engine:
     def _run(self) -> None:
         self.executor.start(self.inbox.put)
         try:
+            self._early_sinks()
             # The roots, listed first: a restored root ends at once and readies
             # its dependents, which must not be started a second time here.
             for i in [i for i, r in enumerate(self.remaining) if not r]:
@@ -280,6 +281,20 @@ class Engine:
             # empty before get_nowait (which raising Empty at the end of every
             # turn cost more than the check).
             msg = inbox.get_nowait() if not inbox.empty() else None
+
+    def _early_sinks(self) -> None:
+        # Sinks subscribed before the run started (a dashboard shown before
+        # flow.run) get every event: they need no history from the store.  Any
+        # other message waits for the loop, as it would have.
+        held = []
+        while not self.inbox.empty():
+            msg = self.inbox.get_nowait()
+            if msg[0] is None and msg[1][0] == "add_sink":
+                self._on_control(*msg[1])
+            else:
+                held.append(msg)
+        for msg in held:
+            self.inbox.put(msg)
 
     def _late_sinks(self) -> None:
         # A sink whose add_sink message arrived after the last turn still gets

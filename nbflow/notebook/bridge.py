@@ -195,6 +195,7 @@ class Bridge:
         self._early: list[tuple] = []
         self._early_logs: list[tuple] = []
         self._subscribed = threading.Event()
+        self._fresh = False         # subscribed before the run's first event
         self._loaded = threading.Event()
         self._ended = threading.Event()
         self._final = threading.Event()
@@ -227,7 +228,11 @@ class Bridge:
 
     def snapshot(self, rows: list[tuple]) -> None:
         # The engine calls this once it has subscribed the bridge: every event
-        # before it is in the store's queue, every later one comes here.
+        # before it is in the store's queue, every later one comes here.  Every
+        # event moves a task out of pending, so if all are pending there was
+        # none, and no history to wait for (the store may be seconds behind
+        # the run on a big one).
+        self._fresh = all(state == "pending" and attempt == 0 for _n, state, attempt in rows)
         self._subscribed.set()
 
     def finish(self, cancel_reason: str | None) -> None:
@@ -301,10 +306,11 @@ class Bridge:
             return
         events, outputs = [], []
         try:
-            store = self.run.store
-            store.flush()
-            events = store.events(self.run.id)
-            outputs = store.logs(self.run.id)
+            if not self._fresh:
+                store = self.run.store
+                store.flush()
+                events = store.events(self.run.id)
+                outputs = store.logs(self.run.id)
         except Exception as exc:  # noqa: BLE001 - without history it still shows what comes next
             warnings.warn(f"nbflow: the dashboard could not read run {self.run.id}'s history "
                           f"from the store ({exc!r}); it shows the events from now on",

@@ -199,8 +199,10 @@ class Lab:
         self.page.wait_for_function(
             """(k) => {
                 const cell = window.jupyterapp.shell.currentWidget.content.widgets[k];
+                // The prompt is re-rendered as the cell runs: it may be missing for a moment.
+                const prompt = cell.node.querySelector('.jp-InputPrompt');
                 return cell.model.executionCount !== null
-                    || cell.node.querySelector('.jp-InputPrompt').textContent.includes('*');
+                    || (prompt !== null && prompt.textContent.includes('*'));
             }""", arg=index, timeout=30_000)
 
     def run(self, index: int, timeout: float = 120) -> None:
@@ -213,8 +215,9 @@ class Lab:
         self.page.wait_for_function(
             """(k) => {
                 const cell = window.jupyterapp.shell.currentWidget.content.widgets[k];
+                const prompt = cell.node.querySelector('.jp-InputPrompt');
                 return cell.model.executionCount !== null
-                    && !cell.node.querySelector('.jp-InputPrompt').textContent.includes('*');
+                    && prompt !== null && !prompt.textContent.includes('*');
             }""", arg=index, timeout=timeout * 1000)
 
     def outputs_text(self, index: int) -> str:

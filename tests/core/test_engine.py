@@ -244,6 +244,20 @@ def test_a_sink_added_while_running_gets_a_snapshot_then_the_rest(spec, engine_f
     assert after.rows == [("a", "succeeded", 1), ("b", "succeeded", 1)] and after.reason is None
 
 
+def test_a_sink_added_before_the_run_starts_gets_every_event(spec, engine_for):
+    early = type("Early", (), {})()
+    early.seen = []
+    early.snapshot = lambda rows: setattr(early, "rows", rows)
+    early.events = early.seen.extend
+    early.logs = lambda batch: None
+    engine, rec = engine_for([spec("a"), spec("b", after=["a"])])
+    engine.add_sink(early)
+    engine.run()
+    # a dashboard shown before flow.run: nothing to read from the store first
+    assert early.rows == [("a", "pending", 0), ("b", "pending", 0)]
+    assert early.seen == rec.log and rec.log[0][TO] == "ready"
+
+
 def test_an_empty_flow_ends_at_once(run):
     engine, rec = run([])
     assert rec.log == [] and rec.finished == [None]

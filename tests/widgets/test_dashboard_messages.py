@@ -68,6 +68,22 @@ def test_ten_thousand_tasks_send_at_most_ten_messages_a_second(comms, store_path
     assert {diffs_only.rows[i][0] for i in behind} <= {"pending", "ready", "running"}
 
 
+def test_a_dashboard_shown_before_the_run_is_live_without_reading_the_store(comms, store_path,
+                                                                           monkeypatch):
+    # On a big run the store can be seconds behind: a dashboard that subscribed
+    # before the first event must not wait for it before showing anything.
+    flow = nbflow.Flow("fresh", store=store_path, workers=2)
+    for k in range(20):
+        flow.task(lambda: None, name=f"t{k}", after=[f"t{k - 1}"] if k else [])
+    read = []
+    monkeypatch.setattr(flow.store, "events", lambda *a, **k: read.append(a) or [])
+    dash = flow.dashboard()
+    run = flow.run()
+    assert dash._bridge.join(30)
+    assert read == []
+    assert replay(comms, dash).states() == ["succeeded"] * 20 and run.state == "succeeded"
+
+
 def test_a_burst_of_events_is_one_diff_with_each_task_once(comms, store_path):
     flow = nbflow.Flow("burst", store=store_path, workers=4)
     reached, release = threading.Event(), threading.Event()
