@@ -152,10 +152,11 @@ def find_run(store, run_id: str | None) -> dict[str, Any]:
                      "`nbflow runs` lists the runs there.")
 
 
-def failure_report(store, run: dict[str, Any]) -> list[str]:
-    """Lines naming each failed task of ``run`` with its error (empty if none failed)."""
+def failure_report(run: dict[str, Any], tasks: list[dict[str, Any]]) -> list[str]:
+    """Lines naming each failed task of ``run`` (``tasks``: its task rows) with its error
+    (empty if none failed)."""
     lines = []
-    for t in store.tasks(run["id"]):
+    for t in tasks:
         if t["state"] == "failed":
             lines.append(f"task {clean(t['name'])!r} failed (run {run['id']}, flow "
                          f"{clean(run['flow'])!r}, attempt {t['attempt']}):")
@@ -383,7 +384,7 @@ def report(store, runs: list[dict[str, Any]], job: NotebookJob, interrupted: boo
             problems.append(f"run {run['id']} had not finished when the notebook ended "
                             "(a background run nobody waited for? call run.wait()).")
         elif run["state"] != "succeeded":
-            problems.extend(failure_report(store, run)
+            problems.extend(failure_report(run, store.tasks(run["id"]))
                             or [f"run {run['id']} {run['state']}: {counts_text(run['counts'])}"])
     if problems:
         out.write("\n" + "\n".join(problems) + "\n")
@@ -425,7 +426,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     with closing(open_store(args.store, must_exist=True)) as store:
         run = find_run(store, args.run_id)
         tasks = store.tasks(run["id"])
-        failed = failure_report(store, run)
+    failed = failure_report(run, tasks)
     params = json.loads(run["params"] or "{}")
     finished = run["finished"]
     took = f"took {duration(finished - run['created'])}" if finished else "not finished"

@@ -19,7 +19,7 @@ from test_contract import (BOUND, _note_preexisting_children, child_pids,  # noq
 
 from nbflow import Flow, TaskCancelled, current_task
 from nbflow.core.worker import TaskContext
-from nbflow.executors.processes import ProcessExecutor, RemoteError, WorkerDied
+from nbflow.executors.processes import ProcessExecutor, RemoteError
 
 
 @pytest.fixture
