@@ -213,5 +213,5 @@ class Run:
         texts = {rec["attempt"]: (rec["stdout"] if stream != "stderr" else "")
                  + (rec["stderr"] if stream != "stdout" else "")
                  for rec in self.store.logs(self.id, name)}
-        return join_attempts(texts) if texts else ""
+        return join_attempts(texts)
 

@@ -233,7 +233,11 @@ class Engine:
     def _run(self) -> None:
         self.executor.start(self.inbox.put)
         try:
-            self._early_sinks()
+            # Sinks subscribed before the run started (a dashboard shown before
+            # flow.run) get every event: they need no history from the store.
+            # Any other message waits for the loop, as it would have.
+            for msg in self._queued_sinks():
+                self.inbox.put(msg)
             # The roots, listed first: a restored root ends at once and readies
             # its dependents, which must not be started a second time here.
             for i in [i for i, r in enumerate(self.remaining) if not r]:
@@ -250,7 +254,9 @@ class Engine:
             with self._ending:
                 self._ended = True
             self.executor.shutdown()
-            self._late_sinks()
+            # A sink whose add_sink arrived after the last turn still gets the end
+            # state; other late messages (an outcome abandoned at the end) are moot.
+            self._queued_sinks()
             for sink in self.sinks:
                 _call(sink, "finish", self.cancelled)
 
@@ -282,31 +288,17 @@ class Engine:
             # turn cost more than the check).
             msg = inbox.get_nowait() if not inbox.empty() else None
 
-    def _early_sinks(self) -> None:
-        # Sinks subscribed before the run started (a dashboard shown before
-        # flow.run) get every event: they need no history from the store.  Any
-        # other message waits for the loop, as it would have.
-        held = []
-        while not self.inbox.empty():
+    def _queued_sinks(self) -> list:
+        """Subscribe the sinks whose ``add_sink`` is in the inbox now; return the
+        other messages taken out of it."""
+        others = []
+        while not self.inbox.empty():   # only this thread takes from the inbox
             msg = self.inbox.get_nowait()
             if msg[0] is None and msg[1][0] == "add_sink":
                 self._on_control(*msg[1])
             else:
-                held.append(msg)
-        for msg in held:
-            self.inbox.put(msg)
-
-    def _late_sinks(self) -> None:
-        # A sink whose add_sink message arrived after the last turn still gets
-        # the end state.
-        while True:
-            try:
-                token, payload = self.inbox.get_nowait()
-            except queue.Empty:
-                return
-            if token is None and payload[0] == "add_sink":
-                self._send_snapshot(payload[1])
-                self.sinks.append(payload[1])
+                others.append(msg)
+        return others
 
     def _inputs(self, i: int) -> dict[str, Any]:
         results, index = self.results, self.graph.index

@@ -136,8 +136,7 @@ class TaskTable:
         self._dirty_logs.add(i)
 
     def log_text(self, i: int) -> str:
-        by_attempt = self.outputs.get(i)
-        return _tail(join_attempts(by_attempt), LOG_LIMIT) if by_attempt else ""
+        return _tail(join_attempts(self.outputs.get(i, {})), LOG_LIMIT)
 
     # -- reading -------------------------------------------------------------------
     def _row(self, i: int) -> list:

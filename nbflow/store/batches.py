@@ -93,8 +93,6 @@ class Statements:
         task_rows = [(*row, run_id, name) for run_id, rows in changed.items()
                      for name, row in rows.items()
                      if name not in self._unwritten.get(run_id, ())]
-        if not (event_rows or task_inserts or log_rows or result_rows):
-            return []
         if self._encode_detail:
             event_rows = [(*ev[:7], None if ev[7] is None else encode(ev[7]))
                           for ev in event_rows]
@@ -121,8 +119,6 @@ class Transactions:
 
     def execute(self, statements: Transaction) -> None:
         """Run ``statements`` in one transaction; raises the driver's error on failure."""
-        if not statements:
-            return
         if self._conn is None:
             self._conn = self._connect()
         conn = self._conn

@@ -33,10 +33,10 @@ from .writerproc import WriterProcess
 # (at-least-once) and a store that lags the live view by that much.  flush()
 # never waits for it.  Writing in this thread (a database server) holds the
 # GIL for the whole write: a quarter of a second keeps that to a few slices a
-# second.  The writer process (a SQLite file) only needs a pickle from this
-# thread, so it can commit more often: while it writes one group the next
-# gathers.  Not 0: waking for every batch of a 1,000-task chain slowed its
-# engine by a quarter (benchmarks/README.md).
+# second.  For the writer process (a SQLite file) this thread only builds the
+# statements and marshals them, so it can commit more often: while the child
+# writes one group the next gathers.  Not 0: waking for every batch of a
+# 1,000-task chain slowed its engine by a quarter (benchmarks/README.md).
 COMMIT_WINDOW = 0.25
 PROCESS_WINDOW = 0.02
 
@@ -127,9 +127,10 @@ class Writer:
             batch = self._retry + [it for it in items if it[0] not in ("flush", "stop")]
             start = time.monotonic()
             try:
-                if batch:
-                    self._transactions.execute(self._statements.build(batch))
-                    self._statements.committed()
+                statements = self._statements.build(batch)
+                if statements:   # not for a flush alone, or a run forgotten
+                    self._transactions.execute(statements)
+                self._statements.committed()
                 # A failure that a later try wrote through is no longer news.
                 self._retry, self.error = [], None
             except Exception as exc:  # kept for flush(); the engine must go on
