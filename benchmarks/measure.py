@@ -92,11 +92,12 @@ def makespan(run) -> float:
     return (ends.max() - starts.min()).total_seconds()
 
 
-def scheduling_bound(flow: nbflow.Flow, task_seconds: float, workers: int) -> float:
-    """The shortest possible makespan: ``max(critical path, total work / workers)``."""
+def scheduling_bound(flow: nbflow.Flow, durations: dict[str, float], workers: int) -> float:
+    """The shortest possible makespan: ``max(critical path, total work / workers)``,
+    for the tasks' ``durations`` by name."""
     graph, _specs = flow.build()
-    critical, _path = graph.critical_path([task_seconds] * len(graph))
-    return max(critical, task_seconds * len(graph) / workers)
+    critical, _path = graph.critical_path(durations)
+    return max(critical, sum(durations.values()) / workers)
 
 
 def build_graph(names: Sequence[str], deps: Sequence[Sequence[str]]):

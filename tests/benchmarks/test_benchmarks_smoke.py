@@ -114,13 +114,19 @@ def test_a_failed_run_is_not_timed(declare):
 def test_makespan_and_bound_of_the_tiny_sleep_workload(declare):
     w = BY_NAME["sleep"]
     names, deps = w.shape(tiny=True)
-    flow = declare("sleep", names, deps, w.task())
-    bound = measure.scheduling_bound(flow, w.task_seconds, WORKERS)
+    fn = w.task()
+    flow = declare("sleep", names, deps, fn)
+    bound = measure.scheduling_bound(flow, dict.fromkeys(names, w.task_seconds), WORKERS)
     # 5 levels of 10 ms on the critical path, 50 x 10 ms of work over 8 workers
     assert bound == pytest.approx(max(5 * 0.010, 50 * 0.010 / WORKERS))
     sleep_run = measure.time_flow(flow, WORKERS).result
     # A chain of 5 sleeps of 10 ms cannot finish sooner than 50 ms.
     assert measure.makespan(sleep_run) >= 5 * 0.010
+    # every task recorded what it slept, at least what it asked for; the bound
+    # made of it is no shorter than the nominal one, and the run no shorter still
+    assert sorted(fn.slept) == sorted(names) and min(fn.slept.values()) >= w.task_seconds
+    slept = measure.scheduling_bound(flow, fn.slept, WORKERS)
+    assert bound <= slept <= measure.makespan(sleep_run)
 
 
 def test_engine_memory_counts_the_engine_not_the_graph():
