@@ -13,25 +13,27 @@ from graphlib import TopologicalSorter
 
 
 def graphlib_threads(names: Sequence[str], deps: Sequence[Sequence[str]],
-                     fn: Callable[[], object], workers: int) -> dict[str, object]:
+                     fn: Callable[..., object], workers: int) -> dict[str, object]:
     """Run ``fn`` once per task with ``graphlib`` and a ``ThreadPoolExecutor``.
 
-    The idiomatic loop: submit every ready task, wait for the first completion,
-    mark what finished as done.  Returns each task's result by name.
+    The idiomatic loop: submit every ready task with its dependencies' results
+    as arguments, wait for the first completion, mark what finished as done.
+    Returns each task's result by name.
 
     Raises
     ------
     graphlib.CycleError
         the graph has a cycle.
     """
-    sorter = TopologicalSorter(dict(zip(names, deps)))
+    graph = dict(zip(names, deps))
+    sorter = TopologicalSorter(graph)
     sorter.prepare()
     results: dict[str, object] = {}
     running: dict = {}
     with ThreadPoolExecutor(workers) as pool:
         while sorter.is_active():
             for name in sorter.get_ready():
-                running[pool.submit(fn)] = name
+                running[pool.submit(fn, *[results[d] for d in graph[name]])] = name
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 name = running.pop(future)

@@ -23,17 +23,35 @@ from .workloads import chain, noop, wide
 
 
 def declare(name: str, names: Sequence[str], deps: Sequence[Sequence[str]],
-            fn: Callable[..., object], store: str | None = None) -> nbflow.Flow:
-    """A flow with one task ``fn`` per name, depending on its ``deps`` by ``after=``.
+            fn: Callable[..., object], store=None, pass_values: bool = False) -> nbflow.Flow:
+    """A flow with one task ``fn`` per name, depending on its ``deps``.
 
-    With a ``store``, the store is opened here, so that opening it is not timed.
+    With ``pass_values`` each task takes its dependencies' values as one list
+    (``inputs={"parts": deps}``), else the dependencies are ``after=``.  With a
+    ``store`` (a path or a ``Store``), the store is opened here, so that opening
+    it is not timed.
     """
     flow = nbflow.Flow(name, store=store)
-    for task, after in zip(names, deps):
-        flow.task(fn, name=task, after=after)
+    task = flow.task
+    for name_, after in zip(names, deps):
+        if pass_values and after:
+            task(fn, name=name_, inputs={"parts": after})
+        else:
+            task(fn, name=name_, after=after)
     if store is not None:
         flow.store  # noqa: B018 (the property opens it)
     return flow
+
+
+def declare_timed(name: str, names: Sequence[str], deps: Sequence[Sequence[str]],
+                  fn: Callable[..., object], store, pass_values: bool) -> Timing:
+    """Declare the flow (every ``flow.task`` call, then its first ``build``) on the clock;
+    the flow is the result.  ``store`` is a :class:`nbflow.store.Store` opened before."""
+    def declare_and_build() -> nbflow.Flow:
+        flow = declare(name, names, deps, fn, store, pass_values)
+        flow.build()
+        return flow
+    return timed(declare_and_build)
 
 
 def warm_up(store: str, workers: int) -> None:

@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="nbflow-profile-") as tmp:
         store = os.path.join(tmp, "profile.db")
         measure.warm_up(store, WORKERS)
-        flow = measure.declare(w.name, names, deps, w.task(), store)
+        flow = measure.declare(w.name, names, deps, w.nbflow_task(w.task()), store, w.values)
         try:
             measure.check(flow.run(workers=WORKERS))  # starts the store's writer thread
             split = cpu_split(flow)

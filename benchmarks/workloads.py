@@ -88,11 +88,28 @@ def random_dag(n: int, edges: int, window: int, seed: int = SEED) -> Shape:
 
 
 def noop(*_results):
-    """The no-op task.
+    """The no-op task that returns None (the second line of each run workload).
 
     It takes any positional arguments because dask passes dependency results positionally.
     """
     return None
+
+
+MOD = 1_000_003
+
+
+def value(*parts):
+    """A task that returns a value made of its dependencies' values, as real tasks do.
+
+    Dask and the graphlib baseline pass the dependencies' values positionally.
+    """
+    return (sum(parts) + 1) % MOD
+
+
+def value_of(parts=()):
+    """:func:`value` as nbflow calls it: ``inputs={"parts": deps}`` passes the list of
+    the dependencies' values."""
+    return (sum(parts) + 1) % MOD
 
 
 def sleeper(seconds: float) -> Callable[..., None]:
@@ -135,24 +152,44 @@ class Workload:
     limit: float
     beat_dask: bool = False
     task_seconds: float = 0.0
+    #: tasks return values made of their dependencies' values (else None).
+    values: bool = False
+    #: ``(declaration + run) / baseline`` must stay at or below this (run workloads).
+    total_limit: float | None = None
 
     def shape(self, tiny: bool = False) -> Shape:
         return (self.tiny if tiny else self.full)()
 
-    def task(self) -> Callable[..., None]:
-        return sleeper(self.task_seconds) if self.task_seconds else noop
+    def task(self) -> Callable[..., object]:
+        """The task as dask and the baseline call it."""
+        if self.task_seconds:
+            return sleeper(self.task_seconds)
+        return value if self.values else noop
+
+    def nbflow_task(self, fn: Callable[..., object]) -> Callable[..., object]:
+        """The same task as nbflow calls it (by keyword), given :meth:`task`'s ``fn``."""
+        return value_of if fn is value else fn
 
 
 WORKERS = 8
 
 WORKLOADS = [
-    Workload("wide", "run", "10,000 independent no-op tasks",
-             lambda: wide(10_000), lambda: wide(50), limit=2.5, beat_dask=True),
+    Workload("wide", "run", "10,000 independent tasks returning an int",
+             lambda: wide(10_000), lambda: wide(50), limit=2.0, beat_dask=True, values=True,
+             total_limit=3.0),
     Workload("layered", "run",
-             "10,000 no-op tasks in 100 levels, each with 1-3 deps on the previous level",
-             lambda: layered(10_000, 100), lambda: layered(50, 5), limit=2.5, beat_dask=True),
-    Workload("chain", "run", "1,000 no-op tasks in one chain",
-             lambda: chain(1_000), lambda: chain(50), limit=1.5),
+             "10,000 tasks in 100 levels, each taking the values of 1-3 deps on the previous "
+             "level and returning an int",
+             lambda: layered(10_000, 100), lambda: layered(50, 5), limit=2.0, beat_dask=True,
+             values=True, total_limit=3.0),
+    Workload("chain", "run", "1,000 tasks in one chain, each taking the previous value",
+             lambda: chain(1_000), lambda: chain(50), limit=1.3, values=True),
+    Workload("wide-none", "run", "wide, with no-op tasks returning None",
+             lambda: wide(10_000), lambda: wide(50), limit=2.0, beat_dask=True),
+    Workload("layered-none", "run", "layered, with no-op tasks returning None",
+             lambda: layered(10_000, 100), lambda: layered(50, 5), limit=2.0, beat_dask=True),
+    Workload("chain-none", "run", "chain, with no-op tasks returning None",
+             lambda: chain(1_000), lambda: chain(50), limit=1.3),
     Workload("sleep", "sleep", "200 tasks x 10 ms in 10 levels (1-3 deps each), 8 workers",
              lambda: layered(200, 10), lambda: layered(50, 5), limit=1.05, task_seconds=0.010),
     Workload("levelling", "levelling",

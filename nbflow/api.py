@@ -69,7 +69,8 @@ class Flow:
 
     # -- declaring -------------------------------------------------------------
     def task(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
-             after: Iterable[str] = (), retries: int | None = None,
+             after: Iterable[str] = (), inputs: dict[str, Any] | None = None,
+             retries: int | None = None,
              retry_delay: float | None = None, backoff: float | None = None,
              max_delay: float | None = None, jitter: float | None = None,
              retry_on: Any = None, timeout: float | None = None, priority: int | None = None,
@@ -84,6 +85,11 @@ class Flow:
 
         Parameters
         ----------
+        inputs
+            Which upstream results the parameters receive, for tasks whose names
+            are made up (a flow built in a loop): ``{"raw": "fetch-3"}`` passes
+            task ``fetch-3``'s result as ``raw``; ``{"parts": ["a", "b"]}``
+            passes the list of those tasks' results.  Each is a dependency.
         retries, retry_delay, backoff, max_delay, jitter
             Retry a failed attempt up to ``retries`` times, waiting
             ``retry_delay * backoff ** (attempt - 1)`` seconds (at most
@@ -124,7 +130,7 @@ class Flow:
                 raise ValueError("a lambda or callable object needs a task name: "
                                  "flow.task(fn, name='...')")
             options = task_options(self.defaults, given, task_name)
-            self._add(function_declaration(f, task_name, after, options))
+            self._add(function_declaration(f, task_name, after, options, inputs))
             return f
 
         return declare if fn is None else declare(fn)
@@ -300,13 +306,13 @@ class Flow:
         store.create_run(run_id, self.name, graph, [s.kind for s in specs], params, created,
                          resumed_from=resumed)
         known = store.saved_results(store.resume_chain(resumed)) if resumed else {}
-        saved = results.sink(store.record_results, run_id, graph.index)
-        # ``saved`` annotates events, so it goes before the store's sink.
-        engine = Engine(graph, specs, ex, sinks=[saved, store.sink(run_id), *sinks], mode=mode,
-                        policy=policy or self.policy, run_id=run_id, fail_fast=fail_fast,
-                        on_failure=on_failure, keyer=results.key, fns=results.fns,
-                        restore=results.restorer(known, rerun_idx, store.result_kind))
-        saved.values = engine.results
+        cached = results.cache_index(store.record_results, run_id, graph.index)
+        engine = Engine(graph, specs, ex, sinks=[store.sink(run_id), *filter(None, [cached]),
+                                                 *sinks],
+                        mode=mode, policy=policy or self.policy, run_id=run_id,
+                        fail_fast=fail_fast, on_failure=on_failure, keyer=results.key,
+                        fns=results.fns,
+                        restore=results.restorer(known, rerun_idx, store.saved_result))
         run = Run(self, run_id, engine)
         store.keep_lease(run_id, run.cancel)
         self._last_run = run

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import inspect
 import linecache
+import weakref
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,7 @@ class Declaration:
 
     spec: TaskSpec
     params: tuple[tuple[str, bool], ...] = ()   # (name, has default) of a function task
+    inputs: tuple[tuple[str, str | tuple[str, ...]], ...] = ()  # inputs= of a function task
     reads: frozenset[str] = frozenset()         # names a cell task reads
     assigns: tuple[str, ...] = ()               # names a cell task assigns
     explicit_after: bool = False                # a cell's --after replaces inference
@@ -32,19 +35,76 @@ class Declaration:
 
 
 def function_declaration(fn: Callable[..., Any], name: str, after: Iterable[str],
-                         options: dict[str, Any]) -> Declaration:
-    params = []
+                         options: dict[str, Any], inputs: Any = None) -> Declaration:
+    """A function task.  ``inputs`` maps parameters of ``fn`` to the upstream
+    task whose result they receive, or to a list of tasks (the parameter gets
+    the list of their results, in that order).
+
+    Raises
+    ------
+    TypeError
+        a positional-only parameter; ``inputs`` not such a mapping, or naming a
+        parameter ``fn`` does not have.
+    """
+    params, origin, any_keyword = _analysed(fn)
+    for param, has_default in params:
+        if has_default is None:
+            raise TypeError(f"task {name!r}: parameter {param!r} is positional-only; nbflow "
+                            "passes upstream results by keyword, so drop the '/' marker.")
+    mapped = _check_inputs(name, inputs, params, any_keyword) if inputs else ()
+    spec = TaskSpec(name=name, fn=fn, deps=tuple(after), kind="function",
+                    origin=origin, **options)
+    identity = (getattr(fn, "__module__", None), getattr(fn, "__qualname__", None))
+    return Declaration(spec, params=params, inputs=mapped, identity=identity)
+
+
+def _check_inputs(task: str, inputs: Any, params: tuple, any_keyword: bool
+                  ) -> tuple[tuple[str, str | tuple[str, ...]], ...]:
+    usage = ("inputs= maps parameter names to a task name, or to a list of task names "
+             "(e.g. inputs={'raw': 'fetch-3', 'parts': ['clean-1', 'clean-2']})")
+    if not isinstance(inputs, dict):
+        raise TypeError(f"task {task!r}: {usage}; got {type(inputs).__name__} {inputs!r:.80}")
+    known = {p for p, _ in params}
+    out = []
+    for param, source in inputs.items():
+        if not isinstance(param, str) or not (param in known or any_keyword):
+            raise TypeError(f"task {task!r}: inputs= names {param!r}, which is not a parameter "
+                            f"of its function (its parameters: {', '.join(sorted(known)) or 'none'})")
+        if isinstance(source, str):
+            out.append((param, source))
+        elif isinstance(source, (list, tuple)) and all(isinstance(t, str) for t in source):
+            out.append((param, tuple(source)))
+        else:
+            raise TypeError(f"task {task!r}: {usage}; got {param!r}: {source!r:.80}")
+    return tuple(out)
+
+
+
+_ANALYSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _analysed(fn: Callable[..., Any]) -> tuple[tuple[tuple[str, bool | None], ...], str, bool]:
+    """``fn``'s keyword parameters as ``(name, has default)`` (None for a
+    positional-only one), where it was defined, and whether it takes ``**kwargs``;
+    once per function object.
+
+    A flow built in a loop declares one function many times, and
+    ``inspect.signature`` was half of what declaring a task cost.
+    """
+    try:
+        return _ANALYSED[fn]
+    except (KeyError, TypeError):
+        pass
+    params, any_keyword = [], False
     for p in inspect.signature(fn).parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            any_keyword = any_keyword or p.kind is p.VAR_KEYWORD
             continue
-        if p.kind is p.POSITIONAL_ONLY:
-            raise TypeError(f"task {name!r}: parameter {p.name!r} is positional-only; nbflow "
-                            "passes upstream results by keyword, so drop the '/' marker.")
-        params.append((p.name, p.default is not p.empty))
-    spec = TaskSpec(name=name, fn=fn, deps=tuple(after), kind="function",
-                    origin=_origin(fn), **options)
-    identity = (getattr(fn, "__module__", None), getattr(fn, "__qualname__", None))
-    return Declaration(spec, params=tuple(params), identity=identity)
+        params.append((p.name, None if p.kind is p.POSITIONAL_ONLY else p.default is not p.empty))
+    found = tuple(params), _origin(fn), any_keyword
+    with suppress(TypeError):   # not weak-referenceable: analysed again next time
+        _ANALYSED[fn] = found
+    return found
 
 
 def cell_declaration(name: str, source: str, namespace: dict[str, Any], after: Iterable[str] | None,
@@ -109,8 +169,17 @@ def resolve(decls: Iterable[Declaration]) -> tuple[Graph, list[TaskSpec]]:
         for dep in deps:
             if dep not in task_names:
                 raise UnknownDependencyError(d.spec.name, dep, close_names(dep, names))
-        inputs: dict[str, tuple[str, str | None]] = {}
+        inputs: dict[str, tuple[str | tuple[str, ...], str | None]] = {}
+        for param, source in d.inputs:
+            for dep in (source,) if isinstance(source, str) else source:
+                if dep not in task_names:
+                    raise UnknownDependencyError(d.spec.name, dep, close_names(dep, names),
+                                                 how="inputs")
+                deps.setdefault(dep)
+            inputs[param] = (source, None)
         for param, has_default in d.params:
+            if param in inputs:
+                continue
             if param in task_names:
                 inputs[param] = (param, None)
             elif param in owner:

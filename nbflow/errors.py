@@ -29,7 +29,10 @@ class UnknownDependencyError(NbflowError, KeyError):
     def __init__(self, task: str, missing: str, suggestions: list[str], how: str = "after"):
         self.task, self.missing, self.suggestions = task, missing, list(suggestions)
         hint = f" Did you mean {_either(self.suggestions)}?" if self.suggestions else ""
-        if how == "parameter":
+        if how == "inputs":
+            fix = f"Declare it with @flow.task or %%task, or fix the `inputs=` of {task!r}."
+            what = f"task {task!r} takes an input from {missing!r}, which is not a task."
+        elif how == "parameter":
             fix = (f"Declare a task named {missing!r}, rename the parameter, "
                    "or give it a default value.")
             what = f"task {task!r} has a parameter {missing!r} that matches no task."

@@ -1,4 +1,4 @@
-"""Persisted task results: their keys, their files, and restoring them.
+"""Persisted task results: their keys, how they are saved, and restoring them.
 
 A task's *key* names its result: a sha256 over the task's name, its code and
 the keys of its inputs (its dependencies' keys, in ``graph.preds`` order).  The
@@ -13,23 +13,32 @@ Who does what, and on which thread:
   :meth:`RunResults.key` is the engine's ``keyer`` hook and only combines
   those with the input keys, so it is cheap on the engine thread.
 * The worker that ran a task saves its result: :class:`PersistResult` wraps the
-  task's function and, before the attempt returns, pickles a non-None result
-  with cloudpickle to ``<results folder>/<key>.pkl`` (tmp file + ``os.replace``,
-  so a file is whole or absent).  A None result needs no file.  A result that
-  does not pickle is not saved (the task's stderr log says so).
-* :class:`SavedResults` (an engine sink, engine thread) notes in each
-  ``succeeded`` event of an attempt what was saved: ``detail["result"]`` is
-  ``"none"`` (the task returned None) or ``"file"``.  The note is written with
-  the event, in the same row, so a result counts as saved exactly when its
-  success was committed; a success not yet committed when the process died
-  runs again (at-least-once).  Results of ``cache=True`` tasks also get a row
-  in the store's ``results`` table, indexed by key.  (A row per task for every
-  task would cost the store as much as the task rows themselves.)
-* :class:`Restorer` is the engine's ``restore`` hook: a key saved by the run
-  being resumed (or the runs it resumed in turn), or by any run for a
-  ``cache=True`` task, is loaded back; a cell task's variables go back into the
-  notebook namespace.  A file that is missing or does not load is a miss: the
-  task runs again.
+  task's function and pickles a non-None result before the attempt returns
+  (plain ``pickle`` when that needs nothing from ``__main__``, else
+  cloudpickle, so classes and functions defined in a notebook load in another
+  kernel).  A pickle of up to :data:`INLINE_LIMIT` bytes goes back with the
+  outcome and is stored *in the row of the attempt's* ``succeeded`` *event*
+  (column ``events.value``), in the same transaction; a larger one is written
+  by the worker to ``<results folder>/<key>.pkl`` (owner-only, tmp file +
+  ``os.replace``).  The wrapper returns a :class:`~nbflow.core.worker.Saved`
+  saying what it did, and the engine notes it in the event's detail:
+  ``result`` is ``"none"`` (the task returned None), ``"inline"`` or
+  ``"file"``, and absent when nothing was saved (the task's stderr log says
+  why).  So a result counts as saved exactly when its success is committed,
+  and only when this attempt saved it: a file somebody else put there is
+  never mistaken for one.
+* A resumed run learns what it can restore from the ``succeeded`` events of
+  the run it resumes (and the runs that one resumed); ``cache=True`` tasks also
+  get a row in the store's ``results`` table, indexed by key, so any run finds
+  them (:class:`CacheIndex`, a sink that only observes).
+* :class:`Restorer` is the engine's ``restore`` hook: a saved result is loaded
+  back; a cell task's variables go back into the notebook namespace.  A file
+  that is missing or does not load is a miss: the task runs again.
+* Files are trusted only if they are ours: :class:`ResultFiles` saves and loads
+  only in a folder owned by this user that no one else can write to, and loads
+  only regular files owned by this user and writable by no one else (opened
+  without following links or blocking on a FIFO).  Anything else is refused
+  with a message saying how to fix the folder.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import functools
 import hashlib
 import os
 import pickle
+import stat
 import sys
 import threading
 import types
@@ -47,7 +57,7 @@ from contextlib import suppress
 from typing import Any
 
 from .core.spec import TaskSpec
-from .core.worker import current_task
+from .core.worker import Saved, current_task
 
 MISS = (False, None)
 _SIMPLE = (int, float, complex, str, bytes, bool, type(None))
@@ -162,74 +172,219 @@ def _stable(value: Any, depth: int = 0) -> str:
     return f"<{cls.__module__}.{cls.__qualname__}>"
 
 
+# -- encoding ------------------------------------------------------------------------
+#: Pickles up to this size travel with their success event into the store (the
+#: row of the event); larger ones go to a file, written by the worker.  A few
+#: thousand such rows make a transaction of a few megabytes at most, and reading
+#: a run's saved results back for a resume stays one query.
+INLINE_LIMIT = 64 * 1024
+
+
+def encode(value: Any) -> bytes:
+    """``value`` pickled so that another kernel can load it.
+
+    Plain pickle is ten to a hundred times faster than cloudpickle for small
+    values, but pickles classes and functions by reference, and a reference to
+    ``__main__`` (a notebook's own definitions) does not load in another
+    kernel: such pickles are made again with cloudpickle, which pickles what
+    ``__main__`` defines by value.
+
+    Raises
+    ------
+    Exception
+        whatever pickling the value raised (a lock, a generator, a socket...).
+    """
+    try:
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - a lambda, a local class...: cloudpickle may manage
+        data = None
+    if data is None or b"__main__" in data:
+        import cloudpickle
+        data = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return data
+
+
 # -- result files -----------------------------------------------------------------
+class UnsafeLocation(Exception):
+    """A results folder or file that others could have written: never loaded."""
+
+
 class ResultFiles:
-    """One folder of pickled results, one file per key, each written atomically."""
+    """One folder of pickled results, one file per key, each written atomically.
+
+    The folder is created owner-only (0700); files are created 0600.  Before a
+    save or a load the folder must be a real folder (not a link) owned by this
+    user and writable by no one else, because a pickle runs code when loaded:
+    a file another user could plant or swap is never read.
+    """
 
     def __init__(self, folder: str):
         self.folder = folder
+        self._checked = False   # the folder passed check_folder() in this process
 
     def __repr__(self) -> str:
         return f"ResultFiles({self.folder!r})"
 
+    def __getstate__(self) -> dict:   # a worker process checks the folder itself
+        return {"folder": self.folder, "_checked": False}
+
     def path(self, key: str) -> str:
         return os.path.join(self.folder, key + ".pkl")
 
-    def save(self, key: str, value: Any) -> str | None:
-        """Pickle ``value`` under ``key``; None when saved, else why it was not."""
-        import cloudpickle
-        try:
-            data = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # noqa: BLE001 - anything a __reduce__ may raise
-            return f"it does not pickle ({type(exc).__name__}: {exc})"
+    def check_folder(self, create: bool) -> None:
+        """Create the folder (owner-only) if asked, then make sure it is safe to use.
+
+        Raises
+        ------
+        UnsafeLocation
+            it is a link or not a folder, belongs to another user, or others
+            can write to it.
+        FileNotFoundError
+            it does not exist and ``create`` is false.
+        OSError
+            it could not be created.
+        """
+        if self._checked:
+            return
+        if create:
+            with suppress(FileExistsError):
+                os.makedirs(self.folder, mode=0o700)
+                os.chmod(self.folder, 0o700)   # ours: owner-only whatever the umask
+        st = os.lstat(self.folder)
+        _check_owned(st, self.folder, "results folder", stat.S_ISDIR)
+        self._checked = True
+
+    def save(self, key: str, data: bytes) -> str | None:
+        """Write the pickle ``data`` under ``key``; None when saved, else why it was not."""
         path = self.path(key)
         tmp = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
         try:
-            os.makedirs(self.folder, exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
+            self.check_folder(create=True)
+            # O_EXCL | O_NOFOLLOW: never write through a file or link left there.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                with open(fd, "wb", closefd=True) as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                with suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except UnsafeLocation as exc:
+            return str(exc)
         except OSError as exc:
-            with suppress(OSError):
-                os.unlink(tmp)
             return f"it could not be written to {self.folder} ({exc.strerror or exc})"
         return None
 
     def load(self, key: str) -> tuple[bool, Any]:
-        """``(True, value)``, or ``(False, None)`` for a missing or unreadable file."""
+        """``(True, value)``; ``(False, None)`` for a missing, unreadable or unsafe file.
+
+        Opening neither follows a link nor waits on a FIFO or a device planted in
+        the file's place; only a regular file this user owns, that no one else
+        can write, in a safe folder, is unpickled.
+        """
         try:
-            with open(self.path(key), "rb") as f:
-                return True, pickle.load(f)
-        except Exception:  # noqa: BLE001 - missing, truncated, or from an incompatible library
+            self.check_folder(create=False)
+            fd = os.open(self.path(key), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except (OSError, UnsafeLocation):
             return MISS
+        try:
+            with open(fd, "rb", closefd=True) as f:
+                _check_owned(os.fstat(f.fileno()), f.name, "result file", stat.S_ISREG)
+                data = f.read()
+        except (OSError, UnsafeLocation):
+            return MISS
+        return decode(data)
+
+
+def _check_owned(st: os.stat_result, path: Any, what: str, is_kind: Callable[[int], bool]
+                 ) -> None:
+    fix = ("Make it yours and private (chmod 700 on a folder, 600 on a file), or point "
+           "NBFLOW_RESULTS at a folder of your own.")
+    if not is_kind(st.st_mode):
+        want = "folder" if what.endswith("folder") else "regular file"
+        raise UnsafeLocation(f"the {what} {path} is not a {want} (it is a "
+                             f"{_file_type(st.st_mode)}): nbflow does not use it. {fix}")
+    if st.st_uid != os.geteuid():
+        raise UnsafeLocation(f"the {what} {path} belongs to another user (uid {st.st_uid}): "
+                             f"nbflow does not save or load results there, since loading a "
+                             f"result runs code. {fix}")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafeLocation(f"the {what} {path} can be written by other users: nbflow does "
+                             f"not save or load results there, since a planted result would "
+                             f"run code when loaded. {fix}")
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISLNK, "symbolic link"), (stat.S_ISDIR, "folder"),
+                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"),
+                       (stat.S_ISCHR, "device"), (stat.S_ISBLK, "device")):
+        if test(mode):
+            return name
+    return "file"
+
+
+def decode(data: bytes) -> tuple[bool, Any]:
+    """``(True, value)`` from a pickle this user saved; a miss if it does not load."""
+    try:
+        return True, pickle.loads(data)
+    except Exception:  # noqa: BLE001 - truncated, or from an incompatible library version
+        return MISS
 
 
 class PersistResult:
     """A task function that saves its own result under its attempt's key.
 
     Runs on the worker, so the pickling cost lands where the task ran, and a
-    process or Dask worker writes the file itself.  Picklable (by reference to
-    this class) whenever the wrapped function is.
+    process or Dask worker writes a large result's file itself.  Returns a
+    :class:`Saved` (the value and what was saved of it), which the engine
+    unwraps.  Picklable (by reference to this class) whenever the wrapped
+    function is.
     """
 
     def __init__(self, fn: Callable[..., Any], files: ResultFiles):
         self.fn, self.files = fn, files
         self.__name__ = getattr(fn, "__name__", "task")
 
-    def __call__(self, **kwargs: Any) -> Any:
+    def __call__(self, **kwargs: Any) -> Saved:
         value = self.fn(**kwargs)
-        if value is not None:
-            try:
-                ctx = current_task()
-            except RuntimeError:  # called outside a run: nothing to save it under
-                return value
-            if ctx.key is not None:
-                why = self.files.save(ctx.key, value)
-                if why is not None:
-                    # The worker routes stderr to this task's log: the user sees it there.
-                    sys.stderr.write(f"nbflow: the result of task {ctx.name!r} was not saved: "
-                                     f"{why}; a resumed run will run this task again.\n")
-        return value
+        if value is None:
+            return _saved((None, "none", None))
+        try:
+            ctx = current_task()
+        except RuntimeError:  # called outside a run: nothing to save it under
+            return _saved((value, None, None))
+        if ctx.key is None:   # downstream of an unkeyed task: nothing to save it under
+            return _saved((value, None, None))
+        try:
+            data = encode(value)
+        except Exception as exc:  # noqa: BLE001 - anything a __reduce__ may raise
+            return self._not_saved(ctx.name, value, f"it does not pickle "
+                                   f"({type(exc).__name__}: {_text(exc)})")
+        if len(data) <= INLINE_LIMIT:
+            return _saved((value, "inline", data))
+        why = self.files.save(ctx.key, data)
+        if why is not None:
+            return self._not_saved(ctx.name, value, why)
+        return _saved((value, "file", None))
+
+    @staticmethod
+    def _not_saved(name: str, value: Any, why: str) -> Saved:
+        # The worker routes stderr to this task's log: the user sees it there.
+        sys.stderr.write(f"nbflow: the result of task {name!r} was not saved: "
+                         f"{why.rstrip('.')}; "
+                         "a resumed run will run this task again.\n")
+        return _saved((value, None, None))
+
+
+_saved = functools.partial(tuple.__new__, Saved)
+
+
+def _text(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - a user's __str__ that raises
+        return f"<{type(exc).__name__} whose str() failed>"
 
 
 # -- one run ------------------------------------------------------------------------
@@ -261,29 +416,33 @@ class RunResults:
             return None
         return hashlib.sha256("\0".join((self.bases[i], *input_keys)).encode()).hexdigest()
 
-    def restorer(self, known: dict[str, str], rerun: Iterable[int],
-                 lookup: Callable[[str], str | None]) -> Restorer | None:
+    def restorer(self, known: dict[str, tuple[str, bytes | None]], rerun: Iterable[int],
+                 lookup: Callable[[str], tuple[str, bytes | None] | None]) -> Restorer | None:
         """The engine's restore hook, or None when nothing could be restored.
 
-        ``known``: key -> kind indexed by the resumed run and its own resumed
-        runs; ``lookup(key)``: the kind indexed by any run (for ``cache=True``
-        tasks); ``rerun``: tasks never restored.
+        ``known``: key -> (kind, inline pickle) saved by the resumed run and its
+        own resumed runs; ``lookup(key)``: the same saved by any run (for
+        ``cache=True`` tasks); ``rerun``: tasks never restored.
         """
         if not known and not any(self.cache):
             return None
         return Restorer(self.files, known, frozenset(rerun), self.cache, lookup,
                         self.namespaces)
 
-    def sink(self, record: Callable[[str, list[tuple]], None], run_id: str,
-             index: dict[str, int]) -> SavedResults:
-        return SavedResults(record, run_id, index, self.files, self.cache)
+    def cache_index(self, record: Callable[[str, list[tuple]], None], run_id: str,
+                    index: dict[str, int]) -> CacheIndex | None:
+        """The sink that indexes this run's ``cache=True`` results, if it has such tasks."""
+        if not any(self.cache):
+            return None
+        return CacheIndex(record, run_id, index, self.cache)
 
 
 class Restorer:
     """``restore(i, key) -> (found, value)`` for the engine (engine thread)."""
 
-    def __init__(self, files: ResultFiles, known: dict[str, str], rerun: frozenset[int],
-                 cache: list[bool], lookup: Callable[[str], str | None],
+    def __init__(self, files: ResultFiles, known: dict[str, tuple[str, bytes | None]],
+                 rerun: frozenset[int], cache: list[bool],
+                 lookup: Callable[[str], tuple[str, bytes | None] | None],
                  namespaces: dict[int, dict[str, Any]]):
         self.files, self.known, self.rerun = files, known, rerun
         self.cache, self.lookup, self.namespaces = cache, lookup, namespaces
@@ -291,56 +450,48 @@ class Restorer:
     def __call__(self, i: int, key: str) -> tuple[bool, Any]:
         if i in self.rerun:
             return MISS
-        kind = self.known.get(key)
-        if kind is None and self.cache[i]:
-            kind = self.lookup(key)
-        if kind is None:
+        saved = self.known.get(key)
+        if saved is None and self.cache[i]:
+            saved = self.lookup(key)
+        if saved is None:
             return MISS
-        found, value = (True, None) if kind == "none" else self.files.load(key)
+        kind, blob = saved
+        if kind == "none":
+            found, value = True, None
+        elif kind == "inline" and blob is not None:
+            found, value = decode(blob)
+        elif kind == "file":
+            found, value = self.files.load(key)
+        else:
+            return MISS
         namespace = self.namespaces.get(i)
         if found and namespace is not None:
             namespace.update(value)
         return found, value
 
 
-class SavedResults:
-    """Engine sink: note in each succeeded attempt's event whether its result was saved.
+class CacheIndex:
+    """Engine sink: index the saved results of ``cache=True`` tasks by key.
 
-    It adds ``"result": "none" | "file"`` to the event's detail, so it must come
-    *before* the store's sink in the engine's sink list (the store's writer reads the
-    detail later, once it has the batch).  For ``cache=True``
-    tasks it also hands ``(run_id, task, key, kind, at)`` rows to ``record``
-    for the ``results`` index.  ``values`` must be set to the engine's
-    ``results`` list before the run starts (the engine sets a task's value
-    before its ``succeeded`` event and never changes it after).
+    It only reads the ``succeeded`` events of attempts (the engine noted what
+    was saved in their detail) and hands ``(run_id, task, key, kind, at)``
+    rows to ``record`` for the store's ``results`` table.  It comes after the
+    store's own sink, so a row is committed with its success or after it.
     """
 
     def __init__(self, record: Callable[[str, list[tuple]], None], run_id: str,
-                 index: dict[str, int], files: ResultFiles, cache: list[bool]):
-        self.record, self.run_id, self.index = record, run_id, index
-        self.files, self.cache = files, cache
-        self.values: list[Any] = []
+                 index: dict[str, int], cache: list[bool]):
+        self.record, self.run_id, self.index, self.cache = record, run_id, index, cache
 
     def events(self, batch: list[tuple]) -> None:
         rows = []
-        values, index = self.values, self.index
         for ev in batch:
-            # Restored tasks (from pending) were saved by an earlier run.
-            if ev[5] != "succeeded" or ev[4] != "running":
+            # Restored tasks (from pending) were indexed by the run that saved them.
+            if ev[5] != "succeeded" or ev[4] != "running" or not self.cache[self.index[ev[2]]]:
                 continue
-            detail = ev[7]
-            key = detail.get("key")
-            if key is None:
-                continue
-            i = index[ev[2]]
-            if values[i] is None:
-                kind = detail["result"] = "none"
-            elif os.path.exists(self.files.path(key)):
-                kind = detail["result"] = "file"
-            else:
-                continue
-            if self.cache[i]:
-                rows.append((self.run_id, ev[2], key, kind, ev[6]))
+            kind = ev[7].get("result")
+            if kind is not None:
+                rows.append((self.run_id, ev[2], ev[7]["key"], kind, ev[6]))
         if rows:
             self.record(self.run_id, rows)
 

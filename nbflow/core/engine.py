@@ -67,7 +67,7 @@ from .retry import backoff_delay
 from .spec import TaskSpec
 from .states import TERMINAL, State, Trigger, transition
 from .triggers import RUN, SKIP, decide
-from .worker import Outcome, RunIf, TaskContext
+from .worker import Outcome, RunIf, Saved, TaskContext
 
 S, T = State, Trigger
 Event = tuple  # (run_id, seq, task, attempt, from_state, to_state, at, detail): events.py
@@ -90,8 +90,10 @@ class Executor(Protocol):
 class Sink(Protocol):
     """Receives a run's batches on the engine thread: return fast, never block.
 
-    Optional hooks: ``snapshot(rows)`` when added to a running engine, and
-    ``finish(cancel_reason_or_None)`` once when the run ends.
+    Optional hooks: ``snapshot(rows)`` when added to a running engine,
+    ``values({seq: pickle})`` just before the ``events`` batch holding those
+    success events (the results the run's wrappers pickled, to be stored with
+    their events), and ``finish(cancel_reason_or_None)`` once when the run ends.
     """
 
     def events(self, batch: list[Event]) -> None: ...
@@ -190,6 +192,7 @@ class Engine:
                      for fn, s in zip(fns or [s.fn for s in specs], specs)]
         self._seq = 0
         self._buf: list[Event] = []
+        self._values: dict[int, bytes] = {}   # seq of a success event -> its result's pickle
         self._logs: list[LogRecord] = []
         self._timer_seq = 0
         self._names = graph.names
@@ -304,6 +307,9 @@ class Engine:
         results, index = self.results, self.graph.index
         kwargs = {}
         for param, (dep, key) in self.specs[i].inputs.items():
+            if type(dep) is tuple:   # inputs={param: [tasks]}: the list of their results
+                kwargs[param] = [results[index[d]] for d in dep]
+                continue
             value = results[index[dep]]
             kwargs[param] = value if key is None else value[key]
         return kwargs
@@ -438,12 +444,19 @@ class Engine:
         if a == COMPENSATION:
             self._compensated(i, out)
         elif out.ok:
-            self.results[i] = out.value
+            value = out.value
             # The attempt's span is the running and succeeded events' times; only
             # the worker is new (kept small: this is the hot path).
             detail = {"worker": out.worker}
             if ctx.key is not None:
                 detail["key"] = ctx.key
+            if type(value) is Saved:   # what the run's wrapper saved (results.py)
+                value, kind, blob = value
+                if kind is not None:
+                    detail["result"] = kind
+                if blob is not None:   # stored in the row of the event _move makes
+                    self._values[self._seq] = blob
+            self.results[i] = value
             self._move(i, T.SUCCEED, detail)
         elif isinstance(out.error, SkipTask):
             self._move(i, T.SKIP, Detail(reason=str(out.error), worker=out.worker))
@@ -466,8 +479,9 @@ class Engine:
         detail["traceback"] = text
         if not retries_left:
             # Enough to inspect and requeue it later (the dead-letter record).
-            detail["inputs"] = {p: self.keys[self.graph.index[dep]]
-                                for p, (dep, _k) in spec.inputs.items()}
+            keys, index = self.keys, self.graph.index
+            detail["inputs"] = {p: [keys[index[d]] for d in dep] if type(dep) is tuple
+                                else keys[index[dep]] for p, (dep, _k) in spec.inputs.items()}
             if self.keys[i] is not None:
                 detail["key"] = self.keys[i]
         if retries_left:
@@ -578,15 +592,22 @@ class Engine:
     def _flush(self) -> None:
         if self._buf:
             batch, self._buf = self._buf, []
+            if self._values:
+                # Before the events they belong to: a sink that stores them
+                # (the store's) writes both in one row.
+                values, self._values = self._values, {}
+                self._publish("values", values, optional=True)
             self._publish("events", batch)
         if self._logs:
             logs, self._logs = self._logs, []
             self._publish("logs", logs)
 
-    def _publish(self, method: str, batch: list) -> None:
+    def _publish(self, method: str, batch: Any, optional: bool = False) -> None:
         for sink in list(self.sinks):
             try:
-                getattr(sink, method)(batch)
+                hook = getattr(sink, method, None) if optional else getattr(sink, method)
+                if hook is not None:
+                    hook(batch)
             except Exception as exc:  # a broken dashboard must never fail a run
                 self.sinks.remove(sink)
                 warnings.warn(f"nbflow: dropped sink {sink!r} after it raised {exc!r}",

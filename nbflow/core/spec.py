@@ -13,8 +13,10 @@ class TaskSpec:
 
     ``inputs`` maps a keyword argument of ``fn`` to ``(upstream task, key)``: the
     argument receives that task's result, or ``result[key]`` when ``key`` is not
-    None (cell tasks return a dict of the variables they assign).  Every upstream
-    task named in ``inputs`` is also in ``deps``.
+    None (cell tasks return a dict of the variables they assign).  The upstream
+    may also be a tuple of task names (``inputs={"parts": [...]}``, key None):
+    the argument receives the list of their results.  Every upstream task named
+    in ``inputs`` is also in ``deps``.
 
     Retries: attempt ``k`` (1-based) that fails with one of ``retry_on`` is
     retried while ``k <= retries``, after ``retry.backoff_delay`` seconds.
@@ -32,7 +34,7 @@ class TaskSpec:
     name: str
     fn: Callable[..., Any]
     deps: tuple[str, ...] = ()
-    inputs: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
+    inputs: Mapping[str, tuple[str | tuple[str, ...], str | None]] = field(default_factory=dict)
     retries: int = 0
     retry_delay: float = 0.0
     backoff: float = 1.0                 # delay multiplier per further attempt (2 = exponential)
@@ -49,7 +51,8 @@ class TaskSpec:
     kind: str = "function"      # "function" or "cell"
     origin: str = ""            # where it was declared, for messages ("cell 3", "etl.py:12")
 
-    def resolved(self, deps: tuple[str, ...], inputs: Mapping[str, tuple[str, str | None]]
+    def resolved(self, deps: tuple[str, ...],
+                 inputs: Mapping[str, tuple[str | tuple[str, ...], str | None]]
                  ) -> TaskSpec:
         """A copy with resolved ``deps`` and ``inputs``.
 

@@ -106,6 +106,20 @@ class Outcome(NamedTuple):
     worker: str
 
 
+class Saved(NamedTuple):
+    """A task's value and what its run's wrapper saved of it (``nbflow/results.py``).
+
+    ``kind``: ``"none"`` (the value is None), ``"inline"`` (``blob`` is its
+    pickle, to be stored with the success event), ``"file"`` (the worker wrote
+    it to the results folder) or None (nothing was saved).  The engine unwraps
+    it, so downstream tasks and ``Run.result`` see the value itself.
+    """
+
+    value: Any
+    kind: str | None
+    blob: bytes | None
+
+
 _local = threading.local()
 _new_outcome = tuple.__new__
 

@@ -1,7 +1,9 @@
 """Turning queued batches into SQL, and running that SQL in one transaction.
 
 The engine's batches (events, task definitions, logs, result rows) arrive as
-``(kind, run_id, payload)`` items.  :class:`Statements` folds the events into
+``(kind, run_id, payload)`` items; ``valued_events`` are events with the
+pickles of some successes' results (``{seq: bytes}``), each stored in its
+event's row.  :class:`Statements` folds the events into
 the task rows (``core.replay.fold``), turns final failures into dead letters
 and returns the statements of one transaction; :class:`Transactions` runs
 them through a plain DB-API connection.  The store's writer thread always
@@ -46,6 +48,8 @@ class Statements:
         p = "?" if paramstyle == "qmark" else "%s"
         self._sql_event = ("INSERT INTO events (run_id, seq, task, attempt, from_state, to_state,"
                            f" at, detail) VALUES ({', '.join([p] * 8)})")
+        self._sql_valued_event = ("INSERT INTO events (run_id, seq, task, attempt, from_state,"
+                                  f" to_state, at, detail, value) VALUES ({', '.join([p] * 9)})")
         self._sql_task = (f"UPDATE tasks SET state={p}, attempt={p}, started={p}, finished={p},"
                           f" error={p}, version=version+1 WHERE run_id={p} AND name={p}")
         self._sql_log = (f"INSERT INTO logs (run_id, task, attempt, stdout, stderr) "
@@ -63,11 +67,21 @@ class Statements:
         event_rows: list[tuple] = []
         log_rows, dead_rows, result_rows = [], [], []
         changed: dict[str, dict[str, list]] = {}  # run -> task -> row, once per group
+        valued_rows: list[tuple] = []   # events that carry a result's pickle
         for kind, run_id, payload in items:
-            if kind == "events":
+            if kind == "events" or kind == "valued_events":
+                if kind == "valued_events":
+                    payload, values = payload
+                    for ev in payload:
+                        blob = values.get(ev[1])
+                        if blob is None:
+                            event_rows.append(ev)
+                        else:
+                            valued_rows.append((*ev, blob))
+                else:
+                    event_rows.extend(payload)
                 changed.setdefault(run_id, {}).update(
                     fold(self._rows.setdefault(run_id, {}), payload))
-                event_rows.extend(payload)
                 dead_rows.extend(_dead_letter(ev) for ev in payload
                                  if ev[5] == "failed" and ev[4] == "running")
             elif kind == "tasks":
@@ -96,8 +110,11 @@ class Statements:
         if self._encode_detail:
             event_rows = [(*ev[:7], None if ev[7] is None else encode(ev[7]))
                           for ev in event_rows]
+            valued_rows = [(*ev[:7], None if ev[7] is None else encode(ev[7]), ev[8])
+                           for ev in valued_rows]
         return [(sql, rows) for sql, rows in (
             (self._sql_task_insert, task_inserts), (self._sql_event, event_rows),
+            (self._sql_valued_event, valued_rows),
             (self._sql_task, task_rows), (self._sql_log, log_rows),
             (self._sql_dead, dead_rows), (self._sql_result, result_rows)) if rows]
 

@@ -8,10 +8,11 @@ that every update increments.
 
 from __future__ import annotations
 
-from sqlalchemy import (Column, Float, ForeignKeyConstraint, Index, Integer, MetaData, String,
-                        Table, Text)
+from sqlalchemy import (Column, Float, ForeignKeyConstraint, Index, Integer, LargeBinary,
+                        MetaData, String, Table, Text)
 
-SCHEMA_VERSION = 1
+#: Version 2 added ``events.value`` (``migrate.py`` upgrades a version-1 store).
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -67,6 +68,9 @@ events = Table(
     Column("to_state", String(32), nullable=False),
     Column("at", Float, nullable=False),
     Column("detail", Text),                    # JSON or NULL
+    # The pickled result of a succeeded attempt, when it is small enough to travel
+    # with its event (``nbflow/results.py``): saved exactly when its success is.
+    Column("value", LargeBinary),
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
     # Clustered on (run_id, seq): appends go to the end of one B-tree, and a
     # run's log is read in order without a second index.
@@ -102,8 +106,9 @@ dead_letters = Table(
 
 # Saved results of ``cache=True`` tasks by key, for reuse by any run
 # (``nbflow/results.py``; a resumed run finds its results in the events):
-# kind "none" for a task that returned None (no file), "file" for one whose
-# pickle is in the results folder under ``key``.
+# kind "none" for a task that returned None, "inline" for one whose pickle is in
+# the ``value`` of its run's ``succeeded`` event, "file" for one whose pickle is
+# in the results folder under ``key``.
 results = Table(
     "results", metadata,
     Column("run_id", String(64), primary_key=True),

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from ..core.events import Detail
 from ..core.graph import Graph
 from ..errors import StoreVersionConflict
+from .migrate import upgrade
 from .leases import LeaseKeeper, Owner, claim, resolve_ttl
 from .open import open_engine, raise_if_newer, resolve_url, sqlite_path
 from .schema import (SCHEMA_VERSION, dead_letters, events, logs, meta, metadata, results, runs,
@@ -77,6 +78,8 @@ class Store:
                 conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
             else:
                 raise_if_newer(int(found), self.label)
+                if int(found) < SCHEMA_VERSION:
+                    upgrade(conn, int(found))
 
     def __repr__(self) -> str:
         return f"Store({self.label})"
@@ -293,38 +296,59 @@ class Store:
                                       .where(runs.c.id == run_id)).scalar()
         return chain
 
-    def saved_results(self, run_ids: Iterable[str]) -> dict[str, str]:
-        """``{key: kind}`` of the results these runs' attempts saved, from their
-        ``succeeded`` events (``nbflow/results.py`` notes the kind there)."""
-        q = select(events.c.detail).where(events.c.run_id.in_(list(run_ids)),
-                                          events.c.to_state == "succeeded",
-                                          events.c.from_state == "running")
+    def saved_results(self, run_ids: Iterable[str]) -> dict[str, tuple[str, bytes | None]]:
+        """``{key: (kind, inline pickle or None)}`` of the results these runs'
+        attempts saved, from their committed ``succeeded`` events
+        (``nbflow/results.py`` notes the kind there and stores small ones inline)."""
+        q = select(events.c.detail, events.c.value).where(
+            events.c.run_id.in_(list(run_ids)), events.c.to_state == "succeeded",
+            events.c.from_state == "running")
         out = {}
         with self._reading() as conn:
-            for (text,) in conn.execute(q):
+            for text, value in conn.execute(q):
                 detail = json.loads(text) if text else {}
                 if "result" in detail:
-                    out[detail["key"]] = detail["result"]
+                    out[detail["key"]] = (detail["result"], value)
         return out
 
-    def result_kind(self, key: str) -> str | None:
-        """The kind of a cached task's result saved under ``key`` by any run, or None."""
-        q = select(results.c.kind).where(results.c.key == key).limit(1)
+    def saved_result(self, key: str) -> tuple[str, bytes | None] | None:
+        """``(kind, inline pickle or None)`` of a cached task's result saved under
+        ``key`` by any run, or None."""
+        q = (select(results.c.kind, events.c.value)
+             .join_from(results, events, (events.c.run_id == results.c.run_id)
+                        & (events.c.task == results.c.task)
+                        & (events.c.to_state == "succeeded")
+                        & (events.c.from_state == "running"), isouter=True)
+             .where(results.c.key == key).order_by(results.c.created.desc()).limit(1))
         with self._reading() as conn:
-            return conn.execute(q).scalar()
+            row = conn.execute(q).first()
+        return None if row is None else (row[0], row[1])
 
 
 class RunSink:
-    """Hands one run's engine batches to the writer thread (never blocks)."""
+    """Hands one run's engine batches to the writer thread (never blocks).
 
-    __slots__ = ("_put", "run_id")
+    Results pickled inline (the engine's ``values`` hook, called just before
+    the events they belong to) travel in the same item as their events, so
+    the writer puts each into its event's row, in one transaction.
+    """
+
+    __slots__ = ("_put", "run_id", "_values")
 
     def __init__(self, writer: Writer, run_id: str):
         self._put = writer.put
         self.run_id = run_id
+        self._values: dict[int, bytes] | None = None
+
+    def values(self, values: dict[int, bytes]) -> None:
+        self._values = values
 
     def events(self, batch: list[tuple]) -> None:
-        self._put("events", self.run_id, batch)
+        values, self._values = self._values, None
+        if values is None:
+            self._put("events", self.run_id, batch)
+        else:
+            self._put("valued_events", self.run_id, (batch, values))
 
     def logs(self, batch: list[tuple]) -> None:
         self._put("logs", self.run_id, batch)

@@ -14,8 +14,9 @@ import pytest
 
 from benchmarks import baselines, measure, profile_run, run
 from benchmarks.workloads import (BY_NAME, WORKERS, WORKLOADS, chain, layered, noop, random_dag,
-                                  wide)
+                                  value, value_of, wide)
 from nbflow.core.graph import Graph
+from nbflow.store import Store
 
 
 @pytest.fixture
@@ -96,6 +97,25 @@ def test_every_runner_runs_each_task_once_after_its_dependencies(shape, declare)
     assert next(counter) == 3 * len(names)
 
 
+@pytest.mark.parametrize("shape", [wide(50), chain(50), layered(50, 5)],
+                         ids=["wide", "chain", "layered"])
+def test_every_runner_passes_the_dependencies_values(shape, tmp_path):
+    """The value workloads: each task gets its dependencies' values (nbflow by
+    ``inputs=``, the others positionally), so all three compute the same numbers."""
+    names, deps = shape
+    expected = baselines.graphlib_threads(names, deps, value, WORKERS)
+    assert dict(zip(names, baselines.dask_threaded(names, deps, value, WORKERS))) == expected
+    store = Store(str(tmp_path / "values.db"))
+    try:
+        timing = measure.declare_timed("values", names, deps, value_of, store, pass_values=True)
+        nb_run = measure.time_flow(timing.result, WORKERS).result
+        assert {n: nb_run.result(n) for n in names} == expected
+        assert timing.seconds > 0
+    finally:
+        store.close()
+    assert len(set(expected.values())) > 1 or not any(deps)
+
+
 def test_graphlib_levels_are_nbflow_levels():
     for names, deps in (random_dag(60, 150, 8), layered(60, 6), chain(20), wide(20)):
         assert _level_sets(baselines.graphlib_levels(names, deps)) == \
@@ -139,7 +159,8 @@ def test_runner_prints_a_row_per_workload(capsys):
     rows = run.main(["--tiny", "--repeat", "1", "--markdown"])
     assert [r.workload.name for r in rows] == [w.name for w in WORKLOADS]
     out = capsys.readouterr().out
-    assert "| workload | nbflow | baseline | ratio | dask | target | result |" in out
+    assert ("| workload | nbflow | baseline | ratio | dask | declare | declare+run | target "
+            "| result |") in out
     for w in WORKLOADS:
         assert f"| {w.name} |" in out
     assert all(r.nbflow > 0 for r in rows)

@@ -65,8 +65,9 @@ def restorable(store_path: str) -> set[str]:
         folder = results_folder(store.path)
     finally:
         store.close()
-    return {task for task, key in keys.items() if saved.get(key) == "none" or (
-        saved.get(key) == "file" and os.path.exists(os.path.join(folder, key + ".pkl")))}
+    kinds = {key: kind for key, (kind, _blob) in saved.items()}
+    return {task for task, key in keys.items() if kinds.get(key) in ("none", "inline") or (
+        kinds.get(key) == "file" and os.path.exists(os.path.join(folder, key + ".pkl")))}
 
 
 def check_store(store_path: str) -> int:

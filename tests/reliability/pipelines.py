@@ -4,6 +4,7 @@ modules import it by name, which a conftest cannot safely be)."""
 from __future__ import annotations
 
 import nbflow
+from nbflow.results import INLINE_LIMIT
 
 
 class Log:
@@ -22,13 +23,16 @@ class Log:
 
 
 
-def pipeline(flow: nbflow.Flow, log: Log, fail: set[str] | None = None) -> nbflow.Flow:
+def pipeline(flow: nbflow.Flow, log: Log, fail: set[str] | None = None, big: bool = False
+             ) -> nbflow.Flow:
     """extract -> transform -> load, plus an independent side task returning None.
 
     A task whose name is in the set ``fail`` when it runs raises ValueError
-    (a set, so changing it does not change the tasks' keys).
+    (a set, so changing it does not change the tasks' keys).  With ``big``,
+    extract's result is too big to be stored with its event: it goes to a file.
     """
     fail = set() if fail is None else fail
+    rows = [1, 2, 3] + [0] * (INLINE_LIMIT if big else 0)
 
     def check(name: str) -> None:
         log(name)
@@ -38,7 +42,7 @@ def pipeline(flow: nbflow.Flow, log: Log, fail: set[str] | None = None) -> nbflo
     @flow.task
     def extract():
         check("extract")
-        return [1, 2, 3]
+        return rows
 
     @flow.task
     def transform(extract):

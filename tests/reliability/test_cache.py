@@ -11,7 +11,11 @@ import threading
 import pytest
 
 import nbflow
-from nbflow.results import ResultFiles, RunResults, results_folder, task_base
+from nbflow.results import (INLINE_LIMIT, ResultFiles, RunResults, encode, results_folder,
+                            task_base)
+
+#: A value whose pickle is too big to travel with its event: it goes to a file.
+BIG = list(range(INLINE_LIMIT))
 
 
 # -- keys -----------------------------------------------------------------------
@@ -121,7 +125,8 @@ def test_a_task_without_cache_runs_in_every_new_run(store_path, results_dir, log
     assert log.take() == ["fetch", "fetch"]
 
 
-def test_a_result_of_none_needs_no_file_and_is_still_restored(store_path, results_dir, log):
+def test_none_and_small_results_need_no_file_and_are_still_restored(store_path, results_dir,
+                                                                     log):
     flow = nbflow.Flow("none", store=store_path)
 
     @flow.task(cache=True)
@@ -133,8 +138,11 @@ def test_a_result_of_none_needs_no_file_and_is_still_restored(store_path, result
         log("count")
         return 7
 
-    flow.run()
-    assert sorted(os.listdir(results_dir)) == [task_base(count, "count") + ".pkl"]
+    first = flow.run()
+    assert not results_dir.exists()   # 7 is stored in the row of its success event
+    kinds = {e.task: e.detail["result"] for e in first.events().itertuples()
+             if e.to_state == "succeeded"}
+    assert kinds == {"notify": "none", "count": "inline"}
     second = flow.run()
     assert log.take() == ["count", "notify"]
     assert second.result("notify") is None and second.result("count") == 7
@@ -165,14 +173,14 @@ def test_a_result_file_that_does_not_load_is_a_miss(store_path, results_dir, log
     @flow.task(cache=True)
     def table():
         log("table")
-        return list(range(1000))
+        return BIG
 
     flow.run()
     path = results_dir / (task_base(table, "table") + ".pkl")
     path.write_bytes(path.read_bytes()[:20])  # truncated, as by a full disk
     again = flow.run()
     assert log.take() == ["table", "table"]
-    assert again.result("table") == list(range(1000))
+    assert again.result("table") == BIG
     assert not again.status()["cached"].any()
 
 
@@ -185,19 +193,20 @@ def test_results_that_cannot_be_written_leave_the_run_going(tmp_path, monkeypatc
     @flow.task(cache=True)
     def value():
         log("value")
-        return 5
+        return BIG
 
     run = flow.run()
-    assert run.result("value") == 5
-    assert ("nbflow: the result of task 'value' was not saved: it could not be written to "
-            f"{blocker}") in run.logs("value", "stderr")
+    assert run.result("value") == BIG
+    assert (f"nbflow: the result of task 'value' was not saved: the results folder {blocker} "
+            "is not a folder (it is a file): nbflow does not use it.") in run.logs("value",
+                                                                                   "stderr")
     flow.run()
     assert log.take() == ["value", "value"]
 
 
 def test_result_files_are_written_whole_or_not_at_all(tmp_path):
     files = ResultFiles(str(tmp_path / "r"))
-    assert files.save("k" * 64, {"a": 1}) is None
+    assert files.save("k" * 64, encode({"a": 1})) is None
     assert files.load("k" * 64) == (True, {"a": 1})
     assert files.load("m" * 64) == (False, None)
     assert os.listdir(files.folder) == ["k" * 64 + ".pkl"]  # no temporary file left
@@ -218,7 +227,7 @@ def test_a_flow_saves_its_results_beside_its_store(store_path, results_dir):
 
     @flow.task
     def numbers():
-        return [1, 2]
+        return BIG
 
     flow.run()
     assert os.listdir(results_dir) == [task_base(numbers, "numbers") + ".pkl"]

@@ -15,7 +15,7 @@ from pipelines import pipeline
 
 import nbflow
 from nbflow.errors import NoSuchRun, NoSuchTask, StoreVersionConflict
-from nbflow.results import task_base
+from nbflow.results import INLINE_LIMIT, task_base
 
 
 def cached(run: nbflow.Run) -> dict[str, bool]:
@@ -124,7 +124,7 @@ def test_a_changed_task_runs_again_and_so_does_its_downstream(store_path, result
 
 
 def test_a_task_whose_result_file_is_gone_runs_again(store_path, results_dir, log):
-    flow = pipeline(nbflow.Flow("etl", store=store_path), log)
+    flow = pipeline(nbflow.Flow("etl", store=store_path), log, big=True)
     flow.run()
     log.take()
     extract = flow._decls["extract"].spec.fn
@@ -173,16 +173,17 @@ def test_a_worker_process_saves_the_result_it_computed(store_path, results_dir, 
 
     @flow.task
     def where():
-        return os.getpid()
+        # Too big to travel with its event: the worker process writes the file.
+        return os.getpid(), b"x" * INLINE_LIMIT
 
     @flow.task
     def after(where):
         if not os.path.exists(ready):
             raise FileNotFoundError(ready)
-        return where
+        return where[0]
 
     first = flow.run(workers=1)
-    child = first.result("where")
+    child = first.result("where")[0]
     assert child != os.getpid() and first.failed == ["after"]
     assert os.listdir(results_dir) == [task_base(where, "where") + ".pkl"]
     open(ready, "w").close()
