@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import threading
@@ -17,6 +18,7 @@ from .declare import (Declaration, cell_declaration, check_redeclaration, functi
                       resolve)
 from .errors import NbflowError, NoSuchRun, NoSuchTask
 from .executors import make_executor
+from .mapping import Each, plan
 from .options import FLOW_DEFAULTS, task_options, validate
 from .results import ResultFiles, RunResults, results_folder, task_base
 from .run import Run
@@ -61,6 +63,7 @@ class Flow:
         self._built: tuple[Graph, list] | None = None
         self._bases: dict[str, str] = {}  # task -> hash of its name and code (results.py)
         self._namespaces: dict[str, dict[str, Any]] = {}  # cell task -> where it restores to
+        self._maps: dict[str, list[str]] = {}   # map name -> its tasks (flow.map)
         self._last_run: Run | None = None
         self._run_listeners: list[Callable[[Run], None]] = []  # dashboards that follow the flow
 
@@ -135,6 +138,58 @@ class Flow:
 
         return declare if fn is None else declare(fn)
 
+    def map(self, fn: Callable[..., Any], /, over: Any, *, name: str | None = None,
+            param: str | None = None, inputs: dict[str, Any] | None = None,
+            after: Iterable[str] = (), **options: Any) -> Each:
+        """Declare one task per item of ``over`` (fan-out); returns them as ``flow.each(name)``.
+
+        The tasks are ``name[0]``, ``name[1]``, ...: task ``k`` calls ``fn`` with
+        item ``k`` as its parameter ``param`` (default: its first parameter).
+        ``over=flow.each("other")`` maps over another map's results instead,
+        item by item.  ``inputs`` and ``after`` are those of :meth:`task`; an
+        input given as ``flow.each(...)`` is paired item by item too.  Every
+        other keyword is a task option of :meth:`task`, for each task.  Running
+        the declaration again replaces the map's tasks (fewer items: the extra
+        tasks are removed).  See ``nbflow/mapping.py``.
+
+        Raises
+        ------
+        TypeError
+            ``over`` is not a list of items, ``fn`` has no parameter for the
+            item, paired maps differ in length, or a bad option.
+        """
+        group = name or getattr(fn, "__name__", None)
+        if not group or group == "<lambda>":
+            raise ValueError("a lambda or callable object needs a map name: "
+                             "flow.map(fn, over=..., name='...')")
+        after = [after] if isinstance(after, str) else list(after)
+        planned = plan(fn, over, group, param, inputs)
+        for old in set(self._maps.get(group, ())) - {task for task, *_ in planned}:
+            self.remove(old)
+        for task_name, call, task_inputs, salt in planned:
+            decl_options = task_options(self.defaults, options, task_name)
+            self._add(function_declaration(call, task_name, after, decl_options, task_inputs,
+                                           salt))
+        self._maps[group] = [task for task, *_ in planned]
+        return self.each(group)
+
+    def each(self, name: str) -> Each:
+        """The tasks of map ``name``, in order: as an input, the list of their results
+        (fan-in); as ``over=`` or an input of another map, paired item by item.
+
+        Raises
+        ------
+        NoSuchTask
+            no map of that name was declared (declare the map first).
+        """
+        try:
+            return Each(name, self._maps[name])
+        except KeyError:
+            known = ", ".join(repr(m) for m in self._maps) or "none yet"
+            raise NoSuchTask(f"flow {self.name!r} has no map named {name!r} (its maps: "
+                             f"{known}); declare it with flow.map(...) before using "
+                             "flow.each()") from None
+
     def cell_task(self, name: str, source: str, namespace: dict[str, Any], *,
                   after: Iterable[str] | None = None, cell_id: str | None = None,
                   **options: Any) -> None:
@@ -154,13 +209,19 @@ class Flow:
         if old is not None:
             check_redeclaration(old, decl)
         self._decls[decl.spec.name] = decl
-        self._bases[decl.spec.name] = task_base(decl.spec.fn, decl.spec.name)
+        base = task_base(decl.spec.fn, decl.spec.name)
+        if decl.salt:
+            base = hashlib.sha256(base.encode() + decl.salt).hexdigest()
+        self._bases[decl.spec.name] = base
         self._built = None
 
     def remove(self, name: str) -> None:
         """Forget the task ``name``."""
         if self._decls.pop(name, None) is None:
             raise NoSuchTask(self._unknown(name))
+        for names in self._maps.values():
+            if name in names:
+                names.remove(name)
         self._built = None
         self._bases.pop(name, None)
         self._namespaces.pop(name, None)
@@ -168,6 +229,7 @@ class Flow:
     def clear(self) -> None:
         """Forget every task (runs stay in the store)."""
         self._decls.clear()
+        self._maps.clear()
         self._built = None
         self._bases.clear()
         self._namespaces.clear()

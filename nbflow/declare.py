@@ -7,6 +7,7 @@ can be declared in any order and redefined while a notebook is being edited.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import linecache
 import weakref
@@ -32,10 +33,12 @@ class Declaration:
     assigns: tuple[str, ...] = ()               # names a cell task assigns
     explicit_after: bool = False                # a cell's --after replaces inference
     identity: Any = None                        # what makes a redeclaration "the same"
+    salt: bytes = b""                           # mixed into the result key (a map's item)
 
 
 def function_declaration(fn: Callable[..., Any], name: str, after: Iterable[str],
-                         options: dict[str, Any], inputs: Any = None) -> Declaration:
+                         options: dict[str, Any], inputs: Any = None, salt: bytes = b""
+                         ) -> Declaration:
     """A function task.  ``inputs`` maps parameters of ``fn`` to the upstream
     task whose result they receive, or to a list of tasks (the parameter gets
     the list of their results, in that order).
@@ -54,8 +57,9 @@ def function_declaration(fn: Callable[..., Any], name: str, after: Iterable[str]
     mapped = _check_inputs(name, inputs, params, any_keyword) if inputs else ()
     spec = TaskSpec(name=name, fn=fn, deps=tuple(after), kind="function",
                     origin=origin, **options)
-    identity = (getattr(fn, "__module__", None), getattr(fn, "__qualname__", None))
-    return Declaration(spec, params=params, inputs=mapped, identity=identity)
+    base = fn.func if isinstance(fn, functools.partial) else fn   # a map's item bound
+    identity = (getattr(base, "__module__", None), getattr(base, "__qualname__", None))
+    return Declaration(spec, params=params, inputs=mapped, identity=identity, salt=salt)
 
 
 def _check_inputs(task: str, inputs: Any, params: tuple, any_keyword: bool
@@ -200,6 +204,8 @@ def resolve(decls: Iterable[Declaration]) -> tuple[Graph, list[TaskSpec]]:
 
 
 def _origin(fn: Callable[..., Any]) -> str:
+    if isinstance(fn, functools.partial):
+        fn = fn.func
     code = getattr(fn, "__code__", None)
     if code is None:
         return repr(fn)
