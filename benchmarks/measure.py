@@ -158,3 +158,12 @@ def engine_memory(names: Sequence[str], deps: Sequence[Sequence[str]]) -> tuple[
     if engine.unfinished:
         raise RuntimeError(f"the memory run left {engine.unfinished} tasks unfinished")
     return (peak - graph_bytes) / n, graph_bytes / n
+
+
+def simulate_flow(flow: nbflow.Flow, durations: Sequence[float], workers: int) -> float:
+    """Simulate ``flow`` (built before) with ``durations`` by position; its makespan."""
+    from nbflow.core.simulate import durations_of, simulate
+    graph, specs = flow.build()
+    duration = durations_of(dict(zip(graph.names, durations)), graph.names)
+    return simulate(graph, specs, workers=workers, policy="priority",
+                    duration=duration).makespan

@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import baselines, measure
-from .workloads import BY_NAME, WORKERS, WORKLOADS, Workload, chain, noop
+from .workloads import (BY_NAME, SIMULATED_PER_SECOND, WORKERS, WORKLOADS, Workload, chain, noop,
+                        sim_durations)
 
 
 @dataclass
@@ -34,6 +35,12 @@ class Row:
     cpu: dict[str, float] | None = None  # median process CPU seconds per runner
     extra: str = ""
     declare: float | None = None     # median seconds to declare the flow (run workloads)
+
+    tasks: int = 0                   # simulate: how many tasks were simulated
+
+    @property
+    def per_second(self) -> float:
+        return self.tasks / self.nbflow if self.nbflow else 0.0
 
     @property
     def ratio(self) -> float | None:
@@ -52,6 +59,8 @@ class Row:
         if w.kind == "memory":
             return self.nbflow <= w.limit
         ok = self.ratio <= w.limit
+        if w.kind == "simulate":
+            ok = ok and self.per_second >= SIMULATED_PER_SECOND
         if w.total_limit is not None:
             ok = ok and self.total_ratio <= w.total_limit
         return ok and (not w.beat_dask or self.nbflow < self.dask)
@@ -63,6 +72,9 @@ class Row:
             return f"<= {w.limit:.0f} B/task"
         if w.kind == "sleep":
             return f"<= {w.limit:g}x bound ({self.reference:.3f} s slept)"
+        if w.kind == "simulate":
+            return (f"<= {w.limit:g}x list scheduler, >= {SIMULATED_PER_SECOND:,} tasks/s "
+                    f"({self.per_second:,.0f})")
         against = "graphlib" if w.kind == "levelling" else "baseline"
         return (f"<= {w.limit:g}x {against}" + (", < dask" if w.beat_dask else "")
                 + (f"; declare+run <= {w.total_limit:g}x" if w.total_limit else ""))
@@ -87,6 +99,16 @@ def measure_workload(w: Workload, store: str, repeat: int, tiny: bool) -> Row:
     if w.kind == "memory":
         per_task, graph_per_task = measure.engine_memory(names, deps)
         return Row(w, per_task, extra=f"graph+specs {graph_per_task:.0f} B/task")
+    if w.kind == "simulate":
+        flow = measure.declare(w.name, names, deps, noop)
+        durations = sim_durations(names)
+        flow.build()
+        m, cpu = interleave({
+            "nbflow": lambda: measure.timed(measure.simulate_flow, flow, durations, WORKERS),
+            "list scheduler": lambda: measure.timed(baselines.list_schedule, names, deps,
+                                                    durations, WORKERS)}, repeat)
+        return Row(w, m["nbflow"], baseline=m["list scheduler"], reference=m["list scheduler"],
+                   cpu=cpu, tasks=len(names))
     if w.kind == "levelling":
         m, cpu = interleave({"nbflow": lambda: measure.timed(measure.build_graph, names, deps),
                              "graphlib": lambda: measure.timed(baselines.graphlib_levels,

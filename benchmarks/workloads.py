@@ -199,6 +199,18 @@ WORKLOADS = [
              limit=0.5),
     Workload("memory", "memory", "engine state of a run of 100,000 independent no-op tasks",
              lambda: wide(100_000), lambda: wide(50), limit=2048),
+    Workload("simulate", "simulate",
+             "simulating layered (10,000 tasks, 1-7 s each) on 8 workers, against a minimal "
+             "heap-based list scheduler; and at least 100,000 simulated tasks per second",
+             lambda: layered(10_000, 100), lambda: layered(50, 5), limit=3.0),
 ]
+
+#: The simulate workload's other target: simulated tasks per second, at least.
+SIMULATED_PER_SECOND = 100_000
+
+
+def sim_durations(names: list[str]) -> list[float]:
+    """The simulate workload's task durations: 1 to 7 seconds, by position."""
+    return [1.0 + (i % 7) for i in range(len(names))]
 
 BY_NAME = {w.name: w for w in WORKLOADS}

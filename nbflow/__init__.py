@@ -15,7 +15,7 @@ from .errors import (CycleError, DuplicateTaskError, LeaseHeldError, NbflowError
 
 __version__ = "0.1.0"
 
-__all__ = ["Flow", "Run", "current_task", "check_cancelled", "NbflowError", "CycleError",
+__all__ = ["Flow", "Run", "compare", "current_task", "check_cancelled", "NbflowError", "CycleError",
            "UnknownDependencyError", "DuplicateTaskError", "TaskFailedError", "TaskCancelled",
            "SkipTask", "NoSuchTask", "NoSuchRun", "StoreError", "StoreVersionError",
            "StoreLockedError", "StoreVersionConflict", "LeaseHeldError", "__version__"]
@@ -25,6 +25,9 @@ def __getattr__(name: str):
     if name in ("Flow", "Run"):
         from . import api
         return getattr(api, name)
+    if name == "compare":
+        from .simulation import compare
+        return compare
     raise AttributeError(f"module 'nbflow' has no attribute {name!r}")
 
 

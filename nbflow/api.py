@@ -414,6 +414,27 @@ class Flow:
                 raise NoSuchTask(self._unknown(name))
         return {graph.index[n] for name in names for n in (name, *graph.descendants(name))}
 
+    # -- simulation ---------------------------------------------------------------------
+    def simulate(self, *, workers: int = 4, policy: str | None = None, durations: Any = None,
+                 default: float = 1.0, failures: Any = None, seed: int | None = None,
+                 mode: str = "eager", step: bool = False, record: bool = False):
+        """Simulate a run on a virtual clock: the same engine and policies, no task's code.
+
+        ``durations``: a dict ``{task: seconds}``, a function ``(task, attempt) ->
+        seconds``, or ``"history"`` (each task's median duration in this flow's
+        recorded runs); a task it does not cover takes ``default`` seconds.
+        ``failures``: a dict ``{task: how many first attempts fail}``, a probability
+        per attempt (drawn from ``seed``), or a function ``(task, attempt) -> bool``;
+        retries and back-off apply as in a real run.  Nothing sleeps.  With
+        ``step=True`` the result advances by ``sim.step()``; with ``record=True`` the
+        simulation is stored as a run marked simulated (``params["simulated"]``).
+        Returns a :class:`nbflow.simulation.Simulation` (see ``docs/simulation.md``).
+        """
+        from .simulation import simulate_flow
+        return simulate_flow(self, workers=workers, policy=policy, durations=durations,
+                             default=default, failures=failures, seed=seed, mode=mode,
+                             step=step, record=record)
+
     # -- dead letters ------------------------------------------------------------------
     def dead_letters(self, *, requeued: bool = False):
         """Tasks of this flow's runs that failed after their last attempt, newest first.

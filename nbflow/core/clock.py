@@ -8,6 +8,7 @@ tests and simulations run retry back-offs and timeouts instantly and exactly.
 
 from __future__ import annotations
 
+import heapq
 import queue
 import time
 from typing import Any
@@ -35,10 +36,20 @@ class RealClock:
 
 
 class VirtualClock:
-    """Time that moves only when the engine has nothing to do but wait."""
+    """Time that moves only when the engine has nothing to do but wait.
+
+    A simulated executor schedules its outcomes on it with :meth:`at`.  When
+    the inbox is empty, :meth:`wait` jumps to the earliest of the next
+    scheduled message and the engine's deadline; every message due at that
+    instant goes into the inbox together, so the engine applies all the
+    endings of one instant before it starts anything (list scheduling as the
+    textbooks define it).  Ties keep the order they were scheduled in.
+    """
 
     def __init__(self, start: float = 0.0):
         self.t = start
+        self._due: list[tuple[float, int, Any]] = []
+        self._seq = 0
 
     def now(self) -> float:
         return self.t
@@ -46,14 +57,25 @@ class VirtualClock:
     def advance(self, seconds: float) -> None:
         self.t += seconds
 
+    def at(self, when: float, message: Any) -> None:
+        """Put ``message`` into the inbox once the time reaches ``when``."""
+        heapq.heappush(self._due, (when, self._seq, message))
+        self._seq += 1
+
     def wait(self, inbox: queue.SimpleQueue, deadline: float | None) -> Any:
         try:
             return inbox.get_nowait()
         except queue.Empty:
             pass
+        due = self._due
+        if due and (deadline is None or due[0][0] <= deadline):
+            self.t = t = max(self.t, due[0][0])
+            while due and due[0][0] <= t:
+                inbox.put(heapq.heappop(due)[2])
+            return inbox.get_nowait()
         if deadline is None:
             raise RuntimeError(
                 "VirtualClock: the engine is waiting for a message that nothing will send "
-                "(use a synchronous executor with a virtual clock)")
+                "(use a synchronous or simulated executor with a virtual clock)")
         self.t = max(self.t, deadline)
         return None

@@ -1,0 +1,387 @@
+"""Discrete-event simulation: the real engine and scheduler on a virtual clock.
+
+A simulation is a run of the same :class:`~nbflow.core.engine.Engine`, with the
+same policies, trigger rules, retries and back-off, in which no task's code runs
+and nothing sleeps:
+
+* the clock is a :class:`~nbflow.core.clock.VirtualClock`;
+* the executor is a :class:`SimulatedExecutor`: ``submit`` takes the lowest
+  numbered free worker, looks up how long the attempt takes (``duration(task,
+  attempt)``) and whether it fails, and schedules its outcome on the clock at
+  ``now + duration``.  Nothing else: it holds no scheduling state, exactly as a
+  real executor does, so every decision is the engine's and its scheduler's.
+
+When several attempts end at the same instant the clock hands all their
+outcomes to the engine together, and the engine applies them all before its
+next dispatch: list scheduling as Graham defined it (a worker that frees up at
+``t`` and a task that becomes ready at ``t`` meet at ``t``).  Ties between
+tasks ready at the same time break by the policy, then by declaration order.
+So the same flow, durations, failures and seed give the same schedule every
+time, and a real run that takes the same durations makes the same decisions.
+
+A timed-out attempt keeps its worker until its duration is over, as a thread
+that cannot be stopped does; a task's ``run_if`` is not evaluated (no code
+runs), so such a task always runs.
+
+:func:`simulate` runs one to the end and returns a :class:`Schedule`;
+:class:`Stepper` runs one in a thread of its own and lets a caller advance it one
+instant at a time (``step()``) and look at the engine's state in between.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import threading
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .clock import VirtualClock
+from .engine import Engine
+from .graph import Graph
+from .spec import TaskSpec
+from .states import TERMINAL, State
+from .worker import Outcome
+
+#: Seconds an attempt takes when the durations say nothing about its task.
+DEFAULT_DURATION = 1.0
+
+Duration = Callable[[str, int], float]
+Fails = Callable[[str, int], bool]
+_END_STATES = {s.value for s in TERMINAL} | {State.RETRYING.value}
+_outcome = tuple.__new__   # as the worker builds outcomes: without namedtuple's Python frame
+
+
+class SimulatedFailure(Exception):
+    """The failure a simulation gives an attempt it was told to fail."""
+
+
+def worker_name(k: int) -> str:
+    return f"worker {k}"
+
+
+class SimulatedExecutor:
+    """An executor that runs nothing: each attempt holds a worker for its duration.
+
+    ``duration(task, attempt)`` gives the seconds an attempt takes and
+    ``fails(task, attempt)`` whether it fails; outcomes are scheduled on
+    ``clock`` (a :class:`VirtualClock`).
+    """
+
+    shares_memory = True
+    lookahead = 0
+
+    def __init__(self, workers: int, clock: VirtualClock, duration: Duration, fails: Fails):
+        self.workers = workers
+        self._clock, self._duration, self._fails = clock, duration, fails
+        # (free from, worker): the engine hands out no more attempts than it has
+        # free workers, so the top is free; of those free, the one free longest
+        # (then the lowest numbered), so lanes read the same every time.
+        self._free = [(float("-inf"), k) for k in range(workers)]
+        self._names = [worker_name(k) for k in range(workers)]
+        self._report: Callable[[tuple], None] | None = None
+
+    def start(self, report: Callable[[tuple], None]) -> None:
+        self._report = report
+
+    def submit(self, token: tuple[int, int], fn: Any, kwargs: dict, ctx: Any) -> None:
+        now = self._clock.t
+        name, attempt = ctx.name, ctx.attempt
+        end = now + self._duration(name, attempt)
+        k = self._free[0][1]
+        heapq.heapreplace(self._free, (end, k))
+        worker = self._names[k]
+        if self._fails(name, attempt):
+            error = SimulatedFailure(f"simulated failure of {name!r} (attempt {attempt})")
+            text = "".join(traceback.format_exception_only(error))
+            outcome = _outcome(Outcome, (False, None, error, text, now, end, "", "", worker))
+        else:
+            outcome = _outcome(Outcome, (True, None, None, None, now, end, "", "", worker))
+        self._clock.at(end, (token, outcome))
+
+
+    def cancel(self, token: tuple[int, int]) -> None:
+        pass   # an attempt runs its course, as a thread that cannot be stopped does
+
+    def shutdown(self) -> None:
+        self._report = None
+
+
+# -- inputs ---------------------------------------------------------------------------
+def durations_of(durations: Any, names: Sequence[str], default: float = DEFAULT_DURATION
+                 ) -> Duration:
+    """``duration(task, attempt)`` from a dict (task -> seconds), a callable
+    ``(task, attempt) -> seconds`` or None (every task takes ``default``).
+
+    Raises
+    ------
+    ValueError
+        a duration that is negative, infinite or not a number (named).
+    TypeError
+        ``durations`` is none of those.
+    """
+    if durations is None:
+        durations = {}
+    if isinstance(durations, Mapping):
+        table = {name: _seconds(name, durations.get(name, default)) for name in names}
+        unknown = sorted(set(durations) - set(names))
+        if unknown:
+            raise ValueError(f"durations name tasks the flow does not have: "
+                             f"{', '.join(map(repr, unknown[:5]))}")
+        return lambda name, _attempt: table[name]
+    if callable(durations):
+        return lambda name, attempt: _seconds(name, durations(name, attempt))
+    raise TypeError("durations must be a dict {task: seconds}, a function (task, attempt) -> "
+                    f"seconds, or 'history'; got {type(durations).__name__}")
+
+
+def _seconds(name: str, value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"the duration of task {name!r} must be a number of seconds, got "
+                         f"{value!r}") from None
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"the duration of task {name!r} must be a finite number of seconds "
+                         f">= 0, got {value!r}")
+    return seconds
+
+
+def failures_of(failures: Any, seed: int | None) -> Fails:
+    """``fails(task, attempt)`` from None (nothing fails), a dict (task -> how many of
+    its first attempts fail), a probability per attempt (drawn from ``seed``), or a
+    callable ``(task, attempt) -> bool``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        a probability outside [0, 1], a count that is not a whole number >= 0.
+    """
+    if failures is None:
+        return lambda _name, _attempt: False
+    if isinstance(failures, Mapping):
+        for name, k in failures.items():
+            if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+                raise ValueError(f"failures[{name!r}] must be how many of the task's first "
+                                 f"attempts fail (a whole number >= 0), got {k!r}")
+        return lambda name, attempt: attempt <= failures.get(name, 0)
+    if isinstance(failures, (int, float)) and not isinstance(failures, bool):
+        if not 0 <= failures <= 1:
+            raise ValueError(f"a failure probability must be between 0 and 1, got {failures!r}")
+        rng = random.Random(seed)
+        return lambda _name, _attempt: rng.random() < failures
+    if callable(failures):
+        return lambda name, attempt: bool(failures(name, attempt))
+    raise TypeError("failures must be a dict {task: failing attempts}, a probability, or a "
+                    f"function (task, attempt) -> bool; got {type(failures).__name__}")
+
+
+# -- the result -----------------------------------------------------------------------
+@dataclass
+class Span:
+    """One simulated attempt: who ran it, when, and how it ended."""
+
+    task: str
+    attempt: int
+    worker: str
+    start: float
+    end: float
+    state: str          # succeeded, failed, retrying (failed with a retry to come), cancelled...
+
+
+@dataclass
+class Schedule:
+    """What a simulation did: every event, and the attempts laid out on workers."""
+
+    names: list[str]
+    workers: int
+    policy: str
+    origin: float = 0.0    # the clock's time at the start; spans count from it
+    events: list[tuple] = field(default_factory=list)
+
+    @property
+    def spans(self) -> list[Span]:
+        """Every attempt that ran, in the order they started."""
+        started: dict[tuple[str, int], float] = {}
+        out = []
+        for ev in self.events:
+            task, attempt, frm, to, at, detail = ev[2], ev[3], ev[4], ev[5], ev[6], ev[7]
+            if to == "running":
+                started[task, attempt] = at - self.origin
+            elif frm == "running" and to in _END_STATES:
+                start = started.pop((task, attempt))
+                worker = (detail or {}).get("worker", "")
+                out.append(Span(task, attempt, worker, start, at - self.origin, to))
+        out.sort(key=lambda s: (s.start, s.worker))
+        return out
+
+    def start_order(self) -> list[str]:
+        """Task names in the order their first attempts started."""
+        seen: dict[str, None] = {}
+        for ev in self.events:
+            if ev[5] == "running":
+                seen.setdefault(ev[2])
+        return list(seen)
+
+    @property
+    def makespan(self) -> float:
+        """From the start (time 0) to the end of the last attempt."""
+        return max((s.end for s in self.spans), default=0.0)
+
+    def waits(self) -> dict[str, float]:
+        """Seconds each task spent ready but not running (all its attempts)."""
+        ready_since: dict[str, float] = {}
+        waited = dict.fromkeys(self.names, 0.0)
+        for ev in self.events:
+            task, frm, to, at = ev[2], ev[4], ev[5], ev[6]
+            if to == "ready":
+                ready_since[task] = at
+            elif frm == "ready" and task in ready_since:
+                waited[task] += at - ready_since.pop(task)   # a difference: no origin
+        return waited
+
+    def utilisation(self) -> dict[str, float]:
+        """Busy fraction of each worker over the makespan."""
+        busy = {worker_name(k): 0.0 for k in range(self.workers)}
+        for s in self.spans:
+            busy[s.worker] = busy.get(s.worker, 0.0) + (s.end - s.start)
+        span = self.makespan
+        return {w: (b / span if span else 0.0) for w, b in busy.items()}
+
+    def final_states(self) -> dict[str, str]:
+        out = dict.fromkeys(self.names, "pending")
+        for ev in self.events:
+            out[ev[2]] = ev[5]
+        return out
+
+
+class _Collector:
+    """The sink that keeps a simulation's events."""
+
+    def __init__(self, kept: list[tuple]):
+        self.kept = kept
+
+    def events(self, batch: list[tuple]) -> None:
+        self.kept.extend(batch)
+
+    def logs(self, batch: list[tuple]) -> None:
+        pass
+
+
+def _engine(graph: Graph, specs: Sequence[TaskSpec], schedule: Schedule, clock: VirtualClock,
+            duration: Duration, fails: Fails, seed: int | None, mode: str,
+            sinks: Sequence[Any], run_id: str) -> Engine:
+    executor = SimulatedExecutor(schedule.workers, clock, duration, fails)
+    return Engine(graph, specs, executor, sinks=[_Collector(schedule.events), *sinks],
+                  clock=clock, mode=mode, policy=schedule.policy, run_id=run_id, seed=seed)
+
+
+def simulate(graph: Graph, specs: Sequence[TaskSpec], *, workers: int,
+             policy: str = "priority", duration: Duration | None = None,
+             fails: Fails | None = None, seed: int | None = None, mode: str = "eager",
+             sinks: Sequence[Any] = (), run_id: str = "simulation", start: float = 0.0
+             ) -> Schedule:
+    """Run ``specs`` on ``workers`` simulated workers to the end; the schedule.
+
+    ``duration`` and ``fails`` are as :func:`durations_of` and :func:`failures_of`
+    make them (default: every attempt takes :data:`DEFAULT_DURATION` and succeeds).
+    ``sinks`` also get the events, as in a real run; their times count from
+    ``start`` (the schedule's own count from 0).
+    """
+    schedule = Schedule(list(graph.names), workers, policy, origin=start)
+    clock = VirtualClock(start)
+    _engine(graph, specs, schedule, clock, duration or durations_of(None, graph.names),
+            fails or failures_of(None, seed), seed, mode, sinks, run_id).run()
+    return schedule
+
+
+class _StepClock(VirtualClock):
+    """A virtual clock that waits for permission before each new instant."""
+
+    def __init__(self, stepper: Stepper):
+        super().__init__()
+        self._stepper = stepper
+
+    def wait(self, inbox, deadline):
+        if inbox.empty():   # the engine is done with this instant: let the caller look
+            self._stepper._pause()
+        return super().wait(inbox, deadline)
+
+
+class Stepper:
+    """A simulation advanced by hand, one instant at a time (for teaching).
+
+    The engine runs in a thread of its own and stops before each new instant.
+    :meth:`step` lets it apply the next one (every ending at that time, then
+    what starts) and returns the events it made; between steps
+    :attr:`engine` can be read, since the engine is stopped.
+    """
+
+    def __init__(self, graph: Graph, specs: Sequence[TaskSpec], *, workers: int,
+                 policy: str = "priority", duration: Duration | None = None,
+                 fails: Fails | None = None, seed: int | None = None, mode: str = "eager",
+                 run_id: str = "simulation"):
+        self.schedule = Schedule(list(graph.names), workers, policy)
+        self.clock = _StepClock(self)
+        self._cond = threading.Condition()
+        self._paused = False
+        self._go = False
+        self.done = False
+        self.error: BaseException | None = None
+        self.engine = _engine(graph, specs, self.schedule, self.clock,
+                              duration or durations_of(None, graph.names),
+                              fails or failures_of(None, seed), seed, mode, (), run_id)
+        self._seen = 0
+        self._thread = threading.Thread(target=self._run, name="nbflow-simulation",
+                                        daemon=True)
+        self._thread.start()
+        self._wait_paused()
+
+    def _run(self) -> None:
+        try:
+            self.engine.run()
+        except BaseException as exc:  # reported by step(), never lost in the thread
+            self.error = exc
+        finally:
+            with self._cond:
+                self.done = True
+                self._cond.notify_all()
+
+    def _pause(self) -> None:
+        # On the engine's thread: wait until step() says go.
+        with self._cond:
+            self._paused = True
+            self._cond.notify_all()
+            while not self._go:
+                self._cond.wait()
+            self._go = False
+            self._paused = False
+
+    def _wait_paused(self) -> None:
+        with self._cond:
+            while not (self._paused or self.done):
+                self._cond.wait()
+        if self.error is not None:
+            raise self.error
+
+    def new_events(self) -> list[tuple]:
+        """The events since the last call (the first call: everything so far)."""
+        events = self.schedule.events[self._seen:]
+        self._seen += len(events)
+        return events
+
+    def step(self) -> list[tuple]:
+        """Apply the next instant; the events it made (empty once the run is over)."""
+        with self._cond:
+            if self.done:
+                return []
+            self._go = True
+            self._cond.notify_all()
+        # Wait until the engine is stopped again: not still paused from before.
+        with self._cond:
+            while self._paused and self._go:
+                self._cond.wait()
+        self._wait_paused()
+        return self.new_events()

@@ -1,0 +1,126 @@
+"""``flow.simulate``, ``nbflow.compare``: what a student or a pipeline author sees."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import nbflow
+from nbflow.simulation import compare, gantts
+
+
+def diamond(store=None) -> nbflow.Flow:
+    flow = nbflow.Flow("diamond", store=store)
+
+    def boom():
+        raise AssertionError("a simulation must not run task code")
+
+    for name, after in [("a", []), ("b", []), ("c", ["a"]), ("<d&e>", ["a", "b"])]:
+        flow.task(boom, name=name, after=after)
+    return flow
+
+
+DURATIONS = {"a": 3, "b": 2, "c": 1, "<d&e>": 4}
+
+
+def test_a_simulation_runs_no_code_and_sleeps_not():
+    start = time.perf_counter()
+    sim = diamond().simulate(workers=2, durations={**DURATIONS, "a": 3600})
+    assert time.perf_counter() - start < 5
+    assert sim.makespan == 3604 and sim.order == ["a", "b", "c", "<d&e>"]
+
+
+def test_results_per_task_and_per_worker():
+    sim = diamond().simulate(workers=2, durations=DURATIONS)
+    tasks = sim.tasks()
+    # at t=3 the worker free the longest (worker 1, since t=2) takes c
+    assert tasks["c"] == {"state": "succeeded", "start": 3, "finish": 4, "worker": "worker 1",
+                          "attempts": 1, "wait": 0.0}
+    assert sim.utilisation() == {"worker 0": 7 / 7, "worker 1": 3 / 7}
+    df = sim.status()
+    assert list(df.columns) == ["task", "state", "start", "finish", "duration", "worker",
+                                "attempts", "wait"]
+    assert df.set_index("task")["duration"].to_dict() == {"a": 3, "b": 2, "c": 1, "<d&e>": 4}
+
+
+def test_unknown_durations_take_the_default():
+    sim = diamond().simulate(workers=4, durations={"a": 2}, default=0.5)
+    assert {t: r["finish"] - r["start"] for t, r in sim.tasks().items()} == {
+        "a": 2, "b": 0.5, "c": 0.5, "<d&e>": 0.5}
+
+
+def test_one_worker_waits_are_counted():
+    sim = diamond().simulate(workers=1, durations=DURATIONS)
+    # a 0-3; b (ready at 0) 3-5; c (ready at 3) 5-6; <d&e> (ready at 5) 6-10
+    assert sim.max_wait == 3 and sim.mean_wait == (0 + 3 + 2 + 1) / 4
+
+
+def test_failures_with_a_seed_repeat():
+    flow = nbflow.Flow("flaky")
+    for k in range(20):
+        flow.task(lambda: None, name=f"t{k}", retries=3, retry_delay=1.0)
+    runs = [flow.simulate(workers=3, failures=0.4, seed=11).status().to_dict() for _ in range(2)]
+    assert runs[0] == runs[1]
+    assert max(runs[0]["attempts"].values()) > 1
+
+
+def test_the_gantt_chart_is_an_svg_with_every_name_escaped():
+    svg = diamond().simulate(workers=2, durations=DURATIONS).gantt()._repr_svg_()
+    assert svg.startswith("<svg") and "&lt;d&amp;e&gt;" in svg and "<d&e>" not in svg
+    assert "worker 0" in svg and "worker 1" in svg
+    by_task = diamond().simulate(workers=2, durations=DURATIONS).gantt(by="task").svg
+    assert by_task.count("<rect") == 4
+    with pytest.raises(ValueError, match="by must be 'worker' or 'task'"):
+        diamond().simulate().gantt(by="lane")
+
+
+def test_step_mode_shows_the_ready_queue_in_policy_order():
+    flow = nbflow.Flow("steps")
+    flow.task(lambda: None, name="first")
+    for name, prio in [("low", 1), ("high", 9), ("mid", 5)]:
+        flow.task(lambda: None, name=name, after=["first"], priority=prio)
+    sim = flow.simulate(workers=1, durations={"first": 1, "low": 1, "high": 1, "mid": 1},
+                        step=True)
+    assert sim.state() == {"time": 0.0, "ready": [], "running": ["first"], "finished": []}
+    assert sim.step() == ("t=1s: first running -> succeeded; low pending -> ready; high pending "
+                          "-> ready; mid pending -> ready; high ready -> running")
+    assert sim.state() == {"time": 1.0, "ready": ["mid", "low"], "running": ["high"],
+                           "finished": ["first"]}
+    sim.run()
+    assert sim.done and sim.order == ["first", "high", "mid", "low"]
+    assert sim.step() == "the run is over"
+
+
+def test_a_recorded_simulation_is_a_run_marked_simulated(store_path):
+    flow = diamond(store_path)
+    sim = flow.simulate(workers=2, durations=DURATIONS, record=True)
+    [run] = flow.store.runs()
+    assert run["id"] == sim.run_id and run["state"] == "succeeded"
+    assert '"simulated": true' in run["params"]
+    assert run["finished"] - run["created"] == pytest.approx(7)
+    assert {r["name"]: r["state"] for r in flow.store.tasks(sim.run_id)} == dict.fromkeys(
+        DURATIONS, "succeeded")
+
+
+def test_nothing_is_written_without_record(store_path):
+    flow = diamond(store_path)
+    flow.simulate(workers=2, durations=DURATIONS)
+    assert flow.store.runs() == []
+
+
+def test_compare_makes_one_row_per_combination():
+    df = compare(diamond(), policies=["fifo", "priority"], workers=[1, 2],
+                 durations=DURATIONS)
+    assert list(df.columns) == ["policy", "workers", "seed", "makespan", "mean_wait",
+                                "max_wait", "utilisation", "deadline_misses"]
+    assert df.set_index(["policy", "workers"])["makespan"].to_dict() == {
+        ("fifo", 1): 10, ("fifo", 2): 7, ("priority", 1): 10, ("priority", 2): 7}
+    html = gantts(df)._repr_html_()
+    assert html.count("<svg") == 4
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
+def test_bad_workers_are_refused(workers):
+    with pytest.raises(ValueError, match="workers must be a whole number >= 1"):
+        diamond().simulate(workers=workers)
