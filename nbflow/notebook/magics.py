@@ -31,6 +31,7 @@ from IPython.display import display
 from ..api import Flow, Run
 from ..core.engine import MODES
 from ..errors import NbflowError
+from ..simulation import Simulation
 from .context import current_cell_id
 
 
@@ -191,7 +192,7 @@ class FlowMagics(Magics):
             raise UsageError(f"task {args.name!r} is not valid Python: {_where(e)}") from None
 
     @line_magic("flow")
-    def flow_magic(self, line: str) -> None:
+    def flow_magic(self, line: str) -> Any:
         """Drive the flow of the ``%%task`` cells.
 
         ``%flow run [--workers N] [--mode eager|levels] [--resume [RUN_ID]] [--fail-fast]``
@@ -203,6 +204,8 @@ class FlowMagics(Magics):
         ``%flow use VAR``  make the magics use the ``nbflow.Flow`` in variable VAR
         ``%flow dashboard [--collapse-above N]``  a live dashboard of the last run and the next
         ``%flow dlq [--all]``  dead letters; ``%flow dlq requeue [RUN_ID]`` runs them again
+        ``%flow simulate [--workers N] [--policy NAME] [--history] [--default S] [--seed SEED]``
+            simulate a run on a virtual clock (durations from the store with --history)
         """
         word, _, rest = line.strip().partition(" ")
         if not word:
@@ -212,7 +215,7 @@ class FlowMagics(Magics):
             raise UsageError(f"%flow has no subcommand {word!r}. {_flow_usage()}")
         args = command.parser.parse_line(rest)
         try:
-            command.handler(self, args)
+            return command.handler(self, args)
         except NbflowError as e:
             _briefly(e)
             raise
@@ -289,6 +292,20 @@ def _dlq(m: FlowMagics, args: argparse.Namespace) -> None:
               + ("" if args.all else " waiting to be requeued"))
     else:
         display(letters.drop(columns=["traceback", "inputs", "key"]))
+
+
+@subcommand("simulate", "simulate a run on a virtual clock: no task runs, nothing sleeps",
+            arg("--workers", type=_number(int, low=1), metavar="N", default=4),
+            arg("--policy", metavar="NAME", default=None),
+            arg("--history", action="store_true"),
+            arg("--default", type=_number(float, low=0), metavar="S", default=1.0),
+            arg("--seed", type=int, metavar="SEED", default=None))
+def _simulate(m: FlowMagics, args: argparse.Namespace) -> Simulation:
+    sim = m.flow.simulate(workers=args.workers, policy=args.policy, default=args.default,
+                          durations="history" if args.history else None, seed=args.seed)
+    print(f"simulated makespan {sim.makespan:g}s on {args.workers} workers "
+          f"({sim.params['policy']}); mean wait {sim.mean_wait:g}s")
+    return sim   # shown as its Gantt chart; `sim = %flow simulate` keeps it
 
 
 def _require_run(m: FlowMagics) -> Run:

@@ -124,3 +124,25 @@ def test_compare_makes_one_row_per_combination():
 def test_bad_workers_are_refused(workers):
     with pytest.raises(ValueError, match="workers must be a whole number >= 1"):
         diamond().simulate(workers=workers)
+
+
+def test_history_durations_are_the_medians_of_recorded_runs(store_path):
+    flow = nbflow.Flow("hist", store=store_path)
+    naps = iter([0.05, 0.15, 0.10])
+
+    @flow.task
+    def nap():
+        time.sleep(next(naps))
+
+    @flow.task
+    def never():
+        raise ValueError("fails: no success to learn from")
+
+    for _ in range(3):
+        flow.run()
+    flow.simulate(durations={"nap": 99, "never": 1}, record=True)   # not history: simulated
+    learned = flow.store.durations("hist", ["nap", "never"])
+    assert list(learned) == ["nap"] and 0.09 < learned["nap"] < 0.2
+    sim = flow.simulate(durations="history", default=7)
+    assert sim.tasks()["nap"]["finish"] == pytest.approx(learned["nap"])
+    assert sim.tasks()["never"]["finish"] - sim.tasks()["never"]["start"] == 7

@@ -213,3 +213,15 @@ def test_flow_run_resume_runs_again_only_what_did_not_succeed(kernel: KernelSess
     assert "succeeded: 2" in html
     assert kernel.value("calls") == ["first", "second", "second"]
     assert kernel.value("b") == 2
+
+
+def test_flow_simulate_shows_a_gantt_chart_and_runs_no_cell(kernel: KernelSession):
+    kernel.ok("%%task raw\nraise RuntimeError('a simulation must not run me')\nrows = [1]")
+    kernel.ok("%%task cleaning\ncleaned = rows")
+    cell = kernel.ok("%flow simulate --workers 2 --default 2.5")
+    assert cell.stdout == "simulated makespan 5s on 2 workers (priority); mean wait 0s\n"
+    [svg] = cell.data("image/svg+xml")
+    assert svg.startswith("<svg") and "cleaning" in svg
+    kernel.ok("sim = %flow simulate --workers 1")
+    assert kernel.value("sim.makespan") == 2.0
+    assert kernel.value("'rows' in globals()") is False
