@@ -232,8 +232,14 @@ def compare(flow: Flow, *, policies: Iterable[str] = ("fifo", "priority"),
     return df
 
 
-def gantts(sims: Sequence[Simulation] | Any, by: str = "worker") -> Charts:
-    """The Gantt charts of several simulations side by side (or of ``compare``'s result)."""
+def gantts(sims: Sequence[Simulation] | Any, by: str = "worker",
+           titles: Sequence[str] | None = None) -> Charts:
+    """The Gantt charts of several simulations side by side (or of ``compare``'s
+    result); ``titles`` replaces their default titles, in order."""
     if hasattr(sims, "attrs"):
         sims = sims.attrs["simulations"]
-    return Charts([sim.gantt(by=by).svg for sim in sims])
+    sims = list(sims)
+    names = list(titles) if titles is not None else [None] * len(sims)
+    if len(names) != len(sims):
+        raise ValueError(f"{len(names)} titles for {len(sims)} simulations")
+    return Charts([sim.gantt(by=by, title=title).svg for sim, title in zip(sims, names)])
