@@ -106,18 +106,18 @@ def open_store(url: str | None, must_exist: bool):
     from sqlalchemy.exc import SQLAlchemyError
 
     from .store import Store
-    from .store.open import resolve_url, sqlite_path
+    from .store.open import locate
     from .store.store import _redact
-    resolved = resolve_url(url)
-    path = sqlite_path(resolved)
-    if must_exist and path is not None and not os.path.exists(path):
-        raise UsageError(f"there is no nbflow store at {path!r}. Run a flow first (nbflow run "
-                         "NOTEBOOK), or point --store or NBFLOW_STORE at an existing store.")
+    where = locate(url)
+    if must_exist and where.path is not None and not os.path.exists(where.path):
+        raise UsageError(f"there is no nbflow store at {where.path!r}. Run a flow first "
+                         "(nbflow run NOTEBOOK), or point --store or NBFLOW_STORE at an "
+                         "existing store.")
     try:
-        return Store(resolved)
+        return Store(where.text)
     except SQLAlchemyError as exc:  # a server that is down, a bad URL: no traceback
         reason = getattr(exc, "orig", None) or exc
-        raise UsageError(f"cannot open the store {_redact(resolved)}: "
+        raise UsageError(f"cannot open the store {_redact(where.url)}: "
                          f"{clean(reason, one_line=True)}") from None
 
 

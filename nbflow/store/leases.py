@@ -103,6 +103,11 @@ class LeaseKeeper:
         self._closed = False
         self._thread: threading.Thread | None = None
 
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The keeper's thread while it runs."""
+        return self._thread
+
     def holds(self, run_id: str) -> bool:
         """True while ``run_id`` is live in this Store."""
         return run_id in self._held

@@ -57,7 +57,8 @@ def test_a_run_live_in_another_kernel_is_refused_with_its_owner_named(backend_ur
     release = threading.Event()
     mine = declare(nbflow.Flow("live", store=backend_url), release)
     live = mine.run(background=True)
-    other = declare(nbflow.Flow("live", store=backend_url), threading.Event())  # another kernel
+    # Another kernel: a Store of its own (Flows of one process share one).
+    other = declare(nbflow.Flow("live", store=Store(backend_url)), threading.Event())
     owner = mine.store.owner
     with pytest.raises(LeaseHeldError, match=(
             rf"^run {live.id} of flow 'live' is still running, owned by another engine: owner "
