@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sys
 import threading
 import time
@@ -342,8 +341,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def watch(store, job: NotebookJob, progress: Progress) -> tuple[list[dict[str, Any]], bool]:
     """Start ``job`` and draw its runs until it ends: ``(runs, interrupted)``."""
+    from .store.leases import host_identity
     since = time.time()
-    host = socket.gethostname()
+    host = host_identity()   # the kernel's: it runs where this command runs
 
     def mine() -> list[dict[str, Any]]:
         # Only this kernel's runs: others may write to a shared store meanwhile.

@@ -59,7 +59,8 @@ class Store:
     ------
     StoreError, StoreVersionError, StoreLockedError
     ValueError
-        ``lease_ttl`` (or ``NBFLOW_LEASE_TTL``) is not a number of seconds > 0.
+        ``lease_ttl`` (or ``NBFLOW_LEASE_TTL``) is not a number of seconds from
+        1 to 86400 (a day).
     """
 
     def __init__(self, url: str | None = None, *, busy_timeout: float = 5.0,
