@@ -40,14 +40,19 @@ FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u
                        "\u2028\u2029\ufeff\u00ad\u061c\u3164\u115f\U000e0000-\U000e007f]")
 
 
-@pytest.fixture
-def crafted(tmp_path):
-    """A real store (one honest run), then rows written with raw SQL by an attacker."""
-    path = tmp_path / "crafted.db"
+def honest_store(path):
+    """A real store at ``path`` with one succeeded run, closed."""
     flow = nbflow.Flow("honest", store=str(path), executor="sync")
     flow.task(lambda: 1, name="one")
     flow.run()
     flow.store.close()
+    return path
+
+
+@pytest.fixture
+def crafted(tmp_path):
+    """A real store (one honest run), then rows written with raw SQL by an attacker."""
+    path = honest_store(tmp_path / "crafted.db")
     con = sqlite3.connect(path)
     run = ("INSERT INTO runs (id, flow, state, created, finished, params, version) "
            "VALUES (?, ?, ?, ?, ?, ?, 1)")
@@ -139,11 +144,7 @@ def test_clean_removes_sequences_whole_and_shows_invisible_characters():
 
 def test_a_store_that_fails_in_an_unnamed_way_is_an_error_without_traceback(
         tmp_path, nbflow_cli):
-    path = tmp_path / "odd.db"
-    flow = nbflow.Flow("honest", store=str(path), executor="sync")
-    flow.task(lambda: 1, name="one")
-    flow.run()
-    flow.store.close()
+    path = honest_store(tmp_path / "odd.db")
     con = sqlite3.connect(path)
     con.execute('ALTER TABLE runs RENAME COLUMN flow TO "flow\x1b[2J"')
     con.commit()
