@@ -6,6 +6,8 @@ from __future__ import annotations
 import gc
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -135,3 +137,48 @@ def test_a_live_run_keeps_its_store_alive_until_it_ends(store_path):
     con = sqlite3.connect(store_path)
     assert con.execute("SELECT state FROM runs").fetchall() == [("succeeded",)]
     con.close()
+
+
+QUEUED_THEN_EXIT = """
+import sys, time
+import nbflow
+from nbflow.store import Store
+store = Store(sys.argv[1])
+flow = nbflow.Flow("exit", store=store, executor="sync")
+flow.task(lambda: 1, name="a")
+flow.task(lambda a: a, name="b")
+graph, specs = flow.build()
+store.create_run("r1", "exit", graph, [s.kind for s in specs], {}, time.time())
+# The interpreter exits now, the task rows still queued for the writer.
+"""
+
+
+def test_what_is_queued_at_the_interpreters_exit_is_committed(store_path):
+    done = subprocess.run([sys.executable, "-c", QUEUED_THEN_EXIT, store_path],
+                          capture_output=True, text=True, timeout=BOUND,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    con = sqlite3.connect(store_path)
+    assert con.execute("SELECT name FROM tasks ORDER BY idx").fetchall() == [("a",), ("b",)]
+    con.close()
+
+
+def test_a_store_released_on_its_own_writer_thread_is_released_by_another(store_path):
+    from nbflow.store import store as store_module
+    store = Store(store_path)
+    store._get_writer()
+    held, pid = store._held, store.writer_pid
+    ran_on = []
+    close = held.close
+
+    def recording_close(wait=None):
+        ran_on.append(threading.current_thread().name)
+        close(wait)
+
+    held.close = recording_close
+    # The last reference going on one of the store's own threads, which cannot wait
+    # for themselves to stop: the release must go to a thread of its own.
+    held.threads = lambda: {threading.current_thread()}
+    store_module._release(held)
+    wait_for(lambda: pid not in children(), "the writer process to end")
+    assert ran_on == ["nbflow-store-release"]
