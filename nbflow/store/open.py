@@ -76,8 +76,9 @@ def locate(store: str | os.PathLike | None) -> Location:
             raise StoreError(f"{shown!r} is neither a file path nor a valid store URL. "
                              f"{URL_FORMS}") from None
         path = url.database if url.get_backend_name() == "sqlite" else None
-        return Location(url, path if path not in (None, "", ":memory:") else None,
-                        path or store)
+        if path in ("", ":memory:"):
+            path = None
+        return Location(url, path, path or store)
     if "\0" in store:
         raise StoreError(f"the store path {store!r} contains a NUL byte, which no file name "
                          f"can hold. {FIX}")

@@ -30,7 +30,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..core.events import Detail
 from ..core.graph import Graph
-from ..errors import StoreVersionConflict
+from ..errors import StoreError, StoreVersionConflict
 from .leases import LeaseKeeper, Owner, claim, resolve_ttl
 from .open import check_location, locate, open_engine, raise_if_newer
 from .schema import (SCHEMA_VERSION, dead_letters, events, logs, meta, metadata, results, runs,
@@ -407,12 +407,39 @@ class _Held:
             writer, self.writer = self.writer, None
         try:
             if writer is not None:
-                if wait is not None:
-                    writer.flush(wait)
-                writer.close()
+                if wait is None:
+                    writer.close()
+                else:
+                    _close_within(writer, wait, self.label)
         finally:
             self.leases.close()
             self.engine.dispose()
+
+
+def _close_within(writer: Writer, wait: float, label: str) -> None:
+    """``writer.close()``, given up on (left to its daemon thread) after ``wait`` seconds."""
+    failed: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            writer.close()
+        except BaseException as exc:  # noqa: BLE001 - raised below, in the caller
+            failed.append(exc)
+
+    closer = threading.Thread(target=close, daemon=True, name="nbflow-store-release")
+    try:
+        closer.start()
+    except RuntimeError:  # no new threads at the interpreter's shutdown: close here
+        close()
+    else:
+        closer.join(wait)
+    if closer.is_alive():
+        raise StoreError(f"the writer of the nbflow store {label} did not commit what was "
+                         f"queued within {wait:g}s (a stopped writer process or a hung disk?); "
+                         "what it had not committed is lost, and runs it recorded may need "
+                         "a resume")
+    if failed:
+        raise failed[0]
 
 
 def _release(held: _Held) -> None:

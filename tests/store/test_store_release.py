@@ -182,3 +182,30 @@ def test_a_store_released_on_its_own_writer_thread_is_released_by_another(store_
     store_module._release(held)
     wait_for(lambda: pid not in children(), "the writer process to end")
     assert ran_on == ["nbflow-store-release"]
+
+
+def test_a_dropped_store_whose_writer_is_stalled_gives_up_without_hanging(store_path,
+                                                                          monkeypatch):
+    import signal
+    from nbflow.store import store as store_module
+    monkeypatch.setattr(store_module, "RELEASE_WAIT", 0.5)
+    store = Store(store_path)
+    flow = Flow("stalled", store=store, executor="sync")
+    flow.task(lambda: 1, name="a")
+    graph, specs = flow.build()
+    store.create_run("r1", "stalled", graph, [s.kind for s in specs], {}, time.time())
+    store.flush()
+    pid = store.writer_pid
+    os.kill(pid, signal.SIGSTOP)   # as a hung disk would
+    try:
+        store.create_run("r2", "stalled", graph, [s.kind for s in specs], {}, time.time())
+        started = time.monotonic()
+        with pytest.warns(RuntimeWarning, match=(
+                rf"^nbflow: the store '{store_path}' was released, unreferenced, with writes "
+                r"it could not commit: the writer of the nbflow store .* did not commit what "
+                r"was queued within 0\.5s \(a stopped writer process or a hung disk\?\)")):
+            del store, flow
+            gc.collect()
+        assert time.monotonic() - started < BOUND / 3
+    finally:
+        os.kill(pid, signal.SIGKILL)
