@@ -9,9 +9,12 @@ import re
 import sqlite3
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import nbflow
 from nbflow.cli import clean
+from nbflow.terminal import _BLANK_LETTERS
 
 PAYLOADS = {
     "OSC 0 (window title)": "\x1b]0;pwned\x07",
@@ -155,3 +158,24 @@ def test_a_store_that_fails_in_an_unnamed_way_is_an_error_without_traceback(
     assert re.fullmatch(r"nbflow runs: error: the store could not be read: no such column: "
                         r"runs\.flow\. Check the store given by --store or NBFLOW_STORE\.\n",
                         result.stderr), result.stderr
+
+
+TEXT = st.text(alphabet=st.characters(codec=None)) | st.text(
+    alphabet="\x1b\x9b\x9d\x90\x07\\[];0Pc_^X\x9c\n\t\r a\u202e")   # sequences, dense
+
+
+@given(TEXT)
+@settings(max_examples=300, deadline=None)
+def test_clean_never_lets_a_control_through(text):
+    for one_line in (False, True):
+        out = clean(text, one_line=one_line)
+        assert FORBIDDEN.search(out) is None, (text, out)
+        kept = "" if one_line else "\n\t"
+        assert out.translate({ord(c): None for c in kept}).isprintable(), (text, out)
+
+
+@given(st.text(alphabet=st.characters(codec=None)).filter(
+    lambda t: t.isprintable() and _BLANK_LETTERS.isdisjoint(t)))
+@settings(max_examples=300, deadline=None)
+def test_clean_leaves_visible_text_as_it_is(text):
+    assert clean(text) == text
