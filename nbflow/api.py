@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 import warnings
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -64,11 +65,21 @@ class Flow:
         self._bases: dict[str, str] = {}  # task -> hash of its name and code (results.py)
         self._namespaces: dict[str, dict[str, Any]] = {}  # cell task -> where it restores to
         self._maps: dict[str, list[str]] = {}   # map name -> its tasks (flow.map)
-        self._last_run: Run | None = None
+        # Weak: a run refers to its flow, and a flow that referred to its last run
+        # would make a cycle that only the cyclic collector frees, so a dropped
+        # Flow kept its Store, writer process included, until a full collection
+        # (often never, in a kernel).  A live run is held by its thread.
+        self._last_run_ref: weakref.ref[Run] | None = None
         self._run_listeners: list[Callable[[Run], None]] = []  # dashboards that follow the flow
 
     def __repr__(self) -> str:
         return f"<nbflow.Flow {self.name!r}: {len(self._decls)} tasks>"
+
+    @property
+    def _last_run(self) -> Run | None:
+        """The latest run of this flow in this process, while something holds it."""
+        ref = self._last_run_ref
+        return ref() if ref is not None else None
 
     # -- declaring -------------------------------------------------------------
     def task(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
@@ -298,11 +309,16 @@ class Flow:
     # -- running -------------------------------------------------------------------
     @property
     def store(self):
-        """The :class:`nbflow.store.Store` this flow records to (opened on first use)."""
+        """The :class:`nbflow.store.Store` this flow records to (opened on first use).
+
+        Flows on one store location share one Store, and so one writer; a Store
+        given as ``store=`` is used as it is.
+        """
         if self._store is None:
             from .store import Store
+            from .store.shared import shared_store
             arg = self._store_arg
-            self._store = arg if isinstance(arg, Store) else Store(arg)
+            self._store = arg if isinstance(arg, Store) else shared_store(arg)
         return self._store
 
     def run(self, *, workers: int | None = None, mode: str = "eager", executor: Any = None,
@@ -377,7 +393,7 @@ class Flow:
                         restore=results.restorer(known, rerun_idx, store.saved_result))
         run = Run(self, run_id, engine)
         store.keep_lease(run_id, run.cancel)
-        self._last_run = run
+        self._last_run_ref = weakref.ref(run)
         for listener in list(self._run_listeners):
             try:
                 listener(run)

@@ -18,12 +18,13 @@ run); a second one kills it.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
 import os
 import re
 import shutil
 import signal
-import socket
 import sys
 import threading
 import time
@@ -32,6 +33,7 @@ from typing import Any, TextIO
 
 from .core.replay import TERMINAL
 from .errors import NbflowError
+from .terminal import clean
 
 POLL = 0.2               # seconds between reads of the store while a notebook runs
 PLAIN_EVERY = 1.0        # without a terminal: at most one line per run per second
@@ -46,27 +48,25 @@ class UsageError(NbflowError):
 
 
 # -- text helpers ----------------------------------------------------------------------
-_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
+# Every value read from a store goes through clean() (or one of these helpers,
+# which also survive a wrong type in a crafted store) before it is printed.
+
+def word(value: Any) -> str:
+    """A short store value (a run id, a state) as one safe line."""
+    return clean(value, one_line=True, limit=80)
 
 
-def clean(text: Any, one_line: bool = False, limit: int | None = None) -> str:
-    """User data made safe for a terminal: no escape sequences or control characters.
-
-    With ``one_line``, only the first line is kept (`` ...`` marks the cut);
-    ``limit`` caps the length.
-    """
-    text = _CONTROL.sub("", "" if text is None else str(text))
-    if one_line:
-        first, _, rest = text.strip().partition("\n")
-        text = first.replace("\t", " ") + (" ..." if rest.strip() else "")
-    if limit is not None and len(text) > limit:
-        text = text[:limit - 3] + "..."
-    return text
+def _seconds_or_none(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def duration(seconds: float | None) -> str:
-    """``0.01s``, ``12.3s``, ``2m05s``, ``1h02m``; ``-`` for None."""
-    if seconds is None:
+    """``0.01s``, ``12.3s``, ``2m05s``, ``1h02m``; ``-`` for None (or what is no duration)."""
+    seconds = _seconds_or_none(seconds)
+    if seconds is None or not 0 <= seconds < 1e10:   # a clock that jumped, a crafted row
         return "-"
     if seconds < 60:
         return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
@@ -74,9 +74,20 @@ def duration(seconds: float | None) -> str:
     return f"{minutes}m{sec:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
-def clock(at: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-    """A timestamp in local time; ``-`` for None."""
-    return "-" if at is None else time.strftime(fmt, time.localtime(at))
+def elapsed(start: Any, end: Any) -> str:
+    """The duration from ``start`` to ``end`` (timestamps); ``-`` unless both are numbers."""
+    start, end = _seconds_or_none(start), _seconds_or_none(end)
+    return duration(end - start) if start is not None and end is not None else "-"
+
+
+def clock(at: Any, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A timestamp in local time; ``-`` for None, and what is no time shown as text."""
+    if at is None:
+        return "-"
+    try:
+        return time.strftime(fmt, time.localtime(at))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return word(at)
 
 
 def _state_order(counts: dict[str, int]) -> list[str]:
@@ -86,7 +97,18 @@ def _state_order(counts: dict[str, int]) -> list[str]:
 def counts_text(counts: dict[str, int]) -> str:
     """``3 succeeded, 1 failed``: tasks per state, finished states first."""
     order = _state_order(counts)
-    return ", ".join(f"{counts[s]} {s}" for s in order if counts[s]) or "no tasks yet"
+    return ", ".join(f"{counts[s]} {word(s)}" for s in order if counts[s]) or "no tasks yet"
+
+
+def params_text(raw: Any) -> str:
+    """A run's params column as ``key=value ...``; what is not a JSON object, as text."""
+    try:
+        params = json.loads(raw) if raw else {}
+    except (TypeError, ValueError, RecursionError):
+        params = None
+    if not isinstance(params, dict):
+        return clean(raw, one_line=True, limit=200)
+    return " ".join(f"{word(k)}={clean(v, one_line=True, limit=80)}" for k, v in params.items())
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -103,22 +125,36 @@ def open_store(url: str | None, must_exist: bool):
     A reading command must not create an empty store in the wrong folder, so
     with ``must_exist`` a missing SQLite file is an error that says where it looked.
     """
+    from sqlalchemy import event
     from sqlalchemy.exc import SQLAlchemyError
 
     from .store import Store
-    from .store.open import resolve_url, sqlite_path
+    from .store.open import locate
     from .store.store import _redact
-    resolved = resolve_url(url)
-    path = sqlite_path(resolved)
-    if must_exist and path is not None and not os.path.exists(path):
-        raise UsageError(f"there is no nbflow store at {path!r}. Run a flow first (nbflow run "
-                         "NOTEBOOK), or point --store or NBFLOW_STORE at an existing store.")
+    where = locate(url)
+    if must_exist and where.path is not None and not os.path.exists(where.path):
+        raise UsageError(f"there is no nbflow store at {where.path!r}. Run a flow first "
+                         "(nbflow run NOTEBOOK), or point --store or NBFLOW_STORE at an "
+                         "existing store.")
     try:
-        return Store(resolved)
+        store = Store(where.text)
     except SQLAlchemyError as exc:  # a server that is down, a bad URL: no traceback
         reason = getattr(exc, "orig", None) or exc
-        raise UsageError(f"cannot open the store {_redact(resolved)}: "
+        raise UsageError(f"cannot open the store {_redact(where.url)}: "
                          f"{clean(reason, one_line=True)}") from None
+    if where.path is not None:
+        # Text that is not UTF-8 (a crafted or damaged file) makes sqlite3 raise in
+        # the middle of a read; shown with U+FFFD in its place, the rest still reads.
+        # Only here: it doubles the cost of reading text, which a kernel does in bulk.
+        event.listen(store.engine, "checkout", _lenient_text)
+    return store
+
+
+def _lenient_text(dbapi_conn, _record, _proxy) -> None:
+    dbapi_conn.text_factory = _DECODE_LENIENTLY
+
+
+_DECODE_LENIENTLY = functools.partial(str, encoding="utf-8", errors="replace")
 
 
 def runs_since(store, since: float) -> list[dict[str, Any]]:
@@ -126,8 +162,8 @@ def runs_since(store, since: float) -> list[dict[str, Any]]:
     limit = 16
     while True:  # newest first: widen until the oldest row read is older than ``since``
         rows = store.runs(limit=limit)
-        if len(rows) < limit or rows[-1]["created"] < since:
-            return [r for r in reversed(rows) if r["created"] >= since]
+        if len(rows) < limit or (_seconds_or_none(rows[-1]["created"]) or 0) < since:
+            return [r for r in reversed(rows) if (_seconds_or_none(r["created"]) or 0) >= since]
         limit *= 4
 
 
@@ -136,17 +172,17 @@ def find_run(store, run_id: str | None) -> dict[str, Any]:
     if run_id is None:
         latest = store.runs(limit=1)
         if not latest:
-            raise UsageError(f"the store {store.label} has no runs yet.")
+            raise UsageError(f"the store {clean(store.label)} has no runs yet.")
         return latest[0]
     row = store.run(run_id)
     if row is not None:
         return row
-    matches = [r for r in store.runs() if r["id"].startswith(run_id)]
+    matches = [r for r in store.runs() if str(r["id"]).startswith(run_id)]
     if len(matches) == 1:
         return matches[0]
     if matches:
         raise UsageError(f"{run_id!r} matches {len(matches)} runs ("
-                         + ", ".join(r["id"] for r in matches[:5])
+                         + ", ".join(word(r["id"]) for r in matches[:5])
                          + "); give more of the run id.")
     raise UsageError(f"there is no run {run_id!r} in the store {store.label}. "
                      "`nbflow runs` lists the runs there.")
@@ -158,8 +194,8 @@ def failure_report(run: dict[str, Any], tasks: list[dict[str, Any]]) -> list[str
     lines = []
     for t in tasks:
         if t["state"] == "failed":
-            lines.append(f"task {clean(t['name'])!r} failed (run {run['id']}, flow "
-                         f"{clean(run['flow'])!r}, attempt {t['attempt']}):")
+            lines.append(f"task {word(t['name'])!r} failed (run {word(run['id'])}, flow "
+                         f"{word(run['flow'])!r}, attempt {word(t['attempt'])}):")
             error = clean(t["error"] or "no error recorded").strip()
             lines.extend("    " + line for line in error.splitlines())
     return lines
@@ -167,8 +203,8 @@ def failure_report(run: dict[str, Any], tasks: list[dict[str, Any]]) -> list[str
 
 def runs_table(runs: list[dict[str, Any]]) -> str:
     """The table ``nbflow runs`` prints: one line per run with its task counts."""
-    rows = [[r["id"], clean(r["flow"], one_line=True, limit=30), r["state"], clock(r["created"]),
-             duration(r["finished"] - r["created"] if r["finished"] else None),
+    rows = [[word(r["id"]), clean(r["flow"], one_line=True, limit=30), word(r["state"]),
+             clock(r["created"]), elapsed(r["created"], r["finished"]),
              counts_text(r.get("counts", {}))] for r in runs]
     return table(["run", "flow", "state", "created", "duration", "tasks"], rows)
 
@@ -200,11 +236,11 @@ class Progress:
         bar = "[" + "#" * filled + "." * (width - filled) + "]"
         parts = []
         for state in _state_order(counts):
-            text = f"{counts[state]} {state}"
+            text = f"{counts[state]} {word(state)}"
             code = COLORS.get(state) if self.color else None
             parts.append(f"\x1b[{code}m{text}\x1b[0m" if code else text)
         flow = clean(run["flow"], one_line=True, limit=30)
-        return (f"{flow} {run['id']} {bar} {done}/{total} {run['state']}: "
+        return (f"{flow} {word(run['id'])} {bar} {done}/{total} {word(run['state'])}: "
                 + (", ".join(parts) or "starting"))
 
     def show(self, runs: list[dict[str, Any]], final: bool = False, note: str = "") -> None:
@@ -333,8 +369,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         env = {**os.environ, "NBFLOW_STORE": store.url, "JPY_SESSION_NAME": path}
         if args.workers is not None:
             env["NBFLOW_WORKERS"] = str(args.workers)
-        print(f"nbflow: running {args.notebook} in a fresh kernel; state in {store.label}",
-              flush=True)
+        print(f"nbflow: running {clean(args.notebook)} in a fresh kernel; state in "
+              f"{clean(store.label)}", flush=True)
         job = NotebookJob(nb, folder, env, args.timeout)
         runs, interrupted = watch(store, job, Progress(sys.stdout))
         return report(store, runs, job, interrupted)
@@ -342,8 +378,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def watch(store, job: NotebookJob, progress: Progress) -> tuple[list[dict[str, Any]], bool]:
     """Start ``job`` and draw its runs until it ends: ``(runs, interrupted)``."""
+    from .store.leases import host_identity
     since = time.time()
-    host = socket.gethostname()
+    host = host_identity()   # the kernel's: it runs where this command runs
 
     def mine() -> list[dict[str, Any]]:
         # Only this kernel's runs: others may write to a shared store meanwhile.
@@ -376,16 +413,17 @@ def report(store, runs: list[dict[str, Any]], job: NotebookJob, interrupted: boo
     if runs:
         out.write("\n" + runs_table(runs) + "\n")
     else:
-        out.write(f"nbflow: the notebook recorded no runs in {store.label} (a Flow(store=...) "
-                  "in it records elsewhere).\n")
+        out.write(f"nbflow: the notebook recorded no runs in {clean(store.label)} (a "
+                  "Flow(store=...) in it records elsewhere).\n")
     problems = []
     for run in runs:
         if run["state"] == "running":
-            problems.append(f"run {run['id']} had not finished when the notebook ended "
+            problems.append(f"run {word(run['id'])} had not finished when the notebook ended "
                             "(a background run nobody waited for? call run.wait()).")
         elif run["state"] != "succeeded":
             problems.extend(failure_report(run, store.tasks(run["id"]))
-                            or [f"run {run['id']} {run['state']}: {counts_text(run['counts'])}"])
+                            or [f"run {word(run['id'])} {word(run['state'])}: "
+                                f"{counts_text(run['counts'])}"])
     if problems:
         out.write("\n" + "\n".join(problems) + "\n")
     if interrupted:
@@ -415,7 +453,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         label = store.label
     if not runs:
         which = f" of flow {clean(args.flow)!r}" if args.flow else ""
-        print(f"no runs{which} in the store {label}.")
+        print(f"no runs{which} in the store {clean(label)}.")
         return 0
     print(runs_table(runs))
     return 0
@@ -427,16 +465,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         run = find_run(store, args.run_id)
         tasks = store.tasks(run["id"])
     failed = failure_report(run, tasks)
-    params = json.loads(run["params"] or "{}")
-    finished = run["finished"]
-    took = f"took {duration(finished - run['created'])}" if finished else "not finished"
-    print(f"run {run['id']} of flow {clean(run['flow'])!r}: {run['state']}")
-    print(f"created {clock(run['created'])}, {took}; "
-          + " ".join(f"{k}={clean(v)}" for k, v in params.items()))
-    rows = [[clean(t["name"], one_line=True, limit=40), t["state"], str(t["level"]),
-             str(t["attempt"]), clock(t["started"], "%H:%M:%S"),
-             duration(t["finished"] - t["started"] if t["finished"] and t["started"] else None),
-             clean(t["error"], one_line=True, limit=80)]
+    took = (f"took {elapsed(run['created'], run['finished'])}" if run["finished"] is not None
+            else "not finished")
+    print(f"run {word(run['id'])} of flow {word(run['flow'])!r}: {word(run['state'])}")
+    print(f"created {clock(run['created'])}, {took}; {params_text(run['params'])}")
+    rows = [[clean(t["name"], one_line=True, limit=40), word(t["state"]), word(t["level"]),
+             word(t["attempt"]), clock(t["started"], "%H:%M:%S"),
+             elapsed(t["started"], t["finished"]), clean(t["error"], one_line=True, limit=80)]
             for t in tasks]
     print(table(["task", "state", "level", "attempt", "started", "duration", "error"], rows))
     if failed:
@@ -507,7 +542,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except NbflowError as exc:
-        sys.stderr.write(f"nbflow {args.command}: error: {exc}\n")
+        sys.stderr.write(f"nbflow {args.command}: error: {clean(exc)}\n")
+        return 2
+    except Exception as exc:
+        from sqlalchemy.exc import SQLAlchemyError
+        if not isinstance(exc, SQLAlchemyError):
+            raise
+        # A store that fails in a way nbflow does not name: its message can quote
+        # the store's bytes, so it is cleaned like them, and there is no traceback.
+        reason = getattr(exc, "orig", None) or exc
+        sys.stderr.write(f"nbflow {args.command}: error: the store could not be read: "
+                         f"{clean(reason, one_line=True, limit=300)}. Check the store "
+                         "given by --store or NBFLOW_STORE.\n")
         return 2
     except KeyboardInterrupt:  # before a kernel started: nothing to stop or report
         sys.stderr.write("nbflow: interrupted\n")

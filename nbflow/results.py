@@ -58,6 +58,7 @@ from typing import Any
 
 from .core.spec import TaskSpec
 from .core.worker import Saved, current_task
+from .store.open import make_private_folders
 
 MISS = (False, None)
 _SIMPLE = (int, float, complex, str, bytes, bool, type(None))
@@ -247,9 +248,7 @@ class ResultFiles:
         if self._checked:
             return
         if create:
-            with suppress(FileExistsError):
-                os.makedirs(self.folder, mode=0o700)
-                os.chmod(self.folder, 0o700)   # ours: owner-only whatever the umask
+            make_private_folders(self.folder)
         st = os.lstat(self.folder)
         _check_owned(st, self.folder, "results folder", stat.S_ISDIR)
         self._checked = True

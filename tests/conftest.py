@@ -5,7 +5,8 @@
   TOOLCHAIN.md describes, and the URL of a database on it; ``new_pg_url``: a
   fresh, empty database on that server for tests that need one of their own.
 * an autouse fixture that stops the background runs and closes the stores a
-  test opened, so no writer thread or connection leaks into the next test.
+  test opened, so no writer thread or connection leaks into the next test
+  (it refers to them weakly: a test may check that a dropped store is released).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import weakref
 
 import pytest
 
@@ -37,18 +39,18 @@ def _close_what_the_test_opened(monkeypatch):
     for cls, opened in ((store.Store, stores), (api.Run, runs)):
         monkeypatch.setattr(cls, "__init__", _recording(cls.__init__, opened))
     yield
-    for run in runs:
+    for run in filter(None, (ref() for ref in runs)):
         if not run.done and run._thread is not None:
             run.cancel("test teardown")
             run._thread.join(30)
-    for s in stores:
+    for s in filter(None, (ref() for ref in stores)):
         s.close()
 
 
 def _recording(init, opened: list):
     def __init__(self, *args, **kwargs):
         init(self, *args, **kwargs)
-        opened.append(self)
+        opened.append(weakref.ref(self))
     return __init__
 
 

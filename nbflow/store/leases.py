@@ -7,8 +7,18 @@ seconds with a compare-and-set (``... WHERE id = :run AND owner = :me``).
 
 The lease is *expired* when the heartbeat is older than ``ttl`` (default 30 s,
 ``NBFLOW_LEASE_TTL`` or ``Store(lease_ttl=...)``), or at once when the owner ran
-on this host and its process is gone (a restarted or killed kernel).  Heartbeat
-ages compare clocks of different hosts: keep them in sync, or the TTL long.
+where this process runs and its process is gone (a restarted or killed kernel).
+Heartbeat ages compare clocks of different hosts: keep them in sync, or the TTL
+long.
+
+"Where this process runs" is more than the host name: containers sharing a
+store volume often share a host name too, and a pid from another PID namespace
+means nothing here (it is not visible, or it is another process).  So the
+``host`` column holds the host name followed by the PID namespace and the boot
+id, ``"build-7 (pid ns 4026532585, boot 3f2a9c1e)"``: only an owner recorded
+with exactly this process's identity can be declared dead by its pid.  Any
+other (another namespace, a reboot, a row of an nbflow that recorded the bare
+host name) waits for its heartbeat to age.
 
 Resuming a run (``flow.run(resume=...)``, ``flow.requeue``) claims it in the
 same transaction that creates the new run (:func:`claim`):
@@ -47,6 +57,9 @@ from ..errors import LeaseHeldError, NoSuchRun, StoreVersionConflict
 from .schema import runs
 
 DEFAULT_TTL = 30.0
+# A TTL below a second makes the keeper beat several times a second for nothing;
+# above a day a crashed run stays locked for longer than anyone waits.
+MIN_TTL, MAX_TTL = 1.0, 86400.0
 
 
 @dataclass(frozen=True)
@@ -59,10 +72,22 @@ class Owner:
 
     @classmethod
     def here(cls) -> Owner:
-        return cls(uuid.uuid4().hex, socket.gethostname(), os.getpid())
+        return cls(uuid.uuid4().hex, host_identity(), os.getpid())
 
     def columns(self) -> dict[str, Any]:
         return {"owner": self.id, "host": self.host, "pid": self.pid}
+
+
+def host_identity() -> str:
+    """This process's host name, PID namespace and boot (see the module docstring)."""
+    try:
+        ns = os.stat("/proc/self/ns/pid").st_ino
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()[:8]
+    except OSError:  # no /proc (macOS...): no PID namespaces either
+        return socket.gethostname()[:255]
+    where = f" (pid ns {ns}, boot {boot})"
+    return socket.gethostname()[:255 - len(where)] + where   # the column holds 255
 
 
 def resolve_ttl(value: float | None) -> float:
@@ -71,18 +96,21 @@ def resolve_ttl(value: float | None) -> float:
     Raises
     ------
     ValueError
-        not a number of seconds > 0.
+        not a number of seconds from ``MIN_TTL`` (1) to ``MAX_TTL`` (a day).
     """
-    text = os.environ.get("NBFLOW_LEASE_TTL", "") if value is None else value
+    text = os.environ.get("NBFLOW_LEASE_TTL", "").strip() if value is None else value
     if text == "":
         return DEFAULT_TTL
     try:
-        ttl = float(text)
+        ttl = float("nan") if isinstance(text, bool) else float(text)
     except (TypeError, ValueError):
-        ttl = 0.0
-    if not ttl > 0:
-        source = "NBFLOW_LEASE_TTL" if value is None else "lease_ttl"
-        raise ValueError(f"{source} must be a number of seconds > 0, got {text!r}")
+        ttl = float("nan")
+    if not MIN_TTL <= ttl <= MAX_TTL:   # also refuses nan and inf
+        source = ("NBFLOW_LEASE_TTL" if value is None else "lease_ttl")
+        fix = ("Fix or unset the environment variable." if value is None
+               else "Pass Store(url, lease_ttl=SECONDS).")
+        raise ValueError(f"{source} must be a number of seconds from {MIN_TTL:g} to "
+                         f"{MAX_TTL:g} (a day), got {text!r}. {fix}")
     return ttl
 
 
@@ -102,6 +130,11 @@ class LeaseKeeper:
         self._wake = threading.Event()  # set on close, and when the last run is released
         self._closed = False
         self._thread: threading.Thread | None = None
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The keeper's thread while it runs."""
+        return self._thread
 
     def holds(self, run_id: str) -> bool:
         """True while ``run_id`` is live in this Store."""
@@ -251,6 +284,12 @@ def _held_message(row: Any, keeper: LeaseKeeper, now: float) -> str:
                 "it (run.wait()) or cancel it (run.cancel()) before resuming it")
     age = f"{now - row.heartbeat:.1f}s ago" if row.heartbeat is not None else "never"
     return (f"run {row.id} of flow {row.flow!r} is still running, owned by another engine: "
-            f"owner {row.owner} on host {row.host!r}, pid {row.pid}, last heartbeat {age}. "
+            f"owner {row.owner} on host {_shown(row.host)}, pid {row.pid}, last heartbeat {age}. "
             f"Wait for it to finish, or stop that kernel; its lease expires "
             f"{keeper.ttl:g}s after its last heartbeat, and the run can then be resumed here.")
+
+
+def _shown(host: str | None) -> str:
+    """``'build-7' (pid ns 4026532585, boot 3f2a9c1e)``: the name quoted, its identity not."""
+    name, sep, rest = (host or "").partition(" (pid ns ")
+    return f"{name!r} (pid ns {rest}" if sep else repr(host)

@@ -11,6 +11,7 @@ import os
 import re
 import sqlite3
 import urllib.parse
+from dataclasses import dataclass
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
@@ -26,38 +27,67 @@ URL_FORMS = ("Give a file path, sqlite:///PATH, or a SQLAlchemy URL such as "
              "postgresql+psycopg://USER@HOST:PORT/DATABASE.")
 
 
-def resolve_url(store: str | os.PathLike | None) -> str:
-    """A SQLAlchemy URL from ``store``, ``NBFLOW_STORE`` or the default path.
+# Only text that starts with a scheme is a URL; anything else is a file path,
+# whatever characters it holds ("runs?v=2.db", "50%.db", "#1.db").
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a store is: the URL SQLAlchemy opens and, for a SQLite file, its path.
+
+    The URL is built from the path (``URL.create``), never by pasting the path
+    into URL text, so nothing in a file name is read as URL syntax.
+    """
+
+    url: URL
+    path: str | None   # the SQLite file; None for memory databases and servers
+    text: str          # what opens the same store again (Store(), NBFLOW_STORE)
+
+
+def locate(store: str | os.PathLike | None) -> Location:
+    """Where ``store``, ``NBFLOW_STORE`` or the default path puts the store.
+
+    A leading ``~`` is the home folder, as in a shell.
 
     Raises
     ------
     StoreError
-        ``store`` looks like a URL (has ``://``) but is not a valid one.
+        ``store`` starts like a URL (``scheme://``) but is not a valid one, or
+        is a path with a NUL byte in it.
+    TypeError
+        ``store`` is neither text nor a path.
     """
-    store = os.fspath(store) if store is not None else os.environ.get("NBFLOW_STORE")
+    if store is None:
+        store = os.environ.get("NBFLOW_STORE")
+    else:
+        try:
+            store = os.fsdecode(store)
+        except TypeError:
+            raise TypeError(f"store must be a file path, a URL or a Store, got "
+                            f"{type(store).__name__} {store!r}") from None
     if not store:
         store = DEFAULT_PATH
-    if "://" in store:
+    if _SCHEME.match(store):
         try:
-            make_url(store)
+            url = make_url(store)
         except (ArgumentError, ValueError):  # ValueError: a port that is not a number
             shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", store)  # never show a password
             raise StoreError(f"{shown!r} is neither a file path nor a valid store URL. "
                              f"{URL_FORMS}") from None
-        return store
-    return "sqlite:///" + os.path.abspath(store)
+        path = url.database if url.get_backend_name() == "sqlite" else None
+        if path in ("", ":memory:"):
+            path = None
+        return Location(url, path, path or store)
+    if "\0" in store:
+        raise StoreError(f"the store path {store!r} contains a NUL byte, which no file name "
+                         f"can hold. {FIX}")
+    path = os.path.abspath(os.path.expanduser(store))
+    return Location(URL.create("sqlite", database=path), path, path)
 
 
-def sqlite_path(url: str) -> str | None:
-    """The file behind a SQLite URL, None for memory databases and other backends."""
-    u = make_url(url)
-    if u.get_backend_name() != "sqlite" or u.database in (None, "", ":memory:"):
-        return None
-    return u.database
-
-
-def open_engine(url: str, busy_timeout: float) -> Engine:
-    """A SQLAlchemy engine for ``url`` after the pre-flight checks.
+def open_engine(where: Location, busy_timeout: float) -> Engine:
+    """A SQLAlchemy engine for ``where`` after the pre-flight checks.
 
     Raises
     ------
@@ -68,15 +98,14 @@ def open_engine(url: str, busy_timeout: float) -> Engine:
     StoreVersionError
         the file was written by a newer nbflow.
     """
-    u = make_url(url)
-    if u.get_backend_name() != "sqlite":
-        return _server_engine(u)
-    path = sqlite_path(url)
+    url, path = where.url, where.path
+    if url.get_backend_name() != "sqlite":
+        return _server_engine(url)
     if path is None:
         engine = create_engine(url, poolclass=StaticPool,
                                connect_args={"check_same_thread": False})
     else:
-        _check_location(path)
+        check_location(path)
         engine = create_engine(url, connect_args={"timeout": busy_timeout,
                                                   "check_same_thread": False})
 
@@ -110,10 +139,18 @@ def _server_engine(u: URL) -> Engine:
                          ) from None
 
 
-def _check_location(path: str) -> None:
+def check_location(path: str) -> None:
+    """The pre-flight checks of a SQLite store at ``path``, creating its folder and
+    file (owner-only) if they are missing.
+
+    Raises
+    ------
+    StoreError, StoreVersionError
+        what cannot work there, and how to fix it.
+    """
     folder = os.path.dirname(path) or "."
     try:
-        os.makedirs(folder, exist_ok=True)
+        make_private_folders(folder)
     except OSError as e:
         raise StoreError(f"cannot create the folder {folder!r} for the nbflow store: "
                          f"{e.strerror}. {FIX}") from None
@@ -134,6 +171,46 @@ def _check_location(path: str) -> None:
     elif not os.access(folder, os.W_OK):
         raise StoreError(f"cannot create the nbflow store in {folder!r}: the folder is not "
                          f"writable. {FIX}")
+    else:
+        _create_private_file(path)
+
+
+def make_private_folders(folder: str) -> None:
+    """Create ``folder`` and its missing parents, readable by their owner only.
+
+    Only folders created here get mode 0700 (whatever the umask); one that
+    exists, the user's or another process's that won a race, is left as it is.
+    """
+    missing = []
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    for f in reversed(missing):
+        try:
+            os.mkdir(f, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(f, 0o700)   # mkdir's mode passes through the umask
+
+
+def _create_private_file(path: str) -> None:
+    # SQLite would create the file 0644 minus the umask, and gives its -wal and
+    # -shm files the mode of the database: an empty file made 0600 first, which
+    # SQLite takes as a new database, keeps all three private.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:   # another process created it meanwhile: theirs
+        return
+    except OSError as e:
+        raise StoreError(f"cannot create the nbflow store {path!r}: {e.strerror}. {FIX}"
+                         ) from None
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def check_schema_version(path: str) -> None:
@@ -142,7 +219,7 @@ def check_schema_version(path: str) -> None:
     # immutable=1 reads the main file alone, which holds everything committed
     # unless a -wal file exists (another connection is open): then read through it.
     live = os.path.exists(path + "-wal")
-    uri = f"file:{urllib.parse.quote(path)}?{'mode=ro' if live else 'immutable=1'}"
+    uri = f"file:{urllib.parse.quote(os.fsencode(path))}?{'mode=ro' if live else 'immutable=1'}"
     try:
         con = sqlite3.connect(uri, uri=True)
     except sqlite3.Error as e:

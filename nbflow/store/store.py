@@ -4,13 +4,23 @@
 ``store.tasks(run_id)``, ``store.events(run_id)`` and ``store.logs(run_id)``
 read one.  Writing a run goes through :meth:`Store.sink`, whose batches the
 writer commits in groups (``writer.py``).
+
+What a Store holds open (its writer thread and process, its lease thread, its
+connections) is released by :meth:`Store.close`, or when nobody refers to the
+Store any more: a notebook that re-runs ``flow = Flow(...)`` a thousand times
+keeps no thousand writers.  A live run refers to its store, so it is never
+released under a run.  ``shared.py`` gives every Flow on one store the same
+Store, hence one writer.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import threading
+import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from json.encoder import encode_basestring_ascii
@@ -21,10 +31,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..core.events import Detail
 from ..core.graph import Graph
-from ..errors import StoreVersionConflict
-from .migrate import upgrade
+from ..errors import StoreError, StoreVersionConflict
 from .leases import LeaseKeeper, Owner, claim, resolve_ttl
-from .open import open_engine, raise_if_newer, resolve_url, sqlite_path
+from .migrate import upgrade
+from .open import check_location, locate, open_engine, raise_if_newer
 from .schema import (SCHEMA_VERSION, dead_letters, events, logs, meta, metadata, results, runs,
                      tasks)
 from .sql import translate_error
@@ -51,25 +61,29 @@ class Store:
     ------
     StoreError, StoreVersionError, StoreLockedError
     ValueError
-        ``lease_ttl`` (or ``NBFLOW_LEASE_TTL``) is not a number of seconds > 0.
+        ``lease_ttl`` (or ``NBFLOW_LEASE_TTL``) is not a number of seconds from
+        1 to 86400 (a day).
     """
 
     def __init__(self, url: str | None = None, *, busy_timeout: float = 5.0,
                  lease_ttl: float | None = None):
-        self.url = resolve_url(url)
-        self.path = sqlite_path(self.url)
-        self.label = repr(self.path) if self.path else _redact(self.url)
+        where = locate(url)
+        # ``url`` opens this store again (Store(url), NBFLOW_STORE): for a SQLite
+        # file it is the file's path, which no URL parsing can misread.
+        self.url = where.text
+        self.path = where.path
+        self.label = repr(self.path) if self.path else _redact(where.url)
         ttl = resolve_ttl(lease_ttl)
-        self.engine = open_engine(self.url, busy_timeout)
-        self._busy_timeout = busy_timeout
+        self.engine = open_engine(where, busy_timeout)
         self.owner = Owner.here()
         self._leases = LeaseKeeper(self.engine, self.owner, ttl)
-        self._writer: Writer | None = None
-        self._lock = threading.Lock()
+        self._held = _Held(self.engine, self._leases, self.label, self.path, busy_timeout)
+        weakref.finalize(self, _release, self._held)
         try:
             self._ensure_schema()
         except DBAPIError as exc:
             raise translate_error(exc, self.label) from exc
+        self._file_id = _file_id(self.path) if self.path is not None else None
 
     def _ensure_schema(self) -> None:
         with self.engine.begin() as conn:
@@ -81,6 +95,29 @@ class Store:
                 raise_if_newer(int(found), self.label)
                 if int(found) < SCHEMA_VERSION:
                     upgrade(conn, int(found))
+
+    def check_again(self) -> bool:
+        """Check again what opening checked (``shared.py`` asks before it hands out
+        a Store already open): False if the SQLite file was deleted or replaced
+        since, so that this Store would write where nobody reads.
+
+        Raises
+        ------
+        StoreError, StoreVersionError
+            as opening would now: the file became read-only, a newer nbflow
+            upgraded its schema...
+        """
+        if self.path is not None:
+            if _file_id(self.path) != self._file_id:
+                return False
+            check_location(self.path)
+            return True
+        with self._reading() as conn:
+            found = conn.execute(select(meta.c.value)
+                                 .where(meta.c.key == "schema_version")).scalar()
+        if found is not None:
+            raise_if_newer(int(found), self.label)
+        return True
 
     def __repr__(self) -> str:
         return f"Store({self.label})"
@@ -176,23 +213,20 @@ class Store:
     def writer_pid(self) -> int | None:
         """The pid of the process that writes a SQLite file's runs (``writerproc.py``),
         None before the first run and for database servers."""
-        writer = self._writer
+        writer = self._held.writer
         return writer.pid if writer is not None else None
 
     def flush(self) -> None:
-        if self._writer is not None:
-            self._writer.flush()
+        writer = self._held.writer
+        if writer is not None:
+            writer.flush()
 
     def close(self) -> None:
-        """Commit what is queued, stop the writer and release connections."""
-        with self._lock:
-            writer, self._writer = self._writer, None
-        try:
-            if writer is not None:
-                writer.close()
-        finally:
-            self._leases.close()
-            self.engine.dispose()
+        """Commit what is queued, stop the writer and release connections.
+
+        The store can still be used afterwards: it opens what it needs again.
+        """
+        self._held.close()
 
     @contextmanager
     def _reading(self) -> Iterator[Any]:
@@ -204,10 +238,7 @@ class Store:
             raise translate_error(exc, self.label) from exc
 
     def _get_writer(self) -> Writer:
-        with self._lock:
-            if self._writer is None:
-                self._writer = Writer(self.engine, self.label, self.path, self._busy_timeout)
-            return self._writer
+        return self._held.writer_started()
 
     # -- reading ---------------------------------------------------------------
     def runs(self, flow: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
@@ -377,6 +408,101 @@ class RunSink:
         self._put("logs", self.run_id, batch)
 
 
-def _redact(url: str) -> str:
+def _redact(url: Any) -> str:
     from sqlalchemy.engine import make_url
     return repr(make_url(url).render_as_string(hide_password=True))
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+# Seconds a store nobody refers to waits for its queued writes to commit before
+# it gives up on them (a stopped writer process, a hung disk): the release must
+# not hang the kernel, or the interpreter's exit.
+RELEASE_WAIT = 30.0
+
+
+class _Held:
+    """What one Store holds open.  The Store's finalizer releases it, so nothing
+    here refers back to the Store (a reference would keep it alive for ever)."""
+
+    def __init__(self, engine: Any, leases: LeaseKeeper, label: str, path: str | None,
+                 busy_timeout: float):
+        self.engine, self.leases, self.label = engine, leases, label
+        self._writer_args = (engine, label, path, busy_timeout)
+        self.writer: Writer | None = None
+        self._lock = threading.Lock()
+
+    def writer_started(self) -> Writer:
+        with self._lock:
+            if self.writer is None:
+                self.writer = Writer(*self._writer_args)
+            return self.writer
+
+    def threads(self) -> set[threading.Thread | None]:
+        return {getattr(self.writer, "_thread", None), self.leases.thread}
+
+    def close(self, wait: float | None = None) -> None:
+        """Commit what is queued (waiting at most ``wait`` seconds), stop the
+        writer and the lease thread, close the connections."""
+        with self._lock:
+            writer, self.writer = self.writer, None
+        try:
+            if writer is not None:
+                if wait is None:
+                    writer.close()
+                else:
+                    _close_within(writer, wait, self.label)
+        finally:
+            self.leases.close()
+            self.engine.dispose()
+
+
+def _close_within(writer: Writer, wait: float, label: str) -> None:
+    """``writer.close()``, given up on (left to its daemon thread) after ``wait`` seconds."""
+    failed: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            writer.close()
+        except BaseException as exc:  # noqa: BLE001 - raised below, in the caller
+            failed.append(exc)
+
+    closer = threading.Thread(target=close, daemon=True, name="nbflow-store-release")
+    try:
+        closer.start()
+    except RuntimeError:  # no new threads at the interpreter's shutdown: close here
+        close()
+    else:
+        closer.join(wait)
+    if closer.is_alive():
+        raise StoreError(f"the writer of the nbflow store {label} did not commit what was "
+                         f"queued within {wait:g}s (a stopped writer process or a hung disk?); "
+                         "what it had not committed is lost, and runs it recorded may need "
+                         "a resume")
+    if failed:
+        raise failed[0]
+
+
+def _release(held: _Held) -> None:
+    """Release a Store nobody refers to (its finalizer)."""
+    # The last reference can go on any thread, the store's own writer or lease
+    # thread included, and neither can wait for itself to stop.
+    if threading.current_thread() in held.threads():
+        threading.Thread(target=_release_now, args=(held,), daemon=True,
+                         name="nbflow-store-release").start()
+    else:
+        _release_now(held)
+
+
+def _release_now(held: _Held) -> None:
+    try:
+        held.close(RELEASE_WAIT)
+    except Exception as exc:  # noqa: BLE001 - a finalizer has nobody to raise to
+        warnings.warn(f"nbflow: the store {held.label} was released, unreferenced, with "
+                      f"writes it could not commit: {exc}", RuntimeWarning, stacklevel=1)

@@ -177,3 +177,16 @@ def test_run_records_to_postgresql_given_by_url(tmp_path, nbflow_cli, notebook, 
     assert not (tmp_path / ".nbflow" / "nbflow.db").exists()
     runs = nbflow_cli("runs", "--store", new_pg_url, cwd=tmp_path)
     assert "cli-demo" in runs.stdout and "4 succeeded" in runs.stdout, runs.stderr
+
+
+def test_a_store_path_with_uri_characters_reaches_the_kernel_as_a_path(tmp_path, nbflow_cli,
+                                                                       notebook):
+    # The command hands the store to the kernel in NBFLOW_STORE: a path stays a path.
+    nb = notebook(tmp_path / "demo.ipynb", FLOW, RUN)
+    store = tmp_path / "runs ?v=2 #1 %41.db"
+    result = nbflow_cli("run", str(nb), "--store", str(store), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {p.name for p in tmp_path.iterdir()} >= {store.name, "results"}
+    assert not (tmp_path / "runs ").exists() and not (tmp_path / ".nbflow").exists()
+    runs = nbflow_cli("runs", "--store", str(store), cwd=tmp_path)
+    assert "cli-demo" in runs.stdout and "4 succeeded" in runs.stdout, runs.stderr

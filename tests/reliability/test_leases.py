@@ -57,11 +57,13 @@ def test_a_run_live_in_another_kernel_is_refused_with_its_owner_named(backend_ur
     release = threading.Event()
     mine = declare(nbflow.Flow("live", store=backend_url), release)
     live = mine.run(background=True)
-    other = declare(nbflow.Flow("live", store=backend_url), threading.Event())  # another kernel
+    # Another kernel: a Store of its own (Flows of one process share one).
+    other = declare(nbflow.Flow("live", store=Store(backend_url)), threading.Event())
     owner = mine.store.owner
     with pytest.raises(LeaseHeldError, match=(
             rf"^run {live.id} of flow 'live' is still running, owned by another engine: owner "
-            rf"{owner.id} on host '{socket.gethostname()}', pid {os.getpid()}, last heartbeat "
+            rf"{owner.id} on host '{socket.gethostname()}' \(pid ns \d+, boot [0-9a-f]{{8}}\), "
+            rf"pid {os.getpid()}, last heartbeat "
             r"\d+\.\ds ago\. Wait for it to finish, or stop that kernel; its lease expires 30s "
             r"after its last heartbeat, and the run can then be resumed here\.$")):
         other.run(resume=live.id)
@@ -108,7 +110,7 @@ def test_an_expired_lease_is_taken_over_and_its_old_owner_stops(backend_url):
 
 def test_a_live_run_keeps_its_lease_fresh(store_path, results_dir):
     release = threading.Event()
-    store = Store(store_path, lease_ttl=0.3)
+    store = Store(store_path, lease_ttl=1)   # the shortest: a beat every third of a second
     flow = declare(nbflow.Flow("beat", store=store), release)
     run = flow.run(background=True)
     created = store.run(run.id)
@@ -147,8 +149,8 @@ def test_a_dead_owner_on_this_host_frees_its_run_at_once(store_path, results_dir
     with pytest.raises(LeaseHeldError, match=rf"owned by another engine: owner ghost on host "
                                              rf"'another-host', pid {gone}, "):
         flow.run(resume=old.id)
-    # The same on this host: the process is gone, so is its lease.
-    set_run(store_path, old.id, host=socket.gethostname())
+    # The same where this process runs: the process is gone, so is its lease.
+    set_run(store_path, old.id, host=leases.host_identity())
     assert flow.run(resume=old.id).state == "succeeded"
     assert flow.store.run(old.id)["state"] == "crashed"
 
@@ -248,12 +250,107 @@ def test_of_kernels_racing_to_take_over_a_run_exactly_one_wins(backend_url, tmp_
     assert flow.store.run(old.id)["state"] == "crashed"
 
 
-def test_the_lease_ttl_must_be_a_positive_number(store_path, monkeypatch):
-    with pytest.raises(ValueError, match=r"^lease_ttl must be a number of seconds > 0, got 0$"):
-        Store(store_path, lease_ttl=0)
-    monkeypatch.setenv("NBFLOW_LEASE_TTL", "soon")
-    with pytest.raises(ValueError, match=r"^NBFLOW_LEASE_TTL must be a number of seconds > 0, "
-                                         r"got 'soon'$"):
+@pytest.mark.parametrize("value", [0, -1, 1e-9, 0.5, float("inf"), float("nan"), 86401, True,
+                                   "soon"])
+def test_the_lease_ttl_must_be_a_second_to_a_day(store_path, monkeypatch, value):
+    # inf killed the keeper thread (an Event.wait overflow), 1e-9 made it spin.
+    with pytest.raises(ValueError, match=(
+            rf"^lease_ttl must be a number of seconds from 1 to 86400 \(a day\), got "
+            rf"{re.escape(repr(value))}\. Pass Store\(url, lease_ttl=SECONDS\)\.$")):
+        Store(store_path, lease_ttl=value)
+    monkeypatch.setenv("NBFLOW_LEASE_TTL", str(value))
+    with pytest.raises(ValueError, match=(
+            rf"^NBFLOW_LEASE_TTL must be a number of seconds from 1 to 86400 \(a day\), got "
+            rf"{re.escape(repr(str(value)))}\. Fix or unset the environment variable\.$")):
         Store(store_path)
-    monkeypatch.setenv("NBFLOW_LEASE_TTL", "2.5")
+
+
+def test_lease_ttls_within_the_range_are_kept(store_path, monkeypatch):
+    assert Store(store_path, lease_ttl=1)._leases.ttl == 1
+    assert Store(store_path, lease_ttl=86400)._leases.ttl == 86400
+    monkeypatch.setenv("NBFLOW_LEASE_TTL", " 2.5 ")
     assert Store(store_path)._leases.ttl == 2.5
+
+
+# -- an owner elsewhere: another PID namespace, another boot --------------------------
+
+def test_an_owner_recorded_with_another_pid_namespace_waits_for_its_heartbeat(store_path,
+                                                                          results_dir):
+    flow = nbflow.Flow("ns", store=store_path)
+    flow.task(lambda: 1, name="one")
+    old = flow.run()
+    gone = dead_pid()
+    name = socket.gethostname()
+    here = flow.store.owner.host
+    other_ns = re.sub(r"pid ns \d+", "pid ns 1", here)
+    other_boot = re.sub(r"boot \w+", "boot 00000000", here)
+    # Same host name, a pid not visible here, a fresh heartbeat: alive somewhere else
+    # (a container sharing the store), or recorded by an nbflow that kept the name alone.
+    for host in (other_ns, other_boot, name):
+        set_run(store_path, old.id, state="running", owner="elsewhere", host=host, pid=gone,
+                heartbeat=time.time())
+        with pytest.raises(LeaseHeldError, match=rf"owned by another engine: owner elsewhere "
+                                                 rf"on host '{name}'"):
+            flow.run(resume=old.id)
+    # Once its heartbeat is older than the TTL, it is taken over.
+    set_run(store_path, old.id, heartbeat=time.time() - 60)
+    assert flow.run(resume=old.id).state == "succeeded"
+    assert flow.store.run(old.id)["state"] == "crashed"
+
+
+KERNEL_IN_A_NAMESPACE = """
+import sys, threading
+import nbflow
+release = threading.Event()
+flow = nbflow.Flow("ns", store=sys.argv[1])
+
+@flow.task
+def hold():
+    release.wait(120)
+    return 1
+
+run = flow.run(background=True)
+print(run.id, flow.store.owner.host, __import__("os").getpid(), flush=True)
+sys.stdin.readline()
+release.set()
+print(run.wait(120).state, flush=True)
+"""
+
+
+def test_a_live_run_in_another_pid_namespace_is_not_taken_over(store_path, results_dir):
+    """A real second PID namespace (``unshare``), same host name: its kernel's pid is
+    not visible here, and its run must still be refused as live."""
+    try:
+        probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c",
+                                "echo 9 > /proc/sys/kernel/ns_last_pid"],
+                               capture_output=True, text=True, timeout=BOUND)
+    except FileNotFoundError:
+        pytest.skip("needs unshare (util-linux) to make a second PID namespace")
+    if probe.returncode:
+        pytest.skip(f"cannot make a PID namespace here (needs root): {probe.stderr.strip()}")
+    gone = dead_pid()   # free here; the namespace's kernel gets this very pid
+    shell = (f"echo {gone - 1} > /proc/sys/kernel/ns_last_pid && "
+             f'"$0" -c "$1" "$2"')
+    kernel = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", shell, sys.executable,
+         KERNEL_IN_A_NAMESPACE, store_path],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        line = kernel.stdout.readline().split()
+        assert line, kernel.stderr.read()
+        run_id, host, pid = line[0], " ".join(line[1:-1]), int(line[-1])
+        assert pid == gone and not leases._alive(pid)
+        flow = nbflow.Flow("ns", store=store_path)
+        flow.task(lambda: 1, name="hold")
+        with pytest.raises(LeaseHeldError, match=rf"^run {run_id} of flow 'ns' is still "
+                                                 rf"running, owned by another engine"):
+            flow.run(resume=run_id)
+        assert flow.store.run(run_id)["state"] == "running"
+        assert host != flow.store.owner.host and host.startswith(socket.gethostname() + " ")
+        out, err = kernel.communicate("go\n", timeout=BOUND)
+        assert out.split() == ["succeeded"], err
+    finally:
+        if kernel.poll() is None:
+            kernel.kill()
+            kernel.wait()

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 from nbflow import CycleError, Flow, StoreVersionError, UnknownDependencyError
 from nbflow.core.replay import COLUMNS, replay
 from nbflow.store import Store
-from nbflow.store.open import resolve_url
+from nbflow.store.open import locate
 from nbflow.store.schema import SCHEMA_VERSION
 
 
@@ -60,7 +60,7 @@ def table_rows(store: Store, run_id: str) -> dict[str, list]:
 
 def dump(url: str) -> dict[str, list[str]]:
     """Every row of every table, to compare a database before and after."""
-    engine = create_engine(resolve_url(url))
+    engine = create_engine(locate(url).url)
     try:
         with engine.connect() as conn:
             return {t: sorted(repr(tuple(r)) for r in conn.execute(text(f'SELECT * FROM "{t}"')))
@@ -168,7 +168,7 @@ def test_a_bad_flow_fails_before_touching_the_store(backend_url, mistake, error)
 
 
 def bump_schema_version(url: str, version: int) -> None:
-    engine = create_engine(resolve_url(url))
+    engine = create_engine(locate(url).url)
     with engine.begin() as conn:
         conn.execute(text("UPDATE meta SET value = :v WHERE key = 'schema_version'"),
                      {"v": str(version)})
