@@ -346,6 +346,28 @@ class Flow:
                 raise NoSuchTask(self._unknown(name))
         return {graph.index[n] for name in names for n in (name, *graph.descendants(name))}
 
+    def prune(self, keep: int | None = None, *, older_than: Any = None, before: Any = None,
+              dry_run: bool = False, vacuum: bool | None = None):
+        """Delete this flow's old runs and the result files no kept run needs.
+
+        ``keep=N`` keeps the newest N runs; ``older_than`` (``"30d"``, ``"12h"``,
+        seconds or a timedelta) or ``before`` (a date such as ``"2026-01-01"``)
+        deletes the runs created before it; with a count and a date, a run goes
+        only when both let it.  Without any: the last 50 runs and those of the
+        last 30 days stay.  A live run, and every run a kept run resumed (its
+        resume chain), always stay.  ``dry_run=True`` only says what would go;
+        ``vacuum=True`` compacts the database afterwards (by default only after
+        a prune that freed a lot).  Returns a report (``runs``, ``rows``,
+        ``files``, ``file_bytes``, ``kept``...).  See ``docs/reliability.md``.
+
+        Raises
+        ------
+        ValueError, TypeError
+            a count, age or date that means nothing.
+        """
+        return self.store.prune(keep, older_than=older_than, before=before, flow=self.name,
+                                dry_run=dry_run, vacuum=vacuum)
+
     # -- dead letters ------------------------------------------------------------------
     def dead_letters(self, *, requeued: bool = False):
         """Tasks of this flow's runs that failed after their last attempt, newest first.
