@@ -209,6 +209,44 @@ def test_a_live_run_is_never_touched_and_a_dead_owners_run_goes(store, folder):
     assert rows_of(store, [live.id])["events"] == len(live.events()) > 0
 
 
+def test_a_run_this_store_is_starting_is_live_before_its_lease_is_held(store, folder):
+    """Between ``create_run`` and ``keep_lease`` a run of this Store is not held yet."""
+    flow = versioned(store, 0)
+    graph, specs = flow.build()
+    store.create_run("starting", "etl", graph, [s.kind for s in specs], {}, time.time())
+    report = store.prune(keep=0)
+    assert report.kept == {"starting": "live: running, its lease held"}
+    assert store.run("starting")["state"] == "running"
+
+
+@pytest.mark.parametrize("meanwhile", ["taken over", "resumed"])
+def test_a_run_that_changes_while_the_prune_runs_stays(store, folder, monkeypatch, meanwhile):
+    """Another kernel takes the chosen run over, or resumes it, just after the prune chose
+    it: the run and its files stay."""
+    from nbflow.store import retention
+    [old] = make_runs(store, 1)
+    age(folder)
+    chosen = retention.choose
+
+    def and_then_another_kernel(*args):
+        plan = chosen(*args)
+        with store.engine.begin() as conn:
+            if meanwhile == "taken over":
+                conn.execute(update(runs).where(runs.c.id == old)
+                             .values(version=runs.c.version + 1, owner="someone-else"))
+            else:
+                conn.execute(runs.insert().values(id="resumer", flow="etl", state="failed",
+                                                  created=time.time(), version=1,
+                                                  resumed_from=old))
+        return plan
+
+    monkeypatch.setattr(retention, "choose", and_then_another_kernel)
+    report = store.prune(keep=0, flow="etl")
+    assert report.runs == [] and old in report.kept
+    assert rows_of(store, [old])["events"] == len(store.events(old)) > 0
+    assert {k + ".pkl" for k in keys_saved(store, old)} <= files(folder)
+
+
 def test_a_kept_run_keeps_its_resume_chain_and_resumes_after_its_siblings_went(store, folder):
     calls = []
     fail = {"transform"}
