@@ -18,6 +18,7 @@ from .declare import (Declaration, cell_declaration, check_redeclaration, functi
 from .errors import NbflowError, NoSuchRun, NoSuchTask
 from .executors import make_executor
 from .options import FLOW_DEFAULTS, task_options, validate
+from .parameters import notebook_params
 from .results import ResultFiles, RunResults, results_folder, task_base
 from .run import Run
 
@@ -265,8 +266,13 @@ class Flow:
         run again even when their result could be restored, with everything
         downstream of them.  See ``docs/reliability.md``.
 
+        In a notebook run by ``nbflow run -p/-f``, the run records the notebook's
+        parameters (``NBFLOW_PARAMS``) in its params under ``notebook_params``.
+
         Raises
         ------
+        ValueError
+            ``NBFLOW_PARAMS`` is set but is not a JSON object.
         NoSuchRun
             nothing to resume, or ``resume`` names a run of another flow.
         LeaseHeldError
@@ -275,6 +281,7 @@ class Flow:
             that run was already resumed, or another kernel took it first.
         """
         check_options(mode, on_failure, policy or self.policy)
+        given = notebook_params()
         graph, specs = self.build()
         store = self.store
         resumed = self._resume_target(resume)
@@ -297,6 +304,8 @@ class Flow:
                   "executor": kind if isinstance(kind, str) else type(ex).__name__}
         if resumed is not None:
             params["resumed_from"] = resumed
+        if given is not None:
+            params["notebook_params"] = given
         store.create_run(run_id, self.name, graph, [s.kind for s in specs], params, created,
                          resumed_from=resumed)
         known = store.saved_results(store.resume_chain(resumed)) if resumed else {}

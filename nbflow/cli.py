@@ -30,6 +30,7 @@ import time
 from contextlib import closing
 from typing import Any, TextIO
 
+from . import parameters
 from .core.replay import TERMINAL
 from .errors import NbflowError
 
@@ -323,6 +324,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception as exc:
         raise UsageError(f"{path!r} is not a notebook nbflow can read: {clean(exc)}") from None
     folder = os.path.dirname(path)
+    params = _notebook_params(args, nb)
     # Opened (and its schema created) before the kernel starts, so the two
     # never race to create the tables.
     with closing(open_store(args.store or os.environ.get("NBFLOW_STORE")
@@ -333,11 +335,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         env = {**os.environ, "NBFLOW_STORE": store.url, "JPY_SESSION_NAME": path}
         if args.workers is not None:
             env["NBFLOW_WORKERS"] = str(args.workers)
+        env.pop(parameters.ENV, None)
+        if params:
+            env[parameters.ENV] = json.dumps(params)
         print(f"nbflow: running {args.notebook} in a fresh kernel; state in {store.label}",
               flush=True)
         job = NotebookJob(nb, folder, env, args.timeout)
         runs, interrupted = watch(store, job, Progress(sys.stdout))
         return report(store, runs, job, interrupted)
+
+
+def _notebook_params(args: argparse.Namespace, nb) -> dict[str, Any]:
+    """The ``-f``/``-p`` parameters, injected into ``nb``; warnings go to stderr."""
+    try:
+        params = parameters.gather(args.param_files, args.params)
+    except ValueError as exc:
+        raise UsageError(clean(exc)) from None
+    if params:
+        for warning in parameters.inject(nb, params):
+            sys.stderr.write(f"nbflow run: warning: {clean(warning)}\n")
+    return params
 
 
 def watch(store, job: NotebookJob, progress: Progress) -> tuple[list[dict[str, Any]], bool]:
@@ -428,11 +445,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         tasks = store.tasks(run["id"])
     failed = failure_report(run, tasks)
     params = json.loads(run["params"] or "{}")
+    given = params.pop("notebook_params", None)
     finished = run["finished"]
     took = f"took {duration(finished - run['created'])}" if finished else "not finished"
     print(f"run {run['id']} of flow {clean(run['flow'])!r}: {run['state']}")
     print(f"created {clock(run['created'])}, {took}; "
           + " ".join(f"{k}={clean(v)}" for k, v in params.items()))
+    if isinstance(given, dict):
+        print("notebook parameters: " + ", ".join(
+            f"{clean(k)}={clean(json.dumps(v), one_line=True, limit=200)}"
+            for k, v in given.items()))
     rows = [[clean(t["name"], one_line=True, limit=40), t["state"], str(t["level"]),
              str(t["attempt"]), clock(t["started"], "%H:%M:%S"),
              duration(t["finished"] - t["started"] if t["finished"] and t["started"] else None),
@@ -572,6 +594,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--store", metavar="URL", help=store_help.format("notebook's folder"))
     run.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                      help="fail a cell that runs longer than this (default: no limit)")
+    run.add_argument("-p", "--param", nargs=2, action="append", default=[], dest="params",
+                     metavar=("NAME", "VALUE"),
+                     help="set a notebook parameter after the cell tagged 'parameters' "
+                     "(True, False, None, numbers are read as such, anything else as text)")
+    run.add_argument("-f", "--params-file", action="append", default=[], dest="param_files",
+                     metavar="FILE", help="set the parameters of a YAML or JSON file (-p "
+                     "options override them)")
     run.set_defaults(handler=cmd_run)
 
     runs = sub.add_parser("runs", help="list runs, newest first",
