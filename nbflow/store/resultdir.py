@@ -44,6 +44,7 @@ class Deleted:
     bytes: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     recent: set[str] = field(default_factory=set)
+    unusable: bool = False   # the folder could not be used: nothing was looked at
 
 
 def open_folder(folder: str) -> tuple[int | None, str | None]:
@@ -109,13 +110,18 @@ def delete(folder: str, keys: Iterable[str], protect_after: float, now: float) -
     may have just saved it, its success not yet committed.
     """
     out = Deleted()
+    names = [key + ".pkl" for key in keys if RESULT_NAME.fullmatch(key + ".pkl")]
     fd, problem = open_folder(folder)
     if fd is None:
+        if problem is None and names:
+            problem = (f"there is no results folder {folder!r} here, so the files of the "
+                       "pruned runs stay queued; prune again where the kernels ran, or with "
+                       "NBFLOW_RESULTS set to their results folder")
         if problem is not None:
             out.skipped.append((folder, problem))
+            out.unusable = True
         return out
     try:
-        names = [key + ".pkl" for key in keys if RESULT_NAME.fullmatch(key + ".pkl")]
         with os.scandir(fd) as entries:
             names += [e.name for e in entries if TMP_NAME.fullmatch(e.name)]
         for name in names:

@@ -17,16 +17,18 @@ write lock for one run's rows at a time and a kernel writing meanwhile waits at
 most that long.  The transaction first bumps the run's ``version``
 compare-and-set (a run that changed since it was chosen is kept, and on SQLite
 the write lock is taken before anything is read), refuses a run another run
-resumed meanwhile, queues the keys its rows name in ``prune_queue``, then
-deletes its rows from every table explicitly (``ON DELETE CASCADE`` needs
-``PRAGMA foreign_keys`` on every SQLite connection, which another tool's need not have).
+resumed meanwhile, queues the keys of the result files it saved in
+``prune_queue``, then deletes its rows from every table explicitly (``ON
+DELETE CASCADE`` needs ``PRAGMA foreign_keys`` on every SQLite connection,
+which another tool's need not have).
 
 Result files go after the rows, from the queue: a file is deleted when no
 remaining run's events, ``results`` rows or dead letters name its key, it was
-not modified since the oldest running run started (nor in the last
-``GRACE`` seconds: a success may not be committed yet), and it is a result
+not modified since the oldest live run started (nor in the last ``GRACE``
+seconds: a success may not be committed yet), and it is a result
 file (``resultdir.py``).  A prune killed half-way leaves the queue, which the
-next prune finishes.
+next prune finishes; so does a prune that cannot see the results folder (a
+PostgreSQL store pruned from another folder than its kernels ran in).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select, true, update
+from sqlalchemy import delete, func, select, update
 
 from ..results import results_folder
 from . import resultdir
@@ -51,6 +53,7 @@ CHUNK = 500   # ids per IN (...): well under every backend's limit on bound para
 CHILD_TABLES = (events, tasks, logs, dead_letters, results)
 _KEY_IN_DETAIL = re.compile(r'"key":\s*"([0-9a-f]{64})"')
 _KEY_IN_INPUTS = re.compile(r'"([0-9a-f]{64})"')
+_FILE_RESULT = re.compile(r'"result":\s*"file"')
 
 
 # -- choosing -------------------------------------------------------------------------
@@ -180,10 +183,10 @@ def _count(store, plan: Plan, report: PruneReport) -> None:
                     select(func.count()).select_from(table)
                     .where(table.c.run_id.in_(chunk))).scalar() or 0
             report.log_bytes += _log_bytes(conn, logs.c.run_id.in_(chunk))
+        for run_id in ids:
+            doomed_keys |= _saved_keys(conn, run_id)
         doomed_set = set(ids)
-        rest: set[str] = set()
-        for run_id, key in _named_keys(conn):
-            (doomed_keys if run_id in doomed_set else rest).add(key)
+        rest = {key for run_id, key in _named_keys(conn) if run_id not in doomed_set}
         queued = set(conn.execute(select(prune_queue.c.key)).scalars())
     report.files, report.file_bytes = resultdir.sizes(report.folder,
                                                       (doomed_keys | queued) - rest)
@@ -202,13 +205,13 @@ def _delete_run(store, row: Any, report: PruneReport) -> str | None:
         if child is not None:
             conn.rollback()
             return f"in the resume chain of the kept run {child}"
-        keys = {key for _, key in _named_keys(conn, row.id)}
+        keys = _saved_keys(conn, row.id)
+        for chunk in _chunks(sorted(keys)):
+            keys.difference_update(conn.execute(select(prune_queue.c.key)
+                                                .where(prune_queue.c.key.in_(chunk))).scalars())
         if keys:
-            queued = set(conn.execute(select(prune_queue.c.key)
-                                      .where(prune_queue.c.key.in_(list(keys)))).scalars())
-            fresh = [{"key": k, "queued": time.time()} for k in sorted(keys - queued)]
-            if fresh:
-                conn.execute(prune_queue.insert(), fresh)
+            now = time.time()
+            conn.execute(prune_queue.insert(), [{"key": k, "queued": now} for k in sorted(keys)])
         log_bytes = _log_bytes(conn, logs.c.run_id == row.id)
         counts = {t.name: conn.execute(delete(t).where(t.c.run_id == row.id)).rowcount
                   for t in CHILD_TABLES}
@@ -232,6 +235,8 @@ def _collect(store, folder: str, report: PruneReport, now: float) -> None:
     gone = resultdir.delete(folder, [k for k in queued if k not in named], protect_after, now)
     report.files, report.file_bytes = gone.files, gone.bytes
     report.skipped, report.recent = gone.skipped, len(gone.recent)
+    if gone.unusable:
+        return   # everything stays queued until the prune can see the folder
     # A file too recent to delete stays queued for the next prune.
     done = [key for key in queued if key not in gone.recent]
     if not done:
@@ -242,21 +247,29 @@ def _collect(store, folder: str, report: PruneReport, now: float) -> None:
         conn.commit()
 
 
-def _named_keys(conn, run_id: str | None = None) -> Iterator[tuple[str, str]]:
-    """``(run_id, key)`` for each result key the rows of ``run_id`` (else of every run) name:
-    succeeded events (run or restored), the ``results`` index, dead letters' inputs."""
-    def where(table):
-        return table.c.run_id == run_id if run_id is not None else true()
+def _saved_keys(conn, run_id: str) -> set[str]:
+    """The keys whose result file the run saved: its succeeded attempts that say
+    ``"result": "file"``, and its ``results`` index rows of kind ``file``."""
+    q = select(events.c.detail).where(events.c.run_id == run_id,
+                                      events.c.to_state == "succeeded")
+    keys = {m.group(1) for (detail,) in conn.execute(q)
+            if detail and _FILE_RESULT.search(detail) and (m := _KEY_IN_DETAIL.search(detail))}
+    keys.update(conn.execute(select(results.c.key).where(results.c.run_id == run_id,
+                                                         results.c.kind == "file")).scalars())
+    return keys
 
-    q = select(events.c.run_id, events.c.detail).where(events.c.to_state == "succeeded",
-                                                        where(events))
+
+def _named_keys(conn) -> Iterator[tuple[str, str]]:
+    """``(run_id, key)`` for each result key any run's rows name: succeeded events
+    (run or restored), the ``results`` index, dead letters' inputs."""
+    q = select(events.c.run_id, events.c.detail).where(events.c.to_state == "succeeded")
     for rid, detail in conn.execute(q):
         if detail:
             for key in _KEY_IN_DETAIL.findall(detail):
                 yield rid, key
-    yield from conn.execute(select(results.c.run_id, results.c.key).where(where(results)))
+    yield from conn.execute(select(results.c.run_id, results.c.key))
     q = select(dead_letters.c.run_id, dead_letters.c.inputs).where(
-        dead_letters.c.inputs.is_not(None), where(dead_letters))
+        dead_letters.c.inputs.is_not(None))
     for rid, inputs in conn.execute(q):
         for key in _KEY_IN_INPUTS.findall(inputs):
             yield rid, key

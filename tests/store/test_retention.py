@@ -331,6 +331,38 @@ def test_a_results_folder_that_is_a_link_is_not_used_to_delete(store, folder, tm
     assert where == str(folder) and "symbolic link" in why and "NBFLOW_RESULTS" in why
 
 
+def test_a_prune_that_cannot_see_the_results_folder_keeps_the_files_queued(
+        store, folder, tmp_path, monkeypatch):
+    """As a PostgreSQL store pruned from another folder than the kernels': the rows go,
+    the files wait for a prune that sees them."""
+    [old] = make_runs(store, 1)
+    make_runs(store, 1, start=1)
+    age(folder)
+    doomed = keys_saved(store, old) - keys_saved(store, store.runs()[0]["id"])
+    monkeypatch.setenv("NBFLOW_RESULTS", str(tmp_path / "elsewhere"))
+    report = store.prune(keep=1)
+    assert [r["id"] for r in report.runs] == [old] and report.files == 0
+    [(where, why)] = report.skipped
+    assert where == str(tmp_path / "elsewhere")
+    assert why.startswith(f"there is no results folder {where!r} here, so the files of the "
+                          "pruned runs stay queued; prune again where the kernels ran")
+    monkeypatch.setenv("NBFLOW_RESULTS", str(folder))
+    report = store.prune(keep=1)
+    assert report.files == len(doomed) and not {k + ".pkl" for k in doomed} & files(folder)
+
+
+def test_runs_that_saved_no_file_queue_nothing(store, folder, monkeypatch, tmp_path):
+    flow = nbflow.Flow("quiet", store=store)
+    flow.task(lambda: None, name="nothing")
+    flow.run()
+    flow.run()
+    monkeypatch.setenv("NBFLOW_RESULTS", str(tmp_path / "never-made"))
+    report = store.prune(keep=0)
+    assert len(report.runs) == 2 and report.skipped == []
+    with store.engine.connect() as conn:
+        assert conn.execute(select(prune_queue.c.key)).all() == []
+
+
 def test_recent_files_wait_for_the_next_prune_and_stale_tmp_files_go(store, folder):
     [old] = make_runs(store, 1)
     make_runs(store, 1, start=1)
