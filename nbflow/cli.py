@@ -492,7 +492,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     print(f"  rows: {rows['runs']} runs, {rows['tasks']} tasks, {rows['events']} events, "
           f"{rows['logs']} logs ({human(report.log_bytes)}), {rows['dead_letters']} dead "
           f"letters, {rows['results']} cache index rows")
-    print(f"  result files: {report.files} ({human(report.file_bytes)}) in {clean(report.folder)!r}"
+    print(f"  result files: {report.files} ({human(report.file_bytes)}) in "
+          f"{clean(report.folder)!r}"
           + (f"; {report.recent} too recent to delete yet (the next prune deletes them)"
              if report.recent else ""))
     for run_id, why in sorted(report.kept.items()):

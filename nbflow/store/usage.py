@@ -75,10 +75,13 @@ def warn_if_large(path: str | None) -> None:
     if path is None or path in _warned:
         return
     raw = os.environ.get("NBFLOW_SIZE_WARNING", "").strip()
-    try:
-        limit = int(raw) if raw else DEFAULT_WARNING
-    except ValueError:
-        limit = DEFAULT_WARNING
+    valid = raw.isascii() and raw.isdigit()
+    limit = int(raw) if valid else DEFAULT_WARNING
+    if raw and not valid:
+        _warned.add(path)
+        warnings.warn(f"NBFLOW_SIZE_WARNING must be a whole number of bytes (0 = never warn), "
+                      f"got {raw!r}; warning at 1 GiB instead. Fix or unset the variable.",
+                      UserWarning, stacklevel=3)
     total = file_size(path) + file_size(path + "-wal")
     if limit <= 0 or total < limit:
         return
@@ -87,8 +90,8 @@ def warn_if_large(path: str | None) -> None:
         f"the nbflow store {path!r} takes {human(total)}; nothing is pruned automatically. "
         f"`nbflow du` shows what it holds, and `nbflow prune` (flow.prune() in Python) "
         f"deletes the runs of each flow beyond its last {DEFAULT_KEEP} that are older "
-        f"than {DEFAULT_DAYS} days, with the result files no kept run needs. Set NBFLOW_SIZE_WARNING "
-        "(bytes, 0 = never) to change this warning.", UserWarning, stacklevel=3)
+        f"than {DEFAULT_DAYS} days, with the result files no kept run needs. Set "
+        "NBFLOW_SIZE_WARNING (bytes, 0 = never) to change this warning.", UserWarning, stacklevel=3)
 
 
 def human(n: float) -> str:

@@ -89,8 +89,8 @@ def test_p_values_are_read_as_papermill_reads_them_and_recorded_with_the_run(
 
 @pytest.mark.kernel
 def test_a_params_file_sets_values_and_p_overrides_it(tmp_path, nbflow_cli):
-    nb = notebook_with(tmp_path / "daily.ipynb", "SEEN = %r" % SEEN,
-                       (DEFAULTS + "\ntags = []\nwhen = None\nnested = {}\ntext = ''", ["parameters"]),
+    defaults = DEFAULTS + "\ntags = []\nwhen = None\nnested = {}\ntext = ''"
+    nb = notebook_with(tmp_path / "daily.ipynb", "SEEN = %r" % SEEN, (defaults, ["parameters"]),
                        ("limit = 5\nold_injected = True", ["injected-parameters"]), FLOW_CELL)
     (tmp_path / "params.yaml").write_text(
         "date: 2026-02-03\nlimit: 7\ntags: [a, b]\nwhen: 2026-02-03 04:05:06\n"

@@ -568,3 +568,11 @@ def test_a_large_store_warns_once_when_opened(store_path, folder, monkeypatch):
         warnings.simplefilter("always")
         Store(store_path).close()
     assert again == []   # once per process and file
+
+
+def test_a_size_limit_that_is_no_number_says_so(store_path, folder, monkeypatch):
+    monkeypatch.setenv("NBFLOW_SIZE_WARNING", "1GB")
+    with pytest.warns(UserWarning, match=r"NBFLOW_SIZE_WARNING must be a whole number of "
+                      r"bytes \(0 = never warn\), got '1GB'; warning at 1 GiB instead"):
+        Store(store_path).close()
+
