@@ -529,16 +529,15 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def test_pruning_while_another_process_writes_its_run(store_path, folder, tmp_path):
+def test_pruning_while_another_process_writes_its_run(store, backend_url, folder, tmp_path):
     """Another kernel (a process with its own writer) records a run of 3,000 tasks while
     this one prunes with keep=0 again and again: the old runs go, the live one stays whole."""
-    store = Store(store_path)
     old = make_runs(store, 3)
     age(folder)
     script, release = tmp_path / "writer.py", tmp_path / "release"
     script.write_text(WRITER)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, str(script), store_path, "3000", str(release)],
+    proc = subprocess.Popen([sys.executable, str(script), backend_url, "3000", str(release)],
                             stdout=subprocess.PIPE, text=True, env=env)
     try:
         pruned, live = [], None
