@@ -337,9 +337,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             env["NBFLOW_WORKERS"] = str(args.workers)
         env.pop(parameters.ENV, None)
         if params:
-            env[parameters.ENV] = json.dumps(params)
+            env[parameters.ENV] = parameters.encode(params)
         print(f"nbflow: running {args.notebook} in a fresh kernel; state in {store.label}",
               flush=True)
+        if params:
+            print("nbflow: parameters " + ", ".join(
+                f"{name}={clean(parameters.literal(value), one_line=True, limit=80)}"
+                for name, value in params.items()), flush=True)
         job = NotebookJob(nb, folder, env, args.timeout)
         runs, interrupted = watch(store, job, Progress(sys.stdout))
         return report(store, runs, job, interrupted)

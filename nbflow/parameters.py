@@ -25,6 +25,9 @@ from typing import Any
 
 ENV = "NBFLOW_PARAMS"
 TAG, INJECTED = "parameters", "injected-parameters"
+MAX_VALUES = 100_000
+#: Linux refuses an environment string longer than 128 KiB (MAX_ARG_STRLEN).
+MAX_ENV = 120 * 1024
 
 
 def parse_value(text: str) -> Any:
@@ -83,20 +86,40 @@ def read_file(path: str) -> dict[str, Any]:
                          f"(name: value lines), not hold a {type(data).__name__}")
     for name in data:
         check_name(name if isinstance(name, str) else repr(name))
-    return {name: _plain(value) for name, value in data.items()}
+    budget = [MAX_VALUES]
+    try:
+        return {name: _plain(value, budget, ()) for name, value in data.items()}
+    except _TooBig as exc:
+        raise ValueError(f"the parameters file {path!r} {exc}; pass a path as a parameter "
+                         "and read the data in the notebook instead") from None
 
 
-def _plain(value: Any) -> Any:
+class _TooBig(Exception):
+    pass
+
+
+def _plain(value: Any, budget: list[int], inside: tuple[int, ...]) -> Any:
+    """``value`` as JSON-like data; ``budget`` counts the values left, because YAML
+    aliases can make a small file mean a vast (or endless) value."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooBig(f"holds more than {MAX_VALUES:,} values (YAML aliases?)")
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
-    if isinstance(value, dict):
-        return {(k if isinstance(k, (str, int, float, bool)) or k is None else str(k)):
-                _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in inside:
+            raise _TooBig("holds a value that contains itself (a YAML alias)")
+        inside = (*inside, id(value))
+        if isinstance(value, dict):
+            return {_key(k): _plain(v, budget, inside) for k, v in value.items()}
+        return [_plain(v, budget, inside) for v in value]
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+def _key(key: Any) -> Any:
+    return key if isinstance(key, (str, int, float, bool)) or key is None else str(key)
 
 
 def literal(value: Any) -> str:
@@ -146,7 +169,18 @@ def gather(files: list[str], pairs: list[tuple[str, str]]) -> dict[str, Any]:
         params.update(read_file(path))
     for name, text in pairs:
         params[check_name(name)] = parse_value(text)
+    size = len(encode(params))
+    if size > MAX_ENV:
+        raise ValueError(f"the parameters take {size // 1024} KiB as JSON, more than the "
+                         f"{MAX_ENV // 1024} KiB an environment variable ({ENV}) can carry "
+                         "to the kernel; pass a path as a parameter and read the data in the "
+                         "notebook instead")
     return params
+
+
+def encode(params: dict[str, Any]) -> str:
+    """The JSON text of ``NBFLOW_PARAMS`` (ASCII: a lone surrogate stays an escape)."""
+    return json.dumps(params)
 
 
 def inject(nb, params: dict[str, Any]) -> list[str]:

@@ -74,6 +74,8 @@ def test_p_values_are_read_as_papermill_reads_them_and_recorded_with_the_run(
         "ratio": ["float", 0.5], "nothing": ["NoneType", None], "word": ["str", "hello world"],
         "code": ["str", hostile], "odd": ["str", "caf\udce9"]}
     assert done.stderr.count("warning") == 1
+    assert ("nbflow: parameters date='2026-01-01', limit=101, verbose=True, ratio=0.5, "
+            "nothing=None, word='hello world', ") in done.stdout
     assert ("nbflow run: warning: parameters ratio, nothing, word, code, odd are not defined in "
             "the notebook's 'parameters' cell, which defines: date, limit, verbose; set anyway"
             ) in done.stderr
@@ -140,6 +142,12 @@ def test_a_run_without_parameters_records_none_even_if_the_variable_leaks_in(
     (["-f", "bad.yaml"], r"the parameters file 'bad.yaml' is not valid YAML: "),
     (["-f", "bad.json"], r"the parameters file 'bad.json' is not valid JSON: "),
     (["-f", "names.yaml"], r"parameter name 'not a name' is not a Python variable name"),
+    (["-f", "bomb.yaml"], r"the parameters file 'bomb.yaml' holds more than 100,000 values "
+                          r"\(YAML aliases\?\); pass a path as a parameter"),
+    (["-f", "loop.yaml"], r"the parameters file 'loop.yaml' holds a value that contains "
+                          r"itself"),
+    (["-p", "big", "x" * 130_000], r"the parameters take 126 KiB as JSON, more than the 120 "
+                                   r"KiB an environment variable \(NBFLOW_PARAMS\) can carry"),
 ])
 def test_parameters_given_wrongly_exit_2_before_a_kernel_starts(tmp_path, nbflow_cli, args,
                                                                  message):
@@ -148,6 +156,10 @@ def test_parameters_given_wrongly_exit_2_before_a_kernel_starts(tmp_path, nbflow
     (tmp_path / "bad.yaml").write_text("a: [1, 2\n")
     (tmp_path / "bad.json").write_text("{'a': 1}")
     (tmp_path / "names.yaml").write_text("not a name: 1\n")
+    levels = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"] + [
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    (tmp_path / "bomb.yaml").write_text("\n".join(levels) + "\n")   # 10**9 values
+    (tmp_path / "loop.yaml").write_text("a: &a [1, *a]\n")
     done = nbflow_cli("run", str(nb), *args, cwd=tmp_path)
     assert done.returncode == 2
     assert re.search(message, done.stderr), done.stderr
