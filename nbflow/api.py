@@ -21,6 +21,7 @@ from .errors import NbflowError, NoSuchRun, NoSuchTask
 from .executors import make_executor
 from .mapping import Each, plan
 from .options import FLOW_DEFAULTS, task_options, validate
+from .parameters import notebook_params
 from .results import ResultFiles, RunResults, results_folder, task_base
 from .run import Run
 
@@ -349,8 +350,13 @@ class Flow:
         run again even when their result could be restored, with everything
         downstream of them.  See ``docs/reliability.md``.
 
+        In a notebook run by ``nbflow run -p/-f``, the run records the notebook's
+        parameters (``NBFLOW_PARAMS``) in its params under ``notebook_params``.
+
         Raises
         ------
+        ValueError
+            ``NBFLOW_PARAMS`` is set but is not a JSON object.
         NoSuchRun
             nothing to resume, or ``resume`` names a run of another flow.
         LeaseHeldError
@@ -359,6 +365,7 @@ class Flow:
             that run was already resumed, or another kernel took it first.
         """
         check_options(mode, on_failure, policy or self.policy)
+        given = notebook_params()
         graph, specs = self.build()
         store = self.store
         resumed = self._resume_target(resume)
@@ -381,6 +388,8 @@ class Flow:
                   "executor": kind if isinstance(kind, str) else type(ex).__name__}
         if resumed is not None:
             params["resumed_from"] = resumed
+        if given is not None:
+            params["notebook_params"] = given
         store.create_run(run_id, self.name, graph, [s.kind for s in specs], params, created,
                          resumed_from=resumed)
         known = store.saved_results(store.resume_chain(resumed)) if resumed else {}
@@ -450,6 +459,28 @@ class Flow:
         return simulate_flow(self, workers=workers, policy=policy, durations=durations,
                              default=default, failures=failures, seed=seed, mode=mode,
                              step=step, record=record)
+
+    def prune(self, keep: int | None = None, *, older_than: Any = None, before: Any = None,
+              dry_run: bool = False, vacuum: bool | None = None):
+        """Delete this flow's old runs and the result files no kept run needs.
+
+        ``keep=N`` keeps the newest N runs; ``older_than`` (``"30d"``, ``"12h"``,
+        seconds or a timedelta) or ``before`` (a date such as ``"2026-01-01"``)
+        deletes the runs created before it; with a count and a date, a run goes
+        only when both let it.  Without any: the last 50 runs and those of the
+        last 30 days stay.  A live run, and every run a kept run resumed (its
+        resume chain), always stay.  ``dry_run=True`` only says what would go;
+        ``vacuum=True`` compacts the database afterwards (by default only after
+        a prune that freed a lot).  Returns a report (``runs``, ``rows``,
+        ``files``, ``file_bytes``, ``kept``...).  See ``docs/reliability.md``.
+
+        Raises
+        ------
+        ValueError, TypeError
+            a count, age or date that means nothing.
+        """
+        return self.store.prune(keep, older_than=older_than, before=before, flow=self.name,
+                                dry_run=dry_run, vacuum=vacuum)
 
     # -- dead letters ------------------------------------------------------------------
     def dead_letters(self, *, requeued: bool = False):

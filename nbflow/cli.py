@@ -31,6 +31,7 @@ import time
 from contextlib import closing
 from typing import Any, TextIO
 
+from . import parameters
 from .core.replay import TERMINAL
 from .errors import NbflowError
 from .terminal import clean
@@ -100,15 +101,29 @@ def counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{counts[s]} {word(s)}" for s in order if counts[s]) or "no tasks yet"
 
 
-def params_text(raw: Any) -> str:
-    """A run's params column as ``key=value ...``; what is not a JSON object, as text."""
+def _params(raw: Any) -> dict[str, Any] | None:
+    """A run's params column as a dict, None when it is not a JSON object."""
     try:
         params = json.loads(raw) if raw else {}
     except (TypeError, ValueError, RecursionError):
-        params = None
-    if not isinstance(params, dict):
+        return None
+    return params if isinstance(params, dict) else None
+
+
+def params_text(raw: Any) -> str:
+    """A run's params column as ``key=value ...`` (the notebook's parameters apart);
+    what is not a JSON object, as text."""
+    params = _params(raw)
+    if params is None:
         return clean(raw, one_line=True, limit=200)
-    return " ".join(f"{word(k)}={clean(v, one_line=True, limit=80)}" for k, v in params.items())
+    return " ".join(f"{word(k)}={clean(v, one_line=True, limit=80)}" for k, v in params.items()
+                    if k != "notebook_params")
+
+
+def notebook_params_of(raw: Any) -> dict[str, Any]:
+    """The parameters ``nbflow run -p/-f`` gave the notebook of a run, if any."""
+    given = (_params(raw) or {}).get("notebook_params")
+    return given if isinstance(given, dict) else {}
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -359,6 +374,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception as exc:
         raise UsageError(f"{path!r} is not a notebook nbflow can read: {clean(exc)}") from None
     folder = os.path.dirname(path)
+    params = _notebook_params(args, nb)
     # Opened (and its schema created) before the kernel starts, so the two
     # never race to create the tables.
     with closing(open_store(args.store or os.environ.get("NBFLOW_STORE")
@@ -369,11 +385,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         env = {**os.environ, "NBFLOW_STORE": store.url, "JPY_SESSION_NAME": path}
         if args.workers is not None:
             env["NBFLOW_WORKERS"] = str(args.workers)
+        env.pop(parameters.ENV, None)
+        if params:
+            env[parameters.ENV] = parameters.encode(params)
         print(f"nbflow: running {clean(args.notebook)} in a fresh kernel; state in "
               f"{clean(store.label)}", flush=True)
+        if params:
+            print("nbflow: parameters " + ", ".join(
+                f"{name}={clean(parameters.literal(value), one_line=True, limit=80)}"
+                for name, value in params.items()), flush=True)
         job = NotebookJob(nb, folder, env, args.timeout)
         runs, interrupted = watch(store, job, Progress(sys.stdout))
         return report(store, runs, job, interrupted)
+
+
+def _notebook_params(args: argparse.Namespace, nb) -> dict[str, Any]:
+    """The ``-f``/``-p`` parameters, injected into ``nb``; warnings go to stderr."""
+    try:
+        params = parameters.gather(args.param_files, args.params)
+    except ValueError as exc:
+        raise UsageError(clean(exc)) from None
+    if params:
+        for warning in parameters.inject(nb, params):
+            sys.stderr.write(f"nbflow run: warning: {clean(warning)}\n")
+    return params
 
 
 def watch(store, job: NotebookJob, progress: Progress) -> tuple[list[dict[str, Any]], bool]:
@@ -469,6 +504,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             else "not finished")
     print(f"run {word(run['id'])} of flow {word(run['flow'])!r}: {word(run['state'])}")
     print(f"created {clock(run['created'])}, {took}; {params_text(run['params'])}")
+    given = notebook_params_of(run["params"])
+    if given:
+        print("notebook parameters: " + ", ".join(
+            f"{clean(k)}={clean(json.dumps(v), one_line=True, limit=200)}"
+            for k, v in given.items()))
     rows = [[clean(t["name"], one_line=True, limit=40), word(t["state"]), word(t["level"]),
              word(t["attempt"]), clock(t["started"], "%H:%M:%S"),
              elapsed(t["started"], t["finished"]), clean(t["error"], one_line=True, limit=80)]
@@ -479,10 +519,101 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- nbflow prune / nbflow du ---------------------------------------------------------------
+def cmd_prune(args: argparse.Namespace) -> int:
+    """``nbflow prune``: delete old runs and the result files no kept run needs."""
+    from .store.usage import human
+    with closing(open_store(args.store, must_exist=True)) as store:
+        if args.flow is not None and not store.runs(flow=args.flow, limit=1):
+            flows = sorted({r["flow"] for r in store.runs()})
+            raise UsageError(f"the store {store.label} has no runs of flow {clean(args.flow)!r}"
+                             "; its flows are: "
+                             + (", ".join(repr(clean(f)) for f in flows) or "none yet"))
+        report = store.prune(args.keep, older_than=args.older_than, before=args.before,
+                             flow=args.flow, dry_run=args.dry_run,
+                             vacuum=True if args.vacuum else None)
+        label = store.label
+    verb = "would delete" if report.dry_run else "deleted"
+    flows = ", ".join(f"flow {clean(f)!r}: {n}" for f, n in sorted(report.by_flow().items()))
+    print(f"nbflow prune: {verb} {len(report.runs)} run(s)" + (f" ({flows})" if flows else "")
+          + f" in the store {clean(label)}")
+    if report.dry_run and report.runs:
+        print(table(["run", "flow", "state", "created"],
+                    [[clean(r["id"]), clean(r["flow"], one_line=True, limit=30),
+                      clean(r["state"]), clock(r["created"])] for r in report.runs]))
+    rows = report.rows
+    print(f"  rows: {rows['runs']} runs, {rows['tasks']} tasks, {rows['events']} events, "
+          f"{rows['logs']} logs ({human(report.log_bytes)}), {rows['dead_letters']} dead "
+          f"letters, {rows['results']} cache index rows")
+    print(f"  result files: {report.files} ({human(report.file_bytes)}) in "
+          f"{clean(report.folder)!r}"
+          + (f"; {report.recent} too recent to delete yet (the next prune deletes them)"
+             if report.recent else ""))
+    for run_id, why in sorted(report.kept.items()):
+        print(f"  kept run {clean(run_id)}: {clean(why)}")
+    for name, why in report.skipped:
+        print(f"  left {clean(name)!r} alone: {clean(why)}")
+    vac = report.vacuum
+    if vac is not None and vac.skipped:
+        print(f"  not vacuumed: {clean(vac.skipped)}")
+    elif vac is not None:
+        notes = "".join(f", {clean(n)}" for n in vac.notes)
+        print(f"  vacuumed: database {human(vac.before)} -> {human(vac.after)} "
+              f"({human(max(0, vac.before - vac.after))} reclaimed{notes})")
+    return 0
+
+
+def cmd_du(args: argparse.Namespace) -> int:
+    """``nbflow du``: what the store and its results folder take, and what a prune frees."""
+    from .store.policy import DEFAULT_DAYS, DEFAULT_KEEP
+    from .store.usage import human
+    with closing(open_store(args.store, must_exist=True)) as store:
+        use = store.usage()
+    parts = ", ".join(f"{clean(k)} {human(v)}" for k, v in use.database.items())
+    free = (f"; {human(use.free_bytes)} of it free pages (nbflow prune --vacuum returns them)"
+            if use.free_bytes else "")
+    print(f"store {clean(use.store)} ({clean(use.backend)}): {human(use.database_bytes)} "
+          f"({parts}){free}")
+    print("rows: " + ", ".join(f"{clean(t)} {n}" for t, n in use.rows.items()))
+    if use.flows:
+        print(table(["flow", "runs", "events", "logs", "first run", "last run"],
+                    [[clean(f["flow"], one_line=True, limit=30), str(f["runs"]),
+                      str(f["events"]), human(f["log_bytes"]), clock(f["first"]),
+                      clock(f["last"])] for f in use.flows]))
+    res = use.results
+    print(f"results {clean(res.folder)!r}: {res.files} files, {human(res.bytes)}"
+          + (f" (and {res.others} other entries, {human(res.other_bytes)})" if res.others else "")
+          + (f"; {clean(res.problem)}" if res.problem else ""))
+    gain = use.reclaimable
+    print(f"nbflow prune (by default it keeps the last {DEFAULT_KEEP} runs of each flow and "
+          f"those of the last {DEFAULT_DAYS} days) would delete {len(gain.runs)} run(s), "
+          f"{gain.rows['events']} events, {human(gain.log_bytes)} of logs and {gain.files} "
+          f"result files ({human(gain.file_bytes)}); nbflow prune --dry-run --keep N shows "
+          "other choices.")
+    return 0
+
+
 # -- argument parsing --------------------------------------------------------------------------
 def _at_least_one(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def _checked(parse):
+    """An argparse type that keeps ``text`` once ``parse(text)`` accepted it."""
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"must be {exc}") from None
+        return text
+    return check
+
+
+def _whole(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
     return int(text)
 
 
@@ -499,6 +630,7 @@ def _seconds(text: str) -> float:
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nbflow`` command and its subcommands."""
     from . import __version__
+    from .store.policy import parse_age, parse_date
     p = argparse.ArgumentParser(
         prog="nbflow", description="Run notebook flows headless and look at their runs.")
     p.add_argument("--version", action="version", version=f"nbflow {__version__}")
@@ -516,6 +648,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--store", metavar="URL", help=store_help.format("notebook's folder"))
     run.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                      help="fail a cell that runs longer than this (default: no limit)")
+    run.add_argument("-p", "--param", nargs=2, action="append", default=[], dest="params",
+                     metavar=("NAME", "VALUE"),
+                     help="set a notebook parameter after the cell tagged 'parameters' "
+                     "(True, False, None, numbers are read as such, anything else as text)")
+    run.add_argument("-f", "--params-file", action="append", default=[], dest="param_files",
+                     metavar="FILE", help="set the parameters of a YAML or JSON file (-p "
+                     "options override them)")
     run.set_defaults(handler=cmd_run)
 
     runs = sub.add_parser("runs", help="list runs, newest first",
@@ -533,6 +672,33 @@ def parser() -> argparse.ArgumentParser:
                         help="a run id or a unique prefix of one (default: the latest run)")
     status.add_argument("--store", metavar="URL", help=store_help.format("current folder"))
     status.set_defaults(handler=cmd_status)
+
+    prune = sub.add_parser("prune", help="delete old runs and the result files they leave",
+                           description="Delete old runs of every flow (or of --flow), with "
+                           "their rows and the result files no kept run needs. Live runs and "
+                           "the runs a kept run resumed always stay. Without --keep, "
+                           "--older-than or --before: keep the last 50 runs of each flow and "
+                           "those of the last 30 days.")
+    prune.add_argument("--keep", type=_whole, metavar="N",
+                       help="keep the newest N runs of each flow")
+    when = prune.add_mutually_exclusive_group()
+    when.add_argument("--older-than", metavar="AGE", type=_checked(parse_age),
+                      help="delete runs created more than AGE ago: 30d, 12h, 90m, 2w")
+    when.add_argument("--before", metavar="DATE", type=_checked(parse_date),
+                      help="delete runs created before DATE (local time): 2026-01-01")
+    prune.add_argument("--flow", metavar="NAME", help="only runs of this flow")
+    prune.add_argument("--dry-run", action="store_true", help="only show what would go")
+    prune.add_argument("--vacuum", action="store_true",
+                       help="compact the database afterwards (by default only when the prune "
+                       "freed a lot)")
+    prune.add_argument("--store", metavar="URL", help=store_help.format("current folder"))
+    prune.set_defaults(handler=cmd_prune)
+
+    du = sub.add_parser("du", help="show what the store and its results take",
+                        description="Show the size of the store's database and results "
+                        "folder, rows per table and per flow, and what nbflow prune would free.")
+    du.add_argument("--store", metavar="URL", help=store_help.format("current folder"))
+    du.set_defaults(handler=cmd_du)
     return p
 
 

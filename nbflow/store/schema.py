@@ -120,3 +120,13 @@ results = Table(
     Index("results_by_key", "key"),
     sqlite_with_rowid=False,
 )
+
+# Keys whose result files a prune may delete, written in the transaction that
+# deletes the runs naming them and emptied once the files are handled, so a
+# prune killed between the two finishes its file deletions on the next prune
+# (``retention.py``).  A key named again by a run meanwhile is kept.
+prune_queue = Table(
+    "prune_queue", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("queued", Float, nullable=False),
+)

@@ -38,6 +38,7 @@ from .open import check_location, locate, open_engine, raise_if_newer
 from .schema import (SCHEMA_VERSION, dead_letters, events, logs, meta, metadata, results, runs,
                      tasks)
 from .sql import translate_error
+from .usage import warn_if_large
 from .writer import Writer
 
 
@@ -84,6 +85,7 @@ class Store:
         except DBAPIError as exc:
             raise translate_error(exc, self.label) from exc
         self._file_id = _file_id(self.path) if self.path is not None else None
+        warn_if_large(self.path)
 
     def _ensure_schema(self) -> None:
         with self.engine.begin() as conn:
@@ -208,6 +210,38 @@ class Store:
         if not done:
             raise StoreVersionConflict(lost or f"run {run_id} was taken over by another engine "
                                        "while this one ran it; its final state was not recorded")
+
+    # -- retention (retention.py, usage.py) ----------------------------------------------
+    def prune(self, keep: int | None = None, *, older_than: Any = None, before: Any = None,
+              flow: str | None = None, dry_run: bool = False, vacuum: bool | None = None):
+        """Delete old runs of every flow (or of ``flow``) and the result files no kept run
+        names; returns a :class:`~nbflow.store.retention.PruneReport`.
+
+        ``keep``: the newest runs per flow to keep; ``older_than`` (``"30d"``,
+        seconds, a timedelta) or ``before`` (a date): runs created before it go;
+        with both a count and a date, a run goes when both let it.  With none,
+        the default: the last 50 runs of each flow and the runs of the last 30
+        days stay.  Live runs and the resume chains of kept runs always stay.
+        ``dry_run`` only counts; ``vacuum``: see ``retention.prune``.
+
+        Raises
+        ------
+        ValueError, TypeError
+            a count, age or date that means nothing (the message says what is expected).
+        StoreError
+        """
+        from .policy import retention
+        from .retention import prune
+        policy = retention(keep, older_than, before)
+        self.flush()
+        return prune(self, policy, flow, dry_run, vacuum)
+
+    def usage(self):
+        """What the store and its results folder take (``nbflow du``): a
+        :class:`~nbflow.store.usage.Usage`."""
+        from .usage import usage
+        self.flush()
+        return usage(self)
 
     @property
     def writer_pid(self) -> int | None:

@@ -66,7 +66,7 @@ def test_every_command_line_in_the_readme_parses():
     [usage] = blocks("From the command line", "sh")
     subcommands = parser()._subparsers._group_actions[0].choices
     lines = usage.splitlines()
-    assert [line.split()[1] for line in lines] == ["run", "runs", "status"]
+    assert [line.split()[1] for line in lines] == ["run", "runs", "status", "prune", "du"]
     for line in lines:
         words = shlex.split(line.replace("[", " ").replace("]", " "))
         sub = subcommands[words[1]]

@@ -164,9 +164,19 @@ def damaged_store(path: str) -> bytes:
         flow.task(lambda: "x" * 400, name=f"t{k}")
     flow.run()
     flow.store.close()
+    # The root pages of the runs' indexes, the task rows and the events, wherever
+    # the schema put them (a new table moves them).
+    con = sqlite3.connect(path)
+    try:
+        pages = [p for (p,) in con.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name IN ('sqlite_autoindex_runs_1', "
+            "'sqlite_autoindex_runs_2', 'tasks', 'events')")]
+    finally:
+        con.close()
     with open(path, "r+b") as f:
-        f.seek(4096 * 4)
-        f.write(b"\xff" * 4096 * 4)
+        for page in pages:
+            f.seek(4096 * (page - 1))
+            f.write(b"\xff" * 4096)
     with open(path, "rb") as f:
         return f.read()
 
