@@ -25,6 +25,7 @@ from contextlib import suppress
 from typing import Any
 
 from ..core.replay import fold, new_row
+from ..core.text import storable
 
 #: One transaction: ``(sql, rows)`` pairs, each run with ``executemany``.
 Transaction = list[tuple[str, list[tuple]]]
@@ -57,19 +58,39 @@ class Statements:
         self._sql_task_insert = ("INSERT INTO tasks (run_id, name, idx, level, deps, kind, state,"
                                  " attempt, started, finished, error, version) VALUES "
                                  f"({', '.join([p] * 11)}, 1)")
+        # A run's end, when its synchronous write failed (Store.finish_run): after
+        # its events, by its owner only (a run taken over stays as its new owner set it).
+        self._sql_finish = (f"UPDATE runs SET state={p}, finished={p}, version=version+1 "
+                            f"WHERE id={p} AND owner={p}")
+        # The writer's record of its transactions (schema.commits), one row per writer.
+        self.sql_commit = (f"INSERT INTO commits (writer, txn, at) VALUES ({p}, {p}, {p}) "
+                           "ON CONFLICT (writer) DO UPDATE SET txn = excluded.txn, at = excluded.at")
+        self.sql_committed = f"SELECT txn FROM commits WHERE writer = {p}"
+        # Which run and task a row is about, by the positions of their columns.
+        self._about = {self._sql_event: ("event", 0, 2), self._sql_task: ("task row", -2, -1),
+                       self._sql_log: ("log", 0, 1), self._sql_dead: ("dead letter", 0, 1),
+                       self._sql_result: ("result index row", 0, 1),
+                       self._sql_task_insert: ("task row", 0, 1),
+                       self._sql_finish: ("final state", 2, None)}
 
     def build(self, items: list[tuple]) -> Transaction:
         """The statements that write ``items`` (empty when there is nothing to write)."""
+        # Only the runs forgotten in these items: a group that fails is built again.
+        self._forget = []
         event_rows: list[tuple] = []
-        log_rows, dead_rows, result_rows = [], [], []
+        log_rows, dead_rows, result_rows, finish_rows = [], [], [], []
         changed: dict[str, dict[str, list]] = {}  # run -> task -> row, once per group
         for kind, run_id, payload in items:
             if kind == "events":
+                # Only the events of ends other than success carry the user's text
+                # (errors, tracebacks, reasons), and they are rare.
+                if [ev for ev in payload if ev[5] in _WORDY]:
+                    payload = [_storable_event(ev) for ev in payload]
+                    dead_rows.extend(_dead_letter(ev) for ev in payload
+                                     if ev[5] == "failed" and ev[4] == "running")
                 changed.setdefault(run_id, {}).update(
                     fold(self._rows.setdefault(run_id, {}), payload))
                 event_rows.extend(payload)
-                dead_rows.extend(_dead_letter(ev) for ev in payload
-                                 if ev[5] == "failed" and ev[4] == "running")
             elif kind == "tasks":
                 # A run's tasks come in one item, 10,000 of them for a big run:
                 # no per-row unpacking here, the row is kept as it came.
@@ -79,9 +100,14 @@ class Statements:
                     unwritten[row[0]] = row
                     rows[row[0]] = new_row()
             elif kind == "logs":
-                log_rows.extend((run_id, *rec) for rec in payload)
+                # Process executors bring their own text: capped and escaped here too.
+                log_rows.extend((run_id, task, attempt, storable(out), storable(err))
+                                for task, attempt, out, err in payload)
             elif kind == "results":
                 result_rows.extend(payload)
+            elif kind == "finish":
+                state, finished, owner = payload
+                finish_rows.append((state, finished, run_id, owner))
             elif kind == "forget":
                 self._forget.append(run_id)
         # Task rows not yet in the database go in once, already in their current
@@ -99,7 +125,15 @@ class Statements:
         return [(sql, rows) for sql, rows in (
             (self._sql_task_insert, task_inserts), (self._sql_event, event_rows),
             (self._sql_task, task_rows), (self._sql_log, log_rows),
-            (self._sql_dead, dead_rows), (self._sql_result, result_rows)) if rows]
+            (self._sql_dead, dead_rows), (self._sql_result, result_rows),
+            (self._sql_finish, finish_rows)) if rows]
+
+    def describe(self, sql: str, row: tuple) -> str:
+        """What ``row`` of the statement ``sql`` records, for a warning that it was refused."""
+        what, run_at, task_at = self._about.get(sql, ("row", None, None))
+        run = f" of run {row[run_at]}" if run_at is not None else ""
+        task = f" of task {row[task_at]!r}" if task_at is not None else ""
+        return f"the {what}{task}{run}"
 
     def committed(self) -> None:
         """The last built transaction was committed (until then it is built again)."""
@@ -109,37 +143,194 @@ class Statements:
         self._forget.clear()
 
 
+#: Bounds of one transaction: rows, and characters of logs (and saved values).
+#: A SQLite file is locked for writing while a transaction runs, and another
+#: kernel waits for it only its busy timeout (5 s): these keep one to a
+#: fraction of a second.  A 10,000-task run's own groups stay within them.
+TXN_ROWS = 20_000
+TXN_CHARS = 8 << 20
+
+
+def group_end(items: list[tuple], start: int, max_rows: int = TXN_ROWS,
+              max_chars: int = TXN_CHARS) -> int:
+    """Where the transaction that writes ``items[start:]`` in order ends: at least one
+    item, more while within the bounds.  A ``values`` item (results saved with the
+    success events of the item after it) is never the last one."""
+    rows = chars = 0
+    end = start
+    while end < len(items):
+        kind, _run, payload = items[end]
+        n = len(payload) if isinstance(payload, (list, dict)) else 1
+        if kind == "logs":
+            c = sum([len(r[2]) + len(r[3]) for r in payload])
+        elif kind == "values":
+            c = sum(map(len, payload.values()))
+        else:
+            c = 0
+        if end > start and (rows + n > max_rows or chars + c > max_chars) \
+                and items[end - 1][0] != "values":
+            break
+        rows, chars, end = rows + n, chars + c, end + 1
+    return end
+
+
+def split_logs(items: list[tuple], max_chars: int = TXN_CHARS) -> list[tuple]:
+    """``items`` with each ``logs`` item of more than ``max_chars`` characters cut into
+    several (one engine turn may bring the logs of many big attempts)."""
+    out = []
+    for item in items:
+        kind, run_id, payload = item
+        if kind != "logs" or sum([len(r[2]) + len(r[3]) for r in payload]) <= max_chars:
+            out.append(item)
+            continue
+        part: list[tuple] = []
+        size = 0
+        for rec in payload:
+            if part and size + len(rec[2]) + len(rec[3]) > max_chars:
+                out.append((kind, run_id, part))
+                part, size = [], 0
+            part.append(rec)
+            size += len(rec[2]) + len(rec[3])
+        out.append((kind, run_id, part))
+    return out
+
+
+#: Rows a transaction committed without: ``(statement index, row index, why)``.
+Refused = list[tuple[int, int, str]]
+
+
 class Transactions:
     """Runs transactions through the DB-API connection ``connect()`` returns
-    (kept between them, replaced after a failure)."""
+    (kept between them, replaced after a failure).
 
-    def __init__(self, connect: Callable[[], Any]):
+    A row the database refuses (:func:`refused`) costs only itself: the
+    transaction is run again with each statement's rows in savepoints, halved
+    around the refused ones, and commits the rest.  ``begin`` is the statement
+    that opens a transaction when the driver does not (sqlite3 would let the
+    first savepoint open it, and releasing that one would commit).
+    """
+
+    def __init__(self, connect: Callable[[], Any], begin: str | None = None):
         self._connect = connect
+        self._begin = begin
         self._conn = None
 
-    def execute(self, statements: Transaction) -> None:
-        """Run ``statements`` in one transaction; raises the driver's error on failure."""
+    def execute(self, statements: Transaction) -> Refused:
+        """Run ``statements`` in one transaction and commit; returns the rows left out.
+
+        Raises the driver's error when nothing could be committed (the database
+        is unavailable: locked, full, read-only, gone).
+        """
+        try:
+            try:
+                self._run(statements, None)
+                return []
+            except Exception as exc:
+                if not refused(exc):
+                    raise
+                with suppress(Exception):
+                    self._conn.rollback()
+            out: Refused = []
+            self._run(statements, out)
+            return out
+        except BaseException:
+            self._drop()
+            raise
+
+    def query(self, sql: str, params: tuple) -> list[tuple]:
+        """The rows of one read."""
+        try:
+            cur = self._connection().cursor()
+            cur.execute(sql, params)
+            rows = [tuple(r) for r in cur.fetchall()]
+            self._conn.rollback()   # a server's driver opened a transaction for it
+            return rows
+        except BaseException:
+            self._drop()
+            raise
+
+    def _connection(self) -> Any:
         if self._conn is None:
             self._conn = self._connect()
-        conn = self._conn
-        try:
-            cur = conn.cursor()
+        return self._conn
+
+    def _run(self, statements: Transaction, isolate: Refused | None) -> None:
+        conn = self._connection()
+        cur = conn.cursor()
+        if isolate is None:
             for sql, rows in statements:
                 cur.executemany(sql, rows)
-            conn.commit()
-        except BaseException:
-            # The retry starts from a fresh connection (a server may have restarted).
-            self._conn = None
-            with suppress(Exception):  # the connection may be gone with the server
-                conn.rollback()
-            with suppress(Exception):
-                conn.close()
-            raise
+        else:
+            if self._begin:
+                cur.execute(self._begin)
+            for i, (sql, rows) in enumerate(statements):
+                _isolate(cur, sql, rows, i, 0, isolate)
+        conn.commit()
+
+    def _drop(self) -> None:
+        # The retry starts from a fresh connection (a server may have restarted).
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        with suppress(Exception):  # the connection may be gone with the server
+            conn.rollback()
+        with suppress(Exception):
+            conn.close()
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _isolate(cur: Any, sql: str, rows: list[tuple], statement: int, first: int,
+             out: Refused) -> None:
+    """Run ``rows`` in a savepoint; when one is refused, each half in its own, down to
+    the refused rows themselves, which go to ``out``."""
+    cur.execute("SAVEPOINT nbflow_rows")
+    try:
+        cur.executemany(sql, rows)
+    except Exception as exc:
+        if not refused(exc):
+            raise
+        cur.execute("ROLLBACK TO SAVEPOINT nbflow_rows")
+        cur.execute("RELEASE SAVEPOINT nbflow_rows")
+        if len(rows) == 1:
+            out.append((statement, first, f"{type(exc).__name__}: {exc}".strip()))
+            return
+        half = len(rows) // 2
+        _isolate(cur, sql, rows[:half], statement, first, out)
+        _isolate(cur, sql, rows[half:], statement, first + half, out)
+    else:
+        cur.execute("RELEASE SAVEPOINT nbflow_rows")
+
+
+def refused(exc: BaseException) -> bool:
+    """True when ``exc`` is the database (or its driver) refusing a row's values, which
+    no retry changes; False when the database is unavailable (locked, full, gone),
+    which a retry may overcome.
+
+    Judged by the DB-API class names (every driver has them) and, for sqlite3,
+    a value of a type it cannot bind.
+    """
+    if isinstance(exc, (ValueError, TypeError, OverflowError)):   # surrogates, huge ints
+        return True
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"IntegrityError", "DataError"}) or (
+        "ProgrammingError" in names and "binding parameter" in str(exc))
+
+
+# Ends whose events carry the user's text in their detail.
+_WORDY = frozenset({"failed", "retrying", "skipped", "cancelled", "upstream_failed"})
+
+
+def _storable_event(ev: tuple) -> tuple:
+    """``ev`` with the text of its detail made storable (a new event: the engine's
+    is shared with other sinks)."""
+    detail = ev[7]
+    if not detail:
+        return ev
+    return (*ev[:7], {k: storable(v) if type(v) is str else v for k, v in detail.items()})
 
 
 def _dead_letter(ev: tuple) -> tuple:

@@ -20,13 +20,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..core.events import Detail
 from ..core.graph import Graph
-from ..errors import StoreVersionConflict
+from ..errors import StoreError, StoreVersionConflict
 from .leases import LeaseKeeper, Owner, claim, resolve_ttl
 from .open import open_engine, raise_if_newer, resolve_url, sqlite_path
 from .schema import (SCHEMA_VERSION, dead_letters, events, logs, meta, metadata, results, runs,
                      tasks)
 from .sql import translate_error
-from .writer import Writer
+from .writer import Writer, resolve_timeout
 
 
 class Store:
@@ -44,20 +44,26 @@ class Store:
         seconds without a heartbeat after which another engine may take over a
         run this store left running (default ``NBFLOW_LEASE_TTL``, else 30);
         see ``leases.py``.
+    write_timeout
+        seconds a flush (``run.wait()``, ``run.status()``...) waits for a
+        writer that writes nothing before it raises (default
+        ``NBFLOW_STORE_TIMEOUT``, else 60); see ``writer.py``.
 
     Raises
     ------
     StoreError, StoreVersionError, StoreLockedError
     ValueError
-        ``lease_ttl`` (or ``NBFLOW_LEASE_TTL``) is not a number of seconds > 0.
+        ``lease_ttl`` (or ``NBFLOW_LEASE_TTL``) or ``write_timeout`` (or
+        ``NBFLOW_STORE_TIMEOUT``) is not a number of seconds > 0.
     """
 
     def __init__(self, url: str | None = None, *, busy_timeout: float = 5.0,
-                 lease_ttl: float | None = None):
+                 lease_ttl: float | None = None, write_timeout: float | None = None):
         self.url = resolve_url(url)
         self.path = sqlite_path(self.url)
         self.label = repr(self.path) if self.path else _redact(self.url)
         ttl = resolve_ttl(lease_ttl)
+        self._write_timeout = resolve_timeout(write_timeout)
         self.engine = open_engine(self.url, busy_timeout)
         self._busy_timeout = busy_timeout
         self.owner = Owner.here()
@@ -157,13 +163,24 @@ class Store:
         lost = self._leases.release(run_id)
         w = self._get_writer()
         w.put("forget", run_id, None)
-        w.flush()
+        # When the events or this write fail, the end is left to the writer: it
+        # writes it after the events, retrying both until they go through, so a
+        # run whose store was locked at its end does not stay "running".
+        try:
+            w.flush()
+        except StoreError:
+            w.put("finish", run_id, (state, finished, self.owner.id))
+            raise
         # Only the owner may end its run: a run taken over stays "crashed".
-        with self.engine.begin() as conn:
-            done = conn.execute(update(runs).where(runs.c.id == run_id,
-                                                   runs.c.owner == self.owner.id)
-                                .values(state=state, finished=finished,
-                                        version=runs.c.version + 1)).rowcount
+        try:
+            with self.engine.begin() as conn:
+                done = conn.execute(update(runs).where(runs.c.id == run_id,
+                                                       runs.c.owner == self.owner.id)
+                                    .values(state=state, finished=finished,
+                                            version=runs.c.version + 1)).rowcount
+        except DBAPIError as exc:
+            w.put("finish", run_id, (state, finished, self.owner.id))
+            raise translate_error(exc, self.label) from exc
         if not done:
             raise StoreVersionConflict(lost or f"run {run_id} was taken over by another engine "
                                        "while this one ran it; its final state was not recorded")
@@ -202,7 +219,8 @@ class Store:
     def _get_writer(self) -> Writer:
         with self._lock:
             if self._writer is None:
-                self._writer = Writer(self.engine, self.label, self.path, self._busy_timeout)
+                self._writer = Writer(self.engine, self.label, self.path, self._busy_timeout,
+                                      self._write_timeout)
             return self._writer
 
     # -- reading ---------------------------------------------------------------

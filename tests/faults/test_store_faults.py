@@ -157,7 +157,8 @@ def test_a_disk_that_fills_during_a_run_then_space_freed_and_resumed(tmpfs, tmp_
 
 
 def damaged_store(path: str) -> bytes:
-    """A store of two runs with four pages past its schema overwritten; its bytes."""
+    """A store of two runs with six pages past its schema overwritten (from the runs
+    table's indexes to the events table); its bytes."""
     seeded_store(path)
     flow = Flow("more", store=path, executor="sync")
     for k in range(60):   # enough pages that the damage misses the schema
@@ -166,7 +167,7 @@ def damaged_store(path: str) -> bytes:
     flow.store.close()
     with open(path, "r+b") as f:
         f.seek(4096 * 4)
-        f.write(b"\xff" * 4096 * 4)
+        f.write(b"\xff" * 4096 * 6)
     with open(path, "rb") as f:
         return f.read()
 
