@@ -50,7 +50,7 @@ def storable(text: str) -> str:
         return text
     if len(text) <= TEXT_LIMIT and "\x00" not in text and (text.isascii() or _utf8(text)):
         return text
-    text = capped(text)
+    text = capped(text, TEXT_LIMIT)
     if not text.isascii() and not _utf8(text):
         try:   # surrogateescape gives back the bytes a decoder could not read
             text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
