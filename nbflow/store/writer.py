@@ -42,7 +42,7 @@ from sqlalchemy.exc import DBAPIError
 from ..errors import StoreError
 from .batches import Refused, Statements, Transaction, Transactions, group_end, split_logs
 from .sql import translate_error
-from .writerproc import WriterProcess
+from .writerproc import WriterProcess, WriterProcessEnded
 
 
 # Seconds a commit waits to gather more batches.  Longer means fewer, larger
@@ -228,9 +228,23 @@ class Writer:
                 return
 
     def _write(self, items: list[tuple]) -> None:
-        """Write what is left from before, then ``items``, in bounded transactions;
-        what is not written stays for the next call."""
-        batch = self._retry + items
+        """Write what is left from before, then ``items``; what is not written stays
+        for the next call.  A writer process that died is replaced at once, for as
+        long as each new one gets something written."""
+        self._retry = self._retry + items
+        in_vain = 0   # deaths in a row with nothing written
+        while True:
+            done = self._write_retry()
+            if not isinstance(self.error, WriterProcessEnded):
+                return
+            in_vain = 0 if done else in_vain + 1
+            if in_vain == 2:
+                return
+
+    def _write_retry(self) -> int:
+        """Write ``_retry`` in bounded transactions, in order, as far as it goes
+        (``error`` says why not further); returns how many items went."""
+        batch = self._retry
         done = 0   # items of batch written
         try:
             batch = split_logs(batch)
@@ -263,6 +277,7 @@ class Writer:
         # Written again first next time: a lock released or space freed later
         # loses nothing (batches.py).
         self._retry = batch[done:]
+        return done
 
     def _report(self, statements: Transaction, refused: Refused) -> None:
         for i, j, why in refused:

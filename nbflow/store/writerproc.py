@@ -72,6 +72,10 @@ def receive(stream: IO[bytes]) -> Any:
     return marshal.loads(data) if how == _MARSHAL else pickle.loads(data)
 
 
+class WriterProcessEnded(OSError):
+    """The writer process died during a request (killed, or out of memory)."""
+
+
 class WriterProcess:
     """Runs transactions (``batches.py``) on the SQLite file ``path`` in a child
     process (started now, and again after it died)."""
@@ -105,8 +109,8 @@ class WriterProcess:
             answer = receive(proc.stdout)
         except (OSError, EOFError):
             self.close()
-            raise OSError(f"the store's writer process ended (exit code {proc.poll()}); "
-                          "the next write starts a new one") from None
+            raise WriterProcessEnded(f"the store's writer process ended (exit code "
+                                     f"{proc.poll()}); the next write starts a new one") from None
         if isinstance(answer, BaseException):
             raise answer
         return answer

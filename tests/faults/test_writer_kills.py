@@ -21,6 +21,7 @@ import time
 import warnings
 
 import pytest
+from processes import alive
 
 from nbflow import Flow, StoreError
 from nbflow.core.replay import COLUMNS, replay
@@ -72,15 +73,6 @@ def check_whole(flow: Flow, run, sink: EventLog) -> None:
                                      ("flaky", 2, "about to fail\n")])
     assert [d["task"] for d in store.dead_letters("kills", run.id)] == ["flaky"]
     assert store.run(run.id)["state"] == run.state == "failed"
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie, dead but not yet reaped, is not alive)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def committed_transactions(path: str) -> int:

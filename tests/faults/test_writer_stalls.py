@@ -9,16 +9,10 @@ import sqlite3
 import time
 
 import pytest
+from processes import wait_until
 
 from nbflow import Flow, StoreError, StoreLockedError
 from nbflow.store import Store
-
-
-def wait_until(cond, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_a_stopped_writer_process_makes_wait_and_status_raise_within_the_bound(

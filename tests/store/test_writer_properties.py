@@ -14,13 +14,12 @@ import time
 import uuid
 import warnings
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nbflow.core import text
 from nbflow.core.graph import Graph
 from nbflow.core.replay import COLUMNS, replay
-from nbflow.core import text
 from nbflow.core.text import storable
 from nbflow.store import Store
 
