@@ -310,14 +310,17 @@ def refused(exc: BaseException) -> bool:
     no retry changes; False when the database is unavailable (locked, full, gone),
     which a retry may overcome.
 
-    Judged by the DB-API class names (every driver has them) and, for sqlite3,
-    a value of a type it cannot bind.
+    Judged by the DB-API class names (every driver has them) and the drivers'
+    words for a value or a row they cannot bind.
     """
     if isinstance(exc, (ValueError, TypeError, OverflowError)):   # surrogates, huge ints
         return True
     names = {cls.__name__ for cls in type(exc).__mro__}
-    return bool(names & {"IntegrityError", "DataError"}) or (
-        "ProgrammingError" in names and "binding parameter" in str(exc))
+    if names & {"IntegrityError", "DataError"}:
+        return True
+    # A row of the wrong type or length (sqlite3, psycopg), not an SQL or schema error.
+    return "ProgrammingError" in names and any(
+        sign in str(exc) for sign in ("binding parameter", "bindings", "placeholders"))
 
 
 # Ends whose events carry the user's text in their detail.

@@ -103,6 +103,7 @@ class Writer:
         self._retry: list[tuple] = []   # items not yet written, to write first
         self._urgent = threading.Event()   # set by flush/close: commit without waiting
         self._progress = time.monotonic()  # when the last write ended, well or not
+        self._stalled_at: float | None = None   # _progress when a flush found it stalled
         self._dbapi_error = engine.dialect.dbapi.Error
         self._id = uuid.uuid4().hex       # this writer's row in the commits table
         self._txn = 0                     # the number of its last transaction
@@ -111,14 +112,15 @@ class Writer:
         self._unsure: int | None = None
         self._transactions: Transactions | WriterProcess
         if path is not None:
-            self._statements = Statements("qmark", encode_detail=False)
+            self._statements_args = ("qmark", False)
             self._transactions = WriterProcess(path, busy_timeout)
             self._window = PROCESS_WINDOW
         else:
-            self._statements = Statements(engine.dialect.paramstyle, encode_detail=True)
+            self._statements_args = (engine.dialect.paramstyle, True)
             self._transactions = Transactions(
                 engine.raw_connection, "BEGIN" if engine.dialect.name == "sqlite" else None)
             self._window = COMMIT_WINDOW
+        self._statements = Statements(*self._statements_args)
         self._thread = threading.Thread(target=self._loop, name="nbflow-store-writer",
                                          daemon=True)
         self._thread.start()
@@ -150,6 +152,7 @@ class Writer:
         # the time without progress, not on the whole flush.
         while not done.wait(min(timeout, 1.0)):
             if time.monotonic() - max(start, self._progress) >= timeout:
+                self._stalled_at = self._progress
                 raise StoreError(self._stalled(timeout))
         err, self.error = self.error, None
         if err is not None:
@@ -183,7 +186,9 @@ class Writer:
         finally:
             self._q.put(("stop", None, None))
             self._urgent.set()
-            self._thread.join(None if math.isinf(self.timeout) else self.timeout)
+            # Found stalled and still so: a second for it to move, not another timeout.
+            grace = 1.0 if self._stalled_at == self._progress else self.timeout
+            self._thread.join(None if math.isinf(grace) else grace)
             if self._thread.is_alive() and isinstance(self._transactions, WriterProcess):
                 self._transactions.kill()   # its pipe's end unblocks the thread
                 self._thread.join()
@@ -247,16 +252,26 @@ class Writer:
         batch = self._retry
         done = 0   # items of batch written
         try:
-            batch = split_logs(batch)
+            try:
+                batch = split_logs(batch)
+            except Exception:   # an item that is no rows at all (see _buildable)
+                batch = self._buildable(batch)
             if self._unsure is not None:
                 found = self._transactions.query(self._statements.sql_committed, (self._id,))
                 if found and found[0][0] == self._txn:   # it was: not again
                     self._statements.committed()
                     done = self._unsure
                 self._unsure = None
+            cleaned = False
             while done < len(batch):
-                end = group_end(batch, done)
-                statements = self._statements.build(batch[done:end])
+                try:
+                    end = group_end(batch, done)
+                    statements = self._statements.build(batch[done:end])
+                except Exception:
+                    if cleaned:
+                        raise
+                    batch, cleaned = batch[:done] + self._buildable(batch[done:]), True
+                    continue
                 if statements:   # not for a flush alone, or a run forgotten
                     self._txn += 1
                     statements.append((self._statements.sql_commit,
@@ -268,6 +283,7 @@ class Writer:
                         self._report(statements, refused)
                 self._statements.committed()
                 done = end
+                self._progress = time.monotonic()   # a long backlog is not a stall
             # A failure that a later try wrote through is no longer news.
             self.error = None
         except Exception as exc:  # kept for flush(); the engine must go on
@@ -286,8 +302,31 @@ class Writer:
                        f"{self._statements.describe(sql, rows[j])}: {why}. It was left out "
                        "and everything else was recorded; please report this as an nbflow "
                        "bug, with this message.")
-            self.refused.append(message)
+            self._warn(message)
+
+    def _buildable(self, items: list[tuple]) -> list[tuple]:
+        """``items`` without those that cannot be turned into rows at all (wrong shapes
+        or types handed to a sink), each left out with a warning: no retry would
+        ever write them, and they must not stop the rest."""
+        probe = Statements(*self._statements_args)   # a mirror of its own, thrown away
+        out = []
+        for item in items:
             try:
-                warnings.warn(message, RuntimeWarning, stacklevel=1)
-            except Warning:   # warnings made errors: this thread must go on
-                pass
+                probe.build(split_logs([item]))
+                group_end([item], 0)
+            except Exception as exc:
+                kind, run_id, _payload = item
+                self._warn(f"nbflow: the store {self._label} could not record a batch of "
+                           f"{kind} of run {run_id}: {type(exc).__name__}: {exc}. It was left "
+                           "out and everything else was recorded; please report this as an "
+                           "nbflow bug, with this message.")
+            else:
+                out.append(item)
+        return split_logs(out)
+
+    def _warn(self, message: str) -> None:
+        self.refused.append(message)
+        try:
+            warnings.warn(message, RuntimeWarning, stacklevel=1)
+        except Warning:   # warnings made errors: this thread must go on
+            pass
