@@ -176,18 +176,19 @@ def test_batches_of_the_wrong_shape_from_a_sink_are_left_out_alone(backend_url):
     sink = store.sink(run.id)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sink.logs([("a", 2, None, "")])              # no text
         sink.events([(run.id, 99, "a")])             # a short event
         sink.logs([("a", 3, "kept\n", "")])
+        store.flush()
+        sink.logs([("a", 2, None, "")])              # no text
         store.record_results(run.id, [(run.id, "a", "key")])   # a short row
         sink.logs([("a", 4, "kept too\n", "")])
         store.flush()
     reported = [str(w.message) for w in caught]
     assert len(reported) == 3
     assert reported[0].startswith(f"nbflow: the store {store.label} could not record a batch "
-                                  f"of logs of run {run.id}: TypeError: ")
-    assert reported[1].startswith(f"nbflow: the store {store.label} could not record a batch "
                                   f"of events of run {run.id}: IndexError: ")
+    assert reported[1].startswith(f"nbflow: the store {store.label} could not record a batch "
+                                  f"of logs of run {run.id}: TypeError: ")
     assert f"refused the result index row of task 'a' of run {run.id}" in reported[2]
     assert [r["attempt"] for r in store.logs(run.id)] == [3, 4]
     assert flow.run().state == "succeeded"
