@@ -66,6 +66,7 @@ class Statements:
         self.sql_commit = (f"INSERT INTO commits (writer, txn, at) VALUES ({p}, {p}, {p}) "
                            "ON CONFLICT (writer) DO UPDATE SET txn = excluded.txn, at = excluded.at")
         self.sql_committed = f"SELECT txn FROM commits WHERE writer = {p}"
+        self.sql_uncommit = f"DELETE FROM commits WHERE writer = {p}"
         # Which run and task a row is about, by the positions of their columns.
         self._about = {self._sql_event: ("event", 0, 2), self._sql_task: ("task row", -2, -1),
                        self._sql_log: ("log", 0, 1), self._sql_dead: ("dead letter", 0, 1),

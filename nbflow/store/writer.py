@@ -34,6 +34,7 @@ import threading
 import time
 import uuid
 import warnings
+from contextlib import suppress
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -178,8 +179,9 @@ class Writer:
     def close(self) -> None:
         """Commit what is queued and stop; a write that failed for good is raised.
 
-        A writer stalled past :attr:`timeout` is abandoned (its process killed):
-        what it had not written is lost, as in a crash.
+        A writer process stalled past :attr:`timeout` is killed and replaced, and
+        what is left written if the new one can within a second; else it is lost,
+        as in a crash.
         """
         try:
             self.flush()
@@ -188,10 +190,11 @@ class Writer:
             self._urgent.set()
             # Found stalled and still so: a second for it to move, not another timeout.
             grace = 1.0 if self._stalled_at == self._progress else self.timeout
-            self._thread.join(None if math.isinf(grace) else grace)
+            wait = None if math.isinf(grace) else grace
+            self._thread.join(wait)
             if self._thread.is_alive() and isinstance(self._transactions, WriterProcess):
                 self._transactions.kill()   # its pipe's end unblocks the thread
-                self._thread.join()
+                self._thread.join(wait)
 
     # -- the thread -----------------------------------------------------------------
     def _loop(self) -> None:
@@ -229,6 +232,10 @@ class Writer:
             for w in waiters:
                 w.set()
             if stop:
+                if self._txn and not self._retry:   # nothing left to find out about
+                    with suppress(Exception):
+                        self._transactions.execute([(self._statements.sql_uncommit,
+                                                     [(self._id,)])])
                 self._transactions.close()
                 return
 

@@ -7,9 +7,10 @@ import os
 import signal
 import sqlite3
 import time
+from contextlib import suppress
 
 import pytest
-from processes import wait_until
+from processes import alive, wait_until
 
 from nbflow import Flow, StoreError, StoreLockedError
 from nbflow.store import Store
@@ -99,3 +100,28 @@ def test_a_run_whose_end_could_not_be_written_gets_it_written_when_the_store_fre
     wait_until(lambda: store.run(run.id)["state"] == "succeeded")
     assert store.run(run.id)["finished"] is not None
     assert [r["state"] for r in store.tasks(run.id)] == ["succeeded"]
+
+
+def test_closing_a_store_whose_writer_process_is_stopped_ends_it_within_the_bound(
+        store_path, monkeypatch):
+    monkeypatch.setenv("NBFLOW_STORE_TIMEOUT", "1")
+    flow = Flow("closing", store=store_path, executor="sync")
+    flow.task(lambda: 1, name="one")
+    first = flow.run()
+    store = flow.store
+    pid = store.writer_pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        store.sink(first.id).logs([("one", 2, "queued while stopped\n", "")])
+        start = time.monotonic()
+        with pytest.raises(StoreError, match="has written nothing for 1 s"):
+            store.close()   # before, for ever
+        assert time.monotonic() - start < 5
+        assert not alive(pid)
+    finally:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    # A new writer process wrote what was queued; no writer's row is left behind.
+    again = Store(store_path)
+    assert [r["attempt"] for r in again.logs(first.id)] == [2]
+    assert sqlite3.connect(store_path).execute("SELECT count(*) FROM commits").fetchone() == (0,)
