@@ -64,7 +64,8 @@ class Statements:
                             f"WHERE id={p} AND owner={p}")
         # The writer's record of its transactions (schema.commits), one row per writer.
         self.sql_commit = (f"INSERT INTO commits (writer, txn, at) VALUES ({p}, {p}, {p}) "
-                           "ON CONFLICT (writer) DO UPDATE SET txn = excluded.txn, at = excluded.at")
+                           "ON CONFLICT (writer) DO UPDATE SET txn = excluded.txn, "
+                           "at = excluded.at")
         self.sql_committed = f"SELECT txn FROM commits WHERE writer = {p}"
         self.sql_uncommit = f"DELETE FROM commits WHERE writer = {p}"
         # Which run and task a row is about, by the positions of their columns.

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import os
 import queue
+from collections import deque
 import threading
 import time
 import uuid
@@ -99,8 +100,9 @@ class Writer:
         self.timeout = resolve_timeout(timeout)
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self.error: BaseException | None = None
-        #: The warnings of rows the database refused (left out), oldest first.
-        self.refused: list[str] = []
+        #: The warnings of rows left out (refused by the database, or no rows at
+        #: all), oldest first; the latest thousand.
+        self.refused: deque[str] = deque(maxlen=1000)
         self._retry: list[tuple] = []   # items not yet written, to write first
         self._urgent = threading.Event()   # set by flush/close: commit without waiting
         self._progress = time.monotonic()  # when the last write ended, well or not

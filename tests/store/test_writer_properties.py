@@ -34,7 +34,8 @@ texts = st.one_of(
     st.builds(lambda s, n: s * n, st.text(chars, min_size=1, max_size=3),
               st.sampled_from([2, LIMIT // 2 + 1, LIMIT])))
 names = st.one_of(st.text(chars, min_size=1, max_size=12),
-                  st.builds(lambda c, n: c * n, st.sampled_from("ab"), st.sampled_from([255, 256, 400])))
+                  st.builds(lambda c, n: c * n, st.sampled_from("ab"),
+                            st.sampled_from([255, 256, 400])))
 # The attempt of an event is the engine's own (small); a log's may come from
 # elsewhere (a process worker's outcome), and a number past a column's range is
 # refused.  (An event's is folded into its task's row before the database sees it.)
