@@ -20,6 +20,8 @@ scans in C (:func:`storable`).
 
 from __future__ import annotations
 
+import codecs
+
 #: Characters kept of one stream of one attempt's output, of an error and of a
 #: traceback: 1 MiB of ASCII.
 TEXT_LIMIT = 1 << 20
@@ -52,11 +54,23 @@ def storable(text: str) -> str:
         return text
     text = capped(text, TEXT_LIMIT)
     if not text.isascii() and not _utf8(text):
-        try:   # surrogateescape gives back the bytes a decoder could not read
-            text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        except UnicodeEncodeError:   # a surrogate no decoder makes
-            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text.replace("\x00", "\\x00")
+        text = text.encode("utf-8", "nbflow.escape").decode("utf-8")
+    text = text.replace("\x00", "\\x00")
+    # An escape is longer than what it stands for: cut again if that went past.
+    return capped(text, TEXT_LIMIT)
+
+
+def _escape(err: UnicodeError) -> tuple[str, int]:
+    # A surrogate that surrogateescape made (U+DC80..U+DCFF) stands for the byte
+    # a decoder could not read: show that byte; any other, its code point.
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+                   else f"\\u{ord(c):04x}"
+                   for c in err.object[err.start:err.end]), err.end
+
+
+codecs.register_error("nbflow.escape", _escape)
 
 
 def _utf8(text: str) -> bool:
