@@ -13,7 +13,7 @@ written again with the next group, in order:
 
 * the database unavailable (locked, full, read-only, a server restarted, the
   writer process killed): the whole group again, until it goes through;
-* a row the database refuses (``batches.refused``): only that row is left
+* a row the database refuses (``transactions.refused``): only that row is left
   out, with a warning, and the rest of its transaction is committed;
 * a transaction whose answer was lost (the writer process died after COMMIT,
   a server's connection dropped during it): the writer first reads in the
@@ -42,7 +42,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from ..errors import StoreError
-from .batches import Refused, Statements, Transaction, Transactions, group_end, split_logs
+from .batches import Statements, group_end, split_logs
+from .transactions import Refused, Transaction, Transactions
 from .sql import translate_error
 from .writerproc import WriterProcess, WriterProcessEnded
 

@@ -14,7 +14,7 @@ GIL released.
 The protocol is one request, one answer, over the child's stdin and stdout:
 each message is a header (length, encoding) and a marshal or pickle body.
 The parent sends ``("execute", transaction)``, answered by the rows the
-database refused (``batches.Transactions.execute``), or ``("query", (sql,
+database refused (``transactions.Transactions.execute``), or ``("query", (sql,
 params))``, answered by its rows; or the exception that stopped it.  End of
 input (the store closed, or the kernel died) ends the child.  The child
 ignores SIGINT, so Ctrl-C in a terminal interrupts the run, not its store.
@@ -36,7 +36,8 @@ import sys
 from typing import IO, Any
 
 from ..children import reap
-from .batches import Refused, Transaction, Transactions, encode
+from .batches import encode
+from .transactions import Refused, Transaction, Transactions
 
 _HEAD = struct.Struct("!QB")   # length of the body, how it is encoded
 _MARSHAL, _PICKLE = 0, 1
@@ -77,7 +78,7 @@ class WriterProcessEnded(OSError):
 
 
 class WriterProcess:
-    """Runs transactions (``batches.py``) on the SQLite file ``path`` in a child
+    """Runs transactions (``transactions.py``) on the SQLite file ``path`` in a child
     process (started now, and again after it died)."""
 
     def __init__(self, path: str, busy_timeout: float):

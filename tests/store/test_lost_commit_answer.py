@@ -69,9 +69,9 @@ class LoseCommitAnswer:
     def _to_client(self, server, client, swallow) -> None:
         while data := _recv(server):
             if swallow.is_set():   # the server has committed and answers: cut
+                self.dropped.set()   # before the client can see the cut
                 for s in (client, server):
                     s.shutdown(socket.SHUT_RDWR)
-                self.dropped.set()
                 return
             if not _send(client, data):
                 return
