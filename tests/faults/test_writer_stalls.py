@@ -35,11 +35,11 @@ def test_a_stopped_writer_process_makes_wait_and_status_raise_within_the_bound(
         run = flow.run(background=True)
         with pytest.raises(StoreError, match=stalled):
             run.wait()   # before, for ever
-        assert time.monotonic() - start < 5
+        assert time.monotonic() - start < 10   # a loaded machine: bounded, not instant
         start = time.monotonic()
         with pytest.raises(StoreError, match=stalled):
             run.status()
-        assert time.monotonic() - start < 5
+        assert time.monotonic() - start < 10   # a loaded machine: bounded, not instant
         assert run.state == "succeeded"   # the run itself went on in memory
     finally:
         os.kill(pid, signal.SIGCONT)
@@ -116,7 +116,7 @@ def test_closing_a_store_whose_writer_process_is_stopped_ends_it_within_the_boun
         start = time.monotonic()
         with pytest.raises(StoreError, match="has written nothing for 1 s"):
             store.close()   # before, for ever
-        assert time.monotonic() - start < 5
+        assert time.monotonic() - start < 10   # a loaded machine: bounded, not instant
         assert not alive(pid)
     finally:
         with suppress(ProcessLookupError):
