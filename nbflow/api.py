@@ -15,6 +15,7 @@ from typing import Any
 
 from .core.engine import Engine, check_options
 from .core.graph import Graph
+from .core.text import check_name
 from .declare import (Declaration, cell_declaration, check_redeclaration, function_declaration,
                       resolve)
 from .errors import NbflowError, NoSuchRun, NoSuchTask
@@ -51,6 +52,7 @@ class Flow:
         if unknown:
             raise TypeError(f"Flow() got unknown option(s) {', '.join(sorted(unknown))}; "
                             f"flow-wide task defaults are: {', '.join(FLOW_DEFAULTS)}")
+        check_name("flow", name)
         self.name = name
         self.workers = workers
         self.executor = executor
@@ -217,6 +219,7 @@ class Flow:
         self._namespaces[name] = namespace
 
     def _add(self, decl: Declaration) -> None:
+        check_name("task", decl.spec.name)
         old = self._decls.get(decl.spec.name)
         if old is not None:
             check_redeclaration(old, decl)

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 from ..errors import SkipTask, TaskCancelled
 from .scoped import WhileAny
+from .text import CappedText
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -143,10 +144,8 @@ def execute(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | N
         return Outcome(False, None, TaskCancelled(f"task {ctx.name!r} was cancelled before it "
                                                   "started"), None, now, now, "", "",
                        _worker_name())
-    out: list[str] = []
-    err: list[str] = []
-    _local.stdout = out
-    _local.stderr = err
+    # A task's first write makes its buffer (most tasks print nothing).
+    _local.stdout = _local.stderr = _NOTHING
     _local.ctx = ctx
     started = time.time()
     try:
@@ -155,14 +154,25 @@ def execute(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | N
         finished = time.time()
         exc = exc.with_traceback(_user_frames(exc.__traceback__))
         text = "".join(traceback.format_exception(exc))
-        return Outcome(False, None, exc, text, started, finished,
-                       "".join(out), "".join(err), _worker_name())
-    finally:
-        _local.stdout = _local.stderr = _local.ctx = None
-    # tuple.__new__ as namedtuple's own __new__ does, without its Python frame:
-    # this is every task's way back.
+        return Outcome(False, None, exc, text, started, finished, *_end_capture(),
+                       _worker_name())
+    except BaseException:
+        _end_capture()
+        raise
+    # _end_capture() inline: this is every task's way back.
+    out, err = _local.stdout, _local.stderr
+    _local.stdout = _local.stderr = _local.ctx = None
+    # tuple.__new__ as namedtuple's own __new__ does, without its Python frame.
     return _new_outcome(Outcome, (True, value, None, None, started, time.time(),
-                                  "".join(out), "".join(err), _worker_name()))
+                                  "" if out is _NOTHING else out.text(),
+                                  "" if err is _NOTHING else err.text(), _worker_name()))
+
+
+def _end_capture() -> tuple[str, str]:
+    """What the attempt printed to stdout and stderr; later writes go to the streams."""
+    out, err = _local.stdout, _local.stderr
+    _local.stdout = _local.stderr = _local.ctx = None
+    return ("" if out is _NOTHING else out.text()), ("" if err is _NOTHING else err.text())
 
 
 class RunIf:
@@ -183,8 +193,15 @@ class RunIf:
         return self.fn(**kwargs)
 
 
+#: The buffer of a task that has written nothing to a stream yet.
+_NOTHING = object()
+
+
 class _Router:
-    """A text stream that writes to the current task's buffer, else to ``target``."""
+    """A text stream that writes to the current task's buffer, else to ``target``.
+
+    A buffer keeps at most ``TEXT_LIMIT`` characters (``text.py``): its start and end.
+    """
 
     def __init__(self, target: Any, attr: str):
         self._target = target
@@ -194,7 +211,12 @@ class _Router:
         buf = getattr(_local, self._attr, None)
         if buf is None:
             return self._target.write(s)
-        buf.append(s)
+        if not isinstance(s, str):   # as sys.stdout says it
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        if buf is _NOTHING:
+            buf = CappedText()
+            setattr(_local, self._attr, buf)
+        buf.write(s)
         return len(s)
 
     def writelines(self, lines) -> None:

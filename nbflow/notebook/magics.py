@@ -30,6 +30,7 @@ from IPython.display import display
 
 from ..api import Flow, Run
 from ..core.engine import MODES
+from ..core.text import NAME_LIMIT, storable
 from ..errors import NbflowError
 from ..simulation import Simulation
 from .context import current_cell_id
@@ -315,9 +316,10 @@ def _require_run(m: FlowMagics) -> Run:
 
 
 def default_flow_name(environ: Mapping[str, str] = os.environ) -> str:
-    """The notebook's file name without extension (``JPY_SESSION_NAME``), else ``notebook``."""
+    """The notebook's file name without extension (``JPY_SESSION_NAME``), else ``notebook``;
+    a file name that is not UTF-8 or is very long is escaped and cut to make a flow name."""
     session = environ.get("JPY_SESSION_NAME", "")
-    return Path(session).stem or "notebook"
+    return storable(Path(session).stem)[:NAME_LIMIT] or "notebook"
 
 
 def load(ipython: Any) -> None:

@@ -1,15 +1,16 @@
-"""Turning queued batches into SQL, and running that SQL in one transaction.
+"""Turning queued batches into the SQL of bounded transactions.
 
 The engine's batches (events, task definitions, logs, result rows) arrive as
 ``(kind, run_id, payload)`` items; ``valued_events`` are events with the
 pickles of some successes' results (``{seq: bytes}``), each stored in its
 event's row.  :class:`Statements` folds the events into
 the task rows (``core.replay.fold``), turns final failures into dead letters
-and returns the statements of one transaction; :class:`Transactions` runs
-them through a plain DB-API connection.  The store's writer thread always
-builds the statements (it keeps the mirror of the task rows); the transaction
-runs in the writer process for a SQLite file (``writerproc.py``, which needs
-nothing else from here) and in the thread for a database server (``writer.py``).
+and returns the statements of one transaction, which ``transactions.py`` runs
+through a plain DB-API connection; :func:`group_end` says how many items one
+transaction takes.  The store's writer thread always builds the statements
+(it keeps the mirror of the task rows); the transaction runs in the writer
+process for a SQLite file (``writerproc.py``, which needs only ``encode``
+from here) and in the thread for a database server (``writer.py``).
 This module imports nothing but the standard library and ``nbflow.core``.
 
 Task rows are written by the run's owner only (the engine holding its lease,
@@ -23,13 +24,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from contextlib import suppress
-from typing import Any
 
 from ..core.replay import fold, new_row
-
-#: One transaction: ``(sql, rows)`` pairs, each run with ``executemany``.
-Transaction = list[tuple[str, list[tuple]]]
+from ..core.text import storable
+from .transactions import Transaction
 
 
 class Statements:
@@ -61,29 +59,54 @@ class Statements:
         self._sql_task_insert = ("INSERT INTO tasks (run_id, name, idx, level, deps, kind, state,"
                                  " attempt, started, finished, error, version) VALUES "
                                  f"({', '.join([p] * 11)}, 1)")
+        # A run's end, when its synchronous write failed (Store.finish_run): after
+        # its events, by its owner only (a run taken over stays as its new owner set it).
+        self._sql_finish = (f"UPDATE runs SET state={p}, finished={p}, version=version+1 "
+                            f"WHERE id={p} AND owner={p}")
+        # The writer's record of its transactions (schema.commits), one row per writer.
+        self.sql_commit = (f"INSERT INTO commits (writer, txn, at) VALUES ({p}, {p}, {p}) "
+                           "ON CONFLICT (writer) DO UPDATE SET txn = excluded.txn, "
+                           "at = excluded.at")
+        self.sql_committed = f"SELECT txn FROM commits WHERE writer = {p}"
+        self.sql_uncommit = f"DELETE FROM commits WHERE writer = {p}"
+        # Which run and task a row is about, by the positions of their columns.
+        self._about = {self._sql_event: ("event", 0, 2), self._sql_task: ("task row", -2, -1),
+                       self._sql_valued_event: ("event with its result", 0, 2),
+                       self._sql_log: ("log", 0, 1), self._sql_dead: ("dead letter", 0, 1),
+                       self._sql_result: ("result index row", 0, 1),
+                       self._sql_task_insert: ("task row", 0, 1),
+                       self._sql_finish: ("final state", 2, None)}
 
     def build(self, items: list[tuple]) -> Transaction:
         """The statements that write ``items`` (empty when there is nothing to write)."""
+        # Only the runs forgotten in these items: a group that fails is built again.
+        self._forget = []
         event_rows: list[tuple] = []
-        log_rows, dead_rows, result_rows = [], [], []
+        log_rows, dead_rows, result_rows, finish_rows = [], [], [], []
         changed: dict[str, dict[str, list]] = {}  # run -> task -> row, once per group
         valued_rows: list[tuple] = []   # events that carry a result's pickle
         for kind, run_id, payload in items:
             if kind == "events" or kind == "valued_events":
+                values = None
                 if kind == "valued_events":
                     payload, values = payload
+                # Only the events of ends other than success carry the user's text
+                # (errors, tracebacks, reasons), and they are rare.
+                if [ev for ev in payload if ev[5] in _WORDY]:
+                    payload = [_storable_event(ev) for ev in payload]
+                    dead_rows.extend(_dead_letter(ev) for ev in payload
+                                     if ev[5] == "failed" and ev[4] == "running")
+                changed.setdefault(run_id, {}).update(
+                    fold(self._rows.setdefault(run_id, {}), payload))
+                if values is None:
+                    event_rows.extend(payload)
+                else:
                     for ev in payload:
                         blob = values.get(ev[1])
                         if blob is None:
                             event_rows.append(ev)
                         else:
                             valued_rows.append((*ev, blob))
-                else:
-                    event_rows.extend(payload)
-                changed.setdefault(run_id, {}).update(
-                    fold(self._rows.setdefault(run_id, {}), payload))
-                dead_rows.extend(_dead_letter(ev) for ev in payload
-                                 if ev[5] == "failed" and ev[4] == "running")
             elif kind == "tasks":
                 # A run's tasks come in one item, 10,000 of them for a big run:
                 # no per-row unpacking here, the row is kept as it came.
@@ -93,9 +116,14 @@ class Statements:
                     unwritten[row[0]] = row
                     rows[row[0]] = new_row()
             elif kind == "logs":
-                log_rows.extend((run_id, *rec) for rec in payload)
+                # Process executors bring their own text: capped and escaped here too.
+                log_rows.extend((run_id, task, attempt, storable(out), storable(err))
+                                for task, attempt, out, err in payload)
             elif kind == "results":
                 result_rows.extend(payload)
+            elif kind == "finish":
+                state, finished, owner = payload
+                finish_rows.append((state, finished, run_id, owner))
             elif kind == "forget":
                 self._forget.append(run_id)
         # Task rows not yet in the database go in once, already in their current
@@ -116,7 +144,15 @@ class Statements:
             (self._sql_task_insert, task_inserts), (self._sql_event, event_rows),
             (self._sql_valued_event, valued_rows),
             (self._sql_task, task_rows), (self._sql_log, log_rows),
-            (self._sql_dead, dead_rows), (self._sql_result, result_rows)) if rows]
+            (self._sql_dead, dead_rows), (self._sql_result, result_rows),
+            (self._sql_finish, finish_rows)) if rows]
+
+    def describe(self, sql: str, row: tuple) -> str:
+        """What ``row`` of the statement ``sql`` records, for a warning that it was refused."""
+        what, run_at, task_at = self._about.get(sql, ("row", None, None))
+        run = f" of run {row[run_at]}" if run_at is not None else ""
+        task = f" of task {row[task_at]!r}" if task_at is not None else ""
+        return f"the {what}{task}{run}"
 
     def committed(self) -> None:
         """The last built transaction was committed (until then it is built again)."""
@@ -126,37 +162,67 @@ class Statements:
         self._forget.clear()
 
 
-class Transactions:
-    """Runs transactions through the DB-API connection ``connect()`` returns
-    (kept between them, replaced after a failure)."""
+#: Bounds of one transaction: rows, and characters of logs (and saved values).
+#: A SQLite file is locked for writing while a transaction runs, and another
+#: kernel waits for it only its busy timeout (5 s): these keep one to a
+#: fraction of a second.  A 10,000-task run's own groups stay within them.
+TXN_ROWS = 20_000
+TXN_CHARS = 8 << 20
 
-    def __init__(self, connect: Callable[[], Any]):
-        self._connect = connect
-        self._conn = None
 
-    def execute(self, statements: Transaction) -> None:
-        """Run ``statements`` in one transaction; raises the driver's error on failure."""
-        if self._conn is None:
-            self._conn = self._connect()
-        conn = self._conn
-        try:
-            cur = conn.cursor()
-            for sql, rows in statements:
-                cur.executemany(sql, rows)
-            conn.commit()
-        except BaseException:
-            # The retry starts from a fresh connection (a server may have restarted).
-            self._conn = None
-            with suppress(Exception):  # the connection may be gone with the server
-                conn.rollback()
-            with suppress(Exception):
-                conn.close()
-            raise
+def group_end(items: list[tuple], start: int, max_rows: int = TXN_ROWS,
+              max_chars: int = TXN_CHARS) -> int:
+    """Where the transaction that writes ``items[start:]`` in order ends: at least one
+    item, more while within the bounds.  (Results saved with their success events
+    travel in the events' own item, ``valued_events``, so no split parts them.)"""
+    rows = chars = 0
+    end = start
+    while end < len(items):
+        kind, _run, payload = items[end]
+        if kind == "valued_events":
+            batch, values = payload
+            n, c = len(batch), sum(map(len, values.values()))
+        else:
+            n = len(payload) if isinstance(payload, (list, dict)) else 1
+            c = sum([len(r[2]) + len(r[3]) for r in payload]) if kind == "logs" else 0
+        if end > start and (rows + n > max_rows or chars + c > max_chars):
+            break
+        rows, chars, end = rows + n, chars + c, end + 1
+    return end
 
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+
+def split_logs(items: list[tuple], max_chars: int = TXN_CHARS) -> list[tuple]:
+    """``items`` with each ``logs`` item of more than ``max_chars`` characters cut into
+    several (one engine turn may bring the logs of many big attempts)."""
+    out = []
+    for item in items:
+        kind, run_id, payload = item
+        if kind != "logs" or sum([len(r[2]) + len(r[3]) for r in payload]) <= max_chars:
+            out.append(item)
+            continue
+        part: list[tuple] = []
+        size = 0
+        for rec in payload:
+            if part and size + len(rec[2]) + len(rec[3]) > max_chars:
+                out.append((kind, run_id, part))
+                part, size = [], 0
+            part.append(rec)
+            size += len(rec[2]) + len(rec[3])
+        out.append((kind, run_id, part))
+    return out
+
+
+# Ends whose events carry the user's text in their detail.
+_WORDY = frozenset({"failed", "retrying", "skipped", "cancelled", "upstream_failed"})
+
+
+def _storable_event(ev: tuple) -> tuple:
+    """``ev`` with the text of its detail made storable (a new event: the engine's
+    is shared with other sinks)."""
+    detail = ev[7]
+    if not detail:
+        return ev
+    return (*ev[:7], {k: storable(v) if type(v) is str else v for k, v in detail.items()})
 
 
 def _dead_letter(ev: tuple) -> tuple:

@@ -130,3 +130,14 @@ prune_queue = Table(
     Column("key", String(64), primary_key=True),
     Column("queued", Float, nullable=False),
 )
+
+# The last transaction each store writer (``writer.py``) committed, written in
+# that same transaction: when a commit's answer is lost (the writer process
+# died after COMMIT, a server connection dropped), the writer reads here
+# whether it happened, rather than write it twice.
+commits = Table(
+    "commits", metadata,
+    Column("writer", String(32), primary_key=True),
+    Column("txn", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+)

@@ -39,7 +39,7 @@ from .schema import (SCHEMA_VERSION, dead_letters, events, logs, meta, metadata,
                      tasks)
 from .sql import translate_error
 from .usage import warn_if_large
-from .writer import Writer
+from .writer import Writer, resolve_timeout
 
 
 class Store:
@@ -57,17 +57,22 @@ class Store:
         seconds without a heartbeat after which another engine may take over a
         run this store left running (default ``NBFLOW_LEASE_TTL``, else 30);
         see ``leases.py``.
+    write_timeout
+        seconds a flush (``run.wait()``, ``run.status()``...) waits for a
+        writer that writes nothing before it raises (default
+        ``NBFLOW_STORE_TIMEOUT``, else 60); see ``writer.py``.
 
     Raises
     ------
     StoreError, StoreVersionError, StoreLockedError
     ValueError
         ``lease_ttl`` (or ``NBFLOW_LEASE_TTL``) is not a number of seconds from
-        1 to 86400 (a day).
+        1 to 86400 (a day), or ``write_timeout`` (or ``NBFLOW_STORE_TIMEOUT``) not a
+        number of seconds > 0.
     """
 
     def __init__(self, url: str | None = None, *, busy_timeout: float = 5.0,
-                 lease_ttl: float | None = None):
+                 lease_ttl: float | None = None, write_timeout: float | None = None):
         where = locate(url)
         # ``url`` opens this store again (Store(url), NBFLOW_STORE): for a SQLite
         # file it is the file's path, which no URL parsing can misread.
@@ -75,10 +80,12 @@ class Store:
         self.path = where.path
         self.label = repr(self.path) if self.path else _redact(where.url)
         ttl = resolve_ttl(lease_ttl)
+        write_timeout = resolve_timeout(write_timeout)
         self.engine = open_engine(where, busy_timeout)
         self.owner = Owner.here()
         self._leases = LeaseKeeper(self.engine, self.owner, ttl)
-        self._held = _Held(self.engine, self._leases, self.label, self.path, busy_timeout)
+        self._held = _Held(self.engine, self._leases, self.label, self.path, busy_timeout,
+                           write_timeout)
         weakref.finalize(self, _release, self._held)
         try:
             self._ensure_schema()
@@ -200,13 +207,24 @@ class Store:
         lost = self._leases.release(run_id)
         w = self._get_writer()
         w.put("forget", run_id, None)
-        w.flush()
+        # When the events or this write fail, the end is left to the writer: it
+        # writes it after the events, retrying both until they go through, so a
+        # run whose store was locked at its end does not stay "running".
+        try:
+            w.flush()
+        except StoreError:
+            w.put("finish", run_id, (state, finished, self.owner.id))
+            raise
         # Only the owner may end its run: a run taken over stays "crashed".
-        with self.engine.begin() as conn:
-            done = conn.execute(update(runs).where(runs.c.id == run_id,
-                                                   runs.c.owner == self.owner.id)
-                                .values(state=state, finished=finished,
-                                        version=runs.c.version + 1)).rowcount
+        try:
+            with self.engine.begin() as conn:
+                done = conn.execute(update(runs).where(runs.c.id == run_id,
+                                                       runs.c.owner == self.owner.id)
+                                    .values(state=state, finished=finished,
+                                            version=runs.c.version + 1)).rowcount
+        except DBAPIError as exc:
+            w.put("finish", run_id, (state, finished, self.owner.id))
+            raise translate_error(exc, self.label) from exc
         if not done:
             raise StoreVersionConflict(lost or f"run {run_id} was taken over by another engine "
                                        "while this one ran it; its final state was not recorded")
@@ -466,9 +484,9 @@ class _Held:
     here refers back to the Store (a reference would keep it alive for ever)."""
 
     def __init__(self, engine: Any, leases: LeaseKeeper, label: str, path: str | None,
-                 busy_timeout: float):
+                 busy_timeout: float, write_timeout: float):
         self.engine, self.leases, self.label = engine, leases, label
-        self._writer_args = (engine, label, path, busy_timeout)
+        self._writer_args = (engine, label, path, busy_timeout, write_timeout)
         self.writer: Writer | None = None
         self._lock = threading.Lock()
 

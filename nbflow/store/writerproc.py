@@ -13,10 +13,14 @@ GIL released.
 
 The protocol is one request, one answer, over the child's stdin and stdout:
 each message is a header (length, encoding) and a marshal or pickle body.
-The parent sends a transaction; the child answers None, or the exception
-that stopped it.  End of input (the store closed, or the kernel died) ends
-the child.  The child ignores SIGINT, so Ctrl-C in a terminal interrupts the
-run, not its store.
+The parent sends ``("execute", transaction)``, answered by the rows the
+database refused (``transactions.Transactions.execute``), or ``("query", (sql,
+params))``, answered by its rows; or the exception that stopped it.  End of
+input (the store closed, or the kernel died) ends the child.  The child
+ignores SIGINT, so Ctrl-C in a terminal interrupts the run, not its store.
+
+For fault tests, ``NBFLOW_WRITER_EXIT_AFTER_COMMIT=N`` makes each child exit
+right after its Nth commit, before it answers: the worst moment to die.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ import sys
 from typing import IO, Any
 
 from ..children import reap
-from .batches import Transaction, Transactions, encode
+from .batches import encode
+from .transactions import Refused, Transaction, Transactions
 
 _HEAD = struct.Struct("!QB")   # length of the body, how it is encoded
 _MARSHAL, _PICKLE = 0, 1
@@ -68,8 +73,12 @@ def receive(stream: IO[bytes]) -> Any:
     return marshal.loads(data) if how == _MARSHAL else pickle.loads(data)
 
 
+class WriterProcessEnded(OSError):
+    """The writer process died during a request (killed, or out of memory)."""
+
+
 class WriterProcess:
-    """Runs transactions (``batches.py``) on the SQLite file ``path`` in a child
+    """Runs transactions (``transactions.py``) on the SQLite file ``path`` in a child
     process (started now, and again after it died)."""
 
     def __init__(self, path: str, busy_timeout: float):
@@ -84,20 +93,33 @@ class WriterProcess:
     def _start(self) -> None:
         self._proc = subprocess.Popen(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
-    def execute(self, statements: Transaction) -> None:
+    def execute(self, statements: Transaction) -> Refused:
         """Run ``statements`` in one transaction in the child; raise what stopped it."""
+        return self._ask("execute", statements)
+
+    def query(self, sql: str, params: tuple) -> list[tuple]:
+        """The rows of one read, made by the child."""
+        return self._ask("query", (sql, params))
+
+    def _ask(self, op: str, arg: Any) -> Any:
         if self._proc is None or self._proc.poll() is not None:
             self._start()
         proc = self._proc
         try:
-            send(proc.stdin, statements)
-            error = receive(proc.stdout)
+            send(proc.stdin, (op, arg))
+            answer = receive(proc.stdout)
         except (OSError, EOFError):
             self.close()
-            raise OSError(f"the store's writer process ended (exit code {proc.poll()}); "
-                          "the next write starts a new one") from None
-        if error is not None:
-            raise error
+            raise WriterProcessEnded(f"the store's writer process ended (exit code "
+                                     f"{proc.poll()}); the next write starts a new one") from None
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def kill(self) -> None:
+        """End the child at once, whatever it is doing (it is stalled)."""
+        if self._proc is not None:
+            self._proc.kill()
 
     def close(self, timeout: float = 10.0) -> None:
         """End the child: it finishes the write it is in, then exits."""
@@ -126,18 +148,26 @@ def main(path: str, busy_timeout: float) -> None:
     # None at once, which binds as NULL.
     sqlite3.register_adapter(dict, encode)
     sqlite3.register_adapter(type(None), {}.get)
-    transactions = Transactions(lambda: _connect(path, busy_timeout))
+    transactions = Transactions(lambda: _connect(path, busy_timeout), "BEGIN")
+    exit_after = int(os.environ.get("NBFLOW_WRITER_EXIT_AFTER_COMMIT") or 0)
+    commits = 0
     try:
         while True:
             try:
-                statements = receive(inp)
+                op, arg = receive(inp)
             except EOFError:
                 return
             try:
-                transactions.execute(statements)
-                send(out, None)
+                if op == "execute":
+                    answer = transactions.execute(arg)
+                    commits += 1
+                    if commits == exit_after:
+                        os._exit(3)
+                else:
+                    answer = transactions.query(*arg)
             except Exception as exc:
-                send(out, _portable(exc))
+                answer = _portable(exc)
+            send(out, answer)
     finally:
         transactions.close()
 

@@ -157,7 +157,8 @@ def test_a_disk_that_fills_during_a_run_then_space_freed_and_resumed(tmpfs, tmp_
 
 
 def damaged_store(path: str) -> bytes:
-    """A store of two runs with four pages past its schema overwritten; its bytes."""
+    """A store of two runs with six pages past its schema overwritten (from the runs
+    table's indexes to the events table); its bytes."""
     seeded_store(path)
     flow = Flow("more", store=path, executor="sync")
     for k in range(60):   # enough pages that the damage misses the schema

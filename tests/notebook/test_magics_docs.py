@@ -37,6 +37,8 @@ def test_every_task_option_is_documented():
     ("analysis.ipynb", "analysis"),
     ("", "notebook"),
     (None, "notebook"),
+    ("caf\udce9.ipynb", "caf\\xe9"),          # a latin-1 file name, as os.fsdecode gives it
+    ("n" * 300 + ".ipynb", "n" * 255),         # longer than a flow name may be
 ])
 def test_default_flow_name(session, name):
     environ = {} if session is None else {"JPY_SESSION_NAME": session}

@@ -8,29 +8,13 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import pytest
+from processes import alive, wait_until
 
 from nbflow import Flow
 from nbflow.core.replay import COLUMNS, replay
 from nbflow.store.writerproc import receive, send
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie, dead but not yet reaped, is not alive)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_until(cond, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def table(store, run_id) -> dict[str, list]:
