@@ -62,8 +62,10 @@ from .clock import RealClock
 from .events import Detail
 from .gcfreeze import frozen
 from .graph import Graph
-from .policies import POLICIES, make_policy
+from .options import check_all
+from .policies import make_policy
 from .retry import backoff_delay
+from .safe import describe, safe_str
 from .spec import TaskSpec
 from .states import TERMINAL, State, Trigger, transition
 from .triggers import RUN, SKIP, decide
@@ -103,20 +105,6 @@ class TaskTimeout(TimeoutError):
 
 
 ACTIVE = frozenset({S.PENDING, S.READY, S.RUNNING, S.RETRYING})
-MODES = ("eager", "levels")
-ON_FAILURE = (None, "compensate")
-
-
-def check_options(mode: str, on_failure: str | None, policy: str) -> None:
-    """Raise ValueError for a run option the engine does not know (before anything is
-    recorded: ``Flow.run`` calls it before it writes the run)."""
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose 'eager' or 'levels'")
-    if on_failure not in ON_FAILURE:
-        raise ValueError(f"unknown on_failure {on_failure!r}; use None or 'compensate'")
-    if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r}; choose one of: "
-                         f"{', '.join(sorted(POLICIES))}")
 
 
 class Engine:
@@ -155,7 +143,9 @@ class Engine:
                  keyer: Callable[[int, list], str | None] | None = None,
                  restore: Callable[[int, str], tuple[bool, Any]] | None = None,
                  seed: int | None = None, fns: Sequence[Callable[..., Any]] | None = None):
-        check_options(mode, on_failure, policy)
+        # Flow.run checked them already; an Engine built directly is checked here.
+        check_all({"mode": mode, "policy": policy, "fail_fast": fail_fast,
+                   "on_failure": on_failure, "seed": seed}, "Engine()")
         n = len(graph)
         self.graph, self.specs, self.executor = graph, specs, executor
         self.run_id = run_id
@@ -231,8 +221,10 @@ class Engine:
             self._run()
 
     def _run(self) -> None:
-        self.executor.start(self.inbox.put)
         try:
+            # Inside the try: an executor that fails half-way through starting
+            # (processes under a low limit of open files) is shut down too.
+            self.executor.start(self.inbox.put)
             # Sinks subscribed before the run started (a dashboard shown before
             # flow.run) get every event: they need no history from the store.
             # Any other message waits for the loop, as it would have.
@@ -446,7 +438,7 @@ class Engine:
                 detail["key"] = ctx.key
             self._move(i, T.SUCCEED, detail)
         elif isinstance(out.error, SkipTask):
-            self._move(i, T.SKIP, Detail(reason=str(out.error), worker=out.worker))
+            self._move(i, T.SKIP, Detail(reason=safe_str(out.error), worker=out.worker))
         elif isinstance(out.error, TaskCancelled) and (ctx.cancelled or self.cancelled):
             self._move(i, T.CANCEL, Detail(reason=self.cancelled or "cancelled",
                                            worker=out.worker))
@@ -607,6 +599,6 @@ def _call(sink: Any, method: str, arg: Any) -> None:
 
 def _summary(error: BaseException | None, text: str | None) -> str:
     if error is not None:
-        return f"{type(error).__name__}: {error}"
+        return describe(error)   # a user's __str__ may raise: never on this thread
     lines = (text or "").strip().splitlines()
     return lines[-1] if lines else "unknown error"

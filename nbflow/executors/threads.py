@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..core.options import check
 from ..core.worker import execute
 
 # Two queued attempts close the gaps between 10 ms tasks on 8 workers (one left
@@ -41,8 +42,7 @@ class ThreadExecutor:
 
     def __init__(self, workers: int | None = None, initializer: Callable[[], None] | None = None,
                  lookahead: int | None = None):
-        if workers is not None and workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
+        workers = check("workers", workers, "ThreadExecutor()")
         if lookahead is not None and lookahead < 0:
             raise ValueError(f"lookahead must be 0 or more, got {lookahead}")
         self.workers = workers or min(32, (os.cpu_count() or 1) + 4)
