@@ -7,8 +7,13 @@ can be declared in any order and redefined while a notebook is being edited.
 
 from __future__ import annotations
 
+import builtins
+import functools
 import inspect
+import itertools
 import linecache
+import threading
+import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +21,7 @@ from typing import Any
 from .core.cellvars import analyse
 from .core.graph import Graph, close_names
 from .core.spec import TaskSpec
+from .core.worker import current_task, run_coroutine
 from .errors import DuplicateTaskError, UnknownDependencyError
 
 
@@ -33,6 +39,18 @@ class Declaration:
 
 def function_declaration(fn: Callable[..., Any], name: str, after: Iterable[str],
                          options: dict[str, Any]) -> Declaration:
+    """A function task; an ``async def`` one runs to completion on a loop of its own.
+
+    Raises
+    ------
+    TypeError
+        ``fn`` is a generator function, or has positional-only parameters.
+    """
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(
+            f"task {name!r}: {getattr(fn, '__qualname__', fn)!r} is a generator function "
+            "(it uses yield), so calling it runs none of its body. Return a list instead, "
+            "e.g. a wrapper that returns list(gen()), or use return in place of yield.")
     params = []
     for p in inspect.signature(fn).parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
@@ -41,7 +59,9 @@ def function_declaration(fn: Callable[..., Any], name: str, after: Iterable[str]
             raise TypeError(f"task {name!r}: parameter {p.name!r} is positional-only; nbflow "
                             "passes upstream results by keyword, so drop the '/' marker.")
         params.append((p.name, p.default is not p.empty))
-    spec = TaskSpec(name=name, fn=fn, deps=tuple(after), kind="function",
+    # The partial keeps ``fn`` visible to result keys (results.code_digest).
+    call = functools.partial(run_coroutine, fn) if inspect.iscoroutinefunction(fn) else fn
+    spec = TaskSpec(name=name, fn=call, deps=tuple(after), kind="function",
                     origin=_origin(fn), **options)
     identity = (getattr(fn, "__module__", None), getattr(fn, "__qualname__", None))
     return Declaration(spec, params=tuple(params), identity=identity)
@@ -49,9 +69,12 @@ def function_declaration(fn: Callable[..., Any], name: str, after: Iterable[str]
 
 def cell_declaration(name: str, source: str, namespace: dict[str, Any], after: Iterable[str] | None,
                      options: dict[str, Any], cell_id: str | None = None) -> Declaration:
-    """A task whose body is notebook cell ``source``, run in ``namespace``.
+    """A task whose body is notebook cell ``source``, run against ``namespace``.
 
-    Its result is a dict of the variables it assigned.
+    It reads the notebook's variables live, binds names in globals of its own
+    and, when its attempt ends and is still wanted, writes every name it bound
+    into ``namespace`` (``_Publisher``).  Its result is a dict of the variables
+    it assigned.
     """
     names = analyse(source)
     filename = f"<task {name}>"
@@ -60,15 +83,83 @@ def cell_declaration(name: str, source: str, namespace: dict[str, Any], after: I
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     assigns = names.assigns
 
+    publish = _Publisher(namespace)
+
     def run_cell() -> dict[str, Any]:
-        exec(code, namespace)
-        return {k: namespace[k] for k in assigns if k in namespace}
+        ticket = publish.ticket()
+        scratch = {"__builtins__": _Fallthrough(namespace)}
+        exec(code, scratch)
+        del scratch["__builtins__"]
+        publish(ticket, scratch)
+        return {k: scratch[k] for k in assigns if k in scratch}
 
     run_cell.__qualname__ = run_cell.__name__ = name
     spec = TaskSpec(name=name, fn=run_cell, deps=tuple(after or ()), kind="cell",
                     origin=f"cell {cell_id}" if cell_id else "a %%task cell", **options)
     return Declaration(spec, reads=names.reads, assigns=assigns,
                        explicit_after=after is not None, identity=("cell", cell_id or name))
+
+
+class _Fallthrough(dict):
+    """The builtins of a cell task's private globals: a name the cell did not bind
+    is read from the notebook's namespace (live), then from Python's builtins.
+
+    A cell task runs in globals of its own, so an attempt writes nothing into
+    the notebook until it ends; the interpreter looks a missing global up in
+    ``__builtins__``, which this dict subclass forwards.  Names the cell binds
+    are plain dict entries: its own loops run at full speed.
+    """
+
+    __slots__ = ("namespace", "builtins")
+
+    def __init__(self, namespace: dict[str, Any]):
+        super().__init__()
+        self.namespace = namespace
+        b = namespace.get("__builtins__", builtins)
+        self.builtins = b.__dict__ if isinstance(b, types.ModuleType) else b
+        # ``import`` looks __import__ up in the builtins dict itself, not through
+        # __missing__.
+        self["__import__"] = self.builtins["__import__"]
+
+    def __missing__(self, name: str) -> Any:
+        try:
+            return self.namespace[name]
+        except KeyError:
+            return self.builtins[name]
+
+
+class _Publisher:
+    """Writes what a cell task's attempt bound into the notebook, unless it must not.
+
+    An attempt that was abandoned (it timed out, or its run was cancelled) may
+    still be running when a later attempt, or a later run, has set the cell's
+    variables: its values never replace those.  Each attempt takes a ticket
+    when it starts; it publishes only if no attempt that started after it
+    published first, and not once its attempt was given up.
+    """
+
+    def __init__(self, namespace: dict[str, Any]):
+        self.namespace = namespace
+        self._tickets = itertools.count(1)
+        self._published = 0
+        self._lock = threading.Lock()
+
+    def ticket(self) -> int:
+        return next(self._tickets)
+
+    def __call__(self, ticket: int, values: dict[str, Any]) -> None:
+        with self._lock:
+            if ticket < self._published or _given_up():
+                return
+            self._published = ticket
+            self.namespace.update(values)
+
+
+def _given_up() -> bool:
+    try:
+        return current_task().cancelled
+    except RuntimeError:   # called outside a run (a test, a direct call): nothing to give up
+        return False
 
 
 def check_redeclaration(old: Declaration, new: Declaration) -> None:

@@ -173,6 +173,7 @@ class Engine:
         # ``lookahead``), oldest first: still ready until a worker takes one.
         self._ahead: collections.deque[tuple[tuple[int, int], TaskContext]] = collections.deque()
         self._lookahead = getattr(executor, "lookahead", 0)
+        self._held = 0 if getattr(executor, "replaces_abandoned", False) else 1
         self.timers: list[tuple[float, int, str, int, int]] = []
         self.unfinished = n
         self.cancelled: str | None = None
@@ -305,8 +306,8 @@ class Engine:
             return
         ready = self.ready
         # An abandoned attempt (timed out, or left after a cancel) still holds its
-        # worker until it returns: a thread cannot be stopped.
-        free = self.executor.workers - len(self.running) - len(self.abandoned)
+        # worker until it returns, unless the executor gives the run another.
+        free = self.executor.workers - len(self.running) - self._held * len(self.abandoned)
         n = min(free, len(ready))
         if n:
             # Recorded and published before the executor has them, so no task
@@ -484,8 +485,10 @@ class Engine:
         for i, st in enumerate(self.state):
             if st is S.PENDING or st is S.READY or st is S.RETRYING:
                 self._move(i, T.CANCEL, Detail(reason=arg))
-        for token, ctx in (*self.running.items(), *self._ahead):
-            ctx.cancelled = True
+        inflight = (*self.running.items(), *self._ahead)
+        for _token, ctx in inflight:   # every flag first: a cancel may start a worker
+            ctx.cancelled = True       # (threads.py), which must find its job cancelled
+        for token, _ctx in inflight:
             self.executor.cancel(token)
         self._add_timer(self._now() + self.cancel_grace, "grace", -1, 0)
 
@@ -557,6 +560,8 @@ class Engine:
                 ctx = self.running.pop((i, a))
                 ctx.cancelled = True
                 self._abandon((i, a))
+                if self._ahead and not self._held:  # its replacement takes the next queued
+                    self._picked_up()
                 limit = self.specs[i].timeout
                 err = TaskTimeout(f"task {self._names[i]!r} exceeded its timeout of {limit:g}s")
                 self._fail(i, err, f"TaskTimeout: {err}", Detail(timeout=limit))

@@ -8,8 +8,9 @@ else is derived from the table:
 * ``TaskSpec``'s field defaults (``DEFAULTS``);
 * :func:`task_options` and :func:`check`, which ``Flow()``, ``Flow.task``,
   ``Flow.cell_task``, ``Flow.run`` and the engine call;
-* the ``%%task`` parser (``notebook/magics.py``) and the CLI's ``--workers``,
-  which read a flag's text with :func:`from_text` and check it here too;
+* the ``%%task`` parser (``notebook/magics.py``), ``%flow run --workers`` and the
+  CLI's ``--workers`` and ``--timeout``, which read a flag's text with
+  :func:`flag_type` and check it with the same row;
 * the tests that hold ``Flow.task``'s keywords and the docs to the table.
 
 Scopes: ``flow`` options are task options that a ``Flow(...)`` can default
@@ -29,6 +30,7 @@ Standard library only (``core``): the executor names are listed here and
 
 from __future__ import annotations
 
+import argparse
 import math
 import numbers
 from collections.abc import Callable
@@ -318,17 +320,17 @@ def task_options(defaults: dict[str, Any], given: dict[str, Any], task: str) -> 
     return out
 
 
-def from_text(name: str, text: str) -> Any:
-    """The value a flag's ``text`` gives option ``name``, checked.
-
-    Raises
-    ------
-    ValueError
-        ``must be ..., got 'text'``: argparse shows it after the flag's name.
-    """
+def flag_type(name: str) -> Callable[[str], Any]:
+    """An argparse ``type=`` reading option ``name`` from a flag's text, checked by
+    its row; a refused value reads ``argument --flag: must be ..., got 'text'``."""
     option = OPTIONS[name]
-    try:
-        return option.check(option.text(text))
-    except Wrong:
-        raise ValueError(f"must be {option.accepts.removesuffix(', or None')}, "
-                         f"got {text!r}") from None
+
+    def convert(text: str) -> Any:
+        try:
+            return option.check(option.text(text))
+        except Wrong:
+            raise argparse.ArgumentTypeError(
+                f"must be {option.accepts.removesuffix(', or None')}, got {text!r}") from None
+
+    convert.__name__ = name
+    return convert
