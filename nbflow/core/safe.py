@@ -12,20 +12,15 @@ LIMIT = 200   # characters of a value shown in a message
 def safe_str(obj: Any) -> str:
     """``str(obj)``, or a note saying why it could not be had."""
     try:
-        text = str(obj)
-        if isinstance(text, str):
-            return text
+        return str(obj)   # a __str__ returning no str makes str() raise TypeError
     except Exception as exc:  # noqa: BLE001 - any failure of user code is reported, not raised
         return f"<{_type_name(obj)} object: its __str__ raised {_type_name(exc)}>"
-    return f"<{_type_name(obj)} object: its __str__ returned a {_type_name(text)}>"
 
 
 def safe_repr(obj: Any, limit: int = LIMIT) -> str:
     """``repr(obj)`` cut to ``limit`` characters, or a note when it raises."""
     try:
         text = repr(obj)
-        if not isinstance(text, str):
-            raise TypeError
     except Exception:  # noqa: BLE001 - as above
         return f"<{_type_name(obj)} object: its __repr__ raised>"
     return text if len(text) <= limit else text[:limit - 3] + "..."
