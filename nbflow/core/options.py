@@ -265,7 +265,7 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            "reuse a stored result of any earlier run with the same code and inputs"),
     Option("workers", None, "run", _or_none(_whole(1)),
            "a whole number of at least 1, or None", "attempts run at once",
-           "use None for the default (NBFLOW_WORKERS, else the executor's)"),
+           "use None for the default (NBFLOW_WORKERS, else the executor's)", text=_int_text),
     Option("executor", "threads", "run", _executor,
            "one of " + ", ".join(repr(e) for e in EXECUTOR_NAMES) + ", or an executor object "
            "(with start, submit, cancel and shutdown)", "where attempts run"),
@@ -280,7 +280,7 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            "'compensate': undo the succeeded tasks when the run fails or is cancelled"),
     Option("seed", None, "run", _or_none(_integer), "a whole number, or None",
            "seeds the retry jitter, so a run with the same failures repeats its delays",
-           "use None for a new random seed"),
+           "use None for a new random seed", text=_int_text),
 )}
 
 DEFAULTS = {o.name: o.default for o in OPTIONS.values()}

@@ -205,6 +205,8 @@ def test_a_flag_is_read_and_checked_by_its_row(name, text, message):
 def test_a_flag_gives_the_same_value_as_the_keyword():
     assert flag_type("timeout")("2.5") == 2.5
     assert flag_type("retries")("3") == 3
+    assert flag_type("workers")("2") == 2
+    assert flag_type("seed")("-5") == -5
     assert flag_type("after")("a, b,") == ("a", "b")
     assert flag_type("after")("") == ()
     assert flag_type("tags")("io") == ("io",)
