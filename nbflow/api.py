@@ -89,7 +89,8 @@ class Flow:
         retry_on
             Exception class(es) worth a retry; other errors fail at once.
         timeout
-            Seconds an attempt may run before it fails with ``TaskTimeout``.
+            Seconds an attempt may run before it fails with ``TaskTimeout``
+            (None: no timeout; finite and at most a year).
         priority
             Higher runs first among ready tasks.
         trigger
@@ -261,6 +262,9 @@ class Flow:
         ``on_failure="compensate"`` then (or after any failure) undoes the
         succeeded tasks that declared a ``compensate``, last first.
         ``sinks`` receive the run's events as they happen (see ``core/engine.py``).
+        ``seed`` seeds the retry jitter, so a run with the same failures waits the
+        same delays.  Every option is checked first (``core/options.py``): a bad
+        one raises ``InvalidOption`` before anything is recorded.
 
         ``resume=True`` resumes the latest run of this flow in its store,
         ``resume=RUN_ID`` that run: the new run (``params["resumed_from"]``)

@@ -191,7 +191,7 @@ class FlowMagics(Magics):
     def flow_magic(self, line: str) -> None:
         """Drive the flow of the ``%%task`` cells.
 
-        ``%flow run [--workers N] [--mode eager|levels] [--resume [RUN_ID]] [--fail-fast]``
+        ``%flow run [--workers N] [--mode eager|levels] [--resume [RUN_ID]] [--fail-fast] [--seed N]``
             run every task, show the run
         ``%flow status``   the task table of the last run
         ``%flow levels``   the tasks level by level (what can run together)
@@ -219,10 +219,11 @@ class FlowMagics(Magics):
             arg("--workers", type=flag_type("workers"), metavar="N", default=None),
             arg("--mode", choices=MODES, default="eager"),
             arg("--resume", nargs="?", const=True, default=None, metavar="RUN_ID"),
-            arg("--fail-fast", action="store_true"))
+            arg("--fail-fast", action="store_true"),
+            arg("--seed", type=flag_type("seed"), metavar="N", default=None))
 def _run(m: FlowMagics, args: argparse.Namespace) -> None:
     m.last_run = m.flow.run(workers=args.workers, mode=args.mode, resume=args.resume or False,
-                            fail_fast=args.fail_fast)
+                            fail_fast=args.fail_fast, seed=args.seed)
     display(m.last_run)
 
 

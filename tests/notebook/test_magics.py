@@ -198,7 +198,8 @@ A_YEAR = r"must be a number of seconds above 0 and at most 31536000 \(a year\)"
     ("%flow run --workers 0", r"argument --workers: must be a whole number of at least 1, "
      r"got '0'\. "
      r"Usage: %flow run \[--workers N\] \[--mode \{eager,levels\}\] \[--resume \[RUN_ID\]\] "
-     r"\[--fail-fast\]$"),
+     r"\[--fail-fast\] \[--seed N\]$"),
+    ("%flow run --seed one", r"argument --seed: must be a whole number, got 'one'\. "),
     ("%flow run --mode sideways", r"argument --mode: invalid choice: 'sideways'"),
     ("%flow levels extra", r"unrecognized arguments: extra\. Usage: %flow levels$"),
     ("%flow status", r"no run yet in this kernel; start one with %flow run$"),
