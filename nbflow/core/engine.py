@@ -452,7 +452,7 @@ class Engine:
         spec = self.specs[i]
         a = self.attempt[i]
         retries_left = (a <= spec.retries and self.cancelled is None
-                        and (error is None or isinstance(error, spec.retry_on)))
+                        and (error is None or _retries(error, spec.retry_on)))
         if error is not None:
             self.errors[i] = error
         detail["error"] = _summary(error, text)
@@ -600,6 +600,15 @@ def _call(sink: Any, method: str, arg: Any) -> None:
     except Exception as exc:
         warnings.warn(f"nbflow: sink {sink!r} raised {exc!r} in {method}()", RuntimeWarning,
                       stacklevel=1)
+
+
+def _retries(error: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """Whether ``error`` is one of ``kinds``; a class whose metaclass makes
+    ``isinstance`` raise counts as no match, never as an engine error."""
+    try:
+        return isinstance(error, kinds)
+    except Exception:  # noqa: BLE001 - user code (__instancecheck__) on the engine thread
+        return False
 
 
 def _summary(error: BaseException | None, text: str | None) -> str:

@@ -158,7 +158,7 @@ def _strings(v: Any) -> tuple[str, ...]:
 
 
 def _name(v: Any) -> str:
-    if isinstance(v, str) and v.strip() and v == v.strip():
+    if isinstance(v, str) and _is_name(v):
         return v
     raise Wrong
 
@@ -171,7 +171,8 @@ def _after(v: Any) -> tuple[str, ...]:
 
 
 def _is_name(v: str) -> bool:
-    return bool(v.strip()) and v == v.strip()
+    # Any other text is a name: the store keeps every string (tests/store).
+    return v != ""
 
 
 def _executor(v: Any) -> Any:
@@ -220,9 +221,8 @@ _SECONDS = f"a number of seconds above 0 and at most {MAX_SECONDS:.0f} (a year)"
 _delay = _seconds(above_zero=False)
 
 OPTIONS: dict[str, Option] = {o.name: o for o in (
-    Option("name", None, "declare", _name, "a non-empty string without surrounding spaces",
-           "the task's name (default: the function's name)",
-           "give each task its own name, e.g. name='load'"),
+    Option("name", None, "declare", _name, "a non-empty string",
+           "the task's name (default: the function's name)", "e.g. name='load'"),
     Option("after", (), "declare", _after, "a task name or a list of task names",
            "tasks this one runs after without taking their results", flag="--after",
            metavar="A,B", text=_names_text),

@@ -72,8 +72,8 @@ def _refused(call, message: str):
     (lambda: Flow("f", executor=42), r"^Flow 'f': executor must be one of 'threads', "
      r"'processes', 'sync', or an executor object \(with start, submit, cancel and shutdown\), "
      r"got 42\.$"),
-    (lambda: Flow(None), r"^Flow\(\): name must be a non-empty string without surrounding "
-     r"spaces, got None; give each task its own name, e\.g\. name='load'\.$"),
+    (lambda: Flow(None), r"^Flow\(\): name must be a non-empty string, got None; e\.g\. "
+     r"name='load'\.$"),
     (lambda: Flow("f", policy="lifo"), r"^Flow 'f': policy must be one of 'fifo', 'priority', "
      r"got 'lifo'\.$"),
     (lambda: Flow("f", colour="red"), r"^Flow 'f' got unknown option\(s\) colour; the options "
@@ -92,10 +92,9 @@ def declare(**options):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"name": 123}, r"^flow\.task\(\): name must be a non-empty string .*, got 123; "),
+    ({"name": 123}, r"^flow\.task\(\): name must be a non-empty string, got 123; "),
     ({"name": {}}, r"^flow\.task\(\): name must be .*, got \{\}; "),
     ({"name": ""}, r"^flow\.task\(\): name must be .*, got ''; "),
-    ({"name": " t"}, r"^flow\.task\(\): name must be .*, got ' t'; "),
     ({"after": 5}, r"^task 't': after must be a task name or a list of task names, got 5\.$"),
     ({"after": [None]}, r"^task 't': after must be .*, got \[None\]\.$"),
     ({"after": [""]}, r"^task 't': after must be .*, got \[''\]\.$"),

@@ -160,3 +160,20 @@ def test_the_real_clock_waits_for_a_far_deadline_without_overflowing():
     assert clock.wait(inbox, time.time() + 1e20) == "message"
     inbox.put("again")
     assert clock.wait(inbox, math.inf) == "again"
+
+
+class Refusing(type):
+    def __instancecheck__(cls, obj):
+        raise RuntimeError("no isinstance for you")
+
+
+class Picky(Exception, metaclass=Refusing):
+    pass
+
+
+def test_a_retry_on_class_whose_isinstance_raises_does_not_stop_the_engine(spec, run,
+                                                                           final_states):
+    engine, rec = run([spec("t", raises(ValueError("x")), retries=3, retry_on=(Picky,)),
+                       spec("other")])
+    assert final_states(engine) == {"t": "failed", "other": "succeeded"}
+    assert [ev[TO] for ev in rec.log if ev[TO] in ("failed", "retrying")] == ["failed"]
