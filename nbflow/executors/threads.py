@@ -39,7 +39,8 @@ LOOKAHEAD = 2
 
 class ThreadExecutor:
     """Up to ``workers`` threads (default: CPU count + 4, capped at 32, as
-    ThreadPoolExecutor), started when a task finds none waiting.
+    ThreadPoolExecutor), started when a task finds none waiting, plus one for
+    each abandoned attempt whose thread is still inside it.
 
     ``initializer`` runs once in each worker thread before its first task; the
     notebook layer uses it to set the kernel's parent message in the thread.
