@@ -13,11 +13,11 @@ from typing import Any
 
 from .core.engine import Engine
 from .core.graph import Graph
+from .core.options import FLOW_DEFAULTS, check, check_all, task_options, unknown
 from .declare import (Declaration, cell_declaration, check_redeclaration, function_declaration,
                       resolve)
 from .errors import InvalidOption, NbflowError, NoSuchRun, NoSuchTask
 from .executors import make_executor
-from .core.options import FLOW_DEFAULTS, check, check_all, task_options, unknown
 from .results import ResultFiles, RunResults, results_folder, task_base
 from .run import Run
 
