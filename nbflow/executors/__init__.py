@@ -15,7 +15,7 @@ from .processes import ProcessExecutor
 from .sync import SyncExecutor
 from .threads import ThreadExecutor
 
-EXECUTORS = dict(zip(EXECUTOR_NAMES, (ThreadExecutor, ProcessExecutor, SyncExecutor)))
+EXECUTORS = dict(zip(EXECUTOR_NAMES, (ThreadExecutor, ProcessExecutor, SyncExecutor), strict=True))
 
 
 def make_executor(kind, workers: int | None = None, *, tasks: int | None = None, **options):

@@ -87,7 +87,7 @@ def test_a_base_exception_in_a_task_fails_it_and_the_run_goes_on(tmp_path, exc):
 
     flow.task(bad, name="bad", timeout=WAIT)
     for k in range(3):
-        flow.task(lambda: k, name=f"other{k}")
+        flow.task(lambda k=k: k, name=f"other{k}")
     run = flow.run(workers=1, background=True).wait(WAIT)
     assert run.counts() == {"failed": 1, "succeeded": 3}
     assert flow.store.tasks(run.id)[0]["error"].startswith(type(exc).__name__)
@@ -116,7 +116,7 @@ def test_with_one_worker_a_timed_out_task_does_not_starve_the_run(tmp_path):
     flow = Flow("starve", store=str(tmp_path / "s.db"))
     flow.task(lambda: release.wait(2 * WAIT), name="stuck", timeout=0.2, priority=1)
     for k in range(4):
-        flow.task(lambda: k, name=f"t{k}")
+        flow.task(lambda k=k: k, name=f"t{k}")
     pool = ThreadExecutor(1)
     try:
         run = flow.run(executor=pool, background=True).wait(WAIT)
