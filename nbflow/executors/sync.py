@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..core.options import check
 from ..core.worker import execute
 
 
@@ -13,7 +14,7 @@ class SyncExecutor:
     """
 
     def __init__(self, workers: int | None = None):
-        self.workers = workers or 1
+        self.workers = check("workers", workers, "SyncExecutor()") or 1
         self._report = None
 
     def start(self, report) -> None:

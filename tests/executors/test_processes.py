@@ -7,6 +7,7 @@ by value, as a notebook's are; the last test runs one from a real kernel.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -305,3 +306,14 @@ def test_a_pool_that_cannot_start_is_shut_down_and_says_why(tmp_path):
                     report["error"]), report["error"]
     assert [c for c in report["children"] if "nbflow.executors.processes" in c] == []
     assert [t for t in report["threads"] if t.startswith("nbflow-process-")] == []
+
+
+async def pid_later():
+    await asyncio.sleep(0)
+    return os.getpid()
+
+
+def test_an_async_task_runs_to_completion_in_a_worker_process(flow):
+    flow.task(pid_later)
+    run = flow.run()
+    assert isinstance(run.result("pid_later"), int) and run.result("pid_later") != os.getpid()
