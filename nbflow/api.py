@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import threading
@@ -13,7 +14,7 @@ from typing import Any
 
 from .core.engine import Engine
 from .core.graph import Graph
-from .core.options import FLOW_DEFAULTS, check, check_all, task_options, unknown
+from .core.options import FLOW_DEFAULTS, check, check_all, flag_type, task_options, unknown
 from .declare import (Declaration, cell_declaration, check_redeclaration, function_declaration,
                       resolve)
 from .errors import InvalidOption, NbflowError, NoSuchRun, NoSuchTask
@@ -424,12 +425,11 @@ def env_workers() -> int | None:
     text = os.environ.get("NBFLOW_WORKERS", "").strip()
     if not text:
         return None
-    n = int(text) if text.isascii() and text.isdigit() else 0
-    if n < 1:
-        raise ValueError(f"NBFLOW_WORKERS must be a whole number of at least 1, got {text!r}. "
-                         "Fix or unset the environment variable (`nbflow run --workers N` "
-                         "sets it).")
-    return n
+    try:
+        return flag_type("workers")(text)   # the row that checks --workers and workers=
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"NBFLOW_WORKERS {exc}. Fix or unset the environment variable "
+                         "(`nbflow run --workers N` sets it).") from None
 
 
 def _thread_options(kind: Any) -> dict[str, Any]:
