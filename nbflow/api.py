@@ -94,6 +94,8 @@ class Flow:
             (None: no timeout; finite and at most a year).
         priority
             Higher runs first among ready tasks.
+        tags
+            A label or a list of labels for the task.
         trigger
             ``"all_success"`` (default), ``"all_done"``, ``"one_failed"`` or
             ``"none_failed"``: when the task runs, given how its dependencies ended.

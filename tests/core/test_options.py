@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import math
+import re
 from dataclasses import fields
 
 import pytest
@@ -39,6 +40,12 @@ def test_flow_task_has_a_keyword_for_every_task_option_and_no_other():
     keywords = {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
     table = {n for n, o in OPTIONS.items() if o.scope in ("declare", "flow", "task")}
     assert keywords == table
+
+
+def test_flow_task_documents_every_task_option():
+    doc = Flow.task.__doc__
+    for name in options.TASK_OPTIONS:
+        assert re.search(rf"^        (\w+, )*{name}(, \w+)*$", doc, re.M), name
 
 
 def test_flow_run_has_a_keyword_for_every_run_option():
