@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import sys
@@ -13,15 +14,15 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .core.engine import Engine, check_options
+from .core.engine import Engine
 from .core.graph import Graph
+from .core.options import FLOW_DEFAULTS, check, check_all, flag_type, task_options, unknown
 from .core.text import check_name
 from .declare import (Declaration, cell_declaration, check_redeclaration, function_declaration,
                       resolve)
-from .errors import NbflowError, NoSuchRun, NoSuchTask
+from .errors import InvalidOption, NbflowError, NoSuchRun, NoSuchTask
 from .executors import make_executor
 from .mapping import Each, plan
-from .options import FLOW_DEFAULTS, task_options, validate
 from .parameters import notebook_params
 from .results import ResultFiles, RunResults, results_folder, task_base
 from .run import Run
@@ -48,16 +49,14 @@ class Flow:
 
     def __init__(self, name: str = "flow", *, store: Any = None, workers: int | None = None,
                  executor: Any = "threads", policy: str = "priority", **defaults: Any):
-        unknown = set(defaults) - set(FLOW_DEFAULTS)
-        if unknown:
-            raise TypeError(f"Flow() got unknown option(s) {', '.join(sorted(unknown))}; "
-                            f"flow-wide task defaults are: {', '.join(FLOW_DEFAULTS)}")
+        self.name = check("name", name, "Flow()")
         check_name("flow", name)
-        self.name = name
-        self.workers = workers
-        self.executor = executor
-        self.policy = policy
-        self.defaults = validate(dict(defaults), f"Flow {name!r}")
+        who = f"Flow {name!r}"
+        unknown(defaults, FLOW_DEFAULTS, who)
+        self.workers = check("workers", workers, who)
+        self.executor = check("executor", executor, who)
+        self.policy = check("policy", policy, who)
+        self.defaults = check_all(defaults, who)
         self._store_arg = store
         self._store = None
         self._decls: dict[str, Declaration] = {}
@@ -114,9 +113,12 @@ class Flow:
         retry_on
             Exception class(es) worth a retry; other errors fail at once.
         timeout
-            Seconds an attempt may run before it fails with ``TaskTimeout``.
+            Seconds an attempt may run before it fails with ``TaskTimeout``
+            (None: no timeout; finite and at most a year).
         priority
             Higher runs first among ready tasks.
+        tags
+            A label or a list of labels for the task.
         trigger
             ``"all_success"`` (default), ``"all_done"``, ``"one_failed"`` or
             ``"none_failed"``: when the task runs, given how its dependencies ended.
@@ -135,19 +137,23 @@ class Flow:
         TypeError, ValueError
             a bad option value (the message names the task and the option).
         """
-        after = [after] if isinstance(after, str) else list(after)
         given = dict(retries=retries, retry_delay=retry_delay, backoff=backoff,
                      max_delay=max_delay, jitter=jitter, retry_on=retry_on, timeout=timeout,
                      priority=priority, tags=tags, trigger=trigger, run_if=run_if,
                      compensate=compensate, cache=cache)
 
         def declare(f: Callable[..., Any]) -> Callable[..., Any]:
-            task_name = name or getattr(f, "__name__", None)
-            if not task_name or (name is None and task_name == "<lambda>"):
-                raise ValueError("a lambda or callable object needs a task name: "
-                                 "flow.task(fn, name='...')")
+            if name is not None:
+                task_name = check("name", name, "flow.task()")
+            else:
+                task_name = getattr(f, "__name__", None)
+                if not isinstance(task_name, str) or task_name == "<lambda>":
+                    raise InvalidOption("a lambda or callable object needs a task name: "
+                                        "flow.task(fn, name='...')", option="name", value=None)
+            who = f"task {task_name!r}"
+            deps = check("after", after, who)
             options = task_options(self.defaults, given, task_name)
-            self._add(function_declaration(f, task_name, after, options, inputs))
+            self._add(function_declaration(f, task_name, deps, options, inputs))
             return f
 
         return declare if fn is None else declare(fn)
@@ -213,9 +219,10 @@ class Flow:
         it reads.  It runs in ``namespace`` and its result is a dict of the
         variables it assigned.  ``options`` are those of :meth:`task`.
         """
+        name = check("name", name, "%%task")
+        deps = None if after is None else check("after", after, f"task {name!r}")
         merged = task_options(self.defaults, options, name)
-        self._add(cell_declaration(name, source, namespace,
-                                   list(after) if after is not None else None, merged, cell_id))
+        self._add(cell_declaration(name, source, namespace, deps, merged, cell_id))
         self._namespaces[name] = namespace
 
     def _add(self, decl: Declaration) -> None:
@@ -328,7 +335,8 @@ class Flow:
     def run(self, *, workers: int | None = None, mode: str = "eager", executor: Any = None,
             policy: str | None = None, background: bool = False, sinks: Iterable[Any] = (),
             fail_fast: bool = False, on_failure: str | None = None,
-            resume: bool | str = False, rerun: Iterable[str] = ()) -> Run:
+            resume: bool | str = False, rerun: Iterable[str] = (), seed: int | None = None
+            ) -> Run:
         """Run every task; returns the :class:`Run`.
 
         Blocking by default: returns when every task is done.  With
@@ -345,6 +353,9 @@ class Flow:
         ``on_failure="compensate"`` then (or after any failure) undoes the
         succeeded tasks that declared a ``compensate``, last first.
         ``sinks`` receive the run's events as they happen (see ``core/engine.py``).
+        ``seed`` seeds the retry jitter, so a run with the same failures waits the
+        same delays.  Every option is checked first (``core/options.py``): a bad
+        one raises ``InvalidOption`` before anything is recorded.
 
         ``resume=True`` resumes the latest run of this flow in its store,
         ``resume=RUN_ID`` that run: the new run (``params["resumed_from"]``)
@@ -367,7 +378,11 @@ class Flow:
         StoreVersionConflict
             that run was already resumed, or another kernel took it first.
         """
-        check_options(mode, on_failure, policy or self.policy)
+        kind = self.executor if executor is None else executor
+        policy = self.policy if policy is None else policy
+        opts = check_all({"workers": workers, "mode": mode, "executor": kind, "policy": policy,
+                          "fail_fast": fail_fast, "on_failure": on_failure, "seed": seed},
+                         f"run of flow {self.name!r}")
         given = notebook_params()
         graph, specs = self.build()
         store = self.store
@@ -375,9 +390,8 @@ class Flow:
         rerun_idx = self._with_downstream(graph, rerun)
         results = RunResults(specs, ResultFiles(results_folder(store.path)), self._bases,
                              self._namespaces)
-        kind = executor or self.executor
-        ex = make_executor(kind, workers or self.workers or env_workers(),
-                           **_thread_options(kind))
+        n = opts["workers"] or self.workers or env_workers()
+        ex = make_executor(kind, n, tasks=len(specs), **_thread_options(kind))
         if not getattr(ex, "shares_memory", True):
             cell = next((s.name for s in specs if s.kind == "cell"), None)
             if cell is not None:
@@ -387,8 +401,10 @@ class Flow:
                     f"executor='threads', or declare {cell!r} as a function with @flow.task.")
         run_id = new_run_id()
         created = time.time()
-        params = {"workers": ex.workers, "mode": mode, "policy": policy or self.policy,
+        params = {"workers": ex.workers, "mode": mode, "policy": policy,
                   "executor": kind if isinstance(kind, str) else type(ex).__name__}
+        if seed is not None:
+            params["seed"] = seed
         if resumed is not None:
             params["resumed_from"] = resumed
         if given is not None:
@@ -399,9 +415,8 @@ class Flow:
         cached = results.cache_index(store.record_results, run_id, graph.index)
         engine = Engine(graph, specs, ex, sinks=[store.sink(run_id), *filter(None, [cached]),
                                                  *sinks],
-                        mode=mode, policy=policy or self.policy, run_id=run_id,
-                        fail_fast=fail_fast, on_failure=on_failure, keyer=results.key,
-                        fns=results.fns,
+                        mode=mode, policy=policy, run_id=run_id, fail_fast=fail_fast, seed=seed,
+                        on_failure=on_failure, keyer=results.key, fns=results.fns,
                         restore=results.restorer(known, rerun_idx, store.saved_result))
         run = Run(self, run_id, engine)
         store.keep_lease(run_id, run.cancel)
@@ -550,12 +565,11 @@ def env_workers() -> int | None:
     text = os.environ.get("NBFLOW_WORKERS", "").strip()
     if not text:
         return None
-    n = int(text) if text.isascii() and text.isdigit() else 0
-    if n < 1:
-        raise ValueError(f"NBFLOW_WORKERS must be a whole number of at least 1, got {text!r}. "
-                         "Fix or unset the environment variable (`nbflow run --workers N` "
-                         "sets it).")
-    return n
+    try:
+        return flag_type("workers")(text)   # the row that checks --workers and workers=
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"NBFLOW_WORKERS {exc}. Fix or unset the environment variable "
+                         "(`nbflow run --workers N` sets it).") from None
 
 
 def _thread_options(kind: Any) -> dict[str, Any]:

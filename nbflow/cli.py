@@ -32,6 +32,7 @@ from contextlib import closing
 from typing import Any, TextIO
 
 from . import parameters
+from .core.options import flag_type
 from .core.replay import TERMINAL
 from .errors import NbflowError
 from .terminal import clean
@@ -617,16 +618,6 @@ def _whole(text: str) -> int:
     return int(text)
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
-    return value
-
-
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nbflow`` command and its subcommands."""
     from . import __version__
@@ -643,10 +634,11 @@ def parser() -> argparse.ArgumentParser:
                          "the progress of the runs it starts. Exit status: 0 all runs "
                          "succeeded, 1 a run did not, 2 the notebook raised, 130 interrupted.")
     run.add_argument("notebook", metavar="NOTEBOOK", help="the .ipynb file to execute")
-    run.add_argument("--workers", type=_at_least_one, metavar="N",
+    # The same checks as Flow.run's workers= and a task's timeout= (core/options.py).
+    run.add_argument("--workers", type=flag_type("workers"), metavar="N",
                      help="default number of workers for the notebook's runs (NBFLOW_WORKERS)")
     run.add_argument("--store", metavar="URL", help=store_help.format("notebook's folder"))
-    run.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+    run.add_argument("--timeout", type=flag_type("timeout"), metavar="SECONDS",
                      help="fail a cell that runs longer than this (default: no limit)")
     run.add_argument("-p", "--param", nargs=2, action="append", default=[], dest="params",
                      metavar=("NAME", "VALUE"),

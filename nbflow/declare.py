@@ -7,9 +7,13 @@ can be declared in any order and redefined while a notebook is being edited.
 
 from __future__ import annotations
 
+import builtins
 import functools
 import inspect
+import itertools
 import linecache
+import threading
+import types
 import weakref
 from collections.abc import Callable, Iterable
 from contextlib import suppress
@@ -19,7 +23,9 @@ from typing import Any
 from .core.cellvars import analyse
 from .core.graph import Graph, close_names
 from .core.spec import TaskSpec
-from .errors import DuplicateTaskError, UnknownDependencyError
+from .core.worker import current_task, run_coroutine
+from .core.options import OPTIONS
+from .errors import DuplicateTaskError, InvalidOption, UnknownDependencyError
 
 
 @dataclass
@@ -39,58 +45,61 @@ class Declaration:
 def function_declaration(fn: Callable[..., Any], name: str, after: Iterable[str],
                          options: dict[str, Any], inputs: Any = None, salt: bytes = b""
                          ) -> Declaration:
-    """A function task.  ``inputs`` maps parameters of ``fn`` to the upstream
-    task whose result they receive, or to a list of tasks (the parameter gets
-    the list of their results, in that order).
+    """A function task; an ``async def`` one runs to completion on a loop of its own.
+    ``inputs`` maps parameters of ``fn`` to the upstream task whose result they
+    receive, or to a list of tasks (the parameter gets the list of their
+    results, in that order); ``salt`` goes into its result key (a map's item).
 
     Raises
     ------
     TypeError
-        a positional-only parameter; ``inputs`` not such a mapping, or naming a
-        parameter ``fn`` does not have.
+        ``fn`` is a generator function, or has positional-only parameters;
+        ``inputs`` is not such a mapping, or names a parameter ``fn`` does not have.
     """
-    params, origin, any_keyword = _analysed(fn)
+    params, origin, any_keyword, kind = _analysed(fn)
+    if kind == "generator":
+        raise TypeError(
+            f"task {name!r}: {getattr(fn, '__qualname__', fn)!r} is a generator function "
+            "(it uses yield), so calling it runs none of its body. Return a list instead, "
+            "e.g. a wrapper that returns list(gen()), or use return in place of yield.")
     for param, has_default in params:
         if has_default is None:
             raise TypeError(f"task {name!r}: parameter {param!r} is positional-only; nbflow "
                             "passes upstream results by keyword, so drop the '/' marker.")
+    inputs = OPTIONS["inputs"].validate(inputs, f"task {name!r}")
     mapped = _check_inputs(name, inputs, params, any_keyword) if inputs else ()
-    spec = TaskSpec(name=name, fn=fn, deps=tuple(after), kind="function",
+    # The partial keeps ``fn`` visible to result keys (results.code_digest).
+    call = functools.partial(run_coroutine, fn) if kind == "coroutine" else fn
+    spec = TaskSpec(name=name, fn=call, deps=tuple(after), kind="function",
                     origin=origin, **options)
     base = fn.func if isinstance(fn, functools.partial) else fn   # a map's item bound
     identity = (getattr(base, "__module__", None), getattr(base, "__qualname__", None))
     return Declaration(spec, params=params, inputs=mapped, identity=identity, salt=salt)
 
 
-def _check_inputs(task: str, inputs: Any, params: tuple, any_keyword: bool
+def _check_inputs(task: str, inputs: dict[str, Any], params: tuple, any_keyword: bool
                   ) -> tuple[tuple[str, str | tuple[str, ...]], ...]:
-    usage = ("inputs= maps parameter names to a task name, or to a list of task names "
-             "(e.g. inputs={'raw': 'fetch-3', 'parts': ['clean-1', 'clean-2']})")
-    if not isinstance(inputs, dict):
-        raise TypeError(f"task {task!r}: {usage}; got {type(inputs).__name__} {inputs!r:.80}")
+    """``inputs`` (already checked by its options row) as pairs, each naming a
+    parameter ``fn`` has."""
     known = {p for p, _ in params}
-    out = []
-    for param, source in inputs.items():
-        if not isinstance(param, str) or not (param in known or any_keyword):
-            raise TypeError(f"task {task!r}: inputs= names {param!r}, which is not a parameter "
-                            f"of its function (its parameters: {', '.join(sorted(known)) or 'none'})")
-        if isinstance(source, str):
-            out.append((param, source))
-        elif isinstance(source, (list, tuple)) and all(isinstance(t, str) for t in source):
-            out.append((param, tuple(source)))
-        else:
-            raise TypeError(f"task {task!r}: {usage}; got {param!r}: {source!r:.80}")
-    return tuple(out)
-
+    for param in inputs:
+        if param not in known and not any_keyword:
+            raise InvalidOption(
+                f"task {task!r}: inputs= names {param!r}, which is not a parameter of its "
+                f"function (its parameters: {', '.join(sorted(known)) or 'none'})",
+                option="inputs", value=inputs)
+    return tuple(inputs.items())
 
 
 _ANALYSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _analysed(fn: Callable[..., Any]) -> tuple[tuple[tuple[str, bool | None], ...], str, bool]:
+def _analysed(fn: Callable[..., Any]
+              ) -> tuple[tuple[tuple[str, bool | None], ...], str, bool, str]:
     """``fn``'s keyword parameters as ``(name, has default)`` (None for a
-    positional-only one), where it was defined, and whether it takes ``**kwargs``;
-    once per function object.
+    positional-only one), where it was defined, whether it takes ``**kwargs``, and
+    its kind (``"generator"``, ``"coroutine"`` or ``"function"``); once per
+    function object.
 
     A flow built in a loop declares one function many times, and
     ``inspect.signature`` was half of what declaring a task cost.
@@ -105,7 +114,9 @@ def _analysed(fn: Callable[..., Any]) -> tuple[tuple[tuple[str, bool | None], ..
             any_keyword = any_keyword or p.kind is p.VAR_KEYWORD
             continue
         params.append((p.name, None if p.kind is p.POSITIONAL_ONLY else p.default is not p.empty))
-    found = tuple(params), _origin(fn), any_keyword
+    kind = ("generator" if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
+            else "coroutine" if inspect.iscoroutinefunction(fn) else "function")
+    found = tuple(params), _origin(fn), any_keyword, kind
     with suppress(TypeError):   # not weak-referenceable: analysed again next time
         _ANALYSED[fn] = found
     return found
@@ -113,9 +124,12 @@ def _analysed(fn: Callable[..., Any]) -> tuple[tuple[tuple[str, bool | None], ..
 
 def cell_declaration(name: str, source: str, namespace: dict[str, Any], after: Iterable[str] | None,
                      options: dict[str, Any], cell_id: str | None = None) -> Declaration:
-    """A task whose body is notebook cell ``source``, run in ``namespace``.
+    """A task whose body is notebook cell ``source``, run against ``namespace``.
 
-    Its result is a dict of the variables it assigned.
+    It reads the notebook's variables live, binds names in globals of its own
+    and, when its attempt ends and is still wanted, writes every name it bound
+    into ``namespace`` (``_Publisher``).  Its result is a dict of the variables
+    it assigned.
     """
     names = analyse(source)
     filename = f"<task {name}>"
@@ -124,15 +138,83 @@ def cell_declaration(name: str, source: str, namespace: dict[str, Any], after: I
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     assigns = names.assigns
 
+    publish = _Publisher(namespace)
+
     def run_cell() -> dict[str, Any]:
-        exec(code, namespace)
-        return {k: namespace[k] for k in assigns if k in namespace}
+        ticket = publish.ticket()
+        scratch = {"__builtins__": _Fallthrough(namespace)}
+        exec(code, scratch)
+        del scratch["__builtins__"]
+        publish(ticket, scratch)
+        return {k: scratch[k] for k in assigns if k in scratch}
 
     run_cell.__qualname__ = run_cell.__name__ = name
     spec = TaskSpec(name=name, fn=run_cell, deps=tuple(after or ()), kind="cell",
                     origin=f"cell {cell_id}" if cell_id else "a %%task cell", **options)
     return Declaration(spec, reads=names.reads, assigns=assigns,
                        explicit_after=after is not None, identity=("cell", cell_id or name))
+
+
+class _Fallthrough(dict):
+    """The builtins of a cell task's private globals: a name the cell did not bind
+    is read from the notebook's namespace (live), then from Python's builtins.
+
+    A cell task runs in globals of its own, so an attempt writes nothing into
+    the notebook until it ends; the interpreter looks a missing global up in
+    ``__builtins__``, which this dict subclass forwards.  Names the cell binds
+    are plain dict entries: its own loops run at full speed.
+    """
+
+    __slots__ = ("namespace", "builtins")
+
+    def __init__(self, namespace: dict[str, Any]):
+        super().__init__()
+        self.namespace = namespace
+        b = namespace.get("__builtins__", builtins)
+        self.builtins = b.__dict__ if isinstance(b, types.ModuleType) else b
+        # ``import`` looks __import__ up in the builtins dict itself, not through
+        # __missing__.
+        self["__import__"] = self.builtins["__import__"]
+
+    def __missing__(self, name: str) -> Any:
+        try:
+            return self.namespace[name]
+        except KeyError:
+            return self.builtins[name]
+
+
+class _Publisher:
+    """Writes what a cell task's attempt bound into the notebook, unless it must not.
+
+    An attempt that was abandoned (it timed out, or its run was cancelled) may
+    still be running when a later attempt, or a later run, has set the cell's
+    variables: its values never replace those.  Each attempt takes a ticket
+    when it starts; it publishes only if no attempt that started after it
+    published first, and not once its attempt was given up.
+    """
+
+    def __init__(self, namespace: dict[str, Any]):
+        self.namespace = namespace
+        self._tickets = itertools.count(1)
+        self._published = 0
+        self._lock = threading.Lock()
+
+    def ticket(self) -> int:
+        return next(self._tickets)
+
+    def __call__(self, ticket: int, values: dict[str, Any]) -> None:
+        with self._lock:
+            if ticket < self._published or _given_up():
+                return
+            self._published = ticket
+            self.namespace.update(values)
+
+
+def _given_up() -> bool:
+    try:
+        return current_task().cancelled
+    except RuntimeError:   # called outside a run (a test, a direct call): nothing to give up
+        return False
 
 
 def check_redeclaration(old: Declaration, new: Declaration) -> None:

@@ -58,6 +58,18 @@ class IllegalTransition(NbflowError, RuntimeError):
         super().__init__(f"{who}no transition from state {state!r} on {trigger!r}")
 
 
+class InvalidOption(NbflowError, ValueError, TypeError):
+    """An option has a value it does not accept (``nbflow/core/options.py``).
+
+    A ValueError and a TypeError, since a value of the wrong type is one too;
+    ``option`` names it and ``value`` is what was given.
+    """
+
+    def __init__(self, message: str, option: str, value: object):
+        super().__init__(message)
+        self.option, self.value = option, value
+
+
 class TaskFailedError(NbflowError):
     """Raised when asking for the result of a task that did not succeed."""
 

@@ -13,6 +13,8 @@ import queue
 import time
 from typing import Any
 
+LONGEST_WAIT = 3600.0   # seconds one wait on the inbox may last
+
 
 class RealClock:
     """Wall-clock time; waits block on the inbox."""
@@ -28,7 +30,9 @@ class RealClock:
                     return inbox.get(timeout=0.25)
                 except queue.Empty:
                     continue
-        timeout = deadline - time.time()
+        # Bounded, so a far deadline (an Engine given timeout=inf directly) is
+        # another turn of the loop, not an OverflowError from the queue.
+        timeout = min(deadline - time.time(), LONGEST_WAIT)
         try:
             return inbox.get(timeout=max(timeout, 0.0)) if timeout > 0 else inbox.get_nowait()
         except queue.Empty:

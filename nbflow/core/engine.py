@@ -62,8 +62,10 @@ from .clock import RealClock
 from .events import Detail
 from .gcfreeze import frozen
 from .graph import Graph
-from .policies import POLICIES, make_policy
+from .options import check_all
+from .policies import make_policy
 from .retry import backoff_delay
+from .safe import describe, safe_str
 from .spec import TaskSpec
 from .states import TERMINAL, State, Trigger, transition
 from .triggers import RUN, SKIP, decide
@@ -105,20 +107,6 @@ class TaskTimeout(TimeoutError):
 
 
 ACTIVE = frozenset({S.PENDING, S.READY, S.RUNNING, S.RETRYING})
-MODES = ("eager", "levels")
-ON_FAILURE = (None, "compensate")
-
-
-def check_options(mode: str, on_failure: str | None, policy: str) -> None:
-    """Raise ValueError for a run option the engine does not know (before anything is
-    recorded: ``Flow.run`` calls it before it writes the run)."""
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose 'eager' or 'levels'")
-    if on_failure not in ON_FAILURE:
-        raise ValueError(f"unknown on_failure {on_failure!r}; use None or 'compensate'")
-    if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r}; choose one of: "
-                         f"{', '.join(sorted(POLICIES))}")
 
 
 class Engine:
@@ -157,7 +145,9 @@ class Engine:
                  keyer: Callable[[int, list], str | None] | None = None,
                  restore: Callable[[int, str], tuple[bool, Any]] | None = None,
                  seed: int | None = None, fns: Sequence[Callable[..., Any]] | None = None):
-        check_options(mode, on_failure, policy)
+        # Flow.run checked them already; an Engine built directly is checked here.
+        check_all({"mode": mode, "policy": policy, "fail_fast": fail_fast,
+                   "on_failure": on_failure, "seed": seed}, "Engine()")
         n = len(graph)
         self.graph, self.specs, self.executor = graph, specs, executor
         self.run_id = run_id
@@ -185,6 +175,7 @@ class Engine:
         # ``lookahead``), oldest first: still ready until a worker takes one.
         self._ahead: collections.deque[tuple[tuple[int, int], TaskContext]] = collections.deque()
         self._lookahead = getattr(executor, "lookahead", 0)
+        self._held = 0 if getattr(executor, "replaces_abandoned", False) else 1
         self.timers: list[tuple[float, int, str, int, int]] = []
         self.unfinished = n
         self.cancelled: str | None = None
@@ -234,8 +225,10 @@ class Engine:
             self._run()
 
     def _run(self) -> None:
-        self.executor.start(self.inbox.put)
         try:
+            # Inside the try: an executor that fails half-way through starting
+            # (processes under a low limit of open files) is shut down too.
+            self.executor.start(self.inbox.put)
             # Sinks subscribed before the run started (a dashboard shown before
             # flow.run) get every event: they need no history from the store.
             # Any other message waits for the loop, as it would have.
@@ -319,8 +312,8 @@ class Engine:
             return
         ready = self.ready
         # An abandoned attempt (timed out, or left after a cancel) still holds its
-        # worker until it returns: a thread cannot be stopped.
-        free = self.executor.workers - len(self.running) - len(self.abandoned)
+        # worker until it returns, unless the executor gives the run another.
+        free = self.executor.workers - len(self.running) - self._held * len(self.abandoned)
         n = min(free, len(ready))
         if n:
             # Recorded and published before the executor has them, so no task
@@ -459,7 +452,7 @@ class Engine:
             self.results[i] = value
             self._move(i, T.SUCCEED, detail)
         elif isinstance(out.error, SkipTask):
-            self._move(i, T.SKIP, Detail(reason=str(out.error), worker=out.worker))
+            self._move(i, T.SKIP, Detail(reason=safe_str(out.error), worker=out.worker))
         elif isinstance(out.error, TaskCancelled) and (ctx.cancelled or self.cancelled):
             self._move(i, T.CANCEL, Detail(reason=self.cancelled or "cancelled",
                                            worker=out.worker))
@@ -472,7 +465,7 @@ class Engine:
         spec = self.specs[i]
         a = self.attempt[i]
         retries_left = (a <= spec.retries and self.cancelled is None
-                        and (error is None or isinstance(error, spec.retry_on)))
+                        and (error is None or _retries(error, spec.retry_on)))
         if error is not None:
             self.errors[i] = error
         detail["error"] = _summary(error, text)
@@ -506,8 +499,10 @@ class Engine:
         for i, st in enumerate(self.state):
             if st is S.PENDING or st is S.READY or st is S.RETRYING:
                 self._move(i, T.CANCEL, Detail(reason=arg))
-        for token, ctx in (*self.running.items(), *self._ahead):
-            ctx.cancelled = True
+        inflight = (*self.running.items(), *self._ahead)
+        for _token, ctx in inflight:   # every flag first: a cancel may start a worker
+            ctx.cancelled = True       # (threads.py), which must find its job cancelled
+        for token, _ctx in inflight:
             self.executor.cancel(token)
         self._add_timer(self._now() + self.cancel_grace, "grace", -1, 0)
 
@@ -579,6 +574,8 @@ class Engine:
                 ctx = self.running.pop((i, a))
                 ctx.cancelled = True
                 self._abandon((i, a))
+                if self._ahead and not self._held:  # its replacement takes the next queued
+                    self._picked_up()
                 limit = self.specs[i].timeout
                 err = TaskTimeout(f"task {self._names[i]!r} exceeded its timeout of {limit:g}s")
                 self._fail(i, err, f"TaskTimeout: {err}", Detail(timeout=limit))
@@ -626,8 +623,17 @@ def _call(sink: Any, method: str, arg: Any) -> None:
                       stacklevel=1)
 
 
+def _retries(error: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """Whether ``error`` is one of ``kinds``; a class whose metaclass makes
+    ``isinstance`` raise counts as no match, never as an engine error."""
+    try:
+        return isinstance(error, kinds)
+    except Exception:  # noqa: BLE001 - user code (__instancecheck__) on the engine thread
+        return False
+
+
 def _summary(error: BaseException | None, text: str | None) -> str:
     if error is not None:
-        return f"{type(error).__name__}: {error}"
+        return describe(error)   # a user's __str__ may raise: never on this thread
     lines = (text or "").strip().splitlines()
     return lines[-1] if lines else "unknown error"

@@ -45,7 +45,9 @@ class Graph:
                 f"two tasks are named {dup!r}. Task names must be unique in a flow: "
                 "rename one of them.")
         self.index = index
-        deps = list(deps)
+        # An iterator of names (a generator) is read once here: the lookup below
+        # may need a second pass to say which task named an unknown one.
+        deps = [ds if type(ds) is tuple else tuple(ds) for ds in deps]
         if len(deps) != n:
             raise ValueError(f"{n} names but {len(deps)} dependency lists")
         # The common case in one comprehension (this is most of levelling's time at

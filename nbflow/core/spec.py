@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .options import DEFAULTS
+
 
 @dataclass(slots=True, frozen=True)
 class TaskSpec:
@@ -35,19 +37,20 @@ class TaskSpec:
     fn: Callable[..., Any]
     deps: tuple[str, ...] = ()
     inputs: Mapping[str, tuple[str | tuple[str, ...], str | None]] = field(default_factory=dict)
-    retries: int = 0
-    retry_delay: float = 0.0
-    backoff: float = 1.0                 # delay multiplier per further attempt (2 = exponential)
-    max_delay: float | None = None       # cap on one back-off delay
-    jitter: float = 0.0                  # +/- this fraction of the delay, at random
-    retry_on: tuple[type[BaseException], ...] = (Exception,)
-    timeout: float | None = None
-    priority: int = 0
-    tags: tuple[str, ...] = ()
-    trigger: str = "all_success"
-    run_if: Callable[..., bool] | None = None
-    compensate: Callable[[Any], Any] | None = None
-    cache: bool = False
+    # Defaults from the options table (``options.py``), which also checks values.
+    retries: int = DEFAULTS["retries"]
+    retry_delay: float = DEFAULTS["retry_delay"]
+    backoff: float = DEFAULTS["backoff"]           # delay multiplier per further attempt
+    max_delay: float | None = DEFAULTS["max_delay"]  # ceiling of one delay, jitter included
+    jitter: float = DEFAULTS["jitter"]             # +/- this fraction of the delay, at random
+    retry_on: tuple[type[BaseException], ...] = DEFAULTS["retry_on"]
+    timeout: float | None = DEFAULTS["timeout"]
+    priority: int = DEFAULTS["priority"]
+    tags: tuple[str, ...] = DEFAULTS["tags"]
+    trigger: str = DEFAULTS["trigger"]
+    run_if: Callable[..., bool] | None = DEFAULTS["run_if"]
+    compensate: Callable[[Any], Any] | None = DEFAULTS["compensate"]
+    cache: bool = DEFAULTS["cache"]
     kind: str = "function"      # "function" or "cell"
     origin: str = ""            # where it was declared, for messages ("cell 3", "etl.py:12")
 

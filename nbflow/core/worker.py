@@ -18,6 +18,7 @@ threads) to the stream that was there before.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ..errors import SkipTask, TaskCancelled
+from .safe import describe
 from .scoped import WhileAny
 from .text import CappedText
 
@@ -135,7 +137,7 @@ def _worker_name() -> str:
 
 def execute(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | None = None
             ) -> Outcome:
-    """Run ``fn(**kwargs)`` and report what happened; never raises an ``Exception``.
+    """Run ``fn(**kwargs)`` and report what happened; never raises.
 
     An attempt cancelled before a worker took it is not run.
     """
@@ -150,15 +152,16 @@ def execute(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | N
     started = time.time()
     try:
         value = fn(**kwargs)
-    except (Exception, SystemExit) as exc:  # sys.exit() in a task fails the task
+    except BaseException as exc:
+        # Whatever a task raises ends the attempt, and the worker goes on:
+        # sys.exit(), KeyboardInterrupt, GeneratorExit, asyncio.CancelledError
+        # and custom BaseExceptions fail the task (docs/reliability.md).  Only
+        # a real interrupt of the engine's own thread is raised again, by the
+        # executor that runs tasks there (sync.py).
         finished = time.time()
         exc = exc.with_traceback(_user_frames(exc.__traceback__))
-        text = "".join(traceback.format_exception(exc))
-        return Outcome(False, None, exc, text, started, finished, *_end_capture(),
-                       _worker_name())
-    except BaseException:
-        _end_capture()
-        raise
+        return Outcome(False, None, exc, format_error(exc), started, finished,
+                       *_end_capture(), _worker_name())
     # _end_capture() inline: this is every task's way back.
     out, err = _local.stdout, _local.stderr
     _local.stdout = _local.stderr = _local.ctx = None
@@ -173,6 +176,51 @@ def _end_capture() -> tuple[str, str]:
     out, err = _local.stdout, _local.stderr
     _local.stdout = _local.stderr = _local.ctx = None
     return ("" if out is _NOTHING else out.text()), ("" if err is _NOTHING else err.text())
+
+
+def format_error(exc: BaseException) -> str:
+    """The formatted traceback of ``exc``; never raises, whatever the user's
+    exception does in ``__str__``, ``__notes__`` or ``__cause__``."""
+    try:
+        return "".join(traceback.format_exception(exc))
+    except Exception:  # noqa: BLE001 - a broken exception must still fail its task
+        return describe(exc) + "\n"
+
+
+def run_coroutine(fn: Callable[..., Any], /, **kwargs: Any) -> Any:
+    """Run ``async def fn(**kwargs)`` to completion on an event loop of its own.
+
+    What an ``async def`` task is declared as (``declare.py``).  A worker
+    thread has no loop, so the coroutine gets a new one (``asyncio.run``).  A
+    thread that already runs one (a notebook's, when the engine runs tasks in
+    its own thread) cannot run a second: the coroutine then runs on a new
+    thread that carries the attempt's context and output capture, and this
+    one waits for it.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(fn(**kwargs))
+    for attr in ("stdout", "stderr"):   # buffers both threads write to, made now
+        if getattr(_local, attr, None) is _NOTHING:
+            setattr(_local, attr, CappedText())
+    attempt = (_local.stdout, _local.stderr, _local.ctx)
+    box: list[Any] = []
+
+    def main() -> None:
+        _local.stdout, _local.stderr, _local.ctx = attempt
+        try:
+            box.append((True, asyncio.run(fn(**kwargs))))
+        except BaseException as exc:  # handed to the waiting thread as is
+            box.append((False, exc))
+
+    thread = threading.Thread(target=main, name=threading.current_thread().name + "-async")
+    thread.start()
+    thread.join()
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
 
 
 class RunIf:

@@ -51,7 +51,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 import types
 from collections import ChainMap
 from multiprocessing.connection import Connection
@@ -60,7 +59,9 @@ from typing import Any
 import cloudpickle
 
 from ..children import reap
-from ..core.worker import Outcome, TaskContext, capturing, execute
+from ..core.options import check
+from ..core.safe import safe_str
+from ..core.worker import Outcome, TaskContext, capturing, execute, format_error
 from ..errors import NbflowError, TaskCancelled
 
 EXIT_WAIT = 2.0  # seconds an idle worker gets to exit after its pipe closes
@@ -115,10 +116,12 @@ class ProcessExecutor:
     # Tasks run in other interpreters: a %%task cell, which runs in the
     # notebook's namespace, cannot run here (Flow.run refuses it up front).
     shares_memory = False
+    # Every worker is an interpreter started by start(): make_executor starts no
+    # more than the run has tasks.
+    starts_all = True
 
     def __init__(self, workers: int | None = None):
-        if workers is not None and workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
+        workers = check("workers", workers, "ProcessExecutor()")
         self.workers = workers or os.cpu_count() or 1
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()   # guards the slots' token/stopping/proc and the two below
@@ -128,11 +131,26 @@ class ProcessExecutor:
         self._report: Any = None
 
     def start(self, report) -> None:
-        """Start the worker processes (all at once) and their slot threads."""
+        """Start the worker processes (all at once) and their slot threads.
+
+        Raises
+        ------
+        NbflowError
+            a worker could not be started (the ones already started are stopped).
+        """
         self._report = report
         self._closing = False
         self._dropped.clear()
-        self._slots = [_Slot(self, k) for k in range(self.workers)]
+        self._slots = []
+        try:
+            for k in range(self.workers):
+                self._slots.append(_Slot(self, k))
+        except OSError as exc:
+            self.shutdown()
+            raise NbflowError(
+                f"could not start worker process {k + 1} of {self.workers}: "
+                f"{type(exc).__name__}: {exc}. Use fewer workers (workers=N), or allow more "
+                "processes and open files (ulimit -u, ulimit -n).") from exc
 
     def submit(self, token, fn, kwargs, ctx=None) -> None:
         self._jobs.put((token, fn, kwargs, ctx))
@@ -326,8 +344,7 @@ def _exit_status(code: int) -> str:
 
 
 def _failed(error: BaseException, started: float, worker: str) -> Outcome:
-    text = "".join(traceback.format_exception(error))
-    return Outcome(False, None, error, text, started, time.time(), "", "", worker)
+    return Outcome(False, None, error, format_error(error), started, time.time(), "", "", worker)
 
 
 def _cancelled(ctx: TaskContext | None, worker: str, started: float) -> Outcome:
@@ -397,4 +414,4 @@ def _portable(error: BaseException, text: str) -> BaseException:
         return error
     except Exception:
         kind = type(error)
-        return RemoteError(f"{kind.__module__}.{kind.__qualname__}", str(error), text)
+        return RemoteError(f"{kind.__module__}.{kind.__qualname__}", safe_str(error), text)

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+from ..core.options import check
 from ..core.worker import execute
 
 
 class SyncExecutor:
-    """Synchronous twin of the thread pool: ``submit`` runs the call before returning."""
+    """Synchronous twin of the thread pool: ``submit`` runs the call before returning.
+
+    A ``KeyboardInterrupt`` in a task interrupts the whole run here (the
+    engine cancels it), since it is how Ctrl-C reaches the engine's thread.
+    """
 
     def __init__(self, workers: int | None = None):
-        self.workers = workers or 1
+        self.workers = check("workers", workers, "SyncExecutor()") or 1
         self._report = None
 
     def start(self, report) -> None:
         self._report = report
 
     def submit(self, token, fn, kwargs, ctx=None) -> None:
-        self._report((token, execute(fn, kwargs, ctx)))
+        out = execute(fn, kwargs, ctx)
+        if isinstance(out.error, KeyboardInterrupt):
+            # The task ran on the engine's thread, where Ctrl-C lands: it
+            # interrupts the run (the engine cancels it), as it would between tasks.
+            raise out.error
+        self._report((token, out))
 
     def cancel(self, token) -> None:
         pass  # nothing is ever in flight

@@ -9,17 +9,26 @@ for the engine's turn (the round trip is most of the gap between two short
 tasks: 0.2-0.3 ms here, against 0.03 ms for a queued one).  The queue is FIFO
 and a worker takes the next attempt right after reporting an outcome, which is
 how the engine knows when a queued attempt starts.
+
+An abandoned attempt (timed out, or still running when a cancelled run gave up
+waiting) keeps its thread until the function returns, since a thread cannot be
+stopped.  The pool then may start one thread more, so the run keeps its
+width (``replaces_abandoned``); the stuck thread ends when its attempt returns.
+The cost: a thread, its stack and whatever the task holds, for as long as the
+task runs on, which for a task that never returns is until the process ends.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 
+from ..core.options import check
 from ..core.worker import execute
 
 # Two queued attempts close the gaps between 10 ms tasks on 8 workers (one left
@@ -30,7 +39,8 @@ LOOKAHEAD = 2
 
 class ThreadExecutor:
     """Up to ``workers`` threads (default: CPU count + 4, capped at 32, as
-    ThreadPoolExecutor), started when a task finds none waiting.
+    ThreadPoolExecutor), started when a task finds none waiting, plus one for
+    each abandoned attempt whose thread is still inside it.
 
     ``initializer`` runs once in each worker thread before its first task; the
     notebook layer uses it to set the kernel's parent message in the thread.
@@ -39,10 +49,11 @@ class ThreadExecutor:
     ready later is never behind one chosen earlier).
     """
 
+    replaces_abandoned = True
+
     def __init__(self, workers: int | None = None, initializer: Callable[[], None] | None = None,
                  lookahead: int | None = None):
-        if workers is not None and workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
+        workers = check("workers", workers, "ThreadExecutor()")
         if lookahead is not None and lookahead < 0:
             raise ValueError(f"lookahead must be 0 or more, got {lookahead}")
         self.workers = workers or min(32, (os.cpu_count() or 1) + 4)
@@ -62,35 +73,62 @@ class ThreadExecutor:
         # One entry per thread blocked waiting for a job, taken by the submit
         # that gives it one (deque appends and pops are atomic under the GIL).
         self._waiting: collections.deque = collections.deque()
+        # Attempts the engine gave up on (cancel()) whose threads may still be
+        # inside them: each allows one thread more until its attempt returns.
+        self._abandoned: set = set()
 
     def _work(self) -> None:
         if self.initializer is not None:
             self.initializer()
-        report, jobs, waiting = self._report, self._jobs, self._waiting
+        report, jobs, waiting, abandoned = self._report, self._jobs, self._waiting, self._abandoned
+        leaving = False
         while True:
             try:
                 job = jobs.get_nowait()
             except queue.Empty:
+                if leaving:
+                    # Another thread took this one's place when its attempt was
+                    # abandoned: it leaves once idle, so the pool shrinks back.
+                    # (Idle, not at once: the engine counts on the thread that
+                    # reports an outcome to take the next queued attempt.)
+                    with contextlib.suppress(ValueError):   # gone already if the run ended
+                        self._threads.remove(threading.current_thread())
+                    return
                 waiting.append(None)
                 job = jobs.get()
             if job is None:
                 return
             token, fn, kwargs, ctx = job
             report((token, execute(fn, kwargs, ctx)))
+            if abandoned and token in abandoned:
+                abandoned.discard(token)
+                leaving = True
 
     def submit(self, token, fn, kwargs, ctx=None) -> None:
         self._jobs.put((token, fn, kwargs, ctx))
         try:
             self._waiting.pop()
         except IndexError:
-            if len(self._threads) < self.workers:
-                t = threading.Thread(target=self._work, daemon=True,
-                                     name=f"nbflow-worker-{len(self._threads)}")
-                t.start()
-                self._threads.append(t)
+            self._grow()
+
+    def _grow(self) -> None:
+        """Start a thread, unless the pool has as many as it may."""
+        if len(self._threads) < self.workers + len(self._abandoned):
+            t = threading.Thread(target=self._work, daemon=True,
+                                 name=f"nbflow-worker-{len(self._threads)}")
+            t.start()
+            self._threads.append(t)
 
     def cancel(self, token) -> None:
-        pass  # a running thread cannot be stopped; the engine discards its late result
+        """Give up on ``token``: the engine discards its late result, and the pool may
+        start another thread while this attempt's thread is still inside it.
+
+        The replacement starts at once when attempts are queued: it takes the
+        oldest, as the thread it replaces would have after an outcome.
+        """
+        self._abandoned.add(token)
+        if not self._jobs.empty() and not self._waiting:
+            self._grow()
 
     def shutdown(self, timeout: float = 2.0) -> None:
         """Stop the threads, waiting up to ``timeout`` seconds in all for them to end.

@@ -29,7 +29,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display
 
 from ..api import Flow, Run
-from ..core.engine import MODES
+from ..core.options import MODES, OPTIONS, flag_type
 from ..core.text import NAME_LIMIT, storable
 from ..errors import NbflowError
 from ..simulation import Simulation
@@ -75,21 +75,18 @@ def _number(kind: type, *, low: float, strict: bool = False) -> Callable[[str], 
     return convert
 
 
-def _names(text: str) -> list[str]:
-    """``"a, b"`` -> ``["a", "b"]``; an empty value is an empty list."""
-    return [n.strip() for n in text.split(",") if n.strip()]
+#: The ``%%task`` options that have a flag, in the table's order.
+TASK_FLAGS = [o for o in OPTIONS.values() if o.flag and o.scope != "run"]
 
 
 def _task_parser() -> _Parser:
-    p = _Parser("%%task", usage="%(prog)s NAME [--after A,B] [--retries N] [--retry-delay S] "
-                "[--timeout S] [--priority P] [--tags a,b]")
+    usage = " ".join(["%(prog)s NAME", *(f"[{o.flag} {o.metavar}]" for o in TASK_FLAGS)])
+    p = _Parser("%%task", usage=usage)
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--after", type=_names, default=None)
-    p.add_argument("--retries", type=_number(int, low=0), default=None)
-    p.add_argument("--retry-delay", type=_number(float, low=0), default=None)
-    p.add_argument("--timeout", type=_number(float, low=0, strict=True), default=None)
-    p.add_argument("--priority", type=int, default=0)
-    p.add_argument("--tags", type=_names, default=[])
+    for o in TASK_FLAGS:
+        # None is "not given": the flow's default applies.
+        p.add_argument(o.flag, dest=o.name, type=flag_type(o.name), default=None,
+                       metavar=o.metavar, help=o.help)
     return p
 
 
@@ -169,7 +166,9 @@ class FlowMagics(Magics):
         """Declare this cell as a task of the flow; it does not run it.
 
         Usage: ``%%task NAME [--after A,B] [--retries N] [--retry-delay S]
-        [--timeout S] [--priority P] [--tags a,b]``
+        [--backoff F] [--max-delay S] [--jitter J] [--timeout S] [--priority P]
+        [--tags a,b] [--trigger RULE]``  (the options of ``Flow.task``; an
+        option not given takes the flow's default)
 
         Without ``--after`` the task depends on the task cells that assign the
         names this cell reads (``--after ""`` turns that off).  When the flow
@@ -182,10 +181,8 @@ class FlowMagics(Magics):
         # IPython syntax (%magics, !shell) inside the task becomes plain Python.
         source = self.shell.transform_cell(cell)
         try:
-            self.flow.cell_task(args.name, source, self.shell.user_ns, after=args.after,
-                                retries=args.retries, retry_delay=args.retry_delay,
-                                timeout=args.timeout, priority=args.priority, tags=args.tags,
-                                cell_id=current_cell_id())
+            self.flow.cell_task(args.name, source, self.shell.user_ns, cell_id=current_cell_id(),
+                                **{o.name: getattr(args, o.name) for o in TASK_FLAGS})
         except NbflowError as e:
             _briefly(e)
             raise
@@ -196,7 +193,7 @@ class FlowMagics(Magics):
     def flow_magic(self, line: str) -> Any:
         """Drive the flow of the ``%%task`` cells.
 
-        ``%flow run [--workers N] [--mode eager|levels] [--resume [RUN_ID]] [--fail-fast]``
+        ``%flow run [--workers N] [--mode eager|levels] [--resume [RUN_ID]] [--fail-fast] [--seed N]``
             run every task, show the run
         ``%flow status``   the task table of the last run
         ``%flow levels``   the tasks level by level (what can run together)
@@ -223,13 +220,14 @@ class FlowMagics(Magics):
 
 
 @subcommand("run", "run every task and show the run",
-            arg("--workers", type=_number(int, low=1), metavar="N", default=None),
+            arg("--workers", type=flag_type("workers"), metavar="N", default=None),
             arg("--mode", choices=MODES, default="eager"),
             arg("--resume", nargs="?", const=True, default=None, metavar="RUN_ID"),
-            arg("--fail-fast", action="store_true"))
+            arg("--fail-fast", action="store_true"),
+            arg("--seed", type=flag_type("seed"), metavar="N", default=None))
 def _run(m: FlowMagics, args: argparse.Namespace) -> None:
     m.last_run = m.flow.run(workers=args.workers, mode=args.mode, resume=args.resume or False,
-                            fail_fast=args.fail_fast)
+                            fail_fast=args.fail_fast, seed=args.seed)
     display(m.last_run)
 
 

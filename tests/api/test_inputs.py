@@ -63,9 +63,10 @@ def test_an_input_from_a_task_that_does_not_exist_is_named(store_path):
 @pytest.mark.parametrize("inputs, message", [
     ({"nope": "a"}, r"inputs= names 'nope', which is not a parameter of its function "
                     r"\(its parameters: raw\)"),
-    ({"raw": 3}, r"inputs= maps parameter names to a task name, or to a list of task names"),
-    ({"raw": ["a", None]}, r"got 'raw': \['a', None\]"),
-    (["raw"], r"got list \['raw'\]"),
+    ({"raw": 3}, r"task 't': inputs must be a dict of parameter names to a task name or a list "
+                 r"of task names, got \{'raw': 3\}; e.g. inputs="),
+    ({"raw": ["a", None]}, r"got \{'raw': \['a', None\]\}"),
+    (["raw"], r"got \['raw'\]"),
 ])
 def test_bad_inputs_are_refused_at_declaration(inputs, message):
     flow = nbflow.Flow("bad")

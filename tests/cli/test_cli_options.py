@@ -24,10 +24,16 @@ def test_a_bad_workers_value_is_refused_before_any_kernel_starts(tmp_path, nbflo
     assert not (tmp_path / "ran").exists() and not (tmp_path / ".nbflow").exists()
 
 
+A_YEAR = "must be a number of seconds above 0 and at most 31536000 (a year)"
+
+
 @pytest.mark.parametrize(("args", "message"), [
-    (["--timeout", "0"], "argument --timeout: must be a number of seconds above 0, got '0'"),
-    (["--timeout", "soon"], "argument --timeout: must be a number of seconds above 0, "
-                            "got 'soon'"),
+    (["--timeout", "0"], f"argument --timeout: {A_YEAR}, got '0'"),
+    (["--timeout", "soon"], f"argument --timeout: {A_YEAR}, got 'soon'"),
+    # Before: a raw TraitError traceback from nbclient, and exit status 1 ("a task failed").
+    (["--timeout", "inf"], f"argument --timeout: {A_YEAR}, got 'inf'"),
+    (["--timeout", "nan"], f"argument --timeout: {A_YEAR}, got 'nan'"),
+    (["--timeout", "1e20"], f"argument --timeout: {A_YEAR}, got '1e20'"),
 ])
 def test_a_bad_timeout_is_refused(tmp_path, nbflow_cli, notebook, args, message):
     nb = notebook(tmp_path / "demo.ipynb", "1")

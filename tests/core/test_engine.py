@@ -277,9 +277,11 @@ def test_task_output_is_captured_per_task(spec, run, capsys):
 
 
 def test_bad_mode_and_policy(spec, engine_for):
-    with pytest.raises(ValueError, match="^unknown mode 'level'; choose 'eager' or 'levels'$"):
+    with pytest.raises(ValueError, match=r"^Engine\(\): mode must be one of 'eager', 'levels', "
+                                         r"got 'level'\.$"):
         engine_for([spec("a")], mode="level")
-    with pytest.raises(ValueError, match="^unknown policy 'lifo'; choose one of: fifo, priority$"):
+    with pytest.raises(ValueError, match=r"^Engine\(\): policy must be one of 'fifo', "
+                                         r"'priority', got 'lifo'\.$"):
         engine_for([spec("a")], policy="lifo")
 
 
@@ -317,5 +319,6 @@ def test_the_thread_pool_is_the_default_executor():
     assert Flow("f").executor == "threads"
     assert isinstance(make_executor("threads", 2), ThreadExecutor)
     with pytest.raises(ValueError,
-                       match="^unknown executor 'thread'; choose one of: .*threads"):
+                       match=r"^make_executor\(\): executor must be one of 'threads', "
+                             r"'processes', 'sync', or an executor object .*, got 'thread'\.$"):
         make_executor("thread")

@@ -7,11 +7,17 @@ by value, as a notebook's are; the last test runs one from a real kernel.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import queue
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from test_contract import (BOUND, _note_preexisting_children, child_pids,  # noqa: F401
@@ -256,3 +262,58 @@ def test_a_cell_task_is_refused_before_anything_runs(store_path):
                        r"this flow with executor='threads'"):
         flow.run()
     assert flow.store.runs() == []
+
+
+def interrupted():
+    raise KeyboardInterrupt
+
+
+def test_a_keyboard_interrupt_in_a_task_is_reported_as_such(flow):
+    # Before: the worker died of it, and the attempt read "signal 9 (SIGKILL) ...
+    # e.g. by the system when out of memory".
+    flow.task(interrupted)
+    flow.task(os.getpid, name="other")
+    run = flow.run()
+    assert run.counts() == {"failed": 1, "succeeded": 1}
+    with pytest.raises(KeyboardInterrupt):
+        run.result("interrupted")
+    [row] = [t for t in flow.store.tasks(run.id) if t["name"] == "interrupted"]
+    assert row["error"] == "KeyboardInterrupt: "
+    assert not child_pids()
+
+
+def test_no_more_workers_start_than_the_run_has_tasks(store_path):
+    flow = Flow("few", store=store_path, executor="processes", workers=120)
+    flow.task(os.getpid, name="a")
+    flow.task(os.getpid, name="b")
+    run = flow.run()
+    assert json.loads(flow.store.run(run.id)["params"])["workers"] == 2
+    assert len({run.result("a"), run.result("b")}) <= 2
+
+
+def test_a_pool_that_cannot_start_is_shut_down_and_says_why(tmp_path):
+    # Before: a raw OSError, and the 50-odd workers already started (and their
+    # threads) were left running.
+    script = Path(__file__).with_name("fd_limited_run.py")
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "s.db")],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert re.match(r"^NbflowError: could not start worker process \d+ of 120: OSError: "
+                    r"\[Errno 24\] Too many open files\. Use fewer workers \(workers=N\), or "
+                    r"allow more processes and open files \(ulimit -u, ulimit -n\)\.$",
+                    report["error"]), report["error"]
+    assert [c for c in report["children"] if "nbflow.executors.processes" in c] == []
+    assert [t for t in report["threads"] if t.startswith("nbflow-process-")] == []
+
+
+async def pid_later():
+    await asyncio.sleep(0)
+    return os.getpid()
+
+
+def test_an_async_task_runs_to_completion_in_a_worker_process(flow):
+    flow.task(pid_later)
+    run = flow.run()
+    assert isinstance(run.result("pid_later"), int) and run.result("pid_later") != os.getpid()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
+
+import pytest
 
 from nbflow import Flow
 from nbflow.executors.threads import ThreadExecutor
@@ -65,3 +69,76 @@ def test_a_pool_used_again_after_a_thread_was_abandoned_runs_the_next_run(tmp_pa
         assert run.wait(WAIT).state == "succeeded" and run.result("two") == 2
     finally:
         release.set()
+
+
+class Custom(BaseException):
+    pass
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), GeneratorExit(),
+                                 asyncio.CancelledError(), Custom("mine")],
+                         ids=lambda e: type(e).__name__)
+def test_a_base_exception_in_a_task_fails_it_and_the_run_goes_on(tmp_path, exc):
+    # Before: the worker thread died with it, no outcome came, the run hung.
+    flow = Flow("base", store=str(tmp_path / "s.db"))
+
+    def bad():
+        raise exc
+
+    flow.task(bad, name="bad", timeout=WAIT)
+    for k in range(3):
+        flow.task(lambda k=k: k, name=f"other{k}")
+    run = flow.run(workers=1, background=True).wait(WAIT)
+    assert run.counts() == {"failed": 1, "succeeded": 3}
+    assert flow.store.tasks(run.id)[0]["error"].startswith(type(exc).__name__)
+
+
+def test_an_abandoned_attempt_no_longer_holds_a_worker(tmp_path):
+    """Two workers, one stuck for good in a timed-out task that ignores the
+    cancel flag: the two tasks that must meet still run side by side."""
+    release = threading.Event()
+    meet = threading.Barrier(2, timeout=WAIT)
+    flow = Flow("width", store=str(tmp_path / "s.db"))
+    flow.task(lambda: release.wait(2 * WAIT), name="stuck", timeout=0.2, priority=1)
+    flow.task(meet.wait, name="left", after=["gate"])
+    flow.task(meet.wait, name="right", after=["gate"])
+    flow.task(lambda: time.sleep(0.3), name="gate")   # outlasts stuck's timeout
+    try:
+        run = flow.run(workers=2, background=True).wait(WAIT)
+        assert {t["name"]: t["state"] for t in flow.store.tasks(run.id)} == {
+            "stuck": "failed", "left": "succeeded", "right": "succeeded", "gate": "succeeded"}
+    finally:
+        release.set()
+
+
+def test_with_one_worker_a_timed_out_task_does_not_starve_the_run(tmp_path):
+    release = threading.Event()
+    flow = Flow("starve", store=str(tmp_path / "s.db"))
+    flow.task(lambda: release.wait(2 * WAIT), name="stuck", timeout=0.2, priority=1)
+    for k in range(4):
+        flow.task(lambda k=k: k, name=f"t{k}")
+    pool = ThreadExecutor(1)
+    try:
+        run = flow.run(executor=pool, background=True).wait(WAIT)
+        assert run.counts() == {"failed": 1, "succeeded": 4}
+    finally:
+        release.set()
+    # Once its attempt returns, the stuck thread leaves: the pool shrinks back.
+    deadline = time.monotonic() + WAIT
+    while len(pool._threads) > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(pool._threads) <= 1
+
+
+async def fetch():
+    await asyncio.sleep(0.01)
+    return threading.current_thread().name
+
+
+def test_an_async_task_runs_on_a_worker_thread(tmp_path):
+    flow = Flow("aio", store=str(tmp_path / "s.db"))
+    flow.task(fetch)
+    flow.task(lambda fetch: fetch.upper(), name="shout")
+    run = flow.run()
+    assert run.result("fetch").startswith("nbflow-worker-")
+    assert run.result("shout") == run.result("fetch").upper()

@@ -168,15 +168,25 @@ def test_the_kernel_runs_this_virtualenvs_python(shared_kernel):
 
 
 USAGE_TASK = r"Usage: %%task NAME \[--after A,B\] \[--retries N\] \[--retry-delay S\] " \
-             r"\[--timeout S\] \[--priority P\] \[--tags a,b\]$"
+             r"\[--backoff F\] \[--max-delay S\] \[--jitter J\] \[--timeout S\] " \
+             r"\[--priority P\] \[--tags a,b\] \[--trigger RULE\]$"
+A_YEAR = r"must be a number of seconds above 0 and at most 31536000 \(a year\)"
 
 
 @pytest.mark.parametrize("code, message", [
     ("%%task\nx = 1", r"the following arguments are required: NAME\. " + USAGE_TASK),
-    ("%%task t --retries many\nx = 1", r"argument --retries: 'many' is not an integer\. "
-     + USAGE_TASK),
-    ("%%task t --retries -1\nx = 1", r"argument --retries: must be at least 0, got -1\. "),
-    ("%%task t --timeout 0\nx = 1", r"argument --timeout: must be greater than 0, got 0\. "),
+    ("%%task t --retries many\nx = 1", r"argument --retries: must be a whole number of at "
+     r"least 0, got 'many'\. " + USAGE_TASK),
+    ("%%task t --retries -1\nx = 1", r"argument --retries: must be a whole number of at least "
+     r"0, got '-1'\. "),
+    ("%%task t --timeout 0\nx = 1", rf"argument --timeout: {A_YEAR}, got '0'\. "),
+    ("%%task t --timeout inf\nx = 1", rf"argument --timeout: {A_YEAR}, got 'inf'\. "),
+    ("%%task t --retry-delay 1e20\nx = 1", r"argument --retry-delay: must be a number of "
+     r"seconds from 0 to 31536000 \(a year\), got '1e20'\. "),
+    ("%%task t --trigger sometimes\nx = 1", r"argument --trigger: must be one of "
+     r"'all_success', 'all_done', 'one_failed', 'none_failed', got 'sometimes'\. "),
+    ("%flow run --workers 1.5", r"argument --workers: must be a whole number of at least 1, "
+     r"got '1\.5'\. "),
     ("%%task t --colour red\nx = 1", r"unrecognized arguments: --colour red\. " + USAGE_TASK),
     ("%%task 'unclosed\nx = 1", r"No closing quotation\. " + USAGE_TASK),
     ("%%task broken\nx = (1,\ny = 2", r"task 'broken' is not valid Python: '\(' was never "
@@ -185,9 +195,11 @@ USAGE_TASK = r"Usage: %%task NAME \[--after A,B\] \[--retries N\] \[--retry-dela
      r"SUBCOMMAND is one of: run \(run every task and show the run\); status .*; levels .*; "
      r"graph .*; reset .*; use \(make the magics use the Flow in a variable\)"),
     ("%flow fly", r"%flow has no subcommand 'fly'\. Usage: %flow SUBCOMMAND"),
-    ("%flow run --workers 0", r"argument --workers: must be at least 1, got 0\. "
+    ("%flow run --workers 0", r"argument --workers: must be a whole number of at least 1, "
+     r"got '0'\. "
      r"Usage: %flow run \[--workers N\] \[--mode \{eager,levels\}\] \[--resume \[RUN_ID\]\] "
-     r"\[--fail-fast\]$"),
+     r"\[--fail-fast\] \[--seed N\]$"),
+    ("%flow run --seed one", r"argument --seed: must be a whole number, got 'one'\. "),
     ("%flow run --mode sideways", r"argument --mode: invalid choice: 'sideways'"),
     ("%flow levels extra", r"unrecognized arguments: extra\. Usage: %flow levels$"),
     ("%flow status", r"no run yet in this kernel; start one with %flow run$"),
@@ -199,6 +211,29 @@ USAGE_TASK = r"Usage: %%task NAME \[--after A,B\] \[--retries N\] \[--retry-dela
 ])
 def test_bad_arguments_are_one_line_usage_errors(shared_kernel, code, message):
     assert re.match(message, one_line_error(shared_kernel.execute(code), "UsageError"))
+
+
+def test_a_task_that_raises_a_base_exception_does_not_hang_flow_run(kernel: KernelSession):
+    # Before: the worker thread died, no outcome came, and %flow run never returned.
+    kernel.ok("import asyncio")
+    kernel.ok("%%task interrupted\nraise KeyboardInterrupt")
+    kernel.ok("%%task cancelled\nraise asyncio.CancelledError()")
+    kernel.ok("%%task fine\nx = 1")
+    cell = kernel.ok("%flow run --workers 1")
+    [html] = cell.data("text/html")
+    assert "failed: 2" in html and "succeeded: 1" in html
+    kernel.ok("from nbflow.notebook.magics import last_run")
+    assert kernel.value("last_run().status()['error'].fillna('').tolist()") == [
+        "KeyboardInterrupt: ", "CancelledError: ", ""]
+
+
+def test_task_flags_are_the_options_of_flow_task(kernel: KernelSession):
+    kernel.ok("%%task fetch --retries 3 --retry-delay 1 --backoff 2 --max-delay 30 "
+              "--jitter 0.1 --timeout 60 --trigger all_done\nx = 1")
+    kernel.ok("from nbflow.notebook.magics import current_flow")
+    assert kernel.value("[(s.retries, s.retry_delay, s.backoff, s.max_delay, s.jitter, s.timeout,"
+                        " s.trigger) for s in current_flow().build()[1]]") == [
+        (3, 1.0, 2.0, 30.0, 0.1, 60.0, "all_done")]
 
 
 def test_flow_run_resume_runs_again_only_what_did_not_succeed(kernel: KernelSession):
