@@ -19,8 +19,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import baselines, measure
-from .workloads import (BY_NAME, SIMULATED_PER_SECOND, WORKERS, WORKLOADS, Workload, chain, noop,
-                        sim_durations)
+from .workloads import (
+    BY_NAME,
+    SIMULATED_PER_SECOND,
+    WORKERS,
+    WORKLOADS,
+    Workload,
+    chain,
+    noop,
+    sim_durations,
+)
 
 
 @dataclass

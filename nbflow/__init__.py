@@ -9,16 +9,47 @@ modules (SQLAlchemy, pandas, IPython) load only when first needed, so
 from __future__ import annotations
 
 from .core.worker import check_cancelled, current_task
-from .errors import (CycleError, DuplicateTaskError, LeaseHeldError, NbflowError, NoSuchRun,
-                     NoSuchTask, SkipTask, StoreError, StoreLockedError, StoreVersionConflict,
-                     StoreVersionError, TaskCancelled, TaskFailedError, UnknownDependencyError)
+from .errors import (
+    CycleError,
+    DuplicateTaskError,
+    LeaseHeldError,
+    NbflowError,
+    NoSuchRun,
+    NoSuchTask,
+    SkipTask,
+    StoreError,
+    StoreLockedError,
+    StoreVersionConflict,
+    StoreVersionError,
+    TaskCancelled,
+    TaskFailedError,
+    UnknownDependencyError,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["Flow", "Run", "compare", "current_task", "check_cancelled", "NbflowError", "CycleError",
-           "UnknownDependencyError", "DuplicateTaskError", "TaskFailedError", "TaskCancelled",
-           "SkipTask", "NoSuchTask", "NoSuchRun", "StoreError", "StoreVersionError",
-           "StoreLockedError", "StoreVersionConflict", "LeaseHeldError", "__version__"]
+__all__ = [
+    "CycleError",
+    "DuplicateTaskError",
+    "Flow",
+    "LeaseHeldError",
+    "NbflowError",
+    "NoSuchRun",
+    "NoSuchTask",
+    "Run",
+    "SkipTask",
+    "StoreError",
+    "StoreLockedError",
+    "StoreVersionConflict",
+    "StoreVersionError",
+    "TaskCancelled",
+    "TaskFailedError",
+    "UnknownDependencyError",
+    "__version__",
+    "check_cancelled",
+    "compare",
+    "current_task",
+]
 
 
 def __getattr__(name: str):

@@ -18,8 +18,13 @@ from .core.engine import Engine
 from .core.graph import Graph
 from .core.options import FLOW_DEFAULTS, check, check_all, flag_type, task_options, unknown
 from .core.text import check_name
-from .declare import (Declaration, cell_declaration, check_redeclaration, function_declaration,
-                      resolve)
+from .declare import (
+    Declaration,
+    cell_declaration,
+    check_redeclaration,
+    function_declaration,
+    resolve,
+)
 from .errors import InvalidOption, NbflowError, NoSuchRun, NoSuchTask
 from .executors import make_executor
 from .mapping import Each, plan
@@ -137,10 +142,10 @@ class Flow:
         TypeError, ValueError
             a bad option value (the message names the task and the option).
         """
-        given = dict(retries=retries, retry_delay=retry_delay, backoff=backoff,
-                     max_delay=max_delay, jitter=jitter, retry_on=retry_on, timeout=timeout,
-                     priority=priority, tags=tags, trigger=trigger, run_if=run_if,
-                     compensate=compensate, cache=cache)
+        given = {"retries": retries, "retry_delay": retry_delay, "backoff": backoff,
+                 "max_delay": max_delay, "jitter": jitter, "retry_on": retry_on,
+                 "timeout": timeout, "priority": priority, "tags": tags, "trigger": trigger,
+                 "run_if": run_if, "compensate": compensate, "cache": cache}
 
         def declare(f: Callable[..., Any]) -> Callable[..., Any]:
             if name is not None:
@@ -424,7 +429,7 @@ class Flow:
         for listener in list(self._run_listeners):
             try:
                 listener(run)
-            except Exception as exc:  # a broken dashboard must never stop a run
+            except Exception as exc:  # noqa: BLE001 - a broken dashboard must never stop a run
                 warnings.warn(f"nbflow: {listener!r} failed to follow run {run_id}: {exc!r}",
                               RuntimeWarning, stacklevel=2)
         if background:

@@ -333,7 +333,7 @@ class NotebookJob:
     def _execute(self) -> None:
         try:
             self.client.execute(env=self._env)
-        except BaseException as exc:  # reported by the main thread
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             self.error = exc
         finally:
             self.done.set()
@@ -372,7 +372,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         nb = nbformat.read(path, as_version=4)
     except FileNotFoundError:
         raise UsageError(f"there is no notebook at {path!r}.") from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - one line for any reader error
         raise UsageError(f"{path!r} is not a notebook nbflow can read: {clean(exc)}") from None
     folder = os.path.dirname(path)
     params = _notebook_params(args, nb)

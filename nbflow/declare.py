@@ -22,9 +22,9 @@ from typing import Any
 
 from .core.cellvars import analyse
 from .core.graph import Graph, close_names
+from .core.options import OPTIONS
 from .core.spec import TaskSpec
 from .core.worker import current_task, run_coroutine
-from .core.options import OPTIONS
 from .errors import DuplicateTaskError, InvalidOption, UnknownDependencyError
 
 
@@ -165,7 +165,7 @@ class _Fallthrough(dict):
     are plain dict entries: its own loops run at full speed.
     """
 
-    __slots__ = ("namespace", "builtins")
+    __slots__ = ("builtins", "namespace")
 
     def __init__(self, namespace: dict[str, Any]):
         super().__init__()

@@ -47,7 +47,7 @@ class Run:
         finally:
             try:
                 self.store.finish_run(self.id, self.state, time.time())
-            except Exception as exc:  # reported by wait()/the blocking run, not lost
+            except Exception as exc:  # noqa: BLE001 - reported by wait()/the blocking run, not lost
                 self._store_error = exc
             self._finished.set()
 

@@ -16,8 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .api import new_run_id
-from .core.simulate import (Schedule, Stepper, durations_of, failures_of, simulate,
-                            worker_name)
+from .core.simulate import Schedule, Stepper, durations_of, failures_of, simulate, worker_name
 from .gantt import Charts, Gantt, gantt_svg
 
 if TYPE_CHECKING:

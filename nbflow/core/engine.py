@@ -605,7 +605,7 @@ class Engine:
                 hook = getattr(sink, method, None) if optional else getattr(sink, method)
                 if hook is not None:
                     hook(batch)
-            except Exception as exc:  # a broken dashboard must never fail a run
+            except Exception as exc:  # noqa: BLE001 - a broken dashboard must never fail a run
                 self.sinks.remove(sink)
                 warnings.warn(f"nbflow: dropped sink {sink!r} after it raised {exc!r}",
                               RuntimeWarning, stacklevel=1)
@@ -618,7 +618,7 @@ def _call(sink: Any, method: str, arg: Any) -> None:
         return
     try:
         fn(arg)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - an optional hook of a sink must never fail the run
         warnings.warn(f"nbflow: sink {sink!r} raised {exc!r} in {method}()", RuntimeWarning,
                       stacklevel=1)
 

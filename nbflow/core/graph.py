@@ -32,7 +32,7 @@ class Graph:
     DuplicateTaskError, UnknownDependencyError, CycleError
     """
 
-    __slots__ = ("names", "index", "preds", "succs", "level", "levels_idx")
+    __slots__ = ("index", "level", "levels_idx", "names", "preds", "succs")
 
     def __init__(self, names: Sequence[str], deps: Sequence[Iterable[str]]):
         self.names: list[str] = list(names)
@@ -124,7 +124,7 @@ class Graph:
         # node the walk happened to start from.
         first = cycle.index(min(cycle))
         cycle = cycle[first:] + cycle[:first]
-        return cycle + [cycle[0]]
+        return [*cycle, cycle[0]]
 
     # -- queries ---------------------------------------------------------------
     def levels(self) -> list[list[str]]:

@@ -209,7 +209,7 @@ def _items(value: Any) -> tuple | None:
         return None
     try:
         return tuple(value)
-    except Exception:   # not iterable, or its iteration raised
+    except Exception:  # noqa: BLE001 - not iterable, or its iteration raised
         return None
 
 

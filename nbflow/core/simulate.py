@@ -342,7 +342,7 @@ class Stepper:
     def _run(self) -> None:
         try:
             self.engine.run()
-        except BaseException as exc:  # reported by step(), never lost in the thread
+        except BaseException as exc:  # noqa: BLE001 - reported by step(), never lost in the thread
             self.error = exc
         finally:
             with self._cond:

@@ -111,7 +111,7 @@ class CappedText:
     at most ``limit`` characters, however much is written, so that a task printing
     gigabytes holds a few megabytes."""
 
-    __slots__ = ("_pieces", "_size", "_head", "_tail_size", "_half", "_limit")
+    __slots__ = ("_half", "_head", "_limit", "_pieces", "_size", "_tail_size")
 
     def __init__(self, limit: int = TEXT_LIMIT):
         self._pieces: list[str] = []   # all of it; once past the limit, the tail

@@ -33,7 +33,6 @@ from .safe import describe
 from .scoped import WhileAny
 from .text import CappedText
 
-
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
@@ -54,7 +53,7 @@ class TaskContext:
     a task only reads) when the run is cancelled or the attempt times out.
     """
 
-    __slots__ = ("name", "attempt", "run_id", "key", "cancelled")
+    __slots__ = ("attempt", "cancelled", "key", "name", "run_id")
 
     def __init__(self, name: str, attempt: int, run_id: str = "", key: str | None = None):
         self.name, self.attempt, self.run_id, self.key = name, attempt, run_id, key
@@ -152,7 +151,7 @@ def execute(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | N
     started = time.time()
     try:
         value = fn(**kwargs)
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - whatever a task raises fails the task
         # Whatever a task raises ends the attempt, and the worker goes on:
         # sys.exit(), KeyboardInterrupt, GeneratorExit, asyncio.CancelledError
         # and custom BaseExceptions fail the task (docs/reliability.md).  Only
@@ -211,7 +210,7 @@ def run_coroutine(fn: Callable[..., Any], /, **kwargs: Any) -> Any:
         _local.stdout, _local.stderr, _local.ctx = attempt
         try:
             box.append((True, asyncio.run(fn(**kwargs))))
-        except BaseException as exc:  # handed to the waiting thread as is
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as is
             box.append((False, exc))
 
     thread = threading.Thread(target=main, name=threading.current_thread().name + "-async")

@@ -54,7 +54,7 @@ import time
 import types
 from collections import ChainMap
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, ClassVar
 
 import cloudpickle
 
@@ -233,8 +233,10 @@ class _Slot:
             try:
                 out = _cancelled(ctx, self.name, time.time()) if dropped else \
                     self._attempt(fn, kwargs, ctx)
-            except Exception as exc:  # e.g. no replacement worker could start: report it,
-                out = _failed(exc, time.time(), self.name)  # or the run would wait forever
+            # E.g. no replacement worker could start: report it, or the run would wait
+            # for ever.
+            except Exception as exc:  # noqa: BLE001 - reported as the attempt's failure
+                out = _failed(exc, time.time(), self.name)
             if not pool._closing:
                 pool._report((token, out))
         self._close()
@@ -243,7 +245,7 @@ class _Slot:
         started = time.time()
         try:
             job = _dumps((fn, kwargs, ctx))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a task that does not pickle fails its attempt
             with self.pool._lock:
                 self.token = None
             exc.add_note(f"nbflow: {_who(ctx)} cannot be sent to a worker process. Functions "
@@ -306,7 +308,7 @@ def _code_reduce(code: types.CodeType):
 
 
 class _Pickler(cloudpickle.Pickler):
-    dispatch_table = ChainMap({types.CodeType: _code_reduce} if _cloudpickle_code else {},
+    dispatch_table: ClassVar[ChainMap] = ChainMap({types.CodeType: _code_reduce} if _cloudpickle_code else {},
                               cloudpickle.Pickler.dispatch_table)
 
 
@@ -355,7 +357,7 @@ def _cancelled(ctx: TaskContext | None, worker: str, started: float) -> Outcome:
 def _load(data: bytes, ctx: TaskContext | None, started: float, worker: str) -> Outcome:
     try:
         out = pickle.loads(data)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - an unreadable outcome fails its attempt
         exc.add_note(f"nbflow: the outcome of {_who(ctx)} could not be read back from its "
                      "worker process.")
         return _failed(exc, started, worker)
@@ -388,7 +390,7 @@ def _run(job: bytes, name: str) -> bytes:
     ctx = None
     try:
         fn, kwargs, ctx = pickle.loads(job)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - an unloadable task fails its attempt
         exc.add_note("nbflow: the task could not be loaded in its worker process: it refers "
                      "to a module or object the worker cannot import.")
         out = _failed(exc, started, name)
@@ -398,7 +400,7 @@ def _run(job: bytes, name: str) -> bytes:
         out = out._replace(error=_portable(out.error, out.error_text or ""))
     try:
         return _dumps(out)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - an unsendable result fails its attempt
         err = pickle.PicklingError(
             f"{_who(ctx)} returned a value that cannot be sent back from its worker process "
             f"({type(exc).__name__}: {exc}). Return picklable data, or run the task with "
@@ -412,6 +414,6 @@ def _portable(error: BaseException, text: str) -> BaseException:
     try:
         pickle.loads(_dumps(error))
         return error
-    except Exception:
+    except Exception:  # noqa: BLE001 - an exception that does not pickle travels as text
         kind = type(error)
         return RemoteError(f"{kind.__module__}.{kind.__qualname__}", safe_str(error), text)

@@ -8,8 +8,18 @@ that every update increments.
 
 from __future__ import annotations
 
-from sqlalchemy import (Column, Float, ForeignKeyConstraint, Index, Integer, LargeBinary,
-                        MetaData, String, Table, Text)
+from sqlalchemy import (
+                        Column,
+                        Float,
+                        ForeignKeyConstraint,
+                        Index,
+                        Integer,
+                        LargeBinary,
+                        MetaData,
+                        String,
+                        Table,
+                        Text,
+)
 
 #: Version 2 added ``events.value`` (``migrate.py`` upgrades a version-1 store).
 SCHEMA_VERSION = 2

@@ -21,7 +21,7 @@ def translate_error(exc: BaseException, label: str) -> BaseException:
     elif "readonly" in text or "read-only" in text:
         err = StoreError(f"the nbflow store {label} is read-only: nothing can be recorded "
                          f"there. Make it writable, or {FIX[0].lower()}{FIX[1:]}")
-    elif "disk" in text and "full" in text or "disk i/o" in text:
+    elif ("disk" in text and "full" in text) or "disk i/o" in text:
         err = StoreError(f"the nbflow store {label} could not be written: the disk is full "
                          "or failing. What was committed before is intact; free space and "
                          "resume the run.")

@@ -35,8 +35,7 @@ from ..errors import StoreError, StoreVersionConflict
 from .leases import LeaseKeeper, Owner, claim, resolve_ttl
 from .migrate import upgrade
 from .open import check_location, locate, open_engine, raise_if_newer
-from .schema import (SCHEMA_VERSION, dead_letters, events, logs, meta, metadata, results, runs,
-                     tasks)
+from .schema import SCHEMA_VERSION, dead_letters, events, logs, meta, metadata, results, runs, tasks
 from .sql import translate_error
 from .usage import warn_if_large
 from .writer import Writer, resolve_timeout
@@ -439,7 +438,7 @@ class RunSink:
     the writer puts each into its event's row, in one transaction.
     """
 
-    __slots__ = ("_put", "run_id", "_values")
+    __slots__ = ("_put", "_values", "run_id")
 
     def __init__(self, writer: Writer, run_id: str):
         self._put = writer.put

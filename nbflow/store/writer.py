@@ -30,11 +30,11 @@ from __future__ import annotations
 import math
 import os
 import queue
-from collections import deque
 import threading
 import time
 import uuid
 import warnings
+from collections import deque
 from contextlib import suppress
 from typing import Any
 
@@ -43,10 +43,9 @@ from sqlalchemy.exc import DBAPIError
 
 from ..errors import StoreError
 from .batches import Statements, group_end, split_logs
-from .transactions import Refused, Transaction, Transactions
 from .sql import translate_error
+from .transactions import Refused, Transaction, Transactions
 from .writerproc import WriterProcess, WriterProcessEnded
-
 
 # Seconds a commit waits to gather more batches.  Longer means fewer, larger
 # transactions, and fewer wake-ups of this thread, each of which takes the GIL
@@ -264,7 +263,7 @@ class Writer:
         try:
             try:
                 batch = split_logs(batch)
-            except Exception:   # an item that is no rows at all (see _buildable)
+            except Exception:  # noqa: BLE001 - an item that is no rows at all (see _buildable)
                 batch = self._buildable(batch)
             if self._unsure is not None:
                 found = self._transactions.query(self._statements.sql_committed, (self._id,))
@@ -296,7 +295,7 @@ class Writer:
                 self._progress = time.monotonic()   # a long backlog is not a stall
             # A failure that a later try wrote through is no longer news.
             self.error = None
-        except Exception as exc:  # kept for flush(); the engine must go on
+        except Exception as exc:  # noqa: BLE001 - kept for flush(); the engine must go on
             if isinstance(exc, self._dbapi_error):  # raw, from the driver
                 exc = DBAPIError.instance(None, None, exc, self._dbapi_error)
             self.error = translate_error(exc, self._label)
@@ -324,7 +323,7 @@ class Writer:
             try:
                 probe.build(split_logs([item]))
                 group_end([item], 0)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - left out, reported
                 kind, run_id, _payload = item
                 self._warn(f"nbflow: the store {self._label} could not record a batch of "
                            f"{kind} of run {run_id}: {type(exc).__name__}: {exc}. It was left "

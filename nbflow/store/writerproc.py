@@ -165,7 +165,7 @@ def main(path: str, busy_timeout: float) -> None:
                         os._exit(3)
                 else:
                     answer = transactions.query(*arg)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - it is the answer
                 answer = _portable(exc)
             send(out, answer)
     finally:
@@ -188,5 +188,5 @@ def _portable(exc: Exception) -> Exception:
     try:
         pickle.loads(pickle.dumps(exc))
         return exc
-    except Exception:
+    except Exception:  # noqa: BLE001 - an exception that does not pickle travels as text
         return RuntimeError(f"{type(exc).__name__}: {exc}")

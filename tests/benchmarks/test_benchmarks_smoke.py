@@ -13,8 +13,18 @@ import threading
 import pytest
 
 from benchmarks import baselines, measure, profile_run, run
-from benchmarks.workloads import (BY_NAME, WORKERS, WORKLOADS, chain, layered, noop, random_dag,
-                                  value, value_of, wide)
+from benchmarks.workloads import (
+    BY_NAME,
+    WORKERS,
+    WORKLOADS,
+    chain,
+    layered,
+    noop,
+    random_dag,
+    value,
+    value_of,
+    wide,
+)
 from nbflow.core.graph import Graph
 from nbflow.store import Store
 

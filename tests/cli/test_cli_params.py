@@ -61,7 +61,7 @@ def recorded(folder) -> dict:
 @pytest.mark.kernel
 def test_p_values_are_read_as_papermill_reads_them_and_recorded_with_the_run(
         tmp_path, nbflow_cli):
-    nb = notebook_with(tmp_path / "daily.ipynb", "SEEN = %r" % SEEN, (DEFAULTS, ["parameters"]),
+    nb = notebook_with(tmp_path / "daily.ipynb", f"SEEN = {SEEN!r}", (DEFAULTS, ["parameters"]),
                        FLOW_CELL)
     hostile = "'); import os; os._exit(3) #"
     done = nbflow_cli("run", str(nb), "-p", "date", "2026-01-01", "-p", "limit", "100",
@@ -92,7 +92,7 @@ def test_p_values_are_read_as_papermill_reads_them_and_recorded_with_the_run(
 @pytest.mark.kernel
 def test_a_params_file_sets_values_and_p_overrides_it(tmp_path, nbflow_cli):
     defaults = DEFAULTS + "\ntags = []\nwhen = None\nnested = {}\ntext = ''"
-    nb = notebook_with(tmp_path / "daily.ipynb", "SEEN = %r" % SEEN, (defaults, ["parameters"]),
+    nb = notebook_with(tmp_path / "daily.ipynb", f"SEEN = {SEEN!r}", (defaults, ["parameters"]),
                        ("limit = 5\nold_injected = True", ["injected-parameters"]), FLOW_CELL)
     (tmp_path / "params.yaml").write_text(
         "date: 2026-02-03\nlimit: 7\ntags: [a, b]\nwhen: 2026-02-03 04:05:06\n"
@@ -114,7 +114,7 @@ def test_a_params_file_sets_values_and_p_overrides_it(tmp_path, nbflow_cli):
 @pytest.mark.kernel
 def test_a_notebook_without_a_parameters_cell_gets_them_first_with_a_warning(
         tmp_path, nbflow_cli):
-    nb = notebook_with(tmp_path / "daily.ipynb", "SEEN = %r\nassert limit == 3" % SEEN,
+    nb = notebook_with(tmp_path / "daily.ipynb", f"SEEN = {SEEN!r}\nassert limit == 3",
                        "date = 'unused'", FLOW_CELL)
     done = nbflow_cli("run", str(nb), "-p", "limit", "3", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr

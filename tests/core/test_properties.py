@@ -5,6 +5,7 @@ Random flows come from ``tests/flowgen.py``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -50,7 +51,7 @@ def test_a_back_edge_gives_a_cycle_error_whose_chain_is_a_real_cycle(plan, data)
         Graph(order, [cyclic[n] for n in order])
     chain = info.value.cycle
     assert chain[0] == chain[-1] and len(set(chain[:-1])) == len(chain) - 1
-    for before, after in zip(chain, chain[1:]):
+    for before, after in itertools.pairwise(chain):
         assert before in cyclic[after]
     # it starts at the task declared first among those on it
     assert chain[0] == min(chain, key=order.index)
@@ -115,7 +116,7 @@ def schedule_in_subprocess(names, hashseed):
 
 def test_level_order_and_schedule_do_not_depend_on_the_hash_seed():
     names = [f"task_{word}" for word in
-             "load clean join score plot fit split merge rank emit sort save".split()]
+             ["load", "clean", "join", "score", "plot", "fit", "split", "merge", "rank", "emit", "sort", "save"]]
     first = schedule_in_subprocess(names, 0)
     assert first == schedule_in_subprocess(names, 12345)
     assert len(first["levels"]) > 2 and sorted(first["eager"]) == sorted(names)

@@ -10,8 +10,6 @@ a fourth machine 15.
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,8 +17,7 @@ from hypothesis import strategies as st
 from nbflow.core.clock import VirtualClock
 from nbflow.core.engine import Engine
 from nbflow.core.graph import Graph
-from nbflow.core.simulate import (SimulatedExecutor, Stepper, durations_of, failures_of,
-                                  simulate)
+from nbflow.core.simulate import SimulatedExecutor, Stepper, durations_of, failures_of, simulate
 from nbflow.core.spec import TaskSpec
 from nbflow.executors.sync import SyncExecutor
 
@@ -261,7 +258,7 @@ def test_list_scheduling_is_within_2_minus_1_over_m_of_the_optimum(instance):
 
 def test_the_brute_force_optimum_beats_a_greedy_list_where_it_should():
     # Two machines, lengths 3, 3, 2, 2, 2 in that list: greedy gives 7; 3+3 | 2+2+2 is 6.
-    deps = dict.fromkeys("abcde", [])
+    deps = {t: [] for t in "abcde"}
     lengths = {"a": 3, "b": 3, "c": 2, "d": 2, "e": 2}
     assert optimum(deps, lengths, 2) == 6
     assert run_instance(deps, lengths, dict.fromkeys(deps, 0), 2, "fifo").makespan == 7

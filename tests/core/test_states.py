@@ -113,4 +113,4 @@ def test_states_are_plain_strings():
     assert str(S.UPSTREAM_FAILED) == "upstream_failed" == S.UPSTREAM_FAILED
     assert str(T.DEPS_MET) == "deps_met"
     # replay.py folds logs without importing the enum; its terminal set must agree
-    assert replay.TERMINAL == {s.value for s in TERMINAL}
+    assert {s.value for s in TERMINAL} == replay.TERMINAL

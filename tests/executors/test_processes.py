@@ -20,8 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_contract import (BOUND, _note_preexisting_children, child_pids,  # noqa: F401
-                           wait_for_cancel)
+from test_contract import BOUND, _note_preexisting_children, child_pids, wait_for_cancel  # noqa: F401
 
 from nbflow import Flow, TaskCancelled, current_task
 from nbflow.core.worker import TaskContext

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-
 # The real-kernel driver of the notebook tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebook"))
 from kernelsession import KernelSession, kernel_env

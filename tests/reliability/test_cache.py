@@ -11,8 +11,7 @@ import threading
 import pytest
 
 import nbflow
-from nbflow.results import (INLINE_LIMIT, ResultFiles, RunResults, encode, results_folder,
-                            task_base)
+from nbflow.results import INLINE_LIMIT, ResultFiles, RunResults, encode, results_folder, task_base
 
 #: A value whose pickle is too big to travel with its event: it goes to a file.
 BIG = list(range(INLINE_LIMIT))
@@ -38,7 +37,7 @@ def test_a_key_is_the_same_in_every_interpreter_whatever_its_hash_seed(tmp_path)
 
 def _compiled(source: str, filename: str):
     namespace: dict = {}
-    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - a cell, as a kernel runs it
+    exec(compile(source, filename, "exec"), namespace)
     return namespace["f"]
 
 

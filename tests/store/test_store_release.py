@@ -187,6 +187,7 @@ def test_a_store_released_on_its_own_writer_thread_is_released_by_another(store_
 def test_a_dropped_store_whose_writer_is_stalled_gives_up_without_hanging(store_path,
                                                                           monkeypatch):
     import signal
+
     from nbflow.store import store as store_module
     monkeypatch.setattr(store_module, "RELEASE_WAIT", 0.5)
     store = Store(store_path)
