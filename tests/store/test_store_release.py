@@ -132,8 +132,10 @@ def test_a_live_run_keeps_its_store_alive_until_it_ends(store_path):
     assert store() is not None and pid in children()
     release.set()
     wait_for(lambda: run_ref() is None, "the run to end and be dropped")
-    gc.collect()
-    assert store() is None and pid not in children()
+    # The last reference may drop on the store's own writer thread, which then
+    # releases it from a thread of its own: wait for that, do not race it.
+    wait_for(lambda: gc.collect() is not None and store() is None and pid not in children(),
+             "the store to be released and its writer process to end")
     con = sqlite3.connect(store_path)
     assert con.execute("SELECT state FROM runs").fetchall() == [("succeeded",)]
     con.close()
