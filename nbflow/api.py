@@ -61,8 +61,12 @@ class Flow:
         self._built: tuple[Graph, list] | None = None
         self._bases: dict[str, str] = {}  # task -> hash of its name and code (results.py)
         self._namespaces: dict[str, dict[str, Any]] = {}  # cell task -> where it restores to
+        self._cells: dict[str, str] = {}  # task -> id of the notebook cell that declared it
         self._last_run: Run | None = None
         self._run_listeners: list[Callable[[Run], None]] = []  # dashboards that follow the flow
+        if "ipykernel" in sys.modules:   # the lab extension's cell badges follow its runs
+            from .notebook.cellstatus import attach
+            attach(self)
 
     def __repr__(self) -> str:
         return f"<nbflow.Flow {self.name!r}: {len(self._decls)} tasks>"
@@ -130,7 +134,8 @@ class Flow:
                 raise ValueError("a lambda or callable object needs a task name: "
                                  "flow.task(fn, name='...')")
             options = task_options(self.defaults, given, task_name)
-            self._add(function_declaration(f, task_name, after, options, inputs))
+            self._add(function_declaration(f, task_name, after, options, inputs),
+                      _declaring_cell())
             return f
 
         return declare if fn is None else declare(fn)
@@ -144,17 +149,25 @@ class Flow:
         it reads.  It runs in ``namespace`` and its result is a dict of the
         variables it assigned.  ``options`` are those of :meth:`task`.
         """
+        from .notebook.context import valid_cell_id
+        cell_id = valid_cell_id(cell_id)   # it came from the network: recorded only if sane
         merged = task_options(self.defaults, options, name)
         self._add(cell_declaration(name, source, namespace,
-                                   list(after) if after is not None else None, merged, cell_id))
+                                   list(after) if after is not None else None, merged, cell_id),
+                  cell_id)
         self._namespaces[name] = namespace
 
-    def _add(self, decl: Declaration) -> None:
-        old = self._decls.get(decl.spec.name)
+    def _add(self, decl: Declaration, cell_id: str | None) -> None:
+        name = decl.spec.name
+        old = self._decls.get(name)
         if old is not None:
             check_redeclaration(old, decl)
-        self._decls[decl.spec.name] = decl
-        self._bases[decl.spec.name] = task_base(decl.spec.fn, decl.spec.name)
+        self._decls[name] = decl
+        self._bases[name] = task_base(decl.spec.fn, name)
+        if cell_id is None:
+            self._cells.pop(name, None)
+        else:
+            self._cells[name] = cell_id
         self._built = None
 
     def remove(self, name: str) -> None:
@@ -164,6 +177,7 @@ class Flow:
         self._built = None
         self._bases.pop(name, None)
         self._namespaces.pop(name, None)
+        self._cells.pop(name, None)
 
     def clear(self) -> None:
         """Forget every task (runs stay in the store)."""
@@ -171,6 +185,7 @@ class Flow:
         self._built = None
         self._bases.clear()
         self._namespaces.clear()
+        self._cells.clear()
 
     @property
     def tasks(self) -> list[str]:
@@ -303,8 +318,11 @@ class Flow:
                   "executor": kind if isinstance(kind, str) else type(ex).__name__}
         if resumed is not None:
             params["resumed_from"] = resumed
+        cells = self._cells
         store.create_run(run_id, self.name, graph, [s.kind for s in specs], params, created,
-                         resumed_from=resumed)
+                         resumed_from=resumed,
+                         cells=[cells.get(s.name) for s in specs] if cells else None,
+                         notebook=notebook_path())
         known = store.saved_results(store.resume_chain(resumed)) if resumed else {}
         cached = results.cache_index(store.record_results, run_id, graph.index)
         engine = Engine(graph, specs, ex, sinks=[store.sink(run_id), *filter(None, [cached]),
@@ -423,6 +441,22 @@ def env_workers() -> int | None:
                          "Fix or unset the environment variable (`nbflow run --workers N` "
                          "sets it).")
     return n
+
+
+def notebook_path() -> str | None:
+    """The absolute path of the notebook this kernel runs for, or None outside one.
+
+    jupyter_server tells a kernel it starts in ``JPY_SESSION_NAME``.
+    """
+    session = os.environ.get("JPY_SESSION_NAME")
+    return os.path.abspath(session) if session else None
+
+
+def _declaring_cell() -> str | None:
+    # Only a kernel has cells; outside one the module is never imported, and
+    # inside one this costs a dict lookup per declaration.
+    context = sys.modules.get("nbflow.notebook.context")
+    return context.declaring_cell() if context is not None else None
 
 
 def _thread_options(kind: Any) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from IPython.display import display
 from ..api import Flow, Run
 from ..core.engine import MODES
 from ..errors import NbflowError
-from .context import current_cell_id
+from .context import declaring_cell
 
 
 class _Parser(argparse.ArgumentParser):
@@ -183,7 +183,7 @@ class FlowMagics(Magics):
             self.flow.cell_task(args.name, source, self.shell.user_ns, after=args.after,
                                 retries=args.retries, retry_delay=args.retry_delay,
                                 timeout=args.timeout, priority=args.priority, tags=args.tags,
-                                cell_id=current_cell_id())
+                                cell_id=declaring_cell())
         except NbflowError as e:
             _briefly(e)
             raise

@@ -58,9 +58,9 @@ class Statements:
                           f" inputs, key, created) VALUES ({', '.join([p] * 8)})")
         self._sql_result = ("INSERT INTO results (run_id, task, key, kind, created) VALUES "
                             f"({', '.join([p] * 5)})")
-        self._sql_task_insert = ("INSERT INTO tasks (run_id, name, idx, level, deps, kind, state,"
-                                 " attempt, started, finished, error, version) VALUES "
-                                 f"({', '.join([p] * 11)}, 1)")
+        self._sql_task_insert = ("INSERT INTO tasks (run_id, name, idx, level, deps, kind,"
+                                 " cell_id, state, attempt, started, finished, error, version)"
+                                 f" VALUES ({', '.join([p] * 12)}, 1)")
 
     def build(self, items: list[tuple]) -> Transaction:
         """The statements that write ``items`` (empty when there is nothing to write)."""
