@@ -449,7 +449,7 @@ def notebook_path() -> str | None:
     jupyter_server tells a kernel it starts in ``JPY_SESSION_NAME``.
     """
     session = os.environ.get("JPY_SESSION_NAME")
-    return os.path.abspath(session) if session else None
+    return os.path.realpath(session) if session else None
 
 
 def _declaring_cell() -> str | None:
