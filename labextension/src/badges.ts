@@ -20,6 +20,7 @@ import { stateColor } from './states';
 const ROW_CLASS = 'nbflow-badge-row';
 const POLL_LIVE = 2000; // ms between store polls while a run in the store is live
 const POLL_IDLE = 30000; // ... at most, once nothing changes
+const GONE_DELAY = 300; // ms after a kernel went away (a restart sends several signals)
 
 export class CellBadges {
   constructor(options: CellBadges.IOptions) {
@@ -28,7 +29,7 @@ export class CellBadges {
     this._channel = new KernelChannel({
       sessionContext: this._panel.sessionContext,
       onMessage: msg => this._onKernel(msg),
-      onKernelGone: () => this._pollSoon(0)
+      onKernelGone: () => this._pollSoon(GONE_DELAY)
     });
     const notebook = this._panel.content;
     notebook.model?.cells.changed.connect(this._schedule, this);

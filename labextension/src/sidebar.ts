@@ -168,11 +168,15 @@ export class RunsPanel extends Widget {
       const row = h(
         'tr',
         { class: 'nbflow-runs-task', 'data-task': t.name, tabindex: '0' },
-        h('td', {}, t.name),
+        h(
+          'td',
+          {},
+          t.name,
+          t.error ? h('div', { class: 'nbflow-runs-error' }, firstLineOf(t.error)) : null
+        ),
         h('td', {}, stateChip(t.state)),
         h('td', {}, t.attempt ? String(t.attempt) : ''),
-        h('td', {}, taskDuration(t)),
-        h('td', { class: 'nbflow-runs-error' }, t.error ? firstLineOf(t.error) : '')
+        h('td', {}, taskDuration(t))
       );
       row.onclick = () => {
         logs.textContent = `loading the logs of ${t.name}\u2026`;
@@ -215,7 +219,7 @@ export class RunsPanel extends Widget {
         h(
           'thead',
           {},
-          h('tr', {}, ...['task', 'state', 'attempt', 'duration', 'error'].map(t => h('th', {}, t)))
+          h('tr', {}, ...['task', 'state', 'attempt', 'duration'].map(t => h('th', {}, t)))
         ),
         h('tbody', {}, ...taskRows)
       ),

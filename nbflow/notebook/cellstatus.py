@@ -94,6 +94,9 @@ class CellChannel:
         track_cells(shell)
         shell.events.register("post_run_cell", self._after_cell)
         get_comm_manager().register_target(TARGET, self._on_open)
+        # A page that connected before nbflow was loaded had its own comm closed:
+        # this one tells it nbflow is here now.
+        self._announce()
 
     # -- flows and runs (the cell thread) -------------------------------------------
     def add_flow(self, flow: Any) -> None:
