@@ -65,8 +65,7 @@ class Flow:
         self._last_run: Run | None = None
         self._run_listeners: list[Callable[[Run], None]] = []  # dashboards that follow the flow
         if "ipykernel" in sys.modules:   # the lab extension's cell badges follow its runs
-            from .notebook.cellstatus import attach
-            attach(self)
+            _attach_cells(self)
 
     def __repr__(self) -> str:
         return f"<nbflow.Flow {self.name!r}: {len(self._decls)} tasks>"
@@ -450,6 +449,16 @@ def notebook_path() -> str | None:
     """
     session = os.environ.get("JPY_SESSION_NAME")
     return os.path.realpath(session) if session else None
+
+
+def _attach_cells(flow: Flow) -> None:
+    try:
+        from .notebook.cellstatus import attach
+        attach(flow)
+    except Exception as exc:  # noqa: BLE001 - badges are a view: never stop a Flow
+        warnings.warn(f"nbflow: the lab extension's cell badges will not follow flow "
+                      f"{flow.name!r} ({exc!r}); the flow itself works as usual",
+                      RuntimeWarning, stacklevel=3)
 
 
 def _declaring_cell() -> str | None:

@@ -89,6 +89,9 @@ export interface IBadge {
   tasks: ITaskView[];
 }
 
+/** Runs a page keeps (a cell shows the newest run that covers it). */
+const KEPT_RUNS = 16;
+
 /** The badge state of a task that is declared but has not run since. */
 export const DECLARED = 'declared';
 
@@ -183,6 +186,7 @@ export class CellStates {
           table = newTable(t.run, info ? info.flow : '', this._serverOrder(t.run));
           table.running = info ? info.state === 'running' && !!info.owner_alive : false;
           this._runs.set(t.run, table);
+          this._prune();
         }
         let i = table.names.indexOf(t.name);
         if (i < 0) {
@@ -322,6 +326,18 @@ export class CellStates {
     table.skew = run.now - pageNow;
     this._runs.set(run.id, table);
     this._rows(table, run.tasks, run.errors);
+    this._prune();
+  }
+
+  /** Keep the newest KEPT_RUNS runs: a long session must not grow without bound. */
+  private _prune(): void {
+    if (this._runs.size <= KEPT_RUNS) {
+      return;
+    }
+    const oldest = [...this._runs.values()].sort((a, b) => a.order - b.order);
+    for (const table of oldest.slice(0, this._runs.size - KEPT_RUNS)) {
+      this._runs.delete(table.id);
+    }
   }
 
   private _rows(table: IRunTable, rows: Row[], errors: [number, string | null][]): void {

@@ -174,3 +174,13 @@ test('formatting', () => {
   assert.equal(describe({ state: 'upstream_failed', attempt: 0, attempts: 1, started: null,
     finished: null, error: null }, 0), 'upstream failed');
 });
+
+test('a long session keeps only the newest runs', () => {
+  const s = new CellStates();
+  for (let k = 0; k < 40; k++) {
+    s.applyKernel({ type: 'run', ...kernelRun({ id: `run-${k}`, cells: [`c${k}`, null, null] }) }, T0);
+  }
+  assert.equal(s.badge('c0', T0), null);          // dropped with its run
+  assert.equal(s.badge('c39', T0).state, 'pending');
+  assert.equal(s.cells().length, 16);
+});

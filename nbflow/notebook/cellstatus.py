@@ -146,8 +146,8 @@ class CellChannel:
         self._keep(comm)
 
     def _on_open(self, comm: Any, msg: dict) -> None:
-        data = (msg.get("content") or {}).get("data") or {}
-        theirs = data.get("protocol")
+        data = (msg.get("content") or {}).get("data")
+        theirs = data.get("protocol") if isinstance(data, dict) else None
         if theirs != PROTOCOL:
             comm.send({"type": "error", "message": (
                 f"the nbflow lab extension speaks protocol {theirs!r} and this kernel's "
@@ -171,8 +171,10 @@ class CellChannel:
             self._comms.pop(comm.comm_id, None)
 
     def _on_msg(self, comm: Any, msg: dict) -> None:
-        data = (msg.get("content") or {}).get("data") or {}
-        kind = data.get("type") if isinstance(data, dict) else None
+        data = (msg.get("content") or {}).get("data")
+        if not isinstance(data, dict):
+            data = {}
+        kind = data.get("type")
         handler = HANDLERS.get(kind) if isinstance(kind, str) else None
         if handler is None:
             log.warning("nbflow: the lab extension sent a message of unknown type %r; "

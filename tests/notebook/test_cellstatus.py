@@ -175,3 +175,22 @@ def test_unknown_messages_are_logged_not_raised(kernel: KernelSession):
 ])
 def test_first_line(text, line):
     assert first_line(text) == line
+
+
+def test_a_malformed_open_gets_the_protocol_error(kernel: KernelSession):
+    """Data that is not a dict is a front end of another kind: it is told what to do."""
+    front = FrontEnd(kernel, protocol=None)
+    front.kernel.kc.shell_channel.send(kernel.kc.session.msg(   # a second one, data a list
+        "comm_open", {"comm_id": "x" + front.comm_id, "target_name": TARGET, "data": [1]}))
+    assert front.next()["type"] == "error"
+    other = [m["content"]["data"] for m in kernel.iopub
+             if m["header"]["msg_type"] == "comm_msg"
+             and m["content"].get("comm_id") == "x" + front.comm_id]
+    deadline = time.monotonic() + TIMEOUT
+    while not other and time.monotonic() < deadline:
+        kernel.iopub.append(kernel.kc.get_iopub_msg(timeout=TIMEOUT))
+        other = [m["content"]["data"] for m in kernel.iopub
+                 if m["header"]["msg_type"] == "comm_msg"
+                 and m["content"].get("comm_id") == "x" + front.comm_id]
+    assert other and other[0]["type"] == "error"
+    assert "speaks protocol None" in other[0]["message"]

@@ -8,17 +8,9 @@ for this folder's tests only.
 from __future__ import annotations
 
 import pytest
-from jupyter_server.auth import Authorizer
 from traitlets.config import Config
 
 from pytest_jupyter.jupyter_server import *  # noqa: F403
-
-
-class DenyAll(Authorizer):
-    """An authorizer that refuses everything to everyone."""
-
-    def is_authorized(self, handler, user, action, resource) -> bool:
-        return False
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import textwrap
 import time
 
 import pytest
+from jupyter_server.auth import Authorizer
 from tornado.httpclient import HTTPClientError
 
 import nbflow
@@ -108,9 +109,15 @@ async def test_requests_without_credentials_are_refused(jp_fetch, jp_root_dir, m
         assert info.value.code == 403
 
 
+class DenyAll(Authorizer):
+    """An authorizer that refuses everything to everyone."""
+
+    def is_authorized(self, handler, user, action, resource) -> bool:
+        return False
+
+
 @pytest.fixture
 def deny_all(jp_server_config):
-    from conftest import DenyAll
     jp_server_config["ServerApp"]["authorizer_class"] = DenyAll
     return jp_server_config
 
