@@ -62,6 +62,17 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'nbflow' has no attribute {name!r}")
 
 
+def _jupyter_server_extension_points() -> list[dict]:
+    """The server extension: a read-only REST API over the stores (``nbflow/server``)."""
+    from .server.app import NbflowServer
+    return [{"module": "nbflow.server.app", "app": NbflowServer}]
+
+
+def _jupyter_labextension_paths() -> list[dict]:
+    """The prebuilt JupyterLab extension shipped in the package (``labextension/``)."""
+    return [{"src": "labextension", "dest": "nbflow"}]
+
+
 def load_ipython_extension(ipython) -> None:
     """``%load_ext nbflow``: register the ``%%task`` and ``%flow`` magics."""
     from .notebook.magics import load

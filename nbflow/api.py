@@ -77,7 +77,10 @@ class Flow:
         # Flow kept its Store, writer process included, until a full collection
         # (often never, in a kernel).  A live run is held by its thread.
         self._last_run_ref: weakref.ref[Run] | None = None
+        self._cells: dict[str, str] = {}  # task -> id of the notebook cell that declared it
         self._run_listeners: list[Callable[[Run], None]] = []  # dashboards that follow the flow
+        if "ipykernel" in sys.modules:   # the lab extension's cell badges follow its runs
+            _attach_cells(self)
 
     def __repr__(self) -> str:
         return f"<nbflow.Flow {self.name!r}: {len(self._decls)} tasks>"
@@ -158,7 +161,8 @@ class Flow:
             who = f"task {task_name!r}"
             deps = check("after", after, who)
             options = task_options(self.defaults, given, task_name)
-            self._add(function_declaration(f, task_name, deps, options, inputs))
+            self._add(function_declaration(f, task_name, deps, options, inputs),
+                      _declaring_cell())
             return f
 
         return declare if fn is None else declare(fn)
@@ -194,7 +198,7 @@ class Flow:
         for task_name, call, task_inputs, salt in planned:
             decl_options = task_options(self.defaults, options, task_name)
             self._add(function_declaration(call, task_name, after, decl_options, task_inputs,
-                                           salt))
+                                           salt), _declaring_cell())
         self._maps[group] = [task for task, *_ in planned]
         return self.each(group)
 
@@ -224,22 +228,29 @@ class Flow:
         it reads.  It runs in ``namespace`` and its result is a dict of the
         variables it assigned.  ``options`` are those of :meth:`task`.
         """
+        from .notebook.context import valid_cell_id
+        cell_id = valid_cell_id(cell_id)   # it came from the network: recorded only if sane
         name = check("name", name, "%%task")
         deps = None if after is None else check("after", after, f"task {name!r}")
         merged = task_options(self.defaults, options, name)
-        self._add(cell_declaration(name, source, namespace, deps, merged, cell_id))
+        self._add(cell_declaration(name, source, namespace, deps, merged, cell_id), cell_id)
         self._namespaces[name] = namespace
 
-    def _add(self, decl: Declaration) -> None:
-        check_name("task", decl.spec.name)
-        old = self._decls.get(decl.spec.name)
+    def _add(self, decl: Declaration, cell_id: str | None) -> None:
+        name = decl.spec.name
+        check_name("task", name)
+        old = self._decls.get(name)
         if old is not None:
             check_redeclaration(old, decl)
-        self._decls[decl.spec.name] = decl
-        base = task_base(decl.spec.fn, decl.spec.name)
+        self._decls[name] = decl
+        base = task_base(decl.spec.fn, name)
         if decl.salt:
             base = hashlib.sha256(base.encode() + decl.salt).hexdigest()
-        self._bases[decl.spec.name] = base
+        self._bases[name] = base
+        if cell_id is None:
+            self._cells.pop(name, None)
+        else:
+            self._cells[name] = cell_id
         self._built = None
 
     def remove(self, name: str) -> None:
@@ -252,6 +263,7 @@ class Flow:
         self._built = None
         self._bases.pop(name, None)
         self._namespaces.pop(name, None)
+        self._cells.pop(name, None)
 
     def clear(self) -> None:
         """Forget every task (runs stay in the store)."""
@@ -260,6 +272,7 @@ class Flow:
         self._built = None
         self._bases.clear()
         self._namespaces.clear()
+        self._cells.clear()
 
     @property
     def tasks(self) -> list[str]:
@@ -414,8 +427,11 @@ class Flow:
             params["resumed_from"] = resumed
         if given is not None:
             params["notebook_params"] = given
+        cells = self._cells
         store.create_run(run_id, self.name, graph, [s.kind for s in specs], params, created,
-                         resumed_from=resumed)
+                         resumed_from=resumed,
+                         cells=[cells.get(s.name) for s in specs] if cells else None,
+                         notebook=notebook_path())
         known = store.saved_results(store.resume_chain(resumed)) if resumed else {}
         cached = results.cache_index(store.record_results, run_id, graph.index)
         engine = Engine(graph, specs, ex, sinks=[store.sink(run_id), *filter(None, [cached]),
@@ -575,6 +591,32 @@ def env_workers() -> int | None:
     except argparse.ArgumentTypeError as exc:
         raise ValueError(f"NBFLOW_WORKERS {exc}. Fix or unset the environment variable "
                          "(`nbflow run --workers N` sets it).") from None
+
+
+def notebook_path() -> str | None:
+    """The absolute path of the notebook this kernel runs for, or None outside one.
+
+    jupyter_server tells a kernel it starts in ``JPY_SESSION_NAME``.
+    """
+    session = os.environ.get("JPY_SESSION_NAME")
+    return os.path.realpath(session) if session else None
+
+
+def _attach_cells(flow: Flow) -> None:
+    try:
+        from .notebook.cellstatus import attach
+        attach(flow)
+    except Exception as exc:  # noqa: BLE001 - badges are a view: never stop a Flow
+        warnings.warn(f"nbflow: the lab extension's cell badges will not follow flow "
+                      f"{flow.name!r} ({exc!r}); the flow itself works as usual",
+                      RuntimeWarning, stacklevel=3)
+
+
+def _declaring_cell() -> str | None:
+    # Only a kernel has cells; outside one the module is never imported, and
+    # inside one this costs a dict lookup per declaration.
+    context = sys.modules.get("nbflow.notebook.context")
+    return context.declaring_cell() if context is not None else None
 
 
 def _thread_options(kind: Any) -> dict[str, Any]:

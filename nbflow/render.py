@@ -7,14 +7,7 @@ from collections.abc import Sequence
 
 from .core.graph import Graph
 from .core.spec import TaskSpec
-
-# One colour per state, shared by every view so a state looks the same everywhere.
-STATE_COLORS = {
-    "pending": "#d9d9d9", "ready": "#9ecae1", "running": "#3182bd", "retrying": "#fdae6b",
-    "succeeded": "#74c476", "failed": "#de2d26", "skipped": "#bdbdbd",
-    "upstream_failed": "#fc9272", "cancelled": "#969696", "compensating": "#bcbddc",
-    "compensated": "#807dba",
-}
+from .core.states import COLORS as STATE_COLORS  # one colour per state, kept with the states
 
 
 def flow_digraph(name: str, graph: Graph, specs: Sequence[TaskSpec],

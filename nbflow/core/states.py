@@ -18,6 +18,8 @@ fact the caller passes, so the decision stays in this table too.
 from __future__ import annotations
 
 import enum
+import json
+import sys
 from typing import NamedTuple
 
 from ..errors import IllegalTransition
@@ -95,6 +97,23 @@ TABLE: dict[tuple[State, Trigger], State | Guarded] = {
 }
 
 
+#: One colour per state, the same in every view (HTML, DOT, widgets, the lab extension).
+COLORS: dict[str, str] = {
+    "pending": "#d9d9d9", "ready": "#9ecae1", "running": "#3182bd", "retrying": "#fdae6b",
+    "succeeded": "#74c476", "failed": "#de2d26", "skipped": "#bdbdbd",
+    "upstream_failed": "#fc9272", "cancelled": "#969696", "compensating": "#bcbddc",
+    "compensated": "#807dba",
+}
+
+
+def vocabulary() -> dict:
+    """The states as the front ends read them (``labextension/src/states.json`` is this,
+    written by ``python -m nbflow.core.states``; a test keeps the two equal)."""
+    return {"states": [s.value for s in State],
+            "terminal": [s.value for s in State if s in TERMINAL],
+            "colors": {s.value: COLORS[s.value] for s in State}}
+
+
 def transition(state: State, trigger: Trigger, task: str | None = None, **facts: bool) -> State:
     """Return the state that ``trigger`` leads to from ``state``.
 
@@ -112,3 +131,8 @@ def transition(state: State, trigger: Trigger, task: str | None = None, **facts:
     if type(target) is Guarded:
         return target.if_true if facts[target.guard] else target.if_false
     return target
+
+
+if __name__ == "__main__":
+    json.dump(vocabulary(), sys.stdout, indent=2)
+    sys.stdout.write("\n")

@@ -33,7 +33,7 @@ from ..core.options import MODES, OPTIONS, flag_type
 from ..core.text import NAME_LIMIT, storable
 from ..errors import NbflowError
 from ..simulation import Simulation
-from .context import current_cell_id
+from .context import declaring_cell
 
 
 class _Parser(argparse.ArgumentParser):
@@ -181,7 +181,7 @@ class FlowMagics(Magics):
         # IPython syntax (%magics, !shell) inside the task becomes plain Python.
         source = self.shell.transform_cell(cell)
         try:
-            self.flow.cell_task(args.name, source, self.shell.user_ns, cell_id=current_cell_id(),
+            self.flow.cell_task(args.name, source, self.shell.user_ns, cell_id=declaring_cell(),
                                 **{o.name: getattr(args, o.name) for o in TASK_FLAGS})
         except NbflowError as e:
             _briefly(e)

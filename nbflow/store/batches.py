@@ -56,9 +56,9 @@ class Statements:
                           f" inputs, key, created) VALUES ({', '.join([p] * 8)})")
         self._sql_result = ("INSERT INTO results (run_id, task, key, kind, created) VALUES "
                             f"({', '.join([p] * 5)})")
-        self._sql_task_insert = ("INSERT INTO tasks (run_id, name, idx, level, deps, kind, state,"
-                                 " attempt, started, finished, error, version) VALUES "
-                                 f"({', '.join([p] * 11)}, 1)")
+        self._sql_task_insert = ("INSERT INTO tasks (run_id, name, idx, level, deps, kind,"
+                                 " cell_id, state, attempt, started, finished, error, version)"
+                                 f" VALUES ({', '.join([p] * 12)}, 1)")
         # A run's end, when its synchronous write failed (Store.finish_run): after
         # its events, by its owner only (a run taken over stays as its new owner set it).
         self._sql_finish = (f"UPDATE runs SET state={p}, finished={p}, version=version+1 "

@@ -22,6 +22,7 @@ from .schema import SCHEMA_VERSION, meta, metadata
 #: version -> the (table, column) pairs it added to tables that already existed.
 ADDED_COLUMNS: dict[int, list[tuple[str, str]]] = {
     2: [("events", "value")],   # small results stored with their success event
+    3: [("tasks", "cell_id"), ("runs", "notebook")],   # where tasks and runs come from
 }
 
 

@@ -21,8 +21,9 @@ from sqlalchemy import (
                         Text,
 )
 
-#: Version 2 added ``events.value`` (``migrate.py`` upgrades a version-1 store).
-SCHEMA_VERSION = 2
+#: Version 2 added ``events.value``; version 3 ``tasks.cell_id`` and ``runs.notebook``
+#: (``migrate.py`` upgrades an older store).
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -48,6 +49,9 @@ runs = Table(
     # The run this one resumes.  Unique: a run is resumed at most once, so two
     # kernels resuming it at the same moment cannot both win (leases.py).
     Column("resumed_from", String(64), unique=True),
+    # The notebook whose kernel made the run (its absolute path, from the
+    # JPY_SESSION_NAME jupyter_server gives a kernel), for the lab extension.
+    Column("notebook", Text),
 )
 
 tasks = Table(
@@ -64,6 +68,8 @@ tasks = Table(
     Column("finished", Float),
     Column("error", Text),
     Column("version", Integer, nullable=False),
+    # The notebook cell that declared the task (its nbformat id), when known.
+    Column("cell_id", String(64)),
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
     sqlite_with_rowid=False,
 )

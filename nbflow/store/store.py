@@ -133,10 +133,13 @@ class Store:
     # -- writing ---------------------------------------------------------------
     def create_run(self, run_id: str, flow: str, graph: Graph, kinds: Sequence[str],
                    params: dict[str, Any], created: float, owner: dict[str, Any] | None = None,
-                   resumed_from: str | None = None) -> None:
+                   resumed_from: str | None = None, cells: Sequence[str | None] | None = None,
+                   notebook: str | None = None) -> None:
         """Record a new run and its task definitions (synchronously, one transaction).
 
         The run is owned by this store (``owner`` overrides who is recorded).
+        ``cells`` holds the id of the notebook cell that declared each task (or
+        None), in declaration order; ``notebook`` the path of the run's notebook.
         With ``resumed_from``, the same transaction claims that run of ``flow``
         (``leases.claim``) and marks its dead letters requeued by this run.
 
@@ -155,7 +158,8 @@ class Store:
                 conn.execute(insert(runs).values(
                     id=run_id, flow=flow, state="running", created=created,
                     params=json.dumps(params, default=str), version=1, heartbeat=created,
-                    resumed_from=resumed_from, **(owner or self.owner.columns())))
+                    resumed_from=resumed_from, notebook=notebook,
+                    **(owner or self.owner.columns())))
                 if resumed_from is not None:
                     conn.execute(update(dead_letters).where(
                         dead_letters.c.run_id == resumed_from,
@@ -174,8 +178,9 @@ class Store:
         # The C quoting function is what json.dumps(name) ends in, without its
         # Python layers (half the time of this loop).
         quoted = list(map(encode_basestring_ascii, names))
+        cells = cells or [None] * len(names)
         rows = [(name, i, level[i], "[" + ", ".join([quoted[j] for j in preds[i]]) + "]",
-                 kinds[i])
+                 kinds[i], cells[i])
                 for i, name in enumerate(names)]
         if rows:
             self._get_writer().put("tasks", run_id, rows)

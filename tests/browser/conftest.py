@@ -44,10 +44,11 @@ def _free_port() -> int:
 class JupyterLab:
     """One JupyterLab (or, with ``app="notebook"``, Notebook 7) server serving ``root``."""
 
-    def __init__(self, base: pathlib.Path, app: str = "jupyterlab"):
+    def __init__(self, base: pathlib.Path, app: str = "jupyterlab", python: str = sys.executable,
+                 root: pathlib.Path | None = None):
         self.app = app
-        self.root = base / "notebooks"
-        self.root.mkdir()
+        self.root = root or base / "notebooks"
+        self.root.mkdir(exist_ok=True)
         config = base / "config"
         (config / "labconfig").mkdir(parents=True)
         (config / "labconfig" / "page_config.json").write_text(json.dumps(
@@ -63,7 +64,7 @@ class JupyterLab:
                         "--LabApp.extension_manager=readonly"] if app == "jupyterlab"
                        else ["--JupyterNotebookApp.expose_app_in_browser=True"])
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", app, "--no-browser", "--allow-root",
+            [python, "-m", app, "--no-browser", "--allow-root",
              "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
              "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
              f"--ServerApp.root_dir={self.root}", *app_options],
@@ -177,7 +178,11 @@ class Lab:
                                      "language": "python"}
         nbformat.write(nb, self.server.root / f"{self.name}.ipynb")
         where = "lab/tree" if self.server.app == "jupyterlab" else "notebooks"
-        self.page.goto(f"{self.server.url}/{where}/{self.name}.ipynb?token={self.server.token}")
+        # reset: a fresh workspace, or JupyterLab reopens the notebooks of earlier
+        # tests (each with a new kernel) behind this one.
+        reset = "&reset" if self.server.app == "jupyterlab" else ""
+        self.page.goto(f"{self.server.url}/{where}/{self.name}.ipynb?token={self.server.token}"
+                       f"{reset}")
         self.page.wait_for_function(
             """(n) => {
                 const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;

@@ -93,3 +93,40 @@ def test_a_newer_store_is_still_refused(store_path, version):
     engine.dispose()
     with pytest.raises(nbflow.errors.StoreVersionError, match=f"schema version {version}"):
         Store(store_path)
+
+
+def _as_version_2(url: str) -> None:
+    """Turn a store into what nbflow wrote at schema version 2 (no cells, no notebooks)."""
+    engine = create_engine(url if "://" in url else f"sqlite:///{url}")
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE tasks DROP COLUMN cell_id"))
+        conn.execute(text("ALTER TABLE runs DROP COLUMN notebook"))
+        conn.execute(text("UPDATE meta SET value = '2' WHERE key = 'schema_version'"))
+    engine.dispose()
+
+
+def test_a_version_2_store_gets_cells_and_notebooks(backend_url, monkeypatch):
+    """Runs written before version 3 read with no cell and no notebook; runs after
+    it record both."""
+    monkeypatch.setenv("JPY_SESSION_NAME", "/home/me/etl.ipynb")
+    flow = nbflow.Flow("cells", store=backend_url)
+    flow.cell_task("load", "x = 1", {}, cell_id="cell-a")
+    first = flow.run()
+    flow.store.close()
+    _as_version_2(backend_url)
+
+    store = Store(backend_url)
+    version, _ = _columns(backend_url)
+    assert version == str(SCHEMA_VERSION)
+    assert store.run(first.id)["notebook"] is None
+    assert [(t["name"], t["cell_id"], t["state"]) for t in store.tasks(first.id)] == [
+        ("load", None, "succeeded")]
+    store.close()
+
+    again = nbflow.Flow("cells", store=backend_url)
+    again.cell_task("load", "x = 1", {}, cell_id="cell-a")
+    again.cell_task("bad id", "y = 2", {}, cell_id="</td><script>")   # not an nbformat id
+    second = again.run()
+    assert second.store.run(second.id)["notebook"] == "/home/me/etl.ipynb"
+    assert [(t["name"], t["cell_id"]) for t in second.store.tasks(second.id)] == [
+        ("load", "cell-a"), ("bad id", None)]

@@ -1,0 +1,1 @@
+"""The jupyter_server extension: a read-only REST API over nbflow stores (``app.py``)."""
