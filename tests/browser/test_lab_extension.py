@@ -27,9 +27,11 @@ def task_cells(name: str) -> list[str]:
         "%%task slow\nprint('<i>slow</i> says hi')\n" + wait.format(gate=f"{name}-slow")
         + "a = 1",
         "%%task bad\nraise ValueError('<b>bad</b> first line\\nsecond line')",
+        # A cell task's globals are its own per attempt: the first attempt leaves a
+        # file, not a variable, to tell the second it came before.
         "%%task flaky --retries 2 --retry-delay 0.5\n"
-        "import itertools\ncount = globals().setdefault('_count', itertools.count())\n"
-        "if next(count) == 0:\n    raise RuntimeError('not yet')\n"
+        f"import pathlib\ntried = pathlib.Path({name + '-tried'!r})\n"
+        "if not tried.exists():\n    tried.touch()\n    raise RuntimeError('not yet')\n"
         + wait.format(gate=f"{name}-flaky") + "b = 2",
         "%flow run",
     ]
