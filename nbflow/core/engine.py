@@ -14,23 +14,13 @@ Timers (retry back-off, timeouts, the cancel grace period) live in a heap that
 the loop consults on each turn; the clock decides how long to wait for the
 inbox (see ``clock.py``), so a virtual clock runs them instantly.
 
-Run state, per task ``i`` (plain lists indexed by declaration order)
----------------------------------------------------------------------
-state      the task's :class:`State`; changed only via ``states.transition``
-remaining  dependencies not yet in a terminal state (Kahn's in-degree)
-nfailed    dependencies that ended failed, upstream_failed or cancelled
-nskipped   dependencies that ended skipped
-attempt    the current attempt number (0 before the first start)
-results    the return value of the succeeded attempt
-keys       the result key (code + inputs), when the run keys results
+Run state: one record, :class:`runstate.RunState` (documented there), which the
+engine is.  What starts next is the scheduler's decision (``scheduler.py``):
+the policy's order, resource pools with reservation; phases are join points
+the engine counts as dependencies.
 
-Plus: the ready queue (a policy from ``policies.py``), ``running`` (the
-:class:`TaskContext` of each attempt in flight, by ``(task, attempt)``), the
-timer heap, and in ``levels`` mode the level being run and the tasks held
-back behind its barrier.
-
-A task's life: when its last dependency ends, its trigger rule
-(``triggers.py``) runs, skips or fails it.  To run, it first asks ``restore``
+A task's life: when its last dependency ends (or earlier, when an ending
+decides its rule), its trigger rule (``triggers.py``) runs, skips or fails it.  To run, it first asks ``restore``
 whether a stored result with its key exists (resume, caching); if so it is
 ``succeeded`` at once with ``cached`` in the event detail.  Otherwise it is
 ``ready``, a free worker starts it, and its outcome ends it, or retries it
@@ -47,7 +37,6 @@ never fails the run.
 
 from __future__ import annotations
 
-import collections
 import functools
 import heapq
 import queue
@@ -62,11 +51,13 @@ from .clock import RealClock
 from .events import Detail
 from .gcfreeze import frozen
 from .graph import Graph
-from .policies import POLICIES, make_policy
+from .policies import RunInfo, make_policy
 from .retry import backoff_delay
+from .runstate import RunState
+from .scheduler import Phases, Scheduler
 from .spec import TaskSpec
 from .states import TERMINAL, State, Trigger, transition
-from .triggers import RUN, SKIP, decide
+from .triggers import EARLY_ON_SUCCESS, RUN, SKIP, decide
 from .worker import Outcome, RunIf, Saved, TaskContext
 
 S, T = State, Trigger
@@ -109,19 +100,17 @@ MODES = ("eager", "levels")
 ON_FAILURE = (None, "compensate")
 
 
-def check_options(mode: str, on_failure: str | None, policy: str) -> None:
+def check_options(mode: str, on_failure: str | None, policy: Any) -> None:
     """Raise ValueError for a run option the engine does not know (before anything is
     recorded: ``Flow.run`` calls it before it writes the run)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose 'eager' or 'levels'")
     if on_failure not in ON_FAILURE:
         raise ValueError(f"unknown on_failure {on_failure!r}; use None or 'compensate'")
-    if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r}; choose one of: "
-                         f"{', '.join(sorted(POLICIES))}")
+    make_policy(policy)
 
 
-class Engine:
+class Engine(RunState):
     """Runs ``specs`` (already validated into ``graph``) on ``executor``.
 
     Parameters
@@ -130,7 +119,14 @@ class Engine:
         ``"eager"``: a task is ready as soon as its dependencies allow.
         ``"levels"``: Kahn level ``k+1`` starts only when level ``k`` is done.
     policy
-        name of the ready-queue policy (``policies.POLICIES``).
+        a ready-queue policy: a name (``policies.POLICIES``) or a policy object.
+    pools
+        ``{pool: slots}`` of the resource pools tasks may ask for.
+    inherit_priority
+        raise each task's priority to that of the tasks waiting on it.
+    history
+        ``{task: seconds}``: its usual duration, for policies that need one
+        when the task declares no ``expected``.
     cancel_grace
         seconds to wait for running attempts after a cancel before recording
         them as cancelled and returning.
@@ -156,9 +152,12 @@ class Engine:
                  fail_fast: bool = False, on_failure: str | None = None,
                  keyer: Callable[[int, list], str | None] | None = None,
                  restore: Callable[[int, str], tuple[bool, Any]] | None = None,
-                 seed: int | None = None, fns: Sequence[Callable[..., Any]] | None = None):
+                 seed: int | None = None, fns: Sequence[Callable[..., Any]] | None = None,
+                 pools: dict[str, int] | None = None, inherit_priority: bool = False,
+                 history: dict[str, float] | None = None):
         check_options(mode, on_failure, policy)
         n = len(graph)
+        RunState.__init__(self, [len(p) for p in graph.preds])
         self.graph, self.specs, self.executor = graph, specs, executor
         self.run_id = run_id
         self.sinks = list(sinks)
@@ -170,24 +169,27 @@ class Engine:
         self.keyer, self.restore = keyer, restore
         self.rng = random.Random(seed)
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self.state: list[State] = [S.PENDING] * n
-        self.remaining = [len(p) for p in graph.preds]
-        self.nfailed = [0] * n
-        self.nskipped = [0] * n
-        self.attempt = [0] * n
-        self.results: list[Any] = [None] * n
-        self.keys: list[str | None] = [None] * n
-        self.errors: dict[int, BaseException] = {}
-        self.ready = make_policy(policy, [s.priority for s in specs])
-        self.running: dict[tuple[int, int], TaskContext] = {}
-        self.abandoned: set[tuple[int, int]] = set()
-        # Attempts queued in the executor while every worker is busy (at most its
-        # ``lookahead``), oldest first: still ready until a worker takes one.
-        self._ahead: collections.deque[tuple[tuple[int, int], TaskContext]] = collections.deque()
+        self.info = RunInfo(graph, specs, self.clock, history or {}, inherit_priority)
+        self.ready = Scheduler(self.info, policy, pools)
         self._lookahead = getattr(executor, "lookahead", 0)
-        self.timers: list[tuple[float, int, str, int, int]] = []
-        self.unfinished = n
-        self.cancelled: str | None = None
+        self._early = [s.trigger in EARLY_ON_SUCCESS for s in specs]
+        self._succs = graph.succs
+        self.phases = None
+        if any(s.phase is not None for s in specs):
+            if mode == "levels":
+                raise ValueError("mode='levels' cannot run phases: levels ignore them and "
+                                 "would wait on each other. Use mode='eager' (each phase "
+                                 "already waits for the one before it)")
+            self.phases = Phases(specs, graph.index)
+            for i in range(n):
+                self.remaining[i] += self.phases.waits(i)
+        if any(s.trigger == "always" for s in specs):
+            # ``always`` waits for its phase only: its dependencies' endings skip it.
+            self._succs = [[s for s in succ if specs[s].trigger != "always"]
+                           for succ in graph.succs]
+            for i, s in enumerate(specs):
+                if s.trigger == "always":
+                    self.remaining[i] = self.phases.waits(i) if self.phases else 0
         self._fns = [fn if s.run_if is None else RunIf(fn, s.run_if)
                      for fn, s in zip(fns or [s.fn for s in specs], specs)]
         self._seq = 0
@@ -243,6 +245,9 @@ class Engine:
                 self.inbox.put(msg)
             # The roots, listed first: a restored root ends at once and readies
             # its dependents, which must not be started a second time here.
+            for i, due in enumerate(self.info.deadlines):
+                if due is not None:
+                    self._add_timer(due, "deadline", i, 0)
             for i in [i for i, r in enumerate(self.remaining) if not r]:
                 self._deps_done(i)
             self._loop()
@@ -321,21 +326,22 @@ class Engine:
         # An abandoned attempt (timed out, or left after a cancel) still holds its
         # worker until it returns: a thread cannot be stopped.
         free = self.executor.workers - len(self.running) - len(self.abandoned)
-        n = min(free, len(ready))
-        if n:
+        chosen = ready.take(free) if free > 0 and len(ready) else ()
+        if chosen:
             # Recorded and published before the executor has them, so no task
             # runs before the sinks have its running event (a thread the pool
             # starts for it runs it at once).
-            attempts = [self._attempt(ready.pop()) for _ in range(n)]
+            attempts = [self._attempt(i) for i in chosen]
             for token, ctx in attempts:
                 self._start(token, ctx)
             self._flush()
             for token, ctx in attempts:
                 self._submit(token, ctx)
-        if n == free and self._lookahead:  # every worker busy: queue a few behind them
+        if len(chosen) == free and self._lookahead:  # every worker busy: queue a few
             ahead = self._ahead
-            while ready and len(ahead) < self._lookahead:
-                token, ctx = attempt = self._attempt(ready.pop())
+            room = self._lookahead - len(ahead)
+            for i in ready.take(room, ahead=True) if room > 0 and len(ready) else ():
+                token, ctx = attempt = self._attempt(i)
                 self._submit(token, ctx)
                 ahead.append(attempt)
 
@@ -365,6 +371,7 @@ class Engine:
         token, ctx = self._ahead.popleft()
         if ctx.cancelled:  # cancelled while queued: the worker returns it unrun
             self.abandoned.add(token)
+            self.ready.release(token[0])
         else:
             self._start(token, ctx)
 
@@ -385,24 +392,45 @@ class Engine:
     def _terminal(self, i: int, new: State) -> None:
         self.unfinished -= 1
         ok, skipped = new is S.SUCCEEDED, new is S.SKIPPED
+        self._deps_ended(self._succs[i], ok, skipped)
+        if self.phases is not None:
+            nxt = self.phases.ended(i, not ok and not skipped, skipped)
+            if nxt is not None:   # the phase's join point: one ending for each task after it
+                self._deps_ended(*nxt)
+        if self.mode == "levels":
+            self._level_done(i)
+
+    def _deps_ended(self, succs: list[int], ok: bool, skipped: bool) -> None:
         remaining, nfailed, nskipped = self.remaining, self.nfailed, self.nskipped
-        for s in self.graph.succs[i]:
-            remaining[s] -= 1
+        early, state, pending = self._early, self.state, S.PENDING
+        for s in succs:
+            r = remaining[s] = remaining[s] - 1
             if not ok:
                 if skipped:
                     nskipped[s] += 1
                 else:
                     nfailed[s] += 1
-            if not remaining[s] and self.state[s] is S.PENDING:
-                self._deps_done(s)
-        if self.mode == "levels":
-            self._level_done(i)
+            if not r:
+                if state[s] is pending:
+                    self._deps_done(s)
+            # A failure or a skip may decide any rule early; a success only a few.
+            elif r > 0 and (not ok or early[s]) and state[s] is pending:
+                self._deps_done(s, early=True)
 
-    def _deps_done(self, i: int) -> None:
+    def _deps_done(self, i: int, early: bool = False) -> None:
+        waiting = self.remaining[i]
         if self.cancelled is not None:
-            self._move(i, T.CANCEL, Detail(reason=self.cancelled))
+            if not early:
+                self._move(i, T.CANCEL, Detail(reason=self.cancelled))
             return
-        verdict = decide(self.specs[i].trigger, self.nfailed[i], self.nskipped[i])
+        failed, skipped = self.nfailed[i], self.nskipped[i]
+        ndeps = len(self.graph.preds[i]) + (self.phases.waits(i) if self.phases else 0)
+        verdict = decide(self.specs[i].trigger, failed, skipped,
+                         ndeps - waiting - failed - skipped, waiting)
+        if verdict is None:
+            return
+        if waiting:
+            self.remaining[i] = -1   # decided: later endings must not decide it again
         if verdict is not RUN:
             self._move(i, T.SKIP if verdict is SKIP else T.UPSTREAM_FAIL)
         elif self.mode == "levels" and self.graph.level[i] > self.current_level:
@@ -439,6 +467,8 @@ class Engine:
             self.abandoned.discard(token)
             return
         i, a = token
+        if a != COMPENSATION:
+            self.ready.release(i)
         if out.stdout or out.stderr:
             self._logs.append((self._names[i], a, out.stdout, out.stderr))
         if a == COMPENSATION:
@@ -517,6 +547,7 @@ class Engine:
         for (i, a), ctx in list(self.running.items()):
             ctx.cancelled = True
             self._abandon((i, a))
+            self.ready.release(i)
             if a == COMPENSATION:
                 self._move(i, T.FAIL, Detail(error=f"compensation interrupted: {self.cancelled}"))
             else:
@@ -579,6 +610,7 @@ class Engine:
                 ctx = self.running.pop((i, a))
                 ctx.cancelled = True
                 self._abandon((i, a))
+                self.ready.release(i)
                 limit = self.specs[i].timeout
                 err = TaskTimeout(f"task {self._names[i]!r} exceeded its timeout of {limit:g}s")
                 self._fail(i, err, f"TaskTimeout: {err}", Detail(timeout=limit))
@@ -587,6 +619,9 @@ class Engine:
                 self.ready.push(i)
             elif kind == "grace" and self.running:
                 self._finish_cancel()
+            elif kind == "deadline" and self.state[i] in ACTIVE:
+                due = self.info.deadlines[i]
+                self._move(i, T.MISS_DEADLINE, Detail(deadline=due, late=now - due))
 
     # -- sinks -----------------------------------------------------------------------
     def _flush(self) -> None:
