@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -13,11 +14,13 @@ from typing import Any
 
 from .core.engine import Engine, check_options
 from .core.graph import Graph
+from .core.policies import make_policy, policy_name
+from .core.scheduler import check_pools
 from .declare import (Declaration, cell_declaration, check_redeclaration, function_declaration,
                       resolve)
 from .errors import NbflowError, NoSuchRun, NoSuchTask
 from .executors import make_executor
-from .options import FLOW_DEFAULTS, task_options, validate
+from .options import FLOW_DEFAULTS, check_group, task_options, validate
 from .results import ResultFiles, RunResults, results_folder, task_base
 from .run import Run
 
@@ -37,12 +40,20 @@ class Flow:
     workers
         Default number of attempts run at once; without it, ``NBFLOW_WORKERS``
         (which ``nbflow run --workers N`` sets), else the executor's default.
+    policy
+        How ready tasks are ordered: a name (``fifo``, ``priority``, ``aging``,
+        ``sjf``, ``edf``, ``critical_path``) or a policy object from
+        :mod:`nbflow.policies` (``docs/scheduling.md``).  Without it,
+        ``NBFLOW_POLICY`` (which ``nbflow run --policy NAME`` sets), else ``priority``.
+    inherit_priority
+        A task's priority is at least that of any task waiting on it.
     retries, retry_delay, backoff, max_delay, jitter, retry_on, timeout
         Defaults for tasks that do not set their own (see :meth:`task`).
     """
 
     def __init__(self, name: str = "flow", *, store: Any = None, workers: int | None = None,
-                 executor: Any = "threads", policy: str = "priority", **defaults: Any):
+                 executor: Any = "threads", policy: Any = None,
+                 inherit_priority: bool = False, **defaults: Any):
         unknown = set(defaults) - set(FLOW_DEFAULTS)
         if unknown:
             raise TypeError(f"Flow() got unknown option(s) {', '.join(sorted(unknown))}; "
@@ -50,8 +61,13 @@ class Flow:
         self.name = name
         self.workers = workers
         self.executor = executor
+        if policy is not None:
+            make_policy(policy)
         self.policy = policy
+        self.inherit_priority = bool(inherit_priority)
         self.defaults = validate(dict(defaults), f"Flow {name!r}")
+        self.pools: dict[str, int] = {}
+        self._scope: list[tuple[str, str]] = []   # ("group" | "phase", name), outermost first
         self._store_arg = store
         self._store = None
         self._decls: dict[str, Declaration] = {}
@@ -76,7 +92,8 @@ class Flow:
              retry_on: Any = None, timeout: float | None = None, priority: int | None = None,
              tags: Iterable[str] | None = None, trigger: str | None = None,
              run_if: Callable[..., bool] | None = None,
-             compensate: Callable[[Any], Any] | None = None, cache: bool | None = None):
+             compensate: Callable[[Any], Any] | None = None, cache: bool | None = None,
+             **scheduling: Any):
         """Declare ``fn`` as a task; usable as ``@flow.task``, ``@flow.task(...)`` or a call.
 
         Parameters named after another task receive that task's result (and make
@@ -110,6 +127,12 @@ class Flow:
             ``on_failure="compensate"`` fails or is cancelled.
         cache
             Reuse a stored result from any earlier run with the same code and inputs.
+        expected, deadline, resources, group
+            Scheduling (``options.SCHEDULING``, ``docs/scheduling.md``): the
+            seconds it usually takes; when it should end (seconds after the run
+            starts, or a datetime); the pool slots it holds while it runs
+            (``{"db": 1}``, pools from :meth:`pool`); its group for roll-ups,
+            inside the enclosing :meth:`group` and :meth:`phase`.
 
         Raises
         ------
@@ -122,14 +145,14 @@ class Flow:
         given = dict(retries=retries, retry_delay=retry_delay, backoff=backoff,
                      max_delay=max_delay, jitter=jitter, retry_on=retry_on, timeout=timeout,
                      priority=priority, tags=tags, trigger=trigger, run_if=run_if,
-                     compensate=compensate, cache=cache)
+                     compensate=compensate, cache=cache, **scheduling)
 
         def declare(f: Callable[..., Any]) -> Callable[..., Any]:
             task_name = name or getattr(f, "__name__", None)
             if not task_name or (name is None and task_name == "<lambda>"):
                 raise ValueError("a lambda or callable object needs a task name: "
                                  "flow.task(fn, name='...')")
-            options = task_options(self.defaults, given, task_name)
+            options = self._scoped(task_options(self.defaults, given, task_name), task_name)
             self._add(function_declaration(f, task_name, after, options, inputs))
             return f
 
@@ -144,10 +167,95 @@ class Flow:
         it reads.  It runs in ``namespace`` and its result is a dict of the
         variables it assigned.  ``options`` are those of :meth:`task`.
         """
-        merged = task_options(self.defaults, options, name)
+        merged = self._scoped(task_options(self.defaults, options, name), name)
         self._add(cell_declaration(name, source, namespace,
                                    list(after) if after is not None else None, merged, cell_id))
         self._namespaces[name] = namespace
+
+    # -- scheduling declarations ----------------------------------------------------
+    def pool(self, name: str, slots: int) -> None:
+        """Declare (or resize) the resource pool ``name`` with ``slots`` slots: at
+        most that many slots are held at once by running tasks that ask for it
+        (``resources={name: n}``).
+
+        Raises
+        ------
+        ValueError
+            an empty name, or ``slots`` not a whole number >= 1.
+        """
+        if not isinstance(name, str) or not name.strip() or not name.isprintable():
+            raise ValueError(f"flow.pool: the name must be a non-empty printable string, got "
+                             f"{name!r}; e.g. flow.pool('db', slots=2)")
+        if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
+            raise ValueError(f"pool {name!r}: slots must be a whole number >= 1, got "
+                             f"{slots!r}; e.g. flow.pool({name!r}, slots=2)")
+        self.pools[name] = slots
+
+    @contextlib.contextmanager
+    def group(self, name: str):
+        """Tasks declared inside ``with flow.group(name):`` belong to group ``name``
+        (inside the enclosing groups: ``"extract/api"``); a task's own ``group=``
+        is a subgroup of it.
+
+        Raises
+        ------
+        ValueError
+            an empty name (or an empty part between ``/``).
+        """
+        check_group(name, lambda want: ValueError(
+            f"flow.group: the name must be {want}, got {name!r}"))
+        self._scope.append(("group", name))
+        try:
+            yield self
+        finally:
+            self._scope.pop()
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        """Tasks declared inside ``with flow.phase(name):`` form phase ``name``.
+        Phases run in the order they are first declared: every task of a phase
+        ends before any task of the next one starts (``docs/scheduling.md``).  A
+        phase is also the outermost group of its tasks.
+
+        Raises
+        ------
+        ValueError
+            an empty name or one with ``/``; a phase inside a phase or a group
+            (phases are the top of the hierarchy).
+        """
+        check_group(name, lambda want: ValueError(
+            f"flow.phase: the name must be {want}, got {name!r}"))
+        if "/" in name:
+            raise ValueError(f"flow.phase: {name!r} has a '/': a phase is one name; put "
+                             f"the parts in groups inside it (with flow.group(...))")
+        if self._scope:
+            kind, outer = self._scope[-1] if self._scope[-1][0] == "phase" else self._scope[0]
+            raise ValueError(f"flow.phase({name!r}) inside flow.{kind}({outer!r}): phases do "
+                             f"not nest, they run one after another at the top. Close the "
+                             f"{kind} first, or use flow.group({name!r}) for a part of it")
+        self._scope.append(("phase", name))
+        try:
+            yield self
+        finally:
+            self._scope.pop()
+
+    def _scoped(self, options: dict[str, Any], task: str) -> dict[str, Any]:
+        """``options`` with the group and phase of the enclosing ``with`` blocks."""
+        if not self._scope and options.get("phase") is None:
+            return options
+        phase = next((name for kind, name in self._scope if kind == "phase"), None)
+        own = options.get("phase")
+        if own is not None and phase is not None and own != phase:
+            raise ValueError(f"task {task!r}: phase={own!r} inside flow.phase({phase!r}); "
+                             "a task is in one phase: drop one of them")
+        options["phase"] = own or phase
+        parts = [name for _, name in self._scope]
+        if own is not None and phase is None:
+            parts.insert(0, own)
+        if options.get("group"):
+            parts.append(options["group"])
+        options["group"] = "/".join(parts) or None
+        return options
 
     def _add(self, decl: Declaration) -> None:
         old = self._decls.get(decl.spec.name)
@@ -219,7 +327,7 @@ class Flow:
         g = nx.DiGraph(name=self.name)
         for i, spec in enumerate(specs):
             g.add_node(spec.name, level=graph.level[i], kind=spec.kind,
-                       priority=spec.priority, tags=list(spec.tags))
+                       priority=spec.priority, tags=list(spec.tags), group=spec.group or "")
         g.add_edges_from((dep, spec.name) for spec in specs for dep in spec.deps)
         return g
 
@@ -244,9 +352,10 @@ class Flow:
         return self._store
 
     def run(self, *, workers: int | None = None, mode: str = "eager", executor: Any = None,
-            policy: str | None = None, background: bool = False, sinks: Iterable[Any] = (),
+            policy: Any = None, background: bool = False, sinks: Iterable[Any] = (),
             fail_fast: bool = False, on_failure: str | None = None,
-            resume: bool | str = False, rerun: Iterable[str] = ()) -> Run:
+            resume: bool | str = False, rerun: Iterable[str] = (),
+            inherit_priority: bool | None = None) -> Run:
         """Run every task; returns the :class:`Run`.
 
         Blocking by default: returns when every task is done.  With
@@ -263,6 +372,8 @@ class Flow:
         ``on_failure="compensate"`` then (or after any failure) undoes the
         succeeded tasks that declared a ``compensate``, last first.
         ``sinks`` receive the run's events as they happen (see ``core/engine.py``).
+        ``policy`` and ``inherit_priority`` override the flow's for this run
+        (``docs/scheduling.md``).
 
         ``resume=True`` resumes the latest run of this flow in its store,
         ``resume=RUN_ID`` that run: the new run (``params["resumed_from"]``)
@@ -280,8 +391,12 @@ class Flow:
         StoreVersionConflict
             that run was already resumed, or another kernel took it first.
         """
-        check_options(mode, on_failure, policy or self.policy)
+        policy = next(p for p in (policy, self.policy, env_policy(), "priority")
+                      if p is not None)
+        inherit = self.inherit_priority if inherit_priority is None else bool(inherit_priority)
         graph, specs = self.build()
+        check_options(mode, on_failure, policy, specs)
+        check_pools(specs, self.pools)
         store = self.store
         resumed = self._resume_target(resume)
         rerun_idx = self._with_downstream(graph, rerun)
@@ -299,8 +414,17 @@ class Flow:
                     f"executor='threads', or declare {cell!r} as a function with @flow.task.")
         run_id = new_run_id()
         created = time.time()
-        params = {"workers": ex.workers, "mode": mode, "policy": policy or self.policy,
+        params = {"workers": ex.workers, "mode": mode, "policy": policy_name(policy),
                   "executor": kind if isinstance(kind, str) else type(ex).__name__}
+        if inherit:
+            params["inherit_priority"] = True
+        if self.pools:
+            params["pools"] = dict(self.pools)
+        groups = {s.name: s.group for s in specs if s.group is not None}
+        if groups:   # read by `nbflow status --by group` (tasks has no column for it)
+            params["groups"] = groups
+        if any(s.deadline is not None for s in specs):
+            params["deadlines"] = True   # `nbflow status` then lists the missed ones
         if resumed is not None:
             params["resumed_from"] = resumed
         store.create_run(run_id, self.name, graph, [s.kind for s in specs], params, created,
@@ -309,7 +433,8 @@ class Flow:
         cached = results.cache_index(store.record_results, run_id, graph.index)
         engine = Engine(graph, specs, ex, sinks=[store.sink(run_id), *filter(None, [cached]),
                                                  *sinks],
-                        mode=mode, policy=policy or self.policy, run_id=run_id,
+                        mode=mode, policy=policy, run_id=run_id, pools=self.pools,
+                        inherit_priority=inherit, history=self._history(policy, specs),
                         fail_fast=fail_fast, on_failure=on_failure, keyer=results.key,
                         fns=results.fns,
                         restore=results.restorer(known, rerun_idx, store.saved_result))
@@ -331,6 +456,17 @@ class Flow:
             run._execute()
             run._raise_store_error()
         return run
+
+    def _history(self, policy: Any, specs: list) -> dict[str, float]:
+        """Median durations of the tasks without ``expected=``, for policies that
+        read them (``store/history.py``)."""
+        if not getattr(make_policy(policy), "needs_history", False):
+            return {}
+        wanted = {s.name: self._bases[s.name] for s in specs if s.expected is None}
+        if not wanted:
+            return {}
+        from .store.history import medians
+        return medians(self.store, self.name, wanted)
 
     def _resume_target(self, resume: bool | str) -> str | None:
         if resume is False or resume is None:
@@ -423,6 +559,12 @@ def env_workers() -> int | None:
                          "Fix or unset the environment variable (`nbflow run --workers N` "
                          "sets it).")
     return n
+
+
+def env_policy() -> str | None:
+    """The default policy from ``NBFLOW_POLICY``, or None when it is unset (checked
+    with the run's other options, so a bad name fails the run that uses it)."""
+    return os.environ.get("NBFLOW_POLICY", "").strip() or None
 
 
 def _thread_options(kind: Any) -> dict[str, Any]:

@@ -30,6 +30,7 @@ import time
 from contextlib import closing
 from typing import Any, TextIO
 
+from .core.policies import POLICIES
 from .core.replay import TERMINAL
 from .errors import NbflowError
 
@@ -333,6 +334,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         env = {**os.environ, "NBFLOW_STORE": store.url, "JPY_SESSION_NAME": path}
         if args.workers is not None:
             env["NBFLOW_WORKERS"] = str(args.workers)
+        if args.policy is not None:
+            env["NBFLOW_POLICY"] = args.policy
         print(f"nbflow: running {args.notebook} in a fresh kernel; state in {store.label}",
               flush=True)
         job = NotebookJob(nb, folder, env, args.timeout)
@@ -426,22 +429,47 @@ def cmd_status(args: argparse.Namespace) -> int:
     with closing(open_store(args.store, must_exist=True)) as store:
         run = find_run(store, args.run_id)
         tasks = store.tasks(run["id"])
+        params = json.loads(run["params"] or "{}")
+        missed = missed_deadlines(store.events(run["id"])) if params.pop("deadlines", False) \
+            else []
     failed = failure_report(run, tasks)
-    params = json.loads(run["params"] or "{}")
+    groups = params.pop("groups", {})
     finished = run["finished"]
     took = f"took {duration(finished - run['created'])}" if finished else "not finished"
     print(f"run {run['id']} of flow {clean(run['flow'])!r}: {run['state']}")
     print(f"created {clock(run['created'])}, {took}; "
           + " ".join(f"{k}={clean(v)}" for k, v in params.items()))
+    if args.by == "group":
+        print(groups_table(tasks, groups))
+        return 0
     rows = [[clean(t["name"], one_line=True, limit=40), t["state"], str(t["level"]),
              str(t["attempt"]), clock(t["started"], "%H:%M:%S"),
              duration(t["finished"] - t["started"] if t["finished"] and t["started"] else None),
              clean(t["error"], one_line=True, limit=80)]
             for t in tasks]
     print(table(["task", "state", "level", "attempt", "started", "duration", "error"], rows))
+    if missed:
+        print("\n" + "\n".join(missed))
     if failed:
         print("\n" + "\n".join(failed))
     return 0
+
+
+def missed_deadlines(events: list[tuple]) -> list[str]:
+    """One line per task whose deadline passed before it ended (its noted event)."""
+    return [f"task {clean(ev[2], one_line=True, limit=60)!r} missed its deadline "
+            f"({clock(ev[7]['deadline'], '%H:%M:%S')}) while {ev[5]}"
+            for ev in events if ev[4] == ev[5] and ev[7] and "deadline" in ev[7]]
+
+
+def groups_table(tasks: list[dict[str, Any]], groups: dict[str, str]) -> str:
+    """``nbflow status --by group``: one line per group, its rolled-up state and counts."""
+    from .core.rollup import by_group
+    rows = by_group([groups.get(t["name"]) for t in tasks], [t["state"] for t in tasks])
+    return table(["group", "state", "tasks", "counts"],
+                 [[clean(r["group"], one_line=True, limit=60), r["state"], str(r["tasks"]),
+                   counts_text({k: v for k, v in r.items()
+                                if k not in ("group", "state", "tasks")})] for r in rows])
 
 
 # -- argument parsing --------------------------------------------------------------------------
@@ -478,6 +506,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("notebook", metavar="NOTEBOOK", help="the .ipynb file to execute")
     run.add_argument("--workers", type=_at_least_one, metavar="N",
                      help="default number of workers for the notebook's runs (NBFLOW_WORKERS)")
+    run.add_argument("--policy", choices=sorted(POLICIES), metavar="NAME",
+                     help="default scheduling policy for the notebook's runs (NBFLOW_POLICY): "
+                     + ", ".join(sorted(POLICIES)))
     run.add_argument("--store", metavar="URL", help=store_help.format("notebook's folder"))
     run.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                      help="fail a cell that runs longer than this (default: no limit)")
@@ -496,6 +527,8 @@ def parser() -> argparse.ArgumentParser:
                             "failed tasks.")
     status.add_argument("run_id", nargs="?", metavar="RUN_ID",
                         help="a run id or a unique prefix of one (default: the latest run)")
+    status.add_argument("--by", choices=["group"],
+                        help="one line per group (with --by group) instead of per task")
     status.add_argument("--store", metavar="URL", help=store_help.format("current folder"))
     status.set_defaults(handler=cmd_status)
     return p

@@ -6,16 +6,107 @@ it, with the task named, rather than when the run starts.
 
 from __future__ import annotations
 
+import math
 import numbers
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from .core.triggers import RULES
+
+
+class Option(NamedTuple):
+    """One per-task option: its default, how a value is checked, how ``%%task`` reads it.
+
+    ``check(value, fail)`` returns the normalised value or calls
+    ``fail(what it must be)``; ``flag(text)`` turns the ``%%task --NAME TEXT``
+    argument into a value (raising ValueError with the reason).
+    """
+
+    name: str
+    default: Any
+    check: Callable[[Any, Callable[[str], Exception]], Any]
+    flag: Callable[[str], Any]
+    metavar: str
+    help: str
+
+
+def _expected(v: Any, fail) -> Any:
+    if v is not None and not (_number(v) and math.isfinite(v)):
+        raise fail("a number of seconds >= 0, or None")
+    return v
+
+
+def _deadline(v: Any, fail) -> Any:
+    if v is None or isinstance(v, datetime):
+        return v
+    if not (_number(v) and math.isfinite(v) and v > 0):
+        raise fail("seconds after the run starts (> 0) or a datetime")
+    return v
+
+
+def _resources(v: Any, fail) -> dict[str, int]:
+    want = "a dict of pool name to slots, e.g. {'db': 1}"
+    if not isinstance(v, dict):
+        raise fail(want)
+    for pool, n in v.items():
+        if not isinstance(pool, str) or not pool:
+            raise fail(want + " (pool names are non-empty strings)")
+        if not (_whole(n) and n >= 1):
+            raise fail(want + f" (slots are whole numbers >= 1; {pool!r} has {n!r})")
+    return dict(v)
+
+
+def check_group(v: Any, fail) -> Any:
+    """A group path: ``None`` or non-empty names joined by ``/``, printable."""
+    if v is None:
+        return v
+    if (not isinstance(v, str) or not all(part.strip() for part in v.split("/"))
+            or not v.isprintable()):
+        raise fail("a non-empty name, or names joined by '/' (e.g. 'extract/api'), "
+                   "of printable characters")
+    return v
+
+
+def _flag_resources(text: str) -> dict[str, int]:
+    out = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        pool, _, n = item.partition("=")
+        if not (n or "1").strip().isdigit():
+            raise ValueError(f"{item!r}: write POOL=SLOTS, e.g. db=1")
+        out[pool.strip()] = int(n or 1)
+    return out
+
+
+def _flag_deadline(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is neither seconds nor an ISO date and time") from None
+
+
+#: Scheduling options (``docs/scheduling.md``), one row each: the row drives the
+#: defaults, the validation, ``Flow.task``'s keywords and the ``%%task`` flags.
+SCHEDULING = (
+    Option("expected", None, _expected, float, "S",
+           "seconds the task usually takes (sjf, edf and critical_path read it)"),
+    Option("deadline", None, _deadline, _flag_deadline, "S|ISO",
+           "seconds after the run starts, or a date and time, by which it should end"),
+    Option("resources", {}, _resources, _flag_resources, "POOL=N,...",
+           "slots of resource pools the task holds while it runs"),
+    Option("group", None, check_group, str, "PATH",
+           "the group it belongs to, for roll-ups: 'extract' or 'extract/api'"),
+)
 
 # Options a Flow can set for all its tasks; a task's own value wins.
 FLOW_DEFAULTS = {"retries": 0, "retry_delay": 0.0, "backoff": 1.0, "max_delay": None,
                  "jitter": 0.0, "retry_on": (Exception,), "timeout": None}
 TASK_ONLY = {"priority": 0, "tags": (), "trigger": "all_success", "run_if": None,
-             "compensate": None, "cache": False}
+             "compensate": None, "cache": False,
+             **{o.name: o.default for o in SCHEDULING}, "phase": None}
 OPTIONS = tuple(FLOW_DEFAULTS) + tuple(TASK_ONLY)
 
 
@@ -74,6 +165,10 @@ def validate(opts: dict[str, Any], who: str) -> dict[str, Any]:
         opts["tags"] = tags
     if "cache" in opts:
         opts["cache"] = bool(opts["cache"])
+    for option in SCHEDULING:
+        if option.name in opts:
+            opts[option.name] = option.check(opts[option.name],
+                                             lambda want, key=option.name: bad(key, want))
     return opts
 
 

@@ -100,14 +100,20 @@ MODES = ("eager", "levels")
 ON_FAILURE = (None, "compensate")
 
 
-def check_options(mode: str, on_failure: str | None, policy: Any) -> None:
-    """Raise ValueError for a run option the engine does not know (before anything is
-    recorded: ``Flow.run`` calls it before it writes the run)."""
+def check_options(mode: str, on_failure: str | None, policy: Any,
+                  specs: Sequence[TaskSpec] = ()) -> None:
+    """Raise ValueError (TypeError for a policy of the wrong type) for a run option
+    the engine does not know, or one these ``specs`` cannot run with (before
+    anything is recorded: ``Flow.run`` calls it before it writes the run)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose 'eager' or 'levels'")
     if on_failure not in ON_FAILURE:
         raise ValueError(f"unknown on_failure {on_failure!r}; use None or 'compensate'")
     make_policy(policy)
+    if mode == "levels" and any(s.phase is not None for s in specs):
+        raise ValueError("mode='levels' cannot run phases: levels ignore them and would "
+                         "wait on each other. Use mode='eager' (each phase already waits "
+                         "for the one before it)")
 
 
 class Engine(RunState):
@@ -155,7 +161,7 @@ class Engine(RunState):
                  seed: int | None = None, fns: Sequence[Callable[..., Any]] | None = None,
                  pools: dict[str, int] | None = None, inherit_priority: bool = False,
                  history: dict[str, float] | None = None):
-        check_options(mode, on_failure, policy)
+        check_options(mode, on_failure, policy, specs)
         n = len(graph)
         RunState.__init__(self, [len(p) for p in graph.preds])
         self.graph, self.specs, self.executor = graph, specs, executor
@@ -176,10 +182,6 @@ class Engine(RunState):
         self._succs = graph.succs
         self.phases = None
         if any(s.phase is not None for s in specs):
-            if mode == "levels":
-                raise ValueError("mode='levels' cannot run phases: levels ignore them and "
-                                 "would wait on each other. Use mode='eager' (each phase "
-                                 "already waits for the one before it)")
             self.phases = Phases(specs, graph.index)
             for i in range(n):
                 self.remaining[i] += self.phases.waits(i)
@@ -487,6 +489,7 @@ class Engine(RunState):
                 if blob is not None:   # stored in the row of the event _move makes
                     self._values[self._seq] = blob
             self.results[i] = value
+            self.took[i] = out.finished - out.started
             self._move(i, T.SUCCEED, detail)
         elif isinstance(out.error, SkipTask):
             self._move(i, T.SKIP, Detail(reason=str(out.error), worker=out.worker))

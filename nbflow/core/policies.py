@@ -19,7 +19,8 @@ order; see ``scheduler.py``).  Policies are configuration: one object may serve
 many runs.
 
 Adding a policy with a fixed key per task is one subclass of :class:`Keyed`
-with a ``keys(run)`` method (smaller first).
+with a ``keys(run)`` method (smaller first).  A policy that reads expected
+durations sets ``needs_history = True``, so the run loads them from the store.
 
 Ties always break by ready order (first ready, first started), so a policy
 whose keys are all equal is exactly fifo, and all of them are deterministic:
@@ -205,6 +206,7 @@ class ShortestJobFirst(Keyed):
     """Shortest expected duration first (``RunInfo.expected``)."""
 
     name = "sjf"
+    needs_history = True   # RunInfo.expected from the store, for tasks without expected=
 
     def keys(self, run: RunInfo) -> list[Any]:
         return run.expected
@@ -219,6 +221,7 @@ class EarliestDeadlineFirst(Keyed):
     """
 
     name = "edf"
+    needs_history = True   # RunInfo.expected from the store, for tasks without expected=
 
     def keys(self, run: RunInfo) -> list[Any]:
         exp, succs = run.expected, run.graph.succs
@@ -237,6 +240,7 @@ class CriticalPath(Keyed):
     among the tasks waiting on it (HEFT's rank), computed once per run."""
 
     name = "critical_path"
+    needs_history = True   # RunInfo.expected from the store, for tasks without expected=
 
     def keys(self, run: RunInfo) -> list[Any]:
         exp, succs = run.expected, run.graph.succs
@@ -267,6 +271,7 @@ class AgingQueue:
         self._capped: list[tuple] = []    # (seq, i)
         self._fixed: list[tuple] = []     # (-p, seq, i): p >= cap
         self._live: set[int] = set()      # seqs still queued
+        self._at_cap: set[int] = set()    # seqs moved from _aging to _capped
         self._n = 0
 
     def push(self, i: int) -> None:
@@ -286,12 +291,15 @@ class AgingQueue:
         while self._reach and self._reach[0][0] <= now:
             _, k, i = heapq.heappop(self._reach)
             if k in live:
+                self._at_cap.add(k)
                 heapq.heappush(self._capped, (k, i))
+        at_cap = self._at_cap
         found: list[tuple[tuple, list[tuple]]] = []
         for heap, rank in ((self._aging, lambda e: (e[0] - self._rate * now, e[1])),
                            (self._capped, lambda e: (-self._cap, e[0])),
                            (self._fixed, lambda e: (e[0], e[1]))):
-            while heap and heap[0][-2] not in live:
+            while heap and (heap[0][-2] not in live
+                            or (heap is self._aging and heap[0][-2] in at_cap)):
                 heapq.heappop(heap)
             if heap:
                 found.append((rank(heap[0]), heap))
@@ -301,6 +309,7 @@ class AgingQueue:
         _, heap = self._best_heap()
         entry = heapq.heappop(heap)
         self._live.discard(entry[-2])
+        self._at_cap.discard(entry[-2])
         self._n -= 1
         return entry[-1]
 
@@ -382,5 +391,5 @@ def make_policy(policy: Any):
 
 
 def policy_name(policy: Any) -> str:
-    """How a run records its policy: the name, or the object's repr."""
-    return policy if isinstance(policy, str) else getattr(policy, "name", "") or repr(policy)
+    """How a run records its policy: the name, or the object's repr (its parameters)."""
+    return policy if isinstance(policy, str) else repr(policy)

@@ -13,6 +13,7 @@ nskipped   dependencies that ended skipped
 attempt    the current attempt number (0 before the first start)
 results    the return value of the succeeded attempt
 keys       the result key (code + inputs), when the run keys results
+took       seconds the succeeded attempt ran (the worker's clock), None if none did
 
 Per run:
 
@@ -50,6 +51,7 @@ class RunState:
         self.attempt = [0] * n
         self.results: list[Any] = [None] * n
         self.keys: list[str | None] = [None] * n
+        self.took: list[float | None] = [None] * n
         self.errors: dict[int, BaseException] = {}
         self.running: dict[tuple[int, int], TaskContext] = {}
         self.abandoned: set[tuple[int, int]] = set()
@@ -59,7 +61,7 @@ class RunState:
         self.cancelled: str | None = None
 
     FIELDS = ("state", "remaining", "nfailed", "nskipped", "attempt", "results", "keys",
-              "errors", "running", "abandoned", "_ahead", "timers", "unfinished", "cancelled")
+              "took", "errors", "running", "abandoned", "_ahead", "timers", "unfinished", "cancelled")
 
     def record(self) -> dict[str, Any]:
         """The whole run state as a dict of copies (for tests that compare it whole)."""

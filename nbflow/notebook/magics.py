@@ -30,6 +30,8 @@ from IPython.display import display
 
 from ..api import Flow, Run
 from ..core.engine import MODES
+from ..core.policies import POLICIES
+from ..options import SCHEDULING
 from ..errors import NbflowError
 from .context import current_cell_id
 
@@ -78,9 +80,21 @@ def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
+def _flag(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from an option row's ``flag`` (its ValueError is the reason)."""
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
+
+
 def _task_parser() -> _Parser:
     p = _Parser("%%task", usage="%(prog)s NAME [--after A,B] [--retries N] [--retry-delay S] "
-                "[--timeout S] [--priority P] [--tags a,b]")
+                "[--timeout S] [--priority P] [--tags a,b] "
+                + " ".join(f"[--{o.name} {o.metavar}]" for o in SCHEDULING))
     p.add_argument("name", metavar="NAME")
     p.add_argument("--after", type=_names, default=None)
     p.add_argument("--retries", type=_number(int, low=0), default=None)
@@ -88,6 +102,9 @@ def _task_parser() -> _Parser:
     p.add_argument("--timeout", type=_number(float, low=0, strict=True), default=None)
     p.add_argument("--priority", type=int, default=0)
     p.add_argument("--tags", type=_names, default=[])
+    for option in SCHEDULING:
+        p.add_argument(f"--{option.name}", type=_flag(option.flag), default=None,
+                       metavar=option.metavar, help=option.help)
     return p
 
 
@@ -167,7 +184,8 @@ class FlowMagics(Magics):
         """Declare this cell as a task of the flow; it does not run it.
 
         Usage: ``%%task NAME [--after A,B] [--retries N] [--retry-delay S]
-        [--timeout S] [--priority P] [--tags a,b]``
+        [--timeout S] [--priority P] [--tags a,b] [--expected S] [--deadline S|ISO]
+        [--resources POOL=N,...] [--group PATH]``
 
         Without ``--after`` the task depends on the task cells that assign the
         names this cell reads (``--after ""`` turns that off).  When the flow
@@ -183,7 +201,8 @@ class FlowMagics(Magics):
             self.flow.cell_task(args.name, source, self.shell.user_ns, after=args.after,
                                 retries=args.retries, retry_delay=args.retry_delay,
                                 timeout=args.timeout, priority=args.priority, tags=args.tags,
-                                cell_id=current_cell_id())
+                                cell_id=current_cell_id(),
+                                **{o.name: getattr(args, o.name) for o in SCHEDULING})
         except NbflowError as e:
             _briefly(e)
             raise
@@ -194,9 +213,9 @@ class FlowMagics(Magics):
     def flow_magic(self, line: str) -> None:
         """Drive the flow of the ``%%task`` cells.
 
-        ``%flow run [--workers N] [--mode eager|levels] [--resume [RUN_ID]] [--fail-fast]``
+        ``%flow run [--workers N] [--mode eager|levels] [--policy NAME] [--resume [RUN_ID]] [--fail-fast]``
             run every task, show the run
-        ``%flow status``   the task table of the last run
+        ``%flow status [--by group]``   the task table of the last run (or its groups)
         ``%flow levels``   the tasks level by level (what can run together)
         ``%flow graph``    draw the DAG
         ``%flow reset``    forget every task of the flow (runs stay in the store)
@@ -221,17 +240,19 @@ class FlowMagics(Magics):
 @subcommand("run", "run every task and show the run",
             arg("--workers", type=_number(int, low=1), metavar="N", default=None),
             arg("--mode", choices=MODES, default="eager"),
+            arg("--policy", choices=sorted(POLICIES), default=None),
             arg("--resume", nargs="?", const=True, default=None, metavar="RUN_ID"),
             arg("--fail-fast", action="store_true"))
 def _run(m: FlowMagics, args: argparse.Namespace) -> None:
     m.last_run = m.flow.run(workers=args.workers, mode=args.mode, resume=args.resume or False,
-                            fail_fast=args.fail_fast)
+                            fail_fast=args.fail_fast, policy=args.policy)
     display(m.last_run)
 
 
-@subcommand("status", "the task table of the last run")
+@subcommand("status", "the task table of the last run",
+            arg("--by", choices=["group"], default=None))
 def _status(m: FlowMagics, args: argparse.Namespace) -> None:
-    display(_require_run(m).status())
+    display(_require_run(m).status(by=args.by))
 
 
 @subcommand("levels", "the tasks level by level")
