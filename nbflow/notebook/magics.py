@@ -80,14 +80,19 @@ def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
-def _flag(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argparse type from an option row's ``flag`` (its ValueError is the reason)."""
+def _flag(option) -> Callable[[str], Any]:
+    """An argparse type from an option row: its ``flag`` parses the text (a
+    ValueError is the reason), its ``check`` validates the value."""
+    def fail(want: str) -> argparse.ArgumentTypeError:
+        return argparse.ArgumentTypeError(f"must be {want}")
+
     def convert(text: str) -> Any:
         try:
-            return parse(text)
+            value = option.flag(text)
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
-    convert.__name__ = getattr(parse, "__name__", "value")
+        return option.check(value, fail)
+    convert.__name__ = option.name
     return convert
 
 
@@ -103,7 +108,7 @@ def _task_parser() -> _Parser:
     p.add_argument("--priority", type=int, default=0)
     p.add_argument("--tags", type=_names, default=[])
     for option in SCHEDULING:
-        p.add_argument(f"--{option.name}", type=_flag(option.flag), default=None,
+        p.add_argument(f"--{option.name}", type=_flag(option), default=None,
                        metavar=option.metavar, help=option.help)
     return p
 

@@ -168,7 +168,8 @@ def test_the_kernel_runs_this_virtualenvs_python(shared_kernel):
 
 
 USAGE_TASK = r"Usage: %%task NAME \[--after A,B\] \[--retries N\] \[--retry-delay S\] " \
-             r"\[--timeout S\] \[--priority P\] \[--tags a,b\]$"
+             r"\[--timeout S\] \[--priority P\] \[--tags a,b\] \[--expected S\] " \
+             r"\[--deadline S\|ISO\] \[--resources POOL=N,\.\.\.\] \[--group PATH\]$"
 
 
 @pytest.mark.parametrize("code, message", [
@@ -186,8 +187,14 @@ USAGE_TASK = r"Usage: %%task NAME \[--after A,B\] \[--retries N\] \[--retry-dela
      r"graph .*; reset .*; use \(make the magics use the Flow in a variable\)"),
     ("%flow fly", r"%flow has no subcommand 'fly'\. Usage: %flow SUBCOMMAND"),
     ("%flow run --workers 0", r"argument --workers: must be at least 1, got 0\. "
-     r"Usage: %flow run \[--workers N\] \[--mode \{eager,levels\}\] \[--resume \[RUN_ID\]\] "
-     r"\[--fail-fast\]$"),
+     r"Usage: %flow run \[--workers N\] \[--mode \{eager,levels\}\] \[--policy "
+     r"\{aging,critical_path,edf,fifo,priority,sjf\}\] \[--resume \[RUN_ID\]\] \[--fail-fast\]$"),
+    ("%flow run --policy lifo", r"argument --policy: invalid choice: 'lifo'"),
+    ("%%task x --resources db=lots\nx = 1", r"argument --resources: 'db=lots': write "
+     r"POOL=SLOTS, e\.g\. db=1\. Usage: %%task NAME"),
+    ("%%task x --group a//b\nx = 1", r"argument --group: must be a non-empty name, or names "
+     r"joined by '/' \(e\.g\. 'extract/api'\), of printable characters\. Usage: %%task"),
+    ("%%task x --expected -2\nx = 1", r"argument --expected: must be a number of seconds >= 0"),
     ("%flow run --mode sideways", r"argument --mode: invalid choice: 'sideways'"),
     ("%flow levels extra", r"unrecognized arguments: extra\. Usage: %flow levels$"),
     ("%flow status", r"no run yet in this kernel; start one with %flow run$"),
@@ -213,3 +220,20 @@ def test_flow_run_resume_runs_again_only_what_did_not_succeed(kernel: KernelSess
     assert "succeeded: 2" in html
     assert kernel.value("calls") == ["first", "second", "second"]
     assert kernel.value("b") == 2
+
+
+def test_scheduling_options_policy_and_status_by_group(kernel: KernelSession):
+    kernel.ok("from nbflow.notebook.magics import current_flow, last_run\n"
+              "current_flow().pool('db', slots=1)")
+    kernel.ok("%%task load --resources db=1 --group etl/load --expected 2 --deadline 3600\n"
+              "loaded = 1")
+    kernel.ok("%%task report --group etl\nout = loaded + 1")
+    kernel.ok("%flow run --policy sjf")
+    assert kernel.value("last_run().state") == "succeeded"
+    assert kernel.value("[(s.resources, s.group, s.expected, s.deadline) "
+                        "for s in current_flow().build()[1]]") == [
+        ({"db": 1}, "etl/load", 2.0, 3600.0), ({}, "etl", None, None)]
+    params = kernel.value("last_run().store.run(last_run().id)['params']")
+    assert json.loads(params)["policy"] == "sjf"
+    [html] = kernel.ok("%flow status --by group").data("text/html")
+    assert "etl/load" in html and html.count("succeeded") >= 2
