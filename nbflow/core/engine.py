@@ -20,8 +20,9 @@ the policy's order, resource pools with reservation; phases are join points
 the engine counts as dependencies.
 
 A task's life: when its last dependency ends (or earlier, when an ending
-decides its rule), its trigger rule (``triggers.py``) runs, skips or fails it.  To run, it first asks ``restore``
-whether a stored result with its key exists (resume, caching); if so it is
+decides its rule), its trigger rule (``triggers.py``) runs, skips or fails
+it.  To run, it first asks ``restore`` whether a stored result with its key
+exists (resume, caching); if so it is
 ``succeeded`` at once with ``cached`` in the event detail.  Otherwise it is
 ``ready``, a free worker starts it, and its outcome ends it, or retries it
 after a back-off while it has retries left and the error is one it retries on.
@@ -37,12 +38,10 @@ never fails the run.
 
 from __future__ import annotations
 
-import functools
 import heapq
 import queue
 import random
 import threading
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -54,16 +53,15 @@ from .graph import Graph
 from .policies import RunInfo, make_policy
 from .retry import backoff_delay
 from .runstate import RunState
+from .saga import COMPENSATION, Saga
 from .scheduler import Phases, Scheduler
+from .sinks import Event, LogRecord, Sink, call_hook, publish
 from .spec import TaskSpec
 from .states import TERMINAL, State, Trigger, transition
 from .triggers import EARLY_ON_SUCCESS, RUN, SKIP, decide
 from .worker import Outcome, RunIf, Saved, TaskContext
 
 S, T = State, Trigger
-Event = tuple  # (run_id, seq, task, attempt, from_state, to_state, at, detail): events.py
-LogRecord = tuple  # (task, attempt, stdout, stderr)
-COMPENSATION = -1  # the attempt number in the token of a compensation call
 
 
 class Executor(Protocol):
@@ -76,19 +74,6 @@ class Executor(Protocol):
                ctx: TaskContext) -> None: ...
     def cancel(self, token: tuple[int, int]) -> None: ...
     def shutdown(self) -> None: ...
-
-
-class Sink(Protocol):
-    """Receives a run's batches on the engine thread: return fast, never block.
-
-    Optional hooks: ``snapshot(rows)`` when added to a running engine,
-    ``values({seq: pickle})`` just before the ``events`` batch holding those
-    success events (the results the run's wrappers pickled, to be stored with
-    their events), and ``finish(cancel_reason_or_None)`` once when the run ends.
-    """
-
-    def events(self, batch: list[Event]) -> None: ...
-    def logs(self, batch: list[LogRecord]) -> None: ...
 
 
 class TaskTimeout(TimeoutError):
@@ -116,7 +101,7 @@ def check_options(mode: str, on_failure: str | None, policy: Any,
                          "for the one before it)")
 
 
-class Engine(RunState):
+class Engine(RunState, Saga):
     """Runs ``specs`` (already validated into ``graph``) on ``executor``.
 
     Parameters
@@ -225,11 +210,11 @@ class Engine(RunState):
                 self.inbox.put((None, ("add_sink", sink)))
                 return
         self._send_snapshot(sink)
-        _call(sink, "finish", self.cancelled)
+        call_hook(sink, "finish", self.cancelled)
 
     def _send_snapshot(self, sink: Sink) -> None:
         rows = [(n, s._value_, a) for n, s, a in zip(self._names, self.state, self.attempt)]
-        _call(sink, "snapshot", rows)
+        call_hook(sink, "snapshot", rows)
 
     # -- the loop ----------------------------------------------------------------
     def run(self) -> None:
@@ -268,7 +253,7 @@ class Engine(RunState):
             # state; other late messages (an outcome abandoned at the end) are moot.
             self._queued_sinks()
             for sink in self.sinks:
-                _call(sink, "finish", self.cancelled)
+                call_hook(sink, "finish", self.cancelled)
 
     def _loop(self) -> None:
         inbox, clock = self.inbox, self.clock
@@ -567,31 +552,6 @@ class Engine(RunState):
         self.abandoned.add(token)
         self.executor.cancel(token)
 
-    # -- compensation (saga) -----------------------------------------------------------
-    def _needs_compensation(self) -> bool:
-        return self.cancelled is not None or any(
-            s is S.FAILED or s is S.UPSTREAM_FAILED for s in self.state)
-
-    def _compensate(self) -> None:
-        # One at a time, reverse topological order (deepest level first, later
-        # declarations first within a level): each undo sees the world as its
-        # dependents' undos left it.
-        order = sorted((i for i, s in enumerate(self.state)
-                        if s is S.SUCCEEDED and self.specs[i].compensate is not None),
-                       key=lambda i: (self.graph.level[i], i), reverse=True)
-        for i in order:
-            self._move(i, T.COMPENSATE)
-            token = (i, COMPENSATION)
-            ctx = TaskContext(self._names[i], COMPENSATION, self.run_id)
-            self.running[token] = ctx
-            self.executor.submit(token, functools.partial(self.specs[i].compensate,
-                                                          self.results[i]), {}, ctx)
-            self._flush()
-            while token in self.running:
-                self._drain(self.clock.wait(self.inbox, self.timers[0][0] if self.timers else None))
-                self._fire_timers()
-            self._flush()
-
     def _compensated(self, i: int, out: Outcome) -> None:
         if out.ok:
             self._move(i, T.SUCCEED, Detail(worker=out.worker))
@@ -641,27 +601,7 @@ class Engine(RunState):
             self._publish("logs", logs)
 
     def _publish(self, method: str, batch: Any, optional: bool = False) -> None:
-        for sink in list(self.sinks):
-            try:
-                hook = getattr(sink, method, None) if optional else getattr(sink, method)
-                if hook is not None:
-                    hook(batch)
-            except Exception as exc:  # a broken dashboard must never fail a run
-                self.sinks.remove(sink)
-                warnings.warn(f"nbflow: dropped sink {sink!r} after it raised {exc!r}",
-                              RuntimeWarning, stacklevel=1)
-
-
-def _call(sink: Any, method: str, arg: Any) -> None:
-    """Call an optional sink hook; a failing hook is reported, never raised."""
-    fn = getattr(sink, method, None)
-    if fn is None:
-        return
-    try:
-        fn(arg)
-    except Exception as exc:
-        warnings.warn(f"nbflow: sink {sink!r} raised {exc!r} in {method}()", RuntimeWarning,
-                      stacklevel=1)
+        publish(self.sinks, method, batch, optional)
 
 
 def _summary(error: BaseException | None, text: str | None) -> str:

@@ -11,8 +11,9 @@ clock, the expected durations from the history, the deadlines, the priorities
 after inheritance).  It returns a factory of empty ready queues that share the
 run's ranking; the scheduler makes one queue, or one per combination of pools
 when the flow has pools, and compares their heads.  A :class:`ReadyQueue` has
-``push(i)``, ``pop() -> i`` (the best), ``peek() -> i`` (the best, left queued), ``head()`` (the rank of the best, a
-tuple, smaller is better, comparable between queues of one run at one instant)
+``push(i)``, ``pop() -> i`` (the best), ``peek() -> i`` (the best, left
+queued), ``head()`` (the rank of the best, a tuple, smaller is better,
+comparable between queues of one run at one instant)
 and ``final(i)``: True when no task that becomes ready later can rank above
 ``i`` (then queueing ``i`` ahead of a busy worker cannot break the policy's
 order; see ``scheduler.py``).  Policies are configuration: one object may serve
@@ -344,14 +345,14 @@ class Aging:
     name = "aging"
 
     def __init__(self, rate: float = 1.0, cap: float | None = None):
-        for what, value in (("rate", rate), ("cap", cap)):
+        for what, value, want in (("rate", rate, " >= 0 (priority points per second ready)"),
+                                  ("cap", cap, "")):
             if value is None and what == "cap":
                 continue
             if (not isinstance(value, numbers.Real) or isinstance(value, bool)
                     or not math.isfinite(value) or (what == "rate" and value < 0)):
-                raise ValueError(f"Aging: {what} must be a finite number"
-                                 f"{' >= 0 (priority points per second ready)' if what == 'rate' else ''}, "
-                                 f"got {value!r}; e.g. nbflow.policies.Aging(rate=1.0, cap=10)")
+                raise ValueError(f"Aging: {what} must be a finite number{want}, got {value!r}; "
+                                 "e.g. nbflow.policies.Aging(rate=1.0, cap=10)")
         self.rate, self.cap = float(rate), cap
 
     def prepare(self, run: RunInfo) -> Callable[[], AgingQueue]:

@@ -61,7 +61,8 @@ class RunState:
         self.cancelled: str | None = None
 
     FIELDS = ("state", "remaining", "nfailed", "nskipped", "attempt", "results", "keys",
-              "took", "errors", "running", "abandoned", "_ahead", "timers", "unfinished", "cancelled")
+              "took", "errors", "running", "abandoned", "_ahead", "timers", "unfinished",
+              "cancelled")
 
     def record(self) -> dict[str, Any]:
         """The whole run state as a dict of copies (for tests that compare it whole)."""

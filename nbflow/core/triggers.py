@@ -12,24 +12,30 @@ taken early, the verdict is the same whatever order the dependencies end in.
 ``always`` does not wait for its dependencies at all (it still waits for its
 phase, ``scheduler.Phases``).  A task with no dependencies runs whatever its rule.
 
-============================  ======================================  ==================  ==============================
-rule                          runs when                               decided early       otherwise
-============================  ======================================  ==================  ==============================
-all_success                   every dependency succeeded              at a failure        upstream_failed if one failed,
-                                                                                          else skipped
-all_failed                    every dependency failed                 at a success/skip   skipped
-all_done                      every dependency ended                  -                   -
-all_skipped                   every dependency was skipped            at a success/fail   skipped
-one_success                   at least one succeeded                  at a success        upstream_failed if one failed,
-                                                                                          else skipped
-one_failed                    at least one failed                     at a failure        skipped
-one_done                      at least one succeeded or failed        at either           skipped
-none_failed                   none failed (skips are fine)            at a failure        upstream_failed
-none_failed_min_one_success   none failed and at least one succeeded  at a failure        upstream_failed if one failed,
-                                                                                          else skipped
-none_skipped                  none was skipped                        at a skip           skipped
-always                        at once, without waiting                -                   -
-============================  ======================================  ==================  ==============================
+===========================  ============================  ================  ===============
+rule                         runs when                     decided early     otherwise
+===========================  ============================  ================  ===============
+all_success                  every dependency succeeded    at a failure      upstream_failed
+                                                                             if one failed,
+                                                                             else skipped
+all_failed                   every dependency failed       at a success or   skipped
+                                                           a skip
+all_done                     every dependency ended        -                 -
+all_skipped                  every dependency was skipped  at a success or   skipped
+                                                           a failure
+one_success                  at least one succeeded        at a success      upstream_failed
+                                                                             if one failed,
+                                                                             else skipped
+one_failed                   at least one failed           at a failure      skipped
+one_done                     at least one succeeded or     at either         skipped
+                             failed
+none_failed                  none failed (skips are fine)  at a failure      upstream_failed
+none_failed_min_one_success  none failed and at least one  at a failure      upstream_failed
+                             succeeded                                       if one failed,
+                                                                             else skipped
+none_skipped                 none was skipped              at a skip         skipped
+always                       at once, without waiting      -                 -
+===========================  ============================  ================  ===============
 
 So with the default rule a skip propagates as a skip and a failure as
 ``upstream_failed`` down the graph, until a task with another rule.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from nbflow.core.events import AT, TASK, TO
+from nbflow.errors import SkipTask
 
 def peak_use(rec, specs, pool: str) -> int:
     """The most slots of ``pool`` held at once, from the events (a running attempt
