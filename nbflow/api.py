@@ -68,6 +68,7 @@ class Flow:
         self.defaults = validate(dict(defaults), f"Flow {name!r}")
         self.pools: dict[str, int] = {}
         self._scope: list[tuple[str, str]] = []   # ("group" | "phase", name), outermost first
+        self._history = None
         self._store_arg = store
         self._store = None
         self._decls: dict[str, Declaration] = {}
@@ -434,7 +435,7 @@ class Flow:
         engine = Engine(graph, specs, ex, sinks=[store.sink(run_id), *filter(None, [cached]),
                                                  *sinks],
                         mode=mode, policy=policy, run_id=run_id, pools=self.pools,
-                        inherit_priority=inherit, history=self._history(policy, specs),
+                        inherit_priority=inherit, history=self._expected_durations(policy, specs),
                         fail_fast=fail_fast, on_failure=on_failure, keyer=results.key,
                         fns=results.fns,
                         restore=results.restorer(known, rerun_idx, store.saved_result))
@@ -457,16 +458,23 @@ class Flow:
             run._raise_store_error()
         return run
 
-    def _history(self, policy: Any, specs: list) -> dict[str, float]:
+    def _expected_durations(self, policy: Any, specs: list) -> dict[str, float]:
         """Median durations of the tasks without ``expected=``, for policies that
         read them (``store/history.py``)."""
         if not getattr(make_policy(policy), "needs_history", False):
             return {}
-        wanted = {s.name: self._bases[s.name] for s in specs if s.expected is None}
-        if not wanted:
-            return {}
-        from .store.history import medians
-        return medians(self.store, self.name, wanted)
+        from .store.history import CODE
+        bases = self._bases
+        wanted = {s.name: bases[s.name][:CODE] for s in specs if s.expected is None}
+        return self.history.medians(wanted) if wanted else {}
+
+    @property
+    def history(self):
+        """Durations of this flow's tasks in its store (``store/history.py``)."""
+        if self._history is None:
+            from .store.history import History
+            self._history = History(self.store, self.name)
+        return self._history
 
     def _resume_target(self, resume: bool | str) -> str | None:
         if resume is False or resume is None:

@@ -57,12 +57,12 @@ class Run:
     def _record_durations(self) -> None:
         # The history the duration-ranking policies read (store/history.py); losing
         # it only makes them guess, so a refusal is a warning, never the run's error.
+        from .store.history import CODE
         e, bases = self._engine, self.flow._bases
-        rows = [(name, bases[name], took) for name, took in zip(e.graph.names, e.took)
+        rows = [(name, bases[name][:CODE], took) for name, took in zip(e.graph.names, e.took)
                 if took is not None and name in bases]
         try:
-            from .store.history import record
-            record(self.store, self.flow.name, self.id, rows)
+            self.flow.history.record(self.id, rows)
         except Exception as exc:
             warnings.warn(f"nbflow: run {self.id}: task durations not recorded ({exc}); "
                           "sjf, edf and critical_path will use older ones or guesses",
@@ -200,7 +200,7 @@ class Run:
     def status(self, by: str | None = None):
         """A pandas DataFrame, one row per task: state, level, attempt, times, error,
         and how it was scheduled: group, pool slots, the expected duration the
-        policy used, and ``late`` (seconds past its deadline, NaN if none or met).
+        policy used (NaN for a policy that reads none), and ``late`` (seconds past its deadline, NaN if none or met).
 
         ``by="group"``: one row per group instead, with the count of tasks per
         state and the rolled-up state (``core/rollup.py`` has the rule).
@@ -230,7 +230,9 @@ class Run:
         df["cached"] = df["task"].isin(self.store.restored_tasks(self.id))
         df["group"] = [s.group for s in specs]
         df["resources"] = [",".join(f"{p}={n}" for p, n in s.resources.items()) for s in specs]
-        df["expected"] = info.expected
+        # What the policy read; NaN where it reads no durations (fifo, priority, aging).
+        reads = getattr(self._engine.ready.policy, "needs_history", False)
+        df["expected"] = info.expected if reads else float("nan")
         df["late"] = late
         return df
 

@@ -43,6 +43,7 @@ import queue
 import random
 import threading
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any, Protocol
 
 from ..errors import SkipTask, TaskCancelled
@@ -95,7 +96,7 @@ def check_options(mode: str, on_failure: str | None, policy: Any,
     if on_failure not in ON_FAILURE:
         raise ValueError(f"unknown on_failure {on_failure!r}; use None or 'compensate'")
     make_policy(policy)
-    if mode == "levels" and any(s.phase is not None for s in specs):
+    if mode == "levels" and any(map(attrgetter("phase"), specs)):
         raise ValueError("mode='levels' cannot run phases: levels ignore them and would "
                          "wait on each other. Use mode='eager' (each phase already waits "
                          "for the one before it)")
@@ -166,11 +167,11 @@ class Engine(RunState, Saga):
         self._early = [s.trigger in EARLY_ON_SUCCESS for s in specs]
         self._succs = graph.succs
         self.phases = None
-        if any(s.phase is not None for s in specs):
+        if any(map(attrgetter("phase"), specs)):
             self.phases = Phases(specs, graph.index)
             for i in range(n):
                 self.remaining[i] += self.phases.waits(i)
-        if any(s.trigger == "always" for s in specs):
+        if "always" in map(attrgetter("trigger"), specs):
             # ``always`` waits for its phase only: its dependencies' endings skip it.
             self._succs = [[s for s in succ if specs[s].trigger != "always"]
                            for succ in graph.succs]
@@ -232,9 +233,10 @@ class Engine(RunState, Saga):
                 self.inbox.put(msg)
             # The roots, listed first: a restored root ends at once and readies
             # its dependents, which must not be started a second time here.
-            for i, due in enumerate(self.info.deadlines):
-                if due is not None:
-                    self._add_timer(due, "deadline", i, 0)
+            if any(s is not None for s in map(attrgetter("deadline"), self.specs)):
+                for i, due in enumerate(self.info.deadlines):
+                    if due is not None:
+                        self._add_timer(due, "deadline", i, 0)
             for i in [i for i, r in enumerate(self.remaining) if not r]:
                 self._deps_done(i)
             self._loop()

@@ -16,7 +16,7 @@ queued), ``head()`` (the rank of the best, a tuple, smaller is better,
 comparable between queues of one run at one instant)
 and ``final(i)``: True when no task that becomes ready later can rank above
 ``i`` (then queueing ``i`` ahead of a busy worker cannot break the policy's
-order; see ``scheduler.py``).  Policies are configuration: one object may serve
+order; see ``scheduler.py``; :class:`Future` answers it for fixed keys).  Policies are configuration: one object may serve
 many runs.
 
 Adding a policy with a fixed key per task is one subclass of :class:`Keyed`
@@ -31,13 +31,13 @@ become ready in declaration order.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
 import numbers
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -57,9 +57,9 @@ class ReadyQueue(Protocol):
     def __len__(self) -> int: ...
 
 
-@dataclass
 class RunInfo:
-    """What a policy may read about a run, computed once when the run starts.
+    """What a policy may read about a run, each part computed on first use (a
+    fifo run reads none of it) and then kept for the run.
 
     ``expected[i]``: the task's ``expected=``, else the median of its last
     succeeded durations in ``history`` (same flow, task and code), else
@@ -68,35 +68,37 @@ class RunInfo:
     priority, raised to that of any task waiting on it when ``inherit_priority``.
     """
 
-    graph: Graph
-    specs: Sequence[TaskSpec]
-    clock: Any
-    history: Mapping[str, float] = field(default_factory=dict)
-    inherit_priority: bool = False
-    start: float = 0.0
-    expected: list[float] = field(init=False)
-    source: list[str] = field(init=False)
-    deadlines: list[float | None] = field(init=False)
-    priorities: list[int] = field(init=False)
+    def __init__(self, graph: Graph, specs: Sequence[TaskSpec], clock: Any,
+                 history: Mapping[str, float] | None = None, inherit_priority: bool = False):
+        self.graph, self.specs, self.clock = graph, specs, clock
+        self.history = history or {}
+        self.inherit_priority = inherit_priority
+        self.start = clock.now()
 
-    def __post_init__(self) -> None:
-        self.start = self.clock.now()
-        history, self.expected, self.source = self.history, [], []
-        for s in self.specs:
-            if s.expected is not None:
-                self.expected.append(float(s.expected))
-                self.source.append("declared")
-            elif s.name in history:
-                self.expected.append(float(history[s.name]))
-                self.source.append("history")
-            else:
-                self.expected.append(DEFAULT_EXPECTED)
-                self.source.append("default")
-        self.deadlines = [None if s.deadline is None else absolute(s.deadline, self.start)
-                          for s in self.specs]
-        self.priorities = [s.priority for s in self.specs]
-        if self.inherit_priority:
-            self.priorities = inherited(self.priorities, self.graph)
+    @functools.cached_property
+    def expected(self) -> list[float]:
+        return [e for e, _ in self._expected]
+
+    @functools.cached_property
+    def source(self) -> list[str]:
+        return [s for _, s in self._expected]
+
+    @functools.cached_property
+    def _expected(self) -> list[tuple[float, str]]:
+        history = self.history
+        return [(float(s.expected), "declared") if s.expected is not None
+                else (float(history[s.name]), "history") if s.name in history
+                else (DEFAULT_EXPECTED, "default") for s in self.specs]
+
+    @functools.cached_property
+    def deadlines(self) -> list[float | None]:
+        return [None if s.deadline is None else absolute(s.deadline, self.start)
+                for s in self.specs]
+
+    @functools.cached_property
+    def priorities(self) -> list[int]:
+        own = [s.priority for s in self.specs]
+        return inherited(own, self.graph) if self.inherit_priority else own
 
 
 def inherited(priorities: Sequence[int], graph: Graph) -> list[int]:
@@ -151,14 +153,50 @@ class Fifo:
         return lambda: FifoQueue(order, seq)
 
 
+class Future:
+    """The keys of the tasks that may still become ready: not queued yet, or
+    queued but with retries (a retry comes back).  ``best()`` is the smallest.
+
+    Queues mark what they push in ``queued`` (a bytearray: no call on the hot
+    path); the sorted keys are built the first time ``best`` is asked.
+    """
+
+    def __init__(self, keys: Sequence[Any], specs: Sequence[TaskSpec]):
+        self.keys, self._specs = keys, specs
+        self.queued = bytearray(len(keys))
+        self._order: list[tuple] | None = None
+        self._next = 0
+
+    def best(self) -> Any:
+        """The smallest key of a task that may still become ready, or None."""
+        if self._order is None:
+            self._order = sorted((k, i) for i, k in enumerate(self.keys))
+            self._retries = [s.retries for s in self._specs]
+        order, queued, retries = self._order, self.queued, self._retries
+        while self._next < len(order):
+            i = order[self._next][1]
+            if not queued[i] or retries[i]:
+                return order[self._next][0]
+            self._next += 1
+        return None
+
+    def final(self, i: int) -> bool:
+        """No task that becomes ready after ``i`` can rank above it."""
+        best = self.best()
+        return best is None or self.keys[i] <= best
+
+
 class HeapQueue:
     """Smallest ``(key, ready order)`` first."""
 
-    def __init__(self, keys: Sequence[Any], best: Any, seq: Iterator[int]):
+    def __init__(self, keys: Sequence[Any], future: Future, seq: Iterator[int]):
         self._heap: list[tuple] = []
-        self._keys, self._best, self._seq = keys, best, seq
+        self._keys, self._seq = keys, seq
+        self._queued = future.queued
+        self.final = future.final
 
     def push(self, i: int) -> None:
+        self._queued[i] = 1
         heapq.heappush(self._heap, (self._keys[i], next(self._seq), i))
 
     def pop(self) -> int:
@@ -169,9 +207,6 @@ class HeapQueue:
 
     def peek(self) -> int:
         return self._heap[0][2]
-
-    def final(self, i: int) -> bool:
-        return self._keys[i] <= self._best
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -187,8 +222,8 @@ class Keyed:
 
     def prepare(self, run: RunInfo) -> Callable[[], HeapQueue]:
         keys = self.keys(run)
-        best, seq = min(keys, default=0), itertools.count()
-        return lambda: HeapQueue(keys, best, seq)
+        future, seq = Future(keys, run.specs), itertools.count()
+        return lambda: HeapQueue(keys, future, seq)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -253,6 +288,22 @@ class CriticalPath(Keyed):
         return [-r for r in rank]
 
 
+class AgingHeapQueue(HeapQueue):
+    """Aging without a cap: at one instant the order of ``priority + rate * (now -
+    ready_at)`` is that of the fixed key ``rate * ready_at - priority``, so it is
+    a plain heap whose key is made at push time (head ranks stay comparable
+    between queues: the ``rate * now`` they leave out is common to all)."""
+
+    def __init__(self, prio: Sequence[int], rate: float, clock: Any, future: Future,
+                 seq: Iterator[int]):
+        super().__init__(prio, future, seq)
+        self._rate, self._now = rate, clock.now
+
+    def push(self, i: int) -> None:
+        self._queued[i] = 1
+        heapq.heappush(self._heap, (self._rate * self._now() - self._keys[i], next(self._seq), i))
+
+
 class AgingQueue:
     """Highest ``priority + rate * seconds ready`` first, at most ``cap``.
 
@@ -264,9 +315,11 @@ class AgingQueue:
     """
 
     def __init__(self, prio: Sequence[int], rate: float, cap: float | None, clock: Any,
-                 best: int, seq: Iterator[int]):
+                 future: Future, seq: Iterator[int]):
         self._prio, self._rate, self._cap, self._now = prio, rate, cap, clock.now
-        self._best, self._seq = best, seq
+        self._seq = seq
+        self._queued = future.queued
+        self.final = future.final   # on -priority: the highest priority that may still come
         self._aging: list[tuple] = []     # (-(p - rate * ready_at), seq, i)
         self._reach: list[tuple] = []     # (time it reaches the cap, seq, i)
         self._capped: list[tuple] = []    # (seq, i)
@@ -277,6 +330,7 @@ class AgingQueue:
 
     def push(self, i: int) -> None:
         p, t, k = self._prio[i], self._now(), next(self._seq)
+        self._queued[i] = 1
         cap = self._cap
         self._n += 1
         self._live.add(k)
@@ -320,9 +374,6 @@ class AgingQueue:
     def peek(self) -> int:
         return self._best_heap()[1][0][-1]
 
-    def final(self, i: int) -> bool:
-        return self._prio[i] >= self._best
-
     def __len__(self) -> int:
         return self._n
 
@@ -355,10 +406,12 @@ class Aging:
                                  "e.g. nbflow.policies.Aging(rate=1.0, cap=10)")
         self.rate, self.cap = float(rate), cap
 
-    def prepare(self, run: RunInfo) -> Callable[[], AgingQueue]:
+    def prepare(self, run: RunInfo) -> Callable[[], AgingQueue | AgingHeapQueue]:
         prio, seq = run.priorities, itertools.count()
-        best = max(prio, default=0)
-        return lambda: AgingQueue(prio, self.rate, self.cap, run.clock, best, seq)
+        future = Future([-p for p in prio], run.specs)
+        if self.cap is None:
+            return lambda: AgingHeapQueue(prio, self.rate, run.clock, future, seq)
+        return lambda: AgingQueue(prio, self.rate, self.cap, run.clock, future, seq)
 
     def __repr__(self) -> str:
         return f"Aging(rate={self.rate:g}, cap={self.cap!r})"

@@ -37,6 +37,7 @@ and the next task is chosen when a worker is free.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 from .policies import RunInfo, make_policy
@@ -51,6 +52,8 @@ def check_pools(specs: Sequence[TaskSpec], pools: Mapping[str, int]) -> None:
     ValueError
         naming the task, the pool and the pools there are.
     """
+    if not any(map(attrgetter("resources"), specs)):
+        return
     known = ", ".join(f"{p} ({n} slots)" for p, n in pools.items()) or "none"
     for spec in specs:
         for pool, n in spec.resources.items():
@@ -84,8 +87,7 @@ class Scheduler:
         self.policy = make_policy(policy)
         factory = self.policy.prepare(run)
         self.free = pools
-        needs = [tuple(sorted(s.resources.items())) for s in run.specs]
-        self.pooled = any(needs)
+        self.pooled = any(map(attrgetter("resources"), run.specs))
         if not self.pooled:
             # The plain path: one queue, its methods bound (no per-task Python here).
             q = factory()
@@ -93,7 +95,7 @@ class Scheduler:
             self.push = q.push
             self.release = _nothing
             return
-        self._need = needs
+        self._need = [tuple(sorted(s.resources.items())) for s in run.specs]
         self._queues: dict[tuple, Any] = {}
         self._factory = factory
         self._n = 0
@@ -133,7 +135,7 @@ class Scheduler:
         while len(out) < n:
             best = None
             for need, q in self._queues.items():
-                if len(q) and not any(pool in closed for pool, _ in need):
+                if len(q) and not (closed and any(pool in closed for pool, _ in need)):
                     rank = q.head()
                     if best is None or rank < best[0]:
                         best = (rank, need, q)
@@ -142,13 +144,15 @@ class Scheduler:
             _, need, q = best
             if ahead and not q.final(q.peek()):
                 break
-            if all(free[pool] >= k for pool, k in need):
+            for pool, k in need:
+                if free[pool] < k:
+                    closed.update(pool for pool, _ in need)   # reserved for this task
+                    break
+            else:
                 for pool, k in need:
                     free[pool] -= k
                 out.append(q.pop())
                 self._n -= 1
-            else:
-                closed.update(pool for pool, _ in need)   # reserved for this task
         return out
 
 

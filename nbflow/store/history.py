@@ -1,20 +1,23 @@
 """Task durations across runs: what ``sjf``, ``edf`` and ``critical_path`` expect.
 
-When a run ends, each task that ran and succeeded leaves one row (flow, task,
-code hash, run, seconds) in ``durations``; only the flow's latest
-:data:`KEEP` runs' rows are kept.  A task's expected duration is the median of
-its rows with its current code: editing a task starts its history afresh.
+When a run ends, its succeeded tasks' durations go into one row of
+``durations``: ``{task: [code hash, seconds]}`` as JSON, keyed by flow and run.
+Only a flow's latest :data:`KEEP` rows are kept.  A task's expected duration is
+the median of its durations with its current code in those runs: editing a task
+starts its history afresh.
+
+A :class:`History` reads a flow's rows once per kernel, then keeps them current
+with the runs it records (runs from other kernels meanwhile are seen by the
+next kernel).
 """
 
 from __future__ import annotations
 
-import statistics
+import json
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import DBAPIError
 
-from .schema import durations
 from .sql import translate_error
 
 #: How many of a flow's latest runs keep their durations.
@@ -22,7 +25,8 @@ KEEP = 5
 
 
 def record(store, flow: str, run_id: str, rows: Sequence[tuple[str, str, float]]) -> None:
-    """Store ``(task, code, seconds)`` of a run's succeeded tasks, one transaction.
+    """Store ``(task, code, seconds)`` of a run's succeeded tasks, one transaction,
+    and drop the flow's rows older than its latest :data:`KEEP`.
 
     Raises
     ------
@@ -31,29 +35,80 @@ def record(store, flow: str, run_id: str, rows: Sequence[tuple[str, str, float]]
     """
     if not rows:
         return
-    recent = (select(durations.c.run_id).where(durations.c.flow == flow).distinct()
-              .order_by(durations.c.run_id.desc()).limit(KEEP))
+    text = json.dumps({task: [code, seconds] for task, code, seconds in rows})
+    p = _mark(store)
     try:
         with store.engine.begin() as conn:
-            conn.execute(insert(durations), [
-                {"flow": flow, "task": t, "code": c, "run_id": run_id, "seconds": s}
-                for t, c, s in rows])
+            conn.exec_driver_sql(f"INSERT INTO durations (flow, run_id, tasks) "
+                                 f"VALUES ({p}, {p}, {p})", (flow, run_id, text))
             # Run ids sort by creation time (``api.new_run_id``).
-            keep = [r for (r,) in conn.execute(recent)]
-            conn.execute(delete(durations).where(durations.c.flow == flow,
-                                                 durations.c.run_id.not_in(keep)))
+            oldest = conn.exec_driver_sql(
+                f"SELECT run_id FROM durations WHERE flow = {p} ORDER BY run_id DESC "
+                f"LIMIT 1 OFFSET {KEEP - 1}", (flow,)).scalar()
+            if oldest is not None:
+                conn.exec_driver_sql(f"DELETE FROM durations WHERE flow = {p} AND run_id < {p}",
+                                     (flow, oldest))
     except DBAPIError as exc:
         raise translate_error(exc, store.label) from exc
 
 
-def medians(store, flow: str, codes: Mapping[str, str]) -> dict[str, float]:
-    """``{task: median seconds}`` for the tasks of ``codes`` (task -> code hash)
-    that have a history with that code."""
-    found: dict[str, list[float]] = {}
-    q = select(durations.c.task, durations.c.code, durations.c.seconds).where(
-        durations.c.flow == flow)
-    with store._reading() as conn:
-        for task, code, seconds in conn.execute(q):
-            if codes.get(task) == code:
-                found.setdefault(task, []).append(seconds)
-    return {task: statistics.median(values) for task, values in found.items()}
+class History:
+    """The durations of ``flow``'s tasks in ``store``, read on first use."""
+
+    def __init__(self, store, flow: str):
+        self.store, self.flow = store, flow
+        self._known: dict[str, tuple[str, list[float]]] | None = None
+
+    def medians(self, codes: Mapping[str, str]) -> dict[str, float]:
+        """``{task: median seconds}`` for the tasks of ``codes`` (task -> code hash)
+        that have a history with that code."""
+        known = self._load()
+        out = {}
+        for task, code in codes.items():
+            entry = known.get(task)
+            if entry is not None and entry[0] == code:
+                out[task] = _median(entry[1])
+        return out
+
+    def record(self, run_id: str, rows: Sequence[tuple[str, str, float]]) -> None:
+        """Store a run's ``(task, code, seconds)`` (:func:`record`) and remember them."""
+        record(self.store, self.flow, run_id, rows)
+        if self._known is not None:
+            self._add(rows)
+
+    def _load(self) -> dict:
+        if self._known is None:
+            with self.store._reading() as conn:
+                texts = conn.exec_driver_sql(
+                    f"SELECT tasks FROM durations WHERE flow = {_mark(self.store)} "
+                    "ORDER BY run_id", (self.flow,)).scalars().all()
+            self._known = {}
+            for text in texts:
+                self._add([(task, code, s) for task, (code, s) in json.loads(text).items()])
+        return self._known
+
+    def _add(self, rows: Sequence[tuple[str, str, float]]) -> None:
+        # Per task, the durations of its latest code, oldest first, at most KEEP.
+        known = self._known
+        for task, code, seconds in rows:
+            entry = known.get(task)
+            if entry is None or entry[0] != code:
+                known[task] = (code, [seconds])
+            else:
+                entry[1].append(seconds)
+                del entry[1][:-KEEP]
+
+
+#: Characters of a task's code hash (``results.task_base``) stored per task: 64
+#: bits are identity enough, in a quarter of the bytes.
+CODE = 16
+
+
+def _median(values: list[float]) -> float:
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def _mark(store) -> str:
+    return "?" if store.engine.dialect.paramstyle == "qmark" else "%s"

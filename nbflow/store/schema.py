@@ -122,16 +122,13 @@ results = Table(
 )
 
 # How long tasks took, for the scheduling policies that rank by expected
-# duration (``history.py``): one row per succeeded task of a run, by the hash of
-# the task's name and code, so an edited task starts a new history.  Only the
-# flow's latest few runs are kept.
+# duration (``history.py``): one row per run, its succeeded tasks as one JSON
+# object ``{task: [code hash, seconds]}`` (one row, not 10,000, at the end of each
+# run), so an edited task starts a new history.  Only a flow's latest runs are kept.
 durations = Table(
     "durations", metadata,
     Column("flow", String(255), primary_key=True),
-    Column("task", String(255), primary_key=True),
-    Column("code", String(64), primary_key=True),
     Column("run_id", String(64), primary_key=True),
-    Column("seconds", Float, nullable=False),
+    Column("tasks", Text, nullable=False),
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
-    sqlite_with_rowid=False,
 )
