@@ -119,8 +119,11 @@ class Flow:
         priority
             Higher runs first among ready tasks.
         trigger
-            ``"all_success"`` (default), ``"all_done"``, ``"one_failed"`` or
-            ``"none_failed"``: when the task runs, given how its dependencies ended.
+            When the task runs, given how its dependencies ended: Airflow's rules,
+            ``"all_success"`` (default), ``"all_failed"``, ``"all_done"``,
+            ``"all_skipped"``, ``"one_success"``, ``"one_failed"``, ``"one_done"``,
+            ``"none_failed"``, ``"none_failed_min_one_success"``, ``"none_skipped"``,
+            ``"always"`` (``core/triggers.py``; decided as soon as the outcome is fixed).
         run_if
             Called with the task's arguments; a false value skips the task.
         compensate

@@ -57,12 +57,9 @@ class Run:
     def _record_durations(self) -> None:
         # The history the duration-ranking policies read (store/history.py); losing
         # it only makes them guess, so a refusal is a warning, never the run's error.
-        from .store.history import CODE
-        e, bases = self._engine, self.flow._bases
-        rows = [(name, bases[name][:CODE], took) for name, took in zip(e.graph.names, e.took)
-                if took is not None and name in bases]
+        e = self._engine
         try:
-            self.flow.history.record(self.id, rows)
+            self.flow.history.record(self.id, e.graph, self.flow._bases, e.took)
         except Exception as exc:
             warnings.warn(f"nbflow: run {self.id}: task durations not recorded ({exc}); "
                           "sjf, edf and critical_path will use older ones or guesses",

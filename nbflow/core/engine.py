@@ -59,7 +59,7 @@ from .scheduler import Phases, Scheduler
 from .sinks import Event, LogRecord, Sink, call_hook, publish
 from .spec import TaskSpec
 from .states import TERMINAL, State, Trigger, transition
-from .triggers import EARLY_ON_SUCCESS, RUN, SKIP, decide
+from .triggers import COUNT_SUCCEEDED, EARLY_ON_SUCCESS, RUN, SKIP, decide
 from .worker import Outcome, RunIf, Saved, TaskContext
 
 S, T = State, Trigger
@@ -163,6 +163,7 @@ class Engine(RunState, Saga):
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.info = RunInfo(graph, specs, self.clock, history or {}, inherit_priority)
         self.ready = Scheduler(self.info, policy, pools)
+        self._pooled = self.ready.pooled
         self._lookahead = getattr(executor, "lookahead", 0)
         self._early = [s.trigger in EARLY_ON_SUCCESS for s in specs]
         self._succs = graph.succs
@@ -233,7 +234,7 @@ class Engine(RunState, Saga):
                 self.inbox.put(msg)
             # The roots, listed first: a restored root ends at once and readies
             # its dependents, which must not be started a second time here.
-            if any(s is not None for s in map(attrgetter("deadline"), self.specs)):
+            if any(map(attrgetter("deadline"), self.specs)):   # a deadline is > 0 or a datetime
                 for i, due in enumerate(self.info.deadlines):
                     if due is not None:
                         self._add_timer(due, "deadline", i, 0)
@@ -412,10 +413,12 @@ class Engine(RunState, Saga):
             if not early:
                 self._move(i, T.CANCEL, Detail(reason=self.cancelled))
             return
-        failed, skipped = self.nfailed[i], self.nskipped[i]
-        ndeps = len(self.graph.preds[i]) + (self.phases.waits(i) if self.phases else 0)
-        verdict = decide(self.specs[i].trigger, failed, skipped,
-                         ndeps - waiting - failed - skipped, waiting)
+        failed, skipped, rule = self.nfailed[i], self.nskipped[i], self.specs[i].trigger
+        succeeded = 0
+        if rule in COUNT_SUCCEEDED:
+            ndeps = len(self.graph.preds[i]) + (self.phases.waits(i) if self.phases else 0)
+            succeeded = ndeps - waiting - failed - skipped
+        verdict = decide(rule, failed, skipped, succeeded, waiting)
         if verdict is None:
             return
         if waiting:
@@ -456,7 +459,7 @@ class Engine(RunState, Saga):
             self.abandoned.discard(token)
             return
         i, a = token
-        if a != COMPENSATION:
+        if self._pooled and a != COMPENSATION:
             self.ready.release(i)
         if out.stdout or out.stderr:
             self._logs.append((self._names[i], a, out.stdout, out.stderr))

@@ -166,6 +166,8 @@ class Future:
         self.queued = bytearray(len(keys))
         self._order: list[tuple] | None = None
         self._next = 0
+        # Equal keys tie by ready order: nothing that comes later can rank first.
+        self.uniform = not keys or min(keys) == max(keys)
 
     def best(self) -> Any:
         """The smallest key of a task that may still become ready, or None."""
@@ -182,6 +184,8 @@ class Future:
 
     def final(self, i: int) -> bool:
         """No task that becomes ready after ``i`` can rank above it."""
+        if self.uniform:
+            return True
         best = self.best()
         return best is None or self.keys[i] <= best
 

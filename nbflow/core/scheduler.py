@@ -125,10 +125,13 @@ class Scheduler:
         policy calls final (see the module docstring).
         """
         if not self.pooled:
-            q, out = self._q, []
-            while len(out) < n and len(q):
-                if ahead and not q.final(q.peek()):
-                    break
+            q = self._q
+            n = min(n, len(q))
+            if not ahead:
+                pop = q.pop
+                return [pop() for _ in range(n)]
+            out = []
+            while len(out) < n and q.final(q.peek()):
                 out.append(q.pop())
             return out
         out, closed, free = [], set(), self.free

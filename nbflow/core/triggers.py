@@ -51,6 +51,10 @@ RULES = ("all_success", "all_failed", "all_done", "all_skipped", "one_success", 
 #: Rules a success can decide before the last dependency ends (the engine looks
 #: only these up on its hot path, where nearly every ending is a success).
 EARLY_ON_SUCCESS = frozenset({"all_failed", "all_skipped", "one_success", "one_done"})
+#: Rules whose verdict needs the count of succeeded dependencies (the others are
+#: decided from the failed, skipped and waiting ones alone).
+COUNT_SUCCEEDED = frozenset(RULES) - {"all_success", "all_done", "always", "none_failed",
+                                     "none_skipped"}
 
 
 def decide(rule: str, failed: int, skipped: int, succeeded: int = 0, waiting: int = 0
@@ -63,11 +67,11 @@ def decide(rule: str, failed: int, skipped: int, succeeded: int = 0, waiting: in
     ValueError
         an unknown rule (naming the known ones).
     """
+    if rule == "all_success":   # first: nearly every task has it
+        return UPSTREAM_FAIL if failed else None if waiting else SKIP if skipped else RUN
     if not (failed or skipped or succeeded or waiting):
         if rule in RULES:
             return RUN
-    elif rule == "all_success":
-        return UPSTREAM_FAIL if failed else None if waiting else SKIP if skipped else RUN
     elif rule == "all_done" or rule == "always":
         return None if waiting and rule == "all_done" else RUN
     elif rule == "none_failed":

@@ -1,19 +1,24 @@
 """Task durations across runs: what ``sjf``, ``edf`` and ``critical_path`` expect.
 
-When a run ends, its succeeded tasks' durations go into one row of
-``durations``: ``{task: [code hash, seconds]}`` as JSON, keyed by flow and run.
-Only a flow's latest :data:`KEEP` rows are kept.  A task's expected duration is
-the median of its durations with its current code in those runs: editing a task
-starts its history afresh.
+When a run ends, the seconds its succeeded attempts ran go into one row of
+``durations`` (``schema.py``): the names, the code hashes and the seconds as
+three columns, in one order.  Only a flow's latest :data:`KEEP` rows are kept.  A
+task's expected duration is the median of its durations with its current code
+in those runs: editing a task starts its history afresh.
 
-A :class:`History` reads a flow's rows once per kernel, then keeps them current
-with the runs it records (runs from other kernels meanwhile are seen by the
-next kernel).
+The names and codes are the same from run to run until a declaration changes,
+so a :class:`History` encodes them once per graph, and a run's row costs one
+``array`` of floats (10,000 tasks: about a millisecond, where a JSON object per
+run cost 20).  It reads a flow's rows once per kernel and then keeps them
+current with the runs it records (runs of other kernels meanwhile are seen by
+the next kernel).
 """
 
 from __future__ import annotations
 
 import json
+import math
+from array import array
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy.exc import DBAPIError
@@ -22,34 +27,9 @@ from .sql import translate_error
 
 #: How many of a flow's latest runs keep their durations.
 KEEP = 5
-
-
-def record(store, flow: str, run_id: str, rows: Sequence[tuple[str, str, float]]) -> None:
-    """Store ``(task, code, seconds)`` of a run's succeeded tasks, one transaction,
-    and drop the flow's rows older than its latest :data:`KEEP`.
-
-    Raises
-    ------
-    StoreError
-        the store refused the write (translated, with what to do).
-    """
-    if not rows:
-        return
-    text = json.dumps({task: [code, seconds] for task, code, seconds in rows})
-    p = _mark(store)
-    try:
-        with store.engine.begin() as conn:
-            conn.exec_driver_sql(f"INSERT INTO durations (flow, run_id, tasks) "
-                                 f"VALUES ({p}, {p}, {p})", (flow, run_id, text))
-            # Run ids sort by creation time (``api.new_run_id``).
-            oldest = conn.exec_driver_sql(
-                f"SELECT run_id FROM durations WHERE flow = {p} ORDER BY run_id DESC "
-                f"LIMIT 1 OFFSET {KEEP - 1}", (flow,)).scalar()
-            if oldest is not None:
-                conn.exec_driver_sql(f"DELETE FROM durations WHERE flow = {p} AND run_id < {p}",
-                                     (flow, oldest))
-    except DBAPIError as exc:
-        raise translate_error(exc, store.label) from exc
+#: Hex digits of a task's code hash (``results.task_base``) kept: 64 bits are
+#: identity enough.
+CODE = 16
 
 
 class History:
@@ -58,10 +38,11 @@ class History:
     def __init__(self, store, flow: str):
         self.store, self.flow = store, flow
         self._known: dict[str, tuple[str, list[float]]] | None = None
+        self._encoded: tuple = (None, "", "")   # (graph, names JSON, codes)
 
     def medians(self, codes: Mapping[str, str]) -> dict[str, float]:
-        """``{task: median seconds}`` for the tasks of ``codes`` (task -> code hash)
-        that have a history with that code."""
+        """``{task: median seconds}`` for the tasks of ``codes`` (task -> code hash,
+        :data:`CODE` digits) that have a history with that code."""
         known = self._load()
         out = {}
         for task, code in codes.items():
@@ -70,38 +51,68 @@ class History:
                 out[task] = _median(entry[1])
         return out
 
-    def record(self, run_id: str, rows: Sequence[tuple[str, str, float]]) -> None:
-        """Store a run's ``(task, code, seconds)`` (:func:`record`) and remember them."""
-        record(self.store, self.flow, run_id, rows)
+    def record(self, run_id: str, graph, bases: Mapping[str, str],
+               took: Sequence[float | None]) -> None:
+        """Store how long each task of ``graph`` ran in run ``run_id`` (None: it did
+        not run), ``bases`` being the tasks' code hashes; then remember it.
+
+        Raises
+        ------
+        StoreError
+            the store refused the write (translated, with what to do).
+        """
+        if self._encoded[0] is not graph:
+            names = graph.names
+            self._encoded = (graph, json.dumps(names),
+                             "".join([bases[n][:CODE] for n in names]))
+        _, names_json, codes = self._encoded
+        seconds = array("d", [math.nan if t is None else t for t in took])
+        p = _mark(self.store)
+        try:
+            with self.store.engine.begin() as conn:
+                conn.exec_driver_sql(
+                    f"INSERT INTO durations (flow, run_id, names, codes, seconds) "
+                    f"VALUES ({p}, {p}, {p}, {p}, {p})",
+                    (self.flow, run_id, names_json, codes, seconds.tobytes()))
+                # Run ids sort by creation time (``api.new_run_id``).
+                oldest = conn.exec_driver_sql(
+                    f"SELECT run_id FROM durations WHERE flow = {p} ORDER BY run_id DESC "
+                    f"LIMIT 1 OFFSET {KEEP - 1}", (self.flow,)).scalar()
+                if oldest is not None:
+                    conn.exec_driver_sql(
+                        f"DELETE FROM durations WHERE flow = {p} AND run_id < {p}",
+                        (self.flow, oldest))
+        except DBAPIError as exc:
+            raise translate_error(exc, self.store.label) from exc
         if self._known is not None:
-            self._add(rows)
+            self._add(graph.names, codes, seconds)
 
     def _load(self) -> dict:
         if self._known is None:
             with self.store._reading() as conn:
-                texts = conn.exec_driver_sql(
-                    f"SELECT tasks FROM durations WHERE flow = {_mark(self.store)} "
-                    "ORDER BY run_id", (self.flow,)).scalars().all()
+                rows = conn.exec_driver_sql(
+                    f"SELECT names, codes, seconds FROM durations WHERE flow = "
+                    f"{_mark(self.store)} ORDER BY run_id", (self.flow,)).all()
             self._known = {}
-            for text in texts:
-                self._add([(task, code, s) for task, (code, s) in json.loads(text).items()])
+            for names, codes, blob in rows:
+                seconds = array("d")
+                seconds.frombytes(bytes(blob))
+                self._add(json.loads(names), codes, seconds)
         return self._known
 
-    def _add(self, rows: Sequence[tuple[str, str, float]]) -> None:
+    def _add(self, names: Sequence[str], codes: str, seconds: Sequence[float]) -> None:
         # Per task, the durations of its latest code, oldest first, at most KEEP.
         known = self._known
-        for task, code, seconds in rows:
+        for k, (task, s) in enumerate(zip(names, seconds)):
+            if s != s:   # NaN: did not run
+                continue
+            code = codes[k * CODE:(k + 1) * CODE]
             entry = known.get(task)
             if entry is None or entry[0] != code:
-                known[task] = (code, [seconds])
+                known[task] = (code, [s])
             else:
-                entry[1].append(seconds)
+                entry[1].append(s)
                 del entry[1][:-KEEP]
-
-
-#: Characters of a task's code hash (``results.task_base``) stored per task: 64
-#: bits are identity enough, in a quarter of the bytes.
-CODE = 16
 
 
 def _median(values: list[float]) -> float:
