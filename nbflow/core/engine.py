@@ -10,9 +10,9 @@ touch it.  Everyone else talks to the engine through ``inbox`` (a SimpleQueue):
 * :meth:`Engine.cancel` and :meth:`Engine.add_sink` (any thread) put
   ``(None, (kind, argument))``.
 
-Timers (retry back-off, timeouts, the cancel grace period) live in a heap that
-the loop consults on each turn; the clock decides how long to wait for the
-inbox (see ``clock.py``), so a virtual clock runs them instantly.
+Timers (retry back-off, timeouts, deadlines, the cancel grace period) live in
+a heap that the loop consults on each turn; the clock decides how long to wait
+for the inbox (see ``clock.py``), so a virtual clock runs them instantly.
 
 Run state: one record, :class:`runstate.RunState` (documented there), which the
 engine is.  What starts next is the scheduler's decision (``scheduler.py``):
