@@ -438,7 +438,7 @@ class Flow:
         engine = Engine(graph, specs, ex, sinks=[store.sink(run_id), *filter(None, [cached]),
                                                  *sinks],
                         mode=mode, policy=policy, run_id=run_id, pools=self.pools,
-                        inherit_priority=inherit, history=self._expected_durations(policy, specs),
+                        inherit_priority=inherit, history=self._expected_durations(policy, graph),
                         fail_fast=fail_fast, on_failure=on_failure, keyer=results.key,
                         fns=results.fns,
                         restore=results.restorer(known, rerun_idx, store.saved_result))
@@ -461,15 +461,12 @@ class Flow:
             run._raise_store_error()
         return run
 
-    def _expected_durations(self, policy: Any, specs: list) -> dict[str, float]:
-        """Median durations of the tasks without ``expected=``, for policies that
-        read them (``store/history.py``)."""
+    def _expected_durations(self, policy: Any, graph: Graph) -> dict[str, float]:
+        """Median durations of the tasks, for policies that read them
+        (``store/history.py``); a task's own ``expected=`` still comes first."""
         if not getattr(make_policy(policy), "needs_history", False):
             return {}
-        from .store.history import CODE
-        bases = self._bases
-        wanted = {s.name: bases[s.name][:CODE] for s in specs if s.expected is None}
-        return self.history.medians(wanted) if wanted else {}
+        return self.history.expected(graph, self._bases)
 
     @property
     def history(self):

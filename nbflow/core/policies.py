@@ -77,18 +77,15 @@ class RunInfo:
 
     @functools.cached_property
     def expected(self) -> list[float]:
-        return [e for e, _ in self._expected]
+        history, default = self.history, DEFAULT_EXPECTED
+        return [float(s.expected) if s.expected is not None else history.get(s.name, default)
+                for s in self.specs]
 
     @functools.cached_property
     def source(self) -> list[str]:
-        return [s for _, s in self._expected]
-
-    @functools.cached_property
-    def _expected(self) -> list[tuple[float, str]]:
         history = self.history
-        return [(float(s.expected), "declared") if s.expected is not None
-                else (float(history[s.name]), "history") if s.name in history
-                else (DEFAULT_EXPECTED, "default") for s in self.specs]
+        return ["declared" if s.expected is not None else "history" if s.name in history
+                else "default" for s in self.specs]
 
     @functools.cached_property
     def deadlines(self) -> list[float | None]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 from array import array
+from collections import deque
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy.exc import DBAPIError
@@ -33,23 +34,35 @@ CODE = 16
 
 
 class History:
-    """The durations of ``flow``'s tasks in ``store``, read on first use."""
+    """The durations of ``flow``'s tasks in ``store``: the latest :data:`KEEP` runs'
+    rows, read on first use, then kept current by :meth:`record`."""
 
     def __init__(self, store, flow: str):
         self.store, self.flow = store, flow
-        self._known: dict[str, tuple[str, list[float]]] | None = None
+        self._runs: deque[tuple[str, str, array]] | None = None  # (names, codes, seconds)
         self._encoded: tuple = (None, "", "")   # (graph, names JSON, codes)
 
-    def medians(self, codes: Mapping[str, str]) -> dict[str, float]:
-        """``{task: median seconds}`` for the tasks of ``codes`` (task -> code hash,
-        :data:`CODE` digits) that have a history with that code."""
-        known = self._load()
-        out = {}
-        for task, code in codes.items():
-            entry = known.get(task)
-            if entry is not None and entry[0] == code:
-                out[task] = _median(entry[1])
-        return out
+    def expected(self, graph, bases: Mapping[str, str]) -> dict[str, float]:
+        """``{task: median seconds}`` for the tasks of ``graph`` that ran, with the
+        code they have now (``bases``: their code hashes), in the kept runs."""
+        names_json, codes = self._encode(graph, bases)
+        names = graph.names
+        values: list[list[float]] = [[] for _ in names]
+        for run_names, run_codes, seconds in self._load():
+            if run_names == names_json and run_codes == codes:
+                # The same tasks with the same code, in the same order (the usual
+                # case): column by column, no lookup.
+                for column, s in zip(values, seconds):
+                    if s == s:   # NaN: did not run
+                        column.append(s)
+                continue
+            where = {n: k for k, n in enumerate(json.loads(run_names))}
+            for k, name in enumerate(names):
+                j = where.get(name)
+                if j is not None and run_codes[j * CODE:(j + 1) * CODE] == \
+                        codes[k * CODE:(k + 1) * CODE] and seconds[j] == seconds[j]:
+                    values[k].append(seconds[j])
+        return {name: _median(v) for name, v in zip(names, values) if v}
 
     def record(self, run_id: str, graph, bases: Mapping[str, str],
                took: Sequence[float | None]) -> None:
@@ -61,11 +74,7 @@ class History:
         StoreError
             the store refused the write (translated, with what to do).
         """
-        if self._encoded[0] is not graph:
-            names = graph.names
-            self._encoded = (graph, json.dumps(names),
-                             "".join([bases[n][:CODE] for n in names]))
-        _, names_json, codes = self._encoded
+        names_json, codes = self._encode(graph, bases)
         seconds = array("d", [math.nan if t is None else t for t in took])
         p = _mark(self.store)
         try:
@@ -84,35 +93,28 @@ class History:
                         (self.flow, oldest))
         except DBAPIError as exc:
             raise translate_error(exc, self.store.label) from exc
-        if self._known is not None:
-            self._add(graph.names, codes, seconds)
+        if self._runs is not None:
+            self._runs.append((names_json, codes, seconds))
 
-    def _load(self) -> dict:
-        if self._known is None:
+    def _encode(self, graph, bases: Mapping[str, str]) -> tuple[str, str]:
+        # Once per graph: a flow's graph is rebuilt whenever a declaration changes.
+        if self._encoded[0] is not graph:
+            self._encoded = (graph, json.dumps(graph.names),
+                             "".join([bases[n][:CODE] for n in graph.names]))
+        return self._encoded[1], self._encoded[2]
+
+    def _load(self) -> deque:
+        if self._runs is None:
             with self.store._reading() as conn:
                 rows = conn.exec_driver_sql(
                     f"SELECT names, codes, seconds FROM durations WHERE flow = "
                     f"{_mark(self.store)} ORDER BY run_id", (self.flow,)).all()
-            self._known = {}
+            self._runs = deque(maxlen=KEEP)
             for names, codes, blob in rows:
                 seconds = array("d")
                 seconds.frombytes(bytes(blob))
-                self._add(json.loads(names), codes, seconds)
-        return self._known
-
-    def _add(self, names: Sequence[str], codes: str, seconds: Sequence[float]) -> None:
-        # Per task, the durations of its latest code, oldest first, at most KEEP.
-        known = self._known
-        for k, (task, s) in enumerate(zip(names, seconds)):
-            if s != s:   # NaN: did not run
-                continue
-            code = codes[k * CODE:(k + 1) * CODE]
-            entry = known.get(task)
-            if entry is None or entry[0] != code:
-                known[task] = (code, [s])
-            else:
-                entry[1].append(s)
-                del entry[1][:-KEEP]
+                self._runs.append((names, codes, seconds))
+        return self._runs
 
 
 def _median(values: list[float]) -> float:
