@@ -240,3 +240,18 @@ def test_levels_mode_and_phases_do_not_mix(flow):
     with pytest.raises(ValueError, match="^mode='levels' cannot run phases"):
         flow.run(mode="levels")
     assert flow.store.runs() == []
+
+
+@pytest.mark.postgres
+def test_the_durations_history_on_postgresql(new_pg_url):
+    import time
+    flow = nbflow.Flow("pg-sched", store=new_pg_url, executor="sync")
+    flow.task(lambda: time.sleep(0.03), name="slow")
+    flow.task(lambda: None, name="quick")
+    flow.run()
+    fresh = nbflow.Flow("pg-sched", store=new_pg_url, executor="sync")   # another kernel
+    fresh.task(lambda: time.sleep(0.03), name="slow")
+    fresh.task(lambda: None, name="quick")
+    run = fresh.run(policy="sjf")
+    assert run._engine.info.source == ["history", "history"]
+    assert [e[2] for e in run.store.events(run.id) if e[5] == "running"] == ["quick", "slow"]
