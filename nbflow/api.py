@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import sys
@@ -14,9 +15,11 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .core.engine import Engine
+from .core.engine import Engine, check_phases
 from .core.graph import Graph
 from .core.options import FLOW_DEFAULTS, check, check_all, flag_type, task_options, unknown
+from .core.policies import make_policy, policy_name
+from .core.scheduler import check_pools
 from .core.text import check_name
 from .declare import (
     Declaration,
@@ -48,20 +51,32 @@ class Flow:
     workers
         Default number of attempts run at once; without it, ``NBFLOW_WORKERS``
         (which ``nbflow run --workers N`` sets), else the executor's default.
+    policy
+        How ready tasks are ordered: a name (``fifo``, ``priority``, ``aging``,
+        ``sjf``, ``edf``, ``critical_path``) or a policy object from
+        :mod:`nbflow.policies` (``docs/scheduling.md``).  Without it,
+        ``NBFLOW_POLICY`` (which ``nbflow run --policy NAME`` sets), else ``priority``.
+    inherit_priority
+        A task's priority is at least that of any task waiting on it.
     retries, retry_delay, backoff, max_delay, jitter, retry_on, timeout
         Defaults for tasks that do not set their own (see :meth:`task`).
     """
 
     def __init__(self, name: str = "flow", *, store: Any = None, workers: int | None = None,
-                 executor: Any = "threads", policy: str = "priority", **defaults: Any):
+                 executor: Any = "threads", policy: Any = None,
+                 inherit_priority: bool = False, **defaults: Any):
         self.name = check("name", name, "Flow()")
         check_name("flow", name)
         who = f"Flow {name!r}"
         unknown(defaults, FLOW_DEFAULTS, who)
         self.workers = check("workers", workers, who)
         self.executor = check("executor", executor, who)
-        self.policy = check("policy", policy, who)
+        self.policy = None if policy is None else check("policy", policy, who)
+        self.inherit_priority = check("inherit_priority", inherit_priority, who)
         self.defaults = check_all(defaults, who)
+        self.pools: dict[str, int] = {}
+        self._scope: list[tuple[str, str]] = []   # ("group" | "phase", name), outermost first
+        self._history = None
         self._store_arg = store
         self._store = None
         self._decls: dict[str, Declaration] = {}
@@ -100,7 +115,10 @@ class Flow:
              retry_on: Any = None, timeout: float | None = None, priority: int | None = None,
              tags: Iterable[str] | None = None, trigger: str | None = None,
              run_if: Callable[..., bool] | None = None,
-             compensate: Callable[[Any], Any] | None = None, cache: bool | None = None):
+             compensate: Callable[[Any], Any] | None = None, cache: bool | None = None,
+             expected: float | None = None, deadline: Any = None,
+             resources: dict[str, int] | None = None, group: str | None = None,
+             phase: str | None = None):
         """Declare ``fn`` as a task; usable as ``@flow.task``, ``@flow.task(...)`` or a call.
 
         Parameters named after another task receive that task's result (and make
@@ -128,8 +146,11 @@ class Flow:
         tags
             A label or a list of labels for the task.
         trigger
-            ``"all_success"`` (default), ``"all_done"``, ``"one_failed"`` or
-            ``"none_failed"``: when the task runs, given how its dependencies ended.
+            When the task runs, given how its dependencies ended: Airflow's rules,
+            ``"all_success"`` (default), ``"all_failed"``, ``"all_done"``,
+            ``"all_skipped"``, ``"one_success"``, ``"one_failed"``, ``"one_done"``,
+            ``"none_failed"``, ``"none_failed_min_one_success"``, ``"none_skipped"``,
+            ``"always"`` (``core/triggers.py``; decided as soon as the outcome is fixed).
         run_if
             Called with the task's arguments; a false value skips the task.
         compensate
@@ -137,6 +158,12 @@ class Flow:
             ``on_failure="compensate"`` fails or is cancelled.
         cache
             Reuse a stored result from any earlier run with the same code and inputs.
+        expected, deadline, resources, group, phase
+            Scheduling (``docs/scheduling.md``): the seconds it usually takes;
+            when it should end (seconds after the run starts, or a datetime);
+            the pool slots it holds while it runs (``{"db": 1}``, pools from
+            :meth:`pool`); its group for roll-ups, inside the enclosing
+            :meth:`group`; its phase (as inside ``with flow.phase(...)``).
 
         Raises
         ------
@@ -148,7 +175,9 @@ class Flow:
         given = {"retries": retries, "retry_delay": retry_delay, "backoff": backoff,
                  "max_delay": max_delay, "jitter": jitter, "retry_on": retry_on,
                  "timeout": timeout, "priority": priority, "tags": tags, "trigger": trigger,
-                 "run_if": run_if, "compensate": compensate, "cache": cache}
+                 "run_if": run_if, "compensate": compensate, "cache": cache,
+                 "expected": expected, "deadline": deadline, "resources": resources,
+                 "group": group, "phase": phase}
 
         def declare(f: Callable[..., Any]) -> Callable[..., Any]:
             if name is not None:
@@ -160,7 +189,7 @@ class Flow:
                                         "flow.task(fn, name='...')", option="name", value=None)
             who = f"task {task_name!r}"
             deps = check("after", after, who)
-            options = task_options(self.defaults, given, task_name)
+            options = self._scoped(task_options(self.defaults, given, task_name), task_name)
             self._add(function_declaration(f, task_name, deps, options, inputs),
                       _declaring_cell())
             return f
@@ -232,9 +261,92 @@ class Flow:
         cell_id = valid_cell_id(cell_id)   # it came from the network: recorded only if sane
         name = check("name", name, "%%task")
         deps = None if after is None else check("after", after, f"task {name!r}")
-        merged = task_options(self.defaults, options, name)
+        merged = self._scoped(task_options(self.defaults, options, name), name)
         self._add(cell_declaration(name, source, namespace, deps, merged, cell_id), cell_id)
         self._namespaces[name] = namespace
+
+    # -- scheduling declarations ----------------------------------------------------
+    def pool(self, name: str, slots: int) -> None:
+        """Declare (or resize) the resource pool ``name`` with ``slots`` slots: at
+        most that many slots are held at once by running tasks that ask for it
+        (``resources={name: n}``).
+
+        Raises
+        ------
+        ValueError
+            an empty name, or ``slots`` not a whole number >= 1.
+        """
+        if not isinstance(name, str) or not name.strip() or not name.isprintable():
+            raise ValueError(f"flow.pool: the name must be a non-empty printable string, got "
+                             f"{name!r}; e.g. flow.pool('db', slots=2)")
+        if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
+            raise ValueError(f"pool {name!r}: slots must be a whole number >= 1, got "
+                             f"{slots!r}; e.g. flow.pool({name!r}, slots=2)")
+        self.pools[name] = slots
+
+    @contextlib.contextmanager
+    def group(self, name: str):
+        """Tasks declared inside ``with flow.group(name):`` belong to group ``name``
+        (inside the enclosing groups: ``"extract/api"``); a task's own ``group=``
+        is a subgroup of it.
+
+        Raises
+        ------
+        ValueError
+            an empty name (or an empty part between ``/``).
+        """
+        check("group", name, "flow.group()")
+        self._scope.append(("group", name))
+        try:
+            yield self
+        finally:
+            self._scope.pop()
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        """Tasks declared inside ``with flow.phase(name):`` form phase ``name``.
+        Phases run in the order they are first declared: every task of a phase
+        ends before any task of the next one starts (``docs/scheduling.md``).  A
+        phase is also the outermost group of its tasks.
+
+        Raises
+        ------
+        ValueError
+            an empty name or one with ``/``; a phase inside a phase or a group
+            (phases are the top of the hierarchy).
+        """
+        check("group", name, "flow.phase()")
+        if "/" in name:
+            raise ValueError(f"flow.phase: {name!r} has a '/': a phase is one name; put "
+                             f"the parts in groups inside it (with flow.group(...))")
+        if self._scope:
+            kind, outer = self._scope[-1] if self._scope[-1][0] == "phase" else self._scope[0]
+            raise ValueError(f"flow.phase({name!r}) inside flow.{kind}({outer!r}): phases do "
+                             f"not nest, they run one after another at the top. Close the "
+                             f"{kind} first, or use flow.group({name!r}) for a part of it")
+        self._scope.append(("phase", name))
+        try:
+            yield self
+        finally:
+            self._scope.pop()
+
+    def _scoped(self, options: dict[str, Any], task: str) -> dict[str, Any]:
+        """``options`` with the group and phase of the enclosing ``with`` blocks."""
+        if not self._scope and options.get("phase") is None:
+            return options
+        phase = next((name for kind, name in self._scope if kind == "phase"), None)
+        own = options.get("phase")
+        if own is not None and phase is not None and own != phase:
+            raise ValueError(f"task {task!r}: phase={own!r} inside flow.phase({phase!r}); "
+                             "a task is in one phase: drop one of them")
+        options["phase"] = own or phase
+        parts = [name for _, name in self._scope]
+        if own is not None and phase is None:
+            parts.insert(0, own)
+        if options.get("group"):
+            parts.append(options["group"])
+        options["group"] = "/".join(parts) or None
+        return options
 
     def _add(self, decl: Declaration, cell_id: str | None) -> None:
         name = decl.spec.name
@@ -321,7 +433,7 @@ class Flow:
         g = nx.DiGraph(name=self.name)
         for i, spec in enumerate(specs):
             g.add_node(spec.name, level=graph.level[i], kind=spec.kind,
-                       priority=spec.priority, tags=list(spec.tags))
+                       priority=spec.priority, tags=list(spec.tags), group=spec.group or "")
         g.add_edges_from((dep, spec.name) for spec in specs for dep in spec.deps)
         return g
 
@@ -351,10 +463,10 @@ class Flow:
         return self._store
 
     def run(self, *, workers: int | None = None, mode: str = "eager", executor: Any = None,
-            policy: str | None = None, background: bool = False, sinks: Iterable[Any] = (),
+            policy: Any = None, background: bool = False, sinks: Iterable[Any] = (),
             fail_fast: bool = False, on_failure: str | None = None,
-            resume: bool | str = False, rerun: Iterable[str] = (), seed: int | None = None
-            ) -> Run:
+            resume: bool | str = False, rerun: Iterable[str] = (), seed: int | None = None,
+            inherit_priority: bool | None = None) -> Run:
         """Run every task; returns the :class:`Run`.
 
         Blocking by default: returns when every task is done.  With
@@ -374,6 +486,8 @@ class Flow:
         ``seed`` seeds the retry jitter, so a run with the same failures waits the
         same delays.  Every option is checked first (``core/options.py``): a bad
         one raises ``InvalidOption`` before anything is recorded.
+        ``policy`` and ``inherit_priority`` override the flow's for this run
+        (``docs/scheduling.md``).
 
         ``resume=True`` resumes the latest run of this flow in its store,
         ``resume=RUN_ID`` that run: the new run (``params["resumed_from"]``)
@@ -397,12 +511,18 @@ class Flow:
             that run was already resumed, or another kernel took it first.
         """
         kind = self.executor if executor is None else executor
-        policy = self.policy if policy is None else policy
+        policy = next(p for p in (policy, self.policy, env_policy(), "priority")
+                      if p is not None)
         opts = check_all({"workers": workers, "mode": mode, "executor": kind, "policy": policy,
-                          "fail_fast": fail_fast, "on_failure": on_failure, "seed": seed},
+                          "fail_fast": fail_fast, "on_failure": on_failure, "seed": seed,
+                          "inherit_priority": inherit_priority},
                          f"run of flow {self.name!r}")
+        inherit = self.inherit_priority if opts["inherit_priority"] is None \
+            else opts["inherit_priority"]
         given = notebook_params()
         graph, specs = self.build()
+        check_phases(mode, specs)
+        check_pools(specs, self.pools)
         store = self.store
         resumed = self._resume_target(resume)
         rerun_idx = self._with_downstream(graph, rerun)
@@ -419,10 +539,19 @@ class Flow:
                     f"executor='threads', or declare {cell!r} as a function with @flow.task.")
         run_id = new_run_id()
         created = time.time()
-        params = {"workers": ex.workers, "mode": mode, "policy": policy,
+        params = {"workers": ex.workers, "mode": mode, "policy": policy_name(policy),
                   "executor": kind if isinstance(kind, str) else type(ex).__name__}
         if seed is not None:
             params["seed"] = seed
+        if inherit:
+            params["inherit_priority"] = True
+        if self.pools:
+            params["pools"] = dict(self.pools)
+        groups = {s.name: s.group for s in specs if s.group is not None}
+        if groups:   # read by `nbflow status --by group` (tasks has no column for it)
+            params["groups"] = groups
+        if any(s.deadline is not None for s in specs):
+            params["deadlines"] = True   # `nbflow status` then lists the missed ones
         if resumed is not None:
             params["resumed_from"] = resumed
         if given is not None:
@@ -436,8 +565,10 @@ class Flow:
         cached = results.cache_index(store.record_results, run_id, graph.index)
         engine = Engine(graph, specs, ex, sinks=[store.sink(run_id), *filter(None, [cached]),
                                                  *sinks],
-                        mode=mode, policy=policy, run_id=run_id, fail_fast=fail_fast, seed=seed,
-                        on_failure=on_failure, keyer=results.key, fns=results.fns,
+                        mode=mode, policy=policy, run_id=run_id, pools=self.pools,
+                        inherit_priority=inherit, history=self._expected_durations(policy, graph),
+                        fail_fast=fail_fast, seed=seed, on_failure=on_failure, keyer=results.key,
+                        fns=results.fns,
                         restore=results.restorer(known, rerun_idx, store.saved_result))
         run = Run(self, run_id, engine)
         store.keep_lease(run_id, run.cancel)
@@ -457,6 +588,21 @@ class Flow:
             run._execute()
             run._raise_store_error()
         return run
+
+    def _expected_durations(self, policy: Any, graph: Graph) -> dict[str, float]:
+        """Median durations of the tasks, for policies that read them
+        (``store/history.py``); a task's own ``expected=`` still comes first."""
+        if not getattr(make_policy(policy), "needs_history", False):
+            return {}
+        return self.history.expected(graph, self._bases)
+
+    @property
+    def history(self):
+        """Durations of this flow's tasks in its store (``store/history.py``)."""
+        if self._history is None:
+            from .store.history import History
+            self._history = History(self.store, self.name)
+        return self._history
 
     def _resume_target(self, resume: bool | str) -> str | None:
         if resume is False or resume is None:
@@ -617,6 +763,12 @@ def _declaring_cell() -> str | None:
     # inside one this costs a dict lookup per declaration.
     context = sys.modules.get("nbflow.notebook.context")
     return context.declaring_cell() if context is not None else None
+
+
+def env_policy() -> str | None:
+    """The default policy from ``NBFLOW_POLICY``, or None when it is unset (checked
+    with the run's other options, so a bad name fails the run that uses it)."""
+    return os.environ.get("NBFLOW_POLICY", "").strip() or None
 
 
 def _thread_options(kind: Any) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from typing import Any, TextIO
 
 from . import parameters
 from .core.options import flag_type
+from .core.policies import POLICIES
 from .core.replay import TERMINAL
 from .errors import NbflowError
 from .terminal import clean
@@ -111,6 +112,10 @@ def _params(raw: Any) -> dict[str, Any] | None:
     return params if isinstance(params, dict) else None
 
 
+#: Params that ``nbflow status`` shows in lines of their own, or uses and does not show.
+_SHOWN_APART = frozenset({"notebook_params", "groups", "deadlines"})
+
+
 def params_text(raw: Any) -> str:
     """A run's params column as ``key=value ...`` (the notebook's parameters apart);
     what is not a JSON object, as text."""
@@ -118,7 +123,7 @@ def params_text(raw: Any) -> str:
     if params is None:
         return clean(raw, one_line=True, limit=200)
     return " ".join(f"{word(k)}={clean(v, one_line=True, limit=80)}" for k, v in params.items()
-                    if k != "notebook_params")
+                    if k not in _SHOWN_APART)
 
 
 def notebook_params_of(raw: Any) -> dict[str, Any]:
@@ -386,6 +391,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         env = {**os.environ, "NBFLOW_STORE": store.url, "JPY_SESSION_NAME": path}
         if args.workers is not None:
             env["NBFLOW_WORKERS"] = str(args.workers)
+        if args.policy is not None:
+            env["NBFLOW_POLICY"] = args.policy
         env.pop(parameters.ENV, None)
         if params:
             env[parameters.ENV] = parameters.encode(params)
@@ -500,7 +507,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     with closing(open_store(args.store, must_exist=True)) as store:
         run = find_run(store, args.run_id)
         tasks = store.tasks(run["id"])
+        params = _params(run["params"]) or {}
+        missed = missed_deadlines(store.events(run["id"])) if params.pop("deadlines", False) \
+            else []
     failed = failure_report(run, tasks)
+    groups = params.pop("groups", {}) if isinstance(params, dict) else {}
     took = (f"took {elapsed(run['created'], run['finished'])}" if run["finished"] is not None
             else "not finished")
     print(f"run {word(run['id'])} of flow {word(run['flow'])!r}: {word(run['state'])}")
@@ -510,11 +521,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("notebook parameters: " + ", ".join(
             f"{clean(k)}={clean(json.dumps(v), one_line=True, limit=200)}"
             for k, v in given.items()))
+    if args.by == "group":
+        print(groups_table(tasks, groups))
+        return 0
     rows = [[clean(t["name"], one_line=True, limit=40), word(t["state"]), word(t["level"]),
              word(t["attempt"]), clock(t["started"], "%H:%M:%S"),
              elapsed(t["started"], t["finished"]), clean(t["error"], one_line=True, limit=80)]
             for t in tasks]
     print(table(["task", "state", "level", "attempt", "started", "duration", "error"], rows))
+    if missed:
+        print("\n" + "\n".join(missed))
     if failed:
         print("\n" + "\n".join(failed))
     return 0
@@ -594,6 +610,23 @@ def cmd_du(args: argparse.Namespace) -> int:
     return 0
 
 
+def missed_deadlines(events: list[tuple]) -> list[str]:
+    """One line per task whose deadline passed before it ended (its noted event)."""
+    return [f"task {clean(ev[2], one_line=True, limit=60)!r} missed its deadline "
+            f"({clock(ev[7]['deadline'], '%H:%M:%S')}) while {ev[5]}"
+            for ev in events if ev[4] == ev[5] and ev[7] and "deadline" in ev[7]]
+
+
+def groups_table(tasks: list[dict[str, Any]], groups: dict[str, str]) -> str:
+    """``nbflow status --by group``: one line per group, its rolled-up state and counts."""
+    from .core.rollup import by_group
+    rows = by_group([groups.get(t["name"]) for t in tasks], [t["state"] for t in tasks])
+    return table(["group", "state", "tasks", "counts"],
+                 [[clean(r["group"], one_line=True, limit=60), r["state"], str(r["tasks"]),
+                   counts_text({k: v for k, v in r.items()
+                                if k not in ("group", "state", "tasks")})] for r in rows])
+
+
 # -- argument parsing --------------------------------------------------------------------------
 def _at_least_one(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
@@ -637,6 +670,9 @@ def parser() -> argparse.ArgumentParser:
     # The same checks as Flow.run's workers= and a task's timeout= (core/options.py).
     run.add_argument("--workers", type=flag_type("workers"), metavar="N",
                      help="default number of workers for the notebook's runs (NBFLOW_WORKERS)")
+    run.add_argument("--policy", choices=sorted(POLICIES), metavar="NAME",
+                     help="default scheduling policy for the notebook's runs (NBFLOW_POLICY): "
+                     + ", ".join(sorted(POLICIES)))
     run.add_argument("--store", metavar="URL", help=store_help.format("notebook's folder"))
     run.add_argument("--timeout", type=flag_type("timeout"), metavar="SECONDS",
                      help="fail a cell that runs longer than this (default: no limit)")
@@ -662,6 +698,8 @@ def parser() -> argparse.ArgumentParser:
                             "failed tasks.")
     status.add_argument("run_id", nargs="?", metavar="RUN_ID",
                         help="a run id or a unique prefix of one (default: the latest run)")
+    status.add_argument("--by", choices=["group"],
+                        help="one line per group (with --by group) instead of per task")
     status.add_argument("--store", metavar="URL", help=store_help.format("current folder"))
     status.set_defaults(handler=cmd_status)
 

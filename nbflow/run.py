@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from .core.engine import Engine
@@ -49,7 +50,20 @@ class Run:
                 self.store.finish_run(self.id, self.state, time.time())
             except Exception as exc:  # noqa: BLE001 - reported by wait()/the blocking run, not lost
                 self._store_error = exc
+            else:
+                self._record_durations()
             self._finished.set()
+
+    def _record_durations(self) -> None:
+        # The history the duration-ranking policies read (store/history.py); losing
+        # it only makes them guess, so a refusal is a warning, never the run's error.
+        e = self._engine
+        try:
+            self.flow.history.record(self.id, e.graph, self.flow._bases, e.took)
+        except Exception as exc:  # noqa: BLE001 - history only guides policies
+            warnings.warn(f"nbflow: run {self.id}: task durations not recorded ({exc}); "
+                          "sjf, edf and critical_path will use older ones or guesses",
+                          RuntimeWarning, stacklevel=1)
 
     def _raise_store_error(self) -> None:
         if self._engine_error is not None:
@@ -180,18 +194,43 @@ class Run:
                     err.add_note(note)
                 raise err
 
-    def status(self):
-        """A pandas DataFrame, one row per task: state, level, attempt, times, error."""
+    def status(self, by: str | None = None):
+        """A pandas DataFrame, one row per task: state, level, attempt, times, error,
+        and how it was scheduled: group, pool slots, the expected duration the
+        policy used (NaN for a policy that reads none), and ``late`` (seconds past its deadline, NaN if none or met).
+
+        ``by="group"``: one row per group instead, with the count of tasks per
+        state and the rolled-up state (``core/rollup.py`` has the rule).
+
+        Raises
+        ------
+        ValueError
+            ``by`` is neither None nor ``"group"``.
+        """
         import pandas as pd
+        if by not in (None, "group"):
+            raise ValueError(f"status(by={by!r}): by must be None (one row per task) or "
+                             "'group' (one row per group)")
         self.store.flush()
         rows = self.store.tasks(self.id)
         df = pd.DataFrame(rows, columns=["name", "state", "level", "attempt", "started",
                                          "finished", "error"])
+        specs, info = self._engine.specs, self._engine.info
+        if by == "group":
+            from .core.rollup import by_group
+            return pd.DataFrame(by_group([s.group for s in specs], list(df["state"])))
+        late = _lateness(info.deadlines, df["finished"], time.time())
         df = df.rename(columns={"name": "task"})
         for col in ("started", "finished"):
             df[col] = pd.to_datetime(df[col], unit="s", utc=True)
         df.insert(6, "duration", (df["finished"] - df["started"]).dt.total_seconds())
         df["cached"] = df["task"].isin(self.store.restored_tasks(self.id))
+        df["group"] = [s.group for s in specs]
+        df["resources"] = [",".join(f"{p}={n}" for p, n in s.resources.items()) for s in specs]
+        # What the policy read; NaN where it reads no durations (fifo, priority, aging).
+        reads = getattr(self._engine.ready.policy, "needs_history", False)
+        df["expected"] = info.expected if reads else float("nan")
+        df["late"] = late
         return df
 
     def events(self):
@@ -215,3 +254,11 @@ class Run:
                  for rec in self.store.logs(self.id, name)}
         return join_attempts(texts)
 
+
+def _lateness(deadlines, finished, now: float) -> list[float]:
+    """Seconds each task ended (or, unfinished, is by ``now``) past its deadline."""
+    out = []
+    for due, end in zip(deadlines, finished):
+        end = now if end is None or end != end else end
+        out.append(end - due if due is not None and end > due else float("nan"))
+    return out

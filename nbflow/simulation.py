@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .api import new_run_id
+from .api import env_policy, new_run_id
 from .core.simulate import Schedule, Stepper, durations_of, failures_of, simulate, worker_name
 from .gantt import Charts, Gantt, gantt_svg
 
@@ -151,22 +151,11 @@ class SteppedSimulation(Simulation):
         names = engine.graph.names
         running = sorted({names[i] for i, _a in engine.running})
         done = [n for n, s in zip(names, engine.state) if s.value in _TERMINAL]
-        return {"time": self.now, "ready": [names[i] for i in _ready_order(engine.ready)],
+        return {"time": self.now, "ready": [names[i] for i in engine.ready.ordered()],
                 "running": running, "finished": done}
 
 
 _TERMINAL = {"succeeded", "failed", "skipped", "upstream_failed", "cancelled"}
-
-
-def _ready_order(policy: Any) -> list[int]:
-    """The ready queue in the order the policy would hand it out, without changing it."""
-    ordered = getattr(policy, "ordered", None)
-    if ordered is not None:
-        return list(ordered())
-    queue = getattr(policy, "_q", None)
-    if queue is not None:   # fifo
-        return list(queue)
-    return [i for _key, i in sorted(getattr(policy, "_heap", []))]
 
 
 def simulate_flow(flow: Flow, *, workers: int = 4, policy: str | None = None,
@@ -177,7 +166,7 @@ def simulate_flow(flow: Flow, *, workers: int = 4, policy: str | None = None,
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
     graph, specs = flow.build()
-    policy = policy or flow.policy
+    policy = next(p for p in (policy, flow.policy, env_policy(), "priority") if p is not None)
     if isinstance(durations, str) and durations == "history":
         durations = flow.store.durations(flow.name, graph.names)
     duration = durations_of(durations, graph.names, default)

@@ -10,28 +10,19 @@ touch it.  Everyone else talks to the engine through ``inbox`` (a SimpleQueue):
 * :meth:`Engine.cancel` and :meth:`Engine.add_sink` (any thread) put
   ``(None, (kind, argument))``.
 
-Timers (retry back-off, timeouts, the cancel grace period) live in a heap that
-the loop consults on each turn; the clock decides how long to wait for the
-inbox (see ``clock.py``), so a virtual clock runs them instantly.
+Timers (retry back-off, timeouts, deadlines, the cancel grace period) live in
+a heap that the loop consults on each turn; the clock decides how long to wait
+for the inbox (see ``clock.py``), so a virtual clock runs them instantly.
 
-Run state, per task ``i`` (plain lists indexed by declaration order)
----------------------------------------------------------------------
-state      the task's :class:`State`; changed only via ``states.transition``
-remaining  dependencies not yet in a terminal state (Kahn's in-degree)
-nfailed    dependencies that ended failed, upstream_failed or cancelled
-nskipped   dependencies that ended skipped
-attempt    the current attempt number (0 before the first start)
-results    the return value of the succeeded attempt
-keys       the result key (code + inputs), when the run keys results
+Run state: one record, :class:`runstate.RunState` (documented there), which the
+engine is.  What starts next is the scheduler's decision (``scheduler.py``):
+the policy's order, resource pools with reservation; phases are join points
+the engine counts as dependencies.
 
-Plus: the ready queue (a policy from ``policies.py``), ``running`` (the
-:class:`TaskContext` of each attempt in flight, by ``(task, attempt)``), the
-timer heap, and in ``levels`` mode the level being run and the tasks held
-back behind its barrier.
-
-A task's life: when its last dependency ends, its trigger rule
-(``triggers.py``) runs, skips or fails it.  To run, it first asks ``restore``
-whether a stored result with its key exists (resume, caching); if so it is
+A task's life: when its last dependency ends (or earlier, when an ending
+decides its rule), its trigger rule (``triggers.py``) runs, skips or fails
+it.  To run, it first asks ``restore`` whether a stored result with its key
+exists (resume, caching); if so it is
 ``succeeded`` at once with ``cached`` in the event detail.  Otherwise it is
 ``ready``, a free worker starts it, and its outcome ends it, or retries it
 after a back-off while it has retries left and the error is one it retries on.
@@ -47,14 +38,12 @@ never fails the run.
 
 from __future__ import annotations
 
-import collections
-import functools
 import heapq
 import queue
 import random
 import threading
-import warnings
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any, Protocol
 
 from ..errors import SkipTask, TaskCancelled
@@ -63,18 +52,19 @@ from .events import Detail
 from .gcfreeze import frozen
 from .graph import Graph
 from .options import check_all
-from .policies import make_policy
+from .policies import RunInfo
 from .retry import backoff_delay
+from .runstate import RunState
 from .safe import describe, safe_str
+from .saga import COMPENSATION, Saga
+from .scheduler import Phases, Scheduler
+from .sinks import Event, LogRecord, Sink, call_hook, publish
 from .spec import TaskSpec
 from .states import TERMINAL, State, Trigger, transition
-from .triggers import RUN, SKIP, decide
+from .triggers import COUNT_SUCCEEDED, EARLY_ON_SUCCESS, RUN, SKIP, decide
 from .worker import Outcome, RunIf, Saved, TaskContext
 
 S, T = State, Trigger
-Event = tuple  # (run_id, seq, task, attempt, from_state, to_state, at, detail): events.py
-LogRecord = tuple  # (task, attempt, stdout, stderr)
-COMPENSATION = -1  # the attempt number in the token of a compensation call
 
 
 class Executor(Protocol):
@@ -89,19 +79,6 @@ class Executor(Protocol):
     def shutdown(self) -> None: ...
 
 
-class Sink(Protocol):
-    """Receives a run's batches on the engine thread: return fast, never block.
-
-    Optional hooks: ``snapshot(rows)`` when added to a running engine,
-    ``values({seq: pickle})`` just before the ``events`` batch holding those
-    success events (the results the run's wrappers pickled, to be stored with
-    their events), and ``finish(cancel_reason_or_None)`` once when the run ends.
-    """
-
-    def events(self, batch: list[Event]) -> None: ...
-    def logs(self, batch: list[LogRecord]) -> None: ...
-
-
 class TaskTimeout(TimeoutError):
     """An attempt ran longer than its task's ``timeout``."""
 
@@ -109,7 +86,16 @@ class TaskTimeout(TimeoutError):
 ACTIVE = frozenset({S.PENDING, S.READY, S.RUNNING, S.RETRYING})
 
 
-class Engine:
+def check_phases(mode: str, specs: Sequence[TaskSpec]) -> None:
+    """Raise ValueError for a run whose mode cannot run these specs' phases (before
+    anything is recorded: ``Flow.run`` calls it before it writes the run)."""
+    if mode == "levels" and any(map(attrgetter("phase"), specs)):
+        raise ValueError("mode='levels' cannot run phases: levels ignore them and would "
+                         "wait on each other. Use mode='eager' (each phase already waits "
+                         "for the one before it)")
+
+
+class Engine(RunState, Saga):
     """Runs ``specs`` (already validated into ``graph``) on ``executor``.
 
     Parameters
@@ -118,7 +104,14 @@ class Engine:
         ``"eager"``: a task is ready as soon as its dependencies allow.
         ``"levels"``: Kahn level ``k+1`` starts only when level ``k`` is done.
     policy
-        name of the ready-queue policy (``policies.POLICIES``).
+        a ready-queue policy: a name (``policies.POLICIES``) or a policy object.
+    pools
+        ``{pool: slots}`` of the resource pools tasks may ask for.
+    inherit_priority
+        raise each task's priority to that of the tasks waiting on it.
+    history
+        ``{task: seconds}``: its usual duration, for policies that need one
+        when the task declares no ``expected``.
     cancel_grace
         seconds to wait for running attempts after a cancel before recording
         them as cancelled and returning.
@@ -144,11 +137,15 @@ class Engine:
                  fail_fast: bool = False, on_failure: str | None = None,
                  keyer: Callable[[int, list], str | None] | None = None,
                  restore: Callable[[int, str], tuple[bool, Any]] | None = None,
-                 seed: int | None = None, fns: Sequence[Callable[..., Any]] | None = None):
+                 seed: int | None = None, fns: Sequence[Callable[..., Any]] | None = None,
+                 pools: dict[str, int] | None = None, inherit_priority: bool = False,
+                 history: dict[str, float] | None = None):
         # Flow.run checked them already; an Engine built directly is checked here.
         check_all({"mode": mode, "policy": policy, "fail_fast": fail_fast,
                    "on_failure": on_failure, "seed": seed}, "Engine()")
+        check_phases(mode, specs)
         n = len(graph)
+        RunState.__init__(self, [len(p) for p in graph.preds])
         self.graph, self.specs, self.executor = graph, specs, executor
         self.run_id = run_id
         self.sinks = list(sinks)
@@ -160,25 +157,25 @@ class Engine:
         self.keyer, self.restore = keyer, restore
         self.rng = random.Random(seed)
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self.state: list[State] = [S.PENDING] * n
-        self.remaining = [len(p) for p in graph.preds]
-        self.nfailed = [0] * n
-        self.nskipped = [0] * n
-        self.attempt = [0] * n
-        self.results: list[Any] = [None] * n
-        self.keys: list[str | None] = [None] * n
-        self.errors: dict[int, BaseException] = {}
-        self.ready = make_policy(policy, [s.priority for s in specs])
-        self.running: dict[tuple[int, int], TaskContext] = {}
-        self.abandoned: set[tuple[int, int]] = set()
-        # Attempts queued in the executor while every worker is busy (at most its
-        # ``lookahead``), oldest first: still ready until a worker takes one.
-        self._ahead: collections.deque[tuple[tuple[int, int], TaskContext]] = collections.deque()
+        self.info = RunInfo(graph, specs, self.clock, history or {}, inherit_priority)
+        self.ready = Scheduler(self.info, policy, pools)
+        self._pooled = self.ready.pooled
         self._lookahead = getattr(executor, "lookahead", 0)
         self._held = 0 if getattr(executor, "replaces_abandoned", False) else 1
-        self.timers: list[tuple[float, int, str, int, int]] = []
-        self.unfinished = n
-        self.cancelled: str | None = None
+        self._early = [s.trigger in EARLY_ON_SUCCESS for s in specs]
+        self._succs = graph.succs
+        self.phases = None
+        if any(map(attrgetter("phase"), specs)):
+            self.phases = Phases(specs, graph.index)
+            for i in range(n):
+                self.remaining[i] += self.phases.waits(i)
+        if "always" in map(attrgetter("trigger"), specs):
+            # ``always`` waits for its phase only: its dependencies' endings skip it.
+            self._succs = [[s for s in succ if specs[s].trigger != "always"]
+                           for succ in graph.succs]
+            for i, s in enumerate(specs):
+                if s.trigger == "always":
+                    self.remaining[i] = self.phases.waits(i) if self.phases else 0
         self._fns = [fn if s.run_if is None else RunIf(fn, s.run_if)
                      for fn, s in zip(fns or [s.fn for s in specs], specs)]
         self._seq = 0
@@ -212,11 +209,11 @@ class Engine:
                 self.inbox.put((None, ("add_sink", sink)))
                 return
         self._send_snapshot(sink)
-        _call(sink, "finish", self.cancelled)
+        call_hook(sink, "finish", self.cancelled)
 
     def _send_snapshot(self, sink: Sink) -> None:
         rows = [(n, s._value_, a) for n, s, a in zip(self._names, self.state, self.attempt)]
-        _call(sink, "snapshot", rows)
+        call_hook(sink, "snapshot", rows)
 
     # -- the loop ----------------------------------------------------------------
     def run(self) -> None:
@@ -236,6 +233,10 @@ class Engine:
                 self.inbox.put(msg)
             # The roots, listed first: a restored root ends at once and readies
             # its dependents, which must not be started a second time here.
+            if any(map(attrgetter("deadline"), self.specs)):   # a deadline is > 0 or a datetime
+                for i, due in enumerate(self.info.deadlines):
+                    if due is not None:
+                        self._add_timer(due, "deadline", i, 0)
             for i in [i for i, r in enumerate(self.remaining) if not r]:
                 self._deps_done(i)
             self._loop()
@@ -254,7 +255,7 @@ class Engine:
             # state; other late messages (an outcome abandoned at the end) are moot.
             self._queued_sinks()
             for sink in self.sinks:
-                _call(sink, "finish", self.cancelled)
+                call_hook(sink, "finish", self.cancelled)
 
     def _loop(self) -> None:
         inbox, clock = self.inbox, self.clock
@@ -314,21 +315,22 @@ class Engine:
         # An abandoned attempt (timed out, or left after a cancel) still holds its
         # worker until it returns, unless the executor gives the run another.
         free = self.executor.workers - len(self.running) - self._held * len(self.abandoned)
-        n = min(free, len(ready))
-        if n:
+        chosen = ready.take(free) if free > 0 and len(ready) else ()
+        if chosen:
             # Recorded and published before the executor has them, so no task
             # runs before the sinks have its running event (a thread the pool
             # starts for it runs it at once).
-            attempts = [self._attempt(ready.pop()) for _ in range(n)]
+            attempts = [self._attempt(i) for i in chosen]
             for token, ctx in attempts:
                 self._start(token, ctx)
             self._flush()
             for token, ctx in attempts:
                 self._submit(token, ctx)
-        if n == free and self._lookahead:  # every worker busy: queue a few behind them
+        if len(chosen) == free and self._lookahead:  # every worker busy: queue a few
             ahead = self._ahead
-            while ready and len(ahead) < self._lookahead:
-                token, ctx = attempt = self._attempt(ready.pop())
+            room = self._lookahead - len(ahead)
+            for i in ready.take(room, ahead=True) if room > 0 and len(ready) else ():
+                token, ctx = attempt = self._attempt(i)
                 self._submit(token, ctx)
                 ahead.append(attempt)
 
@@ -358,6 +360,7 @@ class Engine:
         token, ctx = self._ahead.popleft()
         if ctx.cancelled:  # cancelled while queued: the worker returns it unrun
             self.abandoned.add(token)
+            self.ready.release(token[0])
         else:
             self._start(token, ctx)
 
@@ -378,24 +381,47 @@ class Engine:
     def _terminal(self, i: int, new: State) -> None:
         self.unfinished -= 1
         ok, skipped = new is S.SUCCEEDED, new is S.SKIPPED
+        self._deps_ended(self._succs[i], ok, skipped)
+        if self.phases is not None:
+            nxt = self.phases.ended(i, not ok and not skipped, skipped)
+            if nxt is not None:   # the phase's join point: one ending for each task after it
+                self._deps_ended(*nxt)
+        if self.mode == "levels":
+            self._level_done(i)
+
+    def _deps_ended(self, succs: list[int], ok: bool, skipped: bool) -> None:
         remaining, nfailed, nskipped = self.remaining, self.nfailed, self.nskipped
-        for s in self.graph.succs[i]:
-            remaining[s] -= 1
+        early, state, pending = self._early, self.state, S.PENDING
+        for s in succs:
+            r = remaining[s] = remaining[s] - 1
             if not ok:
                 if skipped:
                     nskipped[s] += 1
                 else:
                     nfailed[s] += 1
-            if not remaining[s] and self.state[s] is S.PENDING:
-                self._deps_done(s)
-        if self.mode == "levels":
-            self._level_done(i)
+            if not r:
+                if state[s] is pending:
+                    self._deps_done(s)
+            # A failure or a skip may decide any rule early; a success only a few.
+            elif r > 0 and (not ok or early[s]) and state[s] is pending:
+                self._deps_done(s, early=True)
 
-    def _deps_done(self, i: int) -> None:
+    def _deps_done(self, i: int, early: bool = False) -> None:
+        waiting = self.remaining[i]
         if self.cancelled is not None:
-            self._move(i, T.CANCEL, Detail(reason=self.cancelled))
+            if not early:
+                self._move(i, T.CANCEL, Detail(reason=self.cancelled))
             return
-        verdict = decide(self.specs[i].trigger, self.nfailed[i], self.nskipped[i])
+        failed, skipped, rule = self.nfailed[i], self.nskipped[i], self.specs[i].trigger
+        succeeded = 0
+        if rule in COUNT_SUCCEEDED:
+            ndeps = len(self.graph.preds[i]) + (self.phases.waits(i) if self.phases else 0)
+            succeeded = ndeps - waiting - failed - skipped
+        verdict = decide(rule, failed, skipped, succeeded, waiting)
+        if verdict is None:
+            return
+        if waiting:
+            self.remaining[i] = -1   # decided: later endings must not decide it again
         if verdict is not RUN:
             self._move(i, T.SKIP if verdict is SKIP else T.UPSTREAM_FAIL)
         elif self.mode == "levels" and self.graph.level[i] > self.current_level:
@@ -432,6 +458,8 @@ class Engine:
             self.abandoned.discard(token)
             return
         i, a = token
+        if self._pooled and a != COMPENSATION:
+            self.ready.release(i)
         if out.stdout or out.stderr:
             self._logs.append((self._names[i], a, out.stdout, out.stderr))
         if a == COMPENSATION:
@@ -450,6 +478,7 @@ class Engine:
                 if blob is not None:   # stored in the row of the event _move makes
                     self._values[self._seq] = blob
             self.results[i] = value
+            self.took[i] = out.finished - out.started
             self._move(i, T.SUCCEED, detail)
         elif isinstance(out.error, SkipTask):
             self._move(i, T.SKIP, Detail(reason=safe_str(out.error), worker=out.worker))
@@ -512,6 +541,7 @@ class Engine:
         for (i, a), ctx in list(self.running.items()):
             ctx.cancelled = True
             self._abandon((i, a))
+            self.ready.release(i)
             if a == COMPENSATION:
                 self._move(i, T.FAIL, Detail(error=f"compensation interrupted: {self.cancelled}"))
             else:
@@ -527,31 +557,6 @@ class Engine:
         every attempt, a cancelled one included)."""
         self.abandoned.add(token)
         self.executor.cancel(token)
-
-    # -- compensation (saga) -----------------------------------------------------------
-    def _needs_compensation(self) -> bool:
-        return self.cancelled is not None or any(
-            s is S.FAILED or s is S.UPSTREAM_FAILED for s in self.state)
-
-    def _compensate(self) -> None:
-        # One at a time, reverse topological order (deepest level first, later
-        # declarations first within a level): each undo sees the world as its
-        # dependents' undos left it.
-        order = sorted((i for i, s in enumerate(self.state)
-                        if s is S.SUCCEEDED and self.specs[i].compensate is not None),
-                       key=lambda i: (self.graph.level[i], i), reverse=True)
-        for i in order:
-            self._move(i, T.COMPENSATE)
-            token = (i, COMPENSATION)
-            ctx = TaskContext(self._names[i], COMPENSATION, self.run_id)
-            self.running[token] = ctx
-            self.executor.submit(token, functools.partial(self.specs[i].compensate,
-                                                          self.results[i]), {}, ctx)
-            self._flush()
-            while token in self.running:
-                self._drain(self.clock.wait(self.inbox, self.timers[0][0] if self.timers else None))
-                self._fire_timers()
-            self._flush()
 
     def _compensated(self, i: int, out: Outcome) -> None:
         if out.ok:
@@ -574,6 +579,7 @@ class Engine:
                 ctx = self.running.pop((i, a))
                 ctx.cancelled = True
                 self._abandon((i, a))
+                self.ready.release(i)
                 if self._ahead and not self._held:  # its replacement takes the next queued
                     self._picked_up()
                 limit = self.specs[i].timeout
@@ -584,6 +590,9 @@ class Engine:
                 self.ready.push(i)
             elif kind == "grace" and self.running:
                 self._finish_cancel()
+            elif kind == "deadline" and self.state[i] in ACTIVE:
+                due = self.info.deadlines[i]
+                self._move(i, T.MISS_DEADLINE, Detail(deadline=due, late=now - due))
 
     # -- sinks -----------------------------------------------------------------------
     def _flush(self) -> None:
@@ -600,27 +609,7 @@ class Engine:
             self._publish("logs", logs)
 
     def _publish(self, method: str, batch: Any, optional: bool = False) -> None:
-        for sink in list(self.sinks):
-            try:
-                hook = getattr(sink, method, None) if optional else getattr(sink, method)
-                if hook is not None:
-                    hook(batch)
-            except Exception as exc:  # noqa: BLE001 - a broken dashboard must never fail a run
-                self.sinks.remove(sink)
-                warnings.warn(f"nbflow: dropped sink {sink!r} after it raised {exc!r}",
-                              RuntimeWarning, stacklevel=1)
-
-
-def _call(sink: Any, method: str, arg: Any) -> None:
-    """Call an optional sink hook; a failing hook is reported, never raised."""
-    fn = getattr(sink, method, None)
-    if fn is None:
-        return
-    try:
-        fn(arg)
-    except Exception as exc:  # noqa: BLE001 - an optional hook of a sink must never fail the run
-        warnings.warn(f"nbflow: sink {sink!r} raised {exc!r} in {method}()", RuntimeWarning,
-                      stacklevel=1)
+        publish(self.sinks, method, batch, optional)
 
 
 def _retries(error: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:

@@ -35,6 +35,7 @@ import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ..errors import InvalidOption
@@ -188,6 +189,12 @@ def _inputs(v: Any) -> dict[str, str | tuple[str, ...]] | None:
     return out
 
 
+def _nonempty_text(v: Any) -> str:
+    if isinstance(v, str) and v.strip() and v.isprintable():
+        return v
+    raise Wrong
+
+
 def _is_name(v: str) -> bool:
     # Any other text is a name: the store keeps every string (tests/store).
     return v != ""
@@ -214,6 +221,69 @@ def _items(value: Any) -> tuple | None:
 
 
 # -- text of flags ---------------------------------------------------------------------
+
+def _deadline(v: Any) -> Any:
+    if v is None or isinstance(v, datetime):
+        return v
+    if (isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+            and 0 < v <= MAX_SECONDS):
+        return float(v)
+    raise Wrong
+
+
+def _resources(v: Any) -> dict[str, int]:
+    if not isinstance(v, dict):
+        raise Wrong
+    for pool, n in v.items():
+        if not isinstance(pool, str) or not pool:
+            raise Wrong
+        if not (isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1):
+            raise Wrong
+    return dict(v)
+
+
+def check_group(v: Any) -> str | None:
+    """A group path: None, or non-empty printable names joined by ``/``."""
+    if v is None:
+        return v
+    if (isinstance(v, str) and all(part.strip() for part in v.split("/"))
+            and v.isprintable()):
+        return v
+    raise Wrong
+
+
+def _policy(v: Any) -> Any:
+    if isinstance(v, str):
+        if v in POLICIES:
+            return v
+        raise Wrong
+    if callable(getattr(v, "prepare", None)):   # a policy object (nbflow.policies)
+        return v
+    raise Wrong
+
+
+def _resources_text(text: str) -> Any:
+    """``"db=1, api=2"`` -> ``{"db": 1, "api": 2}`` (``POOL`` alone means one slot);
+    anything else stays text (and is refused)."""
+    out: dict[str, Any] = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        pool, _, n = item.partition("=")
+        n = (n or "1").strip()
+        if not n.isdigit():
+            return text
+        out[pool.strip()] = int(n)
+    return out
+
+
+def _deadline_text(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            return text
+
 
 def _int_text(text: str) -> Any:
     """A whole number's text as an int; anything else stays text (and is refused)."""
@@ -285,6 +355,30 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            "undoes the task's success when the run fails (on_failure='compensate')"),
     Option("cache", False, "task", _flag, "True or False",
            "reuse a stored result of any earlier run with the same code and inputs"),
+    # Scheduling (docs/scheduling.md): policies read expected and deadline, the
+    # scheduler's pools resources, roll-ups the group, phases the phase.
+    Option("expected", None, "task", _or_none(_delay), f"a number of seconds from 0 to "
+           f"{MAX_SECONDS:.0f}, or None", "seconds the task usually takes (sjf, edf and "
+           "critical_path read it)", "use None to let the store's history tell",
+           flag="--expected", metavar="S", text=_float_text),
+    Option("deadline", None, "task", _deadline,
+           "seconds after the run starts (above 0, at most a year), a datetime, or None",
+           "when the task should have ended", flag="--deadline", metavar="S|ISO",
+           text=_deadline_text),
+    Option("resources", {}, "task", _resources,
+           "a dict of pool name to slots, e.g. {'db': 1} (slots are whole numbers >= 1)",
+           "slots of resource pools the task holds while it runs",
+           "declare the pool with flow.pool(NAME, slots=N)", flag="--resources",
+           metavar="POOL=N,...", text=_resources_text),
+    Option("group", None, "task", check_group,
+           "a name, or names joined by '/' (e.g. 'extract/api'), of printable characters",
+           "the group the task belongs to, for roll-ups", flag="--group", metavar="PATH"),
+    Option("phase", None, "task", _or_none(_nonempty_text), "a non-empty name, or None",
+           "the phase the task belongs to (as inside `with flow.phase(...)`)",
+           flag="--phase", metavar="NAME"),
+    Option("inherit_priority", None, "run", _or_none(_flag), "True, False or None",
+           "a task's priority is at least that of any task waiting on it",
+           "None uses the flow's"),
     Option("workers", None, "run", _or_none(_whole(1)),
            "a whole number of at least 1, or None", "attempts run at once",
            "use None for the default (NBFLOW_WORKERS, else the executor's)", text=_int_text),
@@ -293,8 +387,9 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            "(with start, submit, cancel and shutdown)", "where attempts run"),
     Option("mode", "eager", "run", _one_of(MODES), "one of " + ", ".join(map(repr, MODES)),
            "eager: a task starts once its dependencies allow; levels: level by level"),
-    Option("policy", "priority", "run", _one_of(POLICIES),
-           "one of " + ", ".join(repr(p) for p in sorted(POLICIES)),
+    Option("policy", "priority", "run", _policy,
+           "one of " + ", ".join(repr(p) for p in sorted(POLICIES))
+           + ", or a policy object such as nbflow.policies.Aging(rate=1.0)",
            "which ready task starts first"),
     Option("fail_fast", False, "run", _flag, "True or False",
            "cancel the run when a task fails for good"),

@@ -25,19 +25,20 @@ def fold(rows: dict[str, list], events: Iterable[tuple]) -> dict[str, list]:
     """Apply ``events`` (see ``events.py``) to ``rows`` by task name, in order.
 
     A task not in ``rows`` starts as :func:`new_row`.  Returns the rows that
-    changed.  ``running`` sets ``started`` and clears the rest of the attempt;
+    changed.  ``running`` (from another state) sets ``started`` and clears the rest of the attempt;
     a terminal state sets ``finished``; a detail with an ``error`` sets it.
     """
     changed: dict[str, list] = {}
     terminal = TERMINAL
-    for _run, _seq, task, attempt, _frm, to, at, detail in events:
+    for _run, _seq, task, attempt, frm, to, at, detail in events:
         row = rows.get(task)
         if row is None:
             row = rows[task] = new_row()
         row[0] = to
         row[1] = attempt
         if to == "running":
-            row[2], row[3], row[4] = at, None, None
+            if frm != to:   # running -> running notes a missed deadline: same attempt
+                row[2], row[3], row[4] = at, None, None
         elif to in terminal:
             row[3] = at
         if detail and "error" in detail:

@@ -29,6 +29,11 @@ class TaskSpec:
     ``cache``: reuse a stored result with the same key (code and inputs) from
     any run, not only from the run being resumed.
 
+    Scheduling (``scheduler.py``, ``policies.py``): ``expected`` seconds it
+    usually takes, ``deadline`` (seconds after the run starts, or a datetime),
+    ``resources`` (``{pool: slots}`` it holds while it runs), ``group`` (a
+    ``/``-separated path for roll-ups) and ``phase`` (set by ``flow.phase``).
+
     Frozen: a flow's specs are shared by all its runs until a declaration
     changes (a run gets its wrapped functions through ``Engine(fns=...)``).
     """
@@ -51,6 +56,11 @@ class TaskSpec:
     run_if: Callable[..., bool] | None = DEFAULTS["run_if"]
     compensate: Callable[[Any], Any] | None = DEFAULTS["compensate"]
     cache: bool = DEFAULTS["cache"]
+    expected: float | None = DEFAULTS["expected"]  # seconds it usually takes (policies)
+    deadline: Any = DEFAULTS["deadline"]           # seconds after the start, or a datetime
+    resources: Mapping[str, int] = field(default_factory=dict)   # pool -> slots held
+    group: str | None = DEFAULTS["group"]          # "extract/api": for roll-ups
+    phase: str | None = DEFAULTS["phase"]          # phases run one after the other
     kind: str = "function"      # "function" or "cell"
     origin: str = ""            # where it was declared, for messages ("cell 3", "etl.py:12")
 
@@ -68,4 +78,6 @@ class TaskSpec:
             retry_delay=self.retry_delay, backoff=self.backoff, max_delay=self.max_delay,
             jitter=self.jitter, retry_on=self.retry_on, timeout=self.timeout,
             priority=self.priority, tags=self.tags, trigger=self.trigger, run_if=self.run_if,
-            compensate=self.compensate, cache=self.cache, kind=self.kind, origin=self.origin)
+            compensate=self.compensate, cache=self.cache, expected=self.expected,
+            deadline=self.deadline, resources=self.resources, group=self.group,
+            phase=self.phase, kind=self.kind, origin=self.origin)

@@ -57,6 +57,7 @@ class Trigger(str, enum.Enum):
     CANCEL = "cancel"
     RESTORE = "restore"            # result restored from a cache or an earlier run
     COMPENSATE = "compensate"      # undo a success (saga)
+    MISS_DEADLINE = "miss_deadline"  # its deadline passed before it ended: noted, no change
 
     def __str__(self) -> str:
         return self.value
@@ -94,6 +95,11 @@ TABLE: dict[tuple[State, Trigger], State | Guarded] = {
     (S.SUCCEEDED, T.COMPENSATE): S.COMPENSATING,
     (S.COMPENSATING, T.SUCCEED): S.COMPENSATED,
     (S.COMPENSATING, T.FAIL): S.FAILED,
+    # A missed deadline is an event (with the lateness), not a state of its own.
+    (S.PENDING, T.MISS_DEADLINE): S.PENDING,
+    (S.READY, T.MISS_DEADLINE): S.READY,
+    (S.RUNNING, T.MISS_DEADLINE): S.RUNNING,
+    (S.RETRYING, T.MISS_DEADLINE): S.RETRYING,
 }
 
 

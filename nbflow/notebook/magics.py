@@ -30,6 +30,7 @@ from IPython.display import display
 
 from ..api import Flow, Run
 from ..core.options import MODES, OPTIONS, flag_type
+from ..core.policies import POLICIES
 from ..core.text import NAME_LIMIT, storable
 from ..errors import NbflowError
 from ..simulation import Simulation
@@ -167,8 +168,9 @@ class FlowMagics(Magics):
 
         Usage: ``%%task NAME [--after A,B] [--retries N] [--retry-delay S]
         [--backoff F] [--max-delay S] [--jitter J] [--timeout S] [--priority P]
-        [--tags a,b] [--trigger RULE]``  (the options of ``Flow.task``; an
-        option not given takes the flow's default)
+        [--tags a,b] [--trigger RULE] [--expected S] [--deadline S|ISO]
+        [--resources POOL=N,...] [--group PATH] [--phase NAME]``  (the options of
+        ``Flow.task``; an option not given takes the flow's default)
 
         Without ``--after`` the task depends on the task cells that assign the
         names this cell reads (``--after ""`` turns that off).  When the flow
@@ -193,9 +195,9 @@ class FlowMagics(Magics):
     def flow_magic(self, line: str) -> Any:
         """Drive the flow of the ``%%task`` cells.
 
-        ``%flow run [--workers N] [--mode eager|levels] [--resume [RUN_ID]] [--fail-fast] [--seed N]``
+        ``%flow run [--workers N] [--mode eager|levels] [--policy NAME] [--resume [RUN_ID]] [--fail-fast] [--seed N]``
             run every task, show the run
-        ``%flow status``   the task table of the last run
+        ``%flow status [--by group]``   the task table of the last run (or its groups)
         ``%flow levels``   the tasks level by level (what can run together)
         ``%flow graph``    draw the DAG
         ``%flow reset``    forget every task of the flow (runs stay in the store)
@@ -222,18 +224,20 @@ class FlowMagics(Magics):
 @subcommand("run", "run every task and show the run",
             arg("--workers", type=flag_type("workers"), metavar="N", default=None),
             arg("--mode", choices=MODES, default="eager"),
+            arg("--policy", choices=sorted(POLICIES), default=None),
             arg("--resume", nargs="?", const=True, default=None, metavar="RUN_ID"),
             arg("--fail-fast", action="store_true"),
             arg("--seed", type=flag_type("seed"), metavar="N", default=None))
 def _run(m: FlowMagics, args: argparse.Namespace) -> None:
     m.last_run = m.flow.run(workers=args.workers, mode=args.mode, resume=args.resume or False,
-                            fail_fast=args.fail_fast, seed=args.seed)
+                            fail_fast=args.fail_fast, seed=args.seed, policy=args.policy)
     display(m.last_run)
 
 
-@subcommand("status", "the task table of the last run")
+@subcommand("status", "the task table of the last run",
+            arg("--by", choices=["group"], default=None))
 def _status(m: FlowMagics, args: argparse.Namespace) -> None:
-    display(_require_run(m).status())
+    display(_require_run(m).status(by=args.by))
 
 
 @subcommand("levels", "the tasks level by level")

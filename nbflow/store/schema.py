@@ -157,3 +157,18 @@ commits = Table(
     Column("txn", Integer, nullable=False),
     Column("at", Float, nullable=False),
 )
+
+# How long tasks took, for the scheduling policies that rank by expected
+# duration (``history.py``): one row per run, in three columns made once per
+# run: the task names (a JSON list), their code hashes (16 hex digits each,
+# concatenated) and the seconds each succeeded attempt ran (float64s, NaN for a
+# task that did not run), all in the same order.  Only a flow's latest runs are kept.
+durations = Table(
+    "durations", metadata,
+    Column("flow", String(255), primary_key=True),
+    Column("run_id", String(64), primary_key=True),
+    Column("names", Text, nullable=False),
+    Column("codes", Text, nullable=False),
+    Column("seconds", LargeBinary, nullable=False),
+    ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
+)

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from benchmarks import baselines, measure, profile_run, run
+from benchmarks import baselines, measure, policies, profile_run, run
 from benchmarks.workloads import (
     BY_NAME,
     WORKERS,
@@ -174,6 +174,16 @@ def test_runner_prints_a_row_per_workload(capsys):
     for w in WORKLOADS:
         assert f"| {w.name} |" in out
     assert all(r.nbflow > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_the_policy_runner_measures_every_policy_and_the_pools(capsys):
+    rows = policies.main(["--tiny", "--repeat", "1"])
+    expected = [*policies.POLICIES, *(f"{p}+2 pools" for p in policies.POOLED)]
+    assert [r[1] for r in rows] == expected * 2 and {r[0] for r in rows} == {"wide", "layered"}
+    out = capsys.readouterr().out
+    assert "load average" in out and out.count("CPU x fifo") == 1   # one table
+    assert all(r[2] > 0 for r in rows)
 
 
 def test_runner_refuses_a_bad_repeat(capsys):

@@ -43,12 +43,12 @@ open("kernel-was-here.txt", "w").close()
 
 @pytest.fixture(scope="module")
 def succeeded(tmp_path_factory, nbflow_cli, notebook):
-    """One run of a succeeding notebook with --workers 3, from another folder."""
+    """One run of a succeeding notebook with --workers 3 --policy sjf, from another folder."""
     root = tmp_path_factory.mktemp("cli-run")
     nb = notebook(root / "project" / "demo.ipynb", FLOW, RUN)
     elsewhere = root / "elsewhere"
     elsewhere.mkdir()
-    result = nbflow_cli("run", str(nb), "--workers", "3", cwd=elsewhere)
+    result = nbflow_cli("run", str(nb), "--workers", "3", "--policy", "sjf", cwd=elsewhere)
     return nb.parent, result
 
 
@@ -75,6 +75,7 @@ def test_workers_reaches_the_notebooks_runs(succeeded):
     store = Store(str(folder / ".nbflow" / "nbflow.db"))
     [run] = store.runs()
     assert json.loads(run["params"])["workers"] == 3
+    assert json.loads(run["params"])["policy"] == "sjf"   # --policy, through NBFLOW_POLICY
     assert (run["flow"], run["state"]) == ("cli-demo", "succeeded")
 
 

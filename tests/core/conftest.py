@@ -7,6 +7,9 @@ helpers are handed out as session fixtures so Hypothesis tests can use them.
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import queue
 from collections.abc import Callable, Iterable, Sequence
 
 import pytest
@@ -16,6 +19,7 @@ from nbflow.core.engine import Engine
 from nbflow.core.events import FROM, TASK, TO
 from nbflow.core.graph import Graph
 from nbflow.core.spec import TaskSpec
+from nbflow.core.worker import execute
 from nbflow.executors.sync import SyncExecutor
 
 
@@ -93,3 +97,63 @@ def run():
 @pytest.fixture(scope="session")
 def final_states():
     return states
+
+
+class SimClock(VirtualClock):
+    """A virtual clock that also delivers the outcomes a :class:`TimedExecutor`
+    holds, each when its task's duration has passed."""
+
+    def __init__(self):
+        super().__init__()
+        self.due: list[tuple] = []   # (when, seq, inbox message)
+
+    def wait(self, inbox, deadline):
+        try:
+            return inbox.get_nowait()
+        except queue.Empty:
+            pass
+        if self.due and (deadline is None or self.due[0][0] <= deadline):
+            when, _, msg = heapq.heappop(self.due)
+            self.t = max(self.t, when)
+            return msg
+        return super().wait(inbox, deadline)
+
+
+class TimedExecutor:
+    """Runs each attempt at once but reports it ``durations[task]`` seconds later
+    on a :class:`SimClock` (default 1 s), so ``workers`` tasks overlap in time."""
+
+    lookahead = 0
+
+    def __init__(self, workers: int, clock: SimClock, durations: dict[str, float]):
+        self.workers, self.clock, self.durations = workers, clock, durations
+        self._seq = itertools.count()
+
+    def start(self, report) -> None:
+        pass
+
+    def submit(self, token, fn, kwargs, ctx=None) -> None:
+        out = execute(fn, kwargs, ctx)
+        heapq.heappush(self.clock.due, (self.clock.now() + self.durations.get(ctx.name, 1.0),
+                                        next(self._seq), (token, out)))
+
+    def cancel(self, token) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+
+def run_timed(specs: Sequence[TaskSpec], durations: dict[str, float], workers: int = 1,
+              **options) -> tuple[Engine, Recorder]:
+    """Run ``specs`` on ``workers`` overlapping in virtual time (options as make_engine)."""
+    clock = SimClock()
+    engine, recorder = make_engine(specs, executor=TimedExecutor(workers, clock, durations),
+                                   clock=clock, **options)
+    engine.run()
+    return engine, recorder
+
+
+@pytest.fixture(scope="session")
+def timed():
+    return run_timed

@@ -34,7 +34,9 @@ def test_results_flow_to_dependents(spec, run, final_states):
 
 
 def test_eager_starts_a_task_as_soon_as_its_dependencies_allow(spec, run):
-    specs = [spec("a"), spec("b", after=["a"]), spec("c"), spec("d")]
+    # b outranks c and d, so in eager mode it starts as soon as a is done (ties
+    # break by ready order, which would put it after c and d)
+    specs = [spec("a"), spec("b", after=["a"], priority=1), spec("c"), spec("d")]
     assert run(specs)[1].starts() == ["a", "b", "c", "d"]   # eager is the default
     # levels: b (level 1) waits behind the barrier until c and d (level 0) are done
     assert run(specs, mode="levels")[1].starts() == ["a", "c", "d", "b"]
@@ -280,8 +282,9 @@ def test_bad_mode_and_policy(spec, engine_for):
     with pytest.raises(ValueError, match=r"^Engine\(\): mode must be one of 'eager', 'levels', "
                                          r"got 'level'\.$"):
         engine_for([spec("a")], mode="level")
-    with pytest.raises(ValueError, match=r"^Engine\(\): policy must be one of 'fifo', "
-                                         r"'priority', got 'lifo'\.$"):
+    with pytest.raises(ValueError, match=r"^Engine\(\): policy must be one of 'aging', "
+                                         r"'critical_path', 'edf', 'fifo', 'priority', 'sjf', "
+                                         r"or a policy object"):
         engine_for([spec("a")], policy="lifo")
 
 

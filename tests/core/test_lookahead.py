@@ -51,7 +51,7 @@ def run_in_thread(engine) -> threading.Thread:
 def test_queued_attempts_stay_ready_until_a_worker_takes_them(spec, engine_for, final_states):
     fn, started, release = blocker()
     calls: list[str] = []
-    specs = [spec("a", fn, priority=1), spec("b", lambda: calls.append("b")),
+    specs = [spec("a", fn), spec("b", lambda: calls.append("b")),
              spec("c", lambda: calls.append("c"))]
     executor = ThreadExecutor(1, lookahead=2)
     engine, rec = engine_for(specs, executor=executor, clock=RealClock())
@@ -74,7 +74,7 @@ def test_queued_attempts_stay_ready_until_a_worker_takes_them(spec, engine_for, 
 def test_without_lookahead_nothing_waits_in_the_queue(spec, engine_for, final_states):
     fn, started, release = blocker()
     executor = ThreadExecutor(1, lookahead=0)
-    engine, rec = engine_for([spec("a", fn, priority=1), spec("b")],
+    engine, rec = engine_for([spec("a", fn), spec("b")],
                               executor=executor, clock=RealClock())
     t = run_in_thread(engine)
     assert started.wait(WAIT)
@@ -88,7 +88,7 @@ def test_without_lookahead_nothing_waits_in_the_queue(spec, engine_for, final_st
 def test_an_attempt_cancelled_while_queued_never_runs(spec, engine_for, final_states):
     fn, started, release = blocker()
     calls: list[str] = []
-    specs = [spec("a", fn, priority=1), spec("b", lambda: calls.append("b")),
+    specs = [spec("a", fn), spec("b", lambda: calls.append("b")),
              spec("c", lambda: calls.append("c")), spec("d", after=["b"])]
     executor = ThreadExecutor(1, lookahead=2)
     engine, rec = engine_for(specs, executor=executor, clock=RealClock())
@@ -109,7 +109,7 @@ def test_an_attempt_cancelled_while_queued_never_runs(spec, engine_for, final_st
 
 def test_a_timeout_counts_from_the_start_not_from_the_queue(spec, engine_for, final_states):
     # b waits 0.3 s behind a in the queue; its 0.2 s timeout must not run meanwhile.
-    specs = [spec("a", lambda: time.sleep(0.3), priority=1),
+    specs = [spec("a", lambda: time.sleep(0.3)),
              spec("b", lambda: time.sleep(0.01), timeout=0.2)]
     engine, rec = engine_for(specs, executor=ThreadExecutor(1, lookahead=1),
                               clock=RealClock())
@@ -120,7 +120,7 @@ def test_a_timeout_counts_from_the_start_not_from_the_queue(spec, engine_for, fi
 def test_queued_attempts_of_a_fail_fast_run_are_cancelled_and_the_workers_go_on(spec, engine_for, final_states):
     # three workers, three queued: the failure cancels the queued ones; later
     # outcomes still free their workers (the run must end, not wait forever).
-    specs = [spec("bad", failing(1), priority=9)] + \
+    specs = [spec("bad", failing(1))] + \
             [spec(f"t{k}", lambda: time.sleep(0.02)) for k in range(8)]
     engine, rec = engine_for(specs, executor=ThreadExecutor(3, lookahead=3),
                               clock=RealClock(), fail_fast=True)

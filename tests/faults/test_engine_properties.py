@@ -44,13 +44,30 @@ from nbflow.store import Store
 
 FAILED = {"failed", "upstream_failed", "cancelled"}   # what a trigger rule counts as failed
 
-# The trigger rules' table (triggers.py docs), written out again as the model.
+# The trigger rules' table (triggers.py docs, Airflow's meaning), written out
+# again as the model: the verdict once every dependency ended, from the counts of
+# failed, skipped and succeeded ones.  A task without dependencies runs.
 RULES = {
-    "all_success": lambda failed, skipped: "upstream_failed" if failed else
-    "skipped" if skipped else "run",
-    "all_done": lambda failed, skipped: "run",
-    "one_failed": lambda failed, skipped: "run" if failed else "skipped",
-    "none_failed": lambda failed, skipped: "upstream_failed" if failed else "run",
+    "all_success": lambda f, k, s: "upstream_failed" if f else "skipped" if k else "run",
+    "all_failed": lambda f, k, s: "skipped" if s or k else "run",
+    "all_done": lambda f, k, s: "run",
+    "all_skipped": lambda f, k, s: "skipped" if s or f else "run",
+    "one_success": lambda f, k, s: "run" if s else "upstream_failed" if f else "skipped",
+    "one_failed": lambda f, k, s: "run" if f else "skipped",
+    "one_done": lambda f, k, s: "run" if s or f else "skipped",
+    "none_failed": lambda f, k, s: "upstream_failed" if f else "run",
+    "none_failed_min_one_success": lambda f, k, s: "upstream_failed" if f else
+    "run" if s else "skipped",
+    "none_skipped": lambda f, k, s: "skipped" if k else "run",
+    "always": lambda f, k, s: "run",
+}
+# Rules that may start a task before all its dependencies ended: what must hold
+# of those that did when it starts.
+EARLY = {
+    "one_success": lambda ends: "succeeded" in ends,
+    "one_failed": lambda ends: any(e in FAILED for e in ends),
+    "one_done": lambda ends: any(e != "skipped" for e in ends),
+    "always": lambda ends: True,
 }
 
 
@@ -74,8 +91,9 @@ class Scenario(NamedTuple):
         plan, out = self.plan, {}
         for name in plan.topo:
             ends = [out[d][0] for d in plan.deps[name]]
-            verdict = RULES[self.triggers[name]](sum(e in FAILED for e in ends),
-                                                 ends.count("skipped"))
+            verdict = RULES[self.triggers[name]](
+                sum(e in FAILED for e in ends), ends.count("skipped"),
+                ends.count("succeeded")) if ends else "run"
             failures, retries = plan.failures[name], plan.retries[name]
             if verdict != "run":
                 out[name] = (verdict, 0)
@@ -147,7 +165,11 @@ def check(store: Store, sc: Scenario, engine: Engine, run_id: str) -> None:
         name = ev[TASK]
         if ev[TO] == "running":
             assert not cancelled_seen, f"{name} started after the run was cancelled"
-            assert all(d in ended for d in plan.deps[name])
+            rule = sc.triggers[name]
+            if rule in EARLY and plan.deps[name]:
+                assert EARLY[rule]([ended[d] for d in plan.deps[name] if d in ended])
+            else:
+                assert all(d in ended for d in plan.deps[name])
             if sc.triggers[name] == "all_success":
                 assert all(ended[d] == "succeeded" for d in plan.deps[name])
         if ev[TO] in TERMINAL:

@@ -169,7 +169,9 @@ def test_the_kernel_runs_this_virtualenvs_python(shared_kernel):
 
 USAGE_TASK = r"Usage: %%task NAME \[--after A,B\] \[--retries N\] \[--retry-delay S\] " \
              r"\[--backoff F\] \[--max-delay S\] \[--jitter J\] \[--timeout S\] " \
-             r"\[--priority P\] \[--tags a,b\] \[--trigger RULE\]$"
+             r"\[--priority P\] \[--tags a,b\] \[--trigger RULE\] \[--expected S\] " \
+             r"\[--deadline S\|ISO\] \[--resources POOL=N,\.\.\.\] \[--group PATH\] " \
+             r"\[--phase NAME\]$"
 A_YEAR = r"must be a number of seconds above 0 and at most 31536000 \(a year\)"
 
 
@@ -197,9 +199,17 @@ A_YEAR = r"must be a number of seconds above 0 and at most 31536000 \(a year\)"
     ("%flow fly", r"%flow has no subcommand 'fly'\. Usage: %flow SUBCOMMAND"),
     ("%flow run --workers 0", r"argument --workers: must be a whole number of at least 1, "
      r"got '0'\. "
-     r"Usage: %flow run \[--workers N\] \[--mode \{eager,levels\}\] \[--resume \[RUN_ID\]\] "
+     r"Usage: %flow run \[--workers N\] \[--mode \{eager,levels\}\] \[--policy "
+     r"\{aging,critical_path,edf,fifo,priority,sjf\}\] \[--resume \[RUN_ID\]\] "
      r"\[--fail-fast\] \[--seed N\]$"),
     ("%flow run --seed one", r"argument --seed: must be a whole number, got 'one'\. "),
+    ("%flow run --policy lifo", r"argument --policy: invalid choice: 'lifo'"),
+    ("%%task x --resources db=lots\nx = 1", r"argument --resources: must be a dict of pool "
+     r"name to slots, e\.g\. \{'db': 1\} \(slots are whole numbers >= 1\), got 'db=lots'"),
+    ("%%task x --group a//b\nx = 1", r"argument --group: must be a name, or names "
+     r"joined by '/' \(e\.g\. 'extract/api'\), of printable characters, got 'a//b'"),
+    ("%%task x --expected -2\nx = 1", r"argument --expected: must be a number of seconds "
+     r"from 0 to 31536000, got '-2'"),
     ("%flow run --mode sideways", r"argument --mode: invalid choice: 'sideways'"),
     ("%flow levels extra", r"unrecognized arguments: extra\. Usage: %flow levels$"),
     ("%flow status", r"no run yet in this kernel; start one with %flow run$"),
@@ -260,3 +270,20 @@ def test_flow_simulate_shows_a_gantt_chart_and_runs_no_cell(kernel: KernelSessio
     kernel.ok("sim = %flow simulate --workers 1")
     assert kernel.value("sim.makespan") == 2.0
     assert kernel.value("'rows' in globals()") is False
+
+
+def test_scheduling_options_policy_and_status_by_group(kernel: KernelSession):
+    kernel.ok("from nbflow.notebook.magics import current_flow, last_run\n"
+              "current_flow().pool('db', slots=1)")
+    kernel.ok("%%task load --resources db=1 --group etl/load --expected 2 --deadline 3600\n"
+              "loaded = 1")
+    kernel.ok("%%task report --group etl\nout = loaded + 1")
+    kernel.ok("%flow run --policy sjf")
+    assert kernel.value("last_run().state") == "succeeded"
+    assert kernel.value("[(s.resources, s.group, s.expected, s.deadline) "
+                        "for s in current_flow().build()[1]]") == [
+        ({"db": 1}, "etl/load", 2.0, 3600.0), ({}, "etl", None, None)]
+    params = kernel.value("last_run().store.run(last_run().id)['params']")
+    assert json.loads(params)["policy"] == "sjf"
+    [html] = kernel.ok("%flow status --by group").data("text/html")
+    assert "etl/load" in html and html.count("succeeded") >= 2

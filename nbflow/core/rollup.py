@@ -1,0 +1,59 @@
+"""Rolling task states up into their groups (``run.status(by="group")``, the CLI).
+
+A group path ``"extract/api"`` counts for ``extract`` and for ``extract/api``;
+a phase is the outermost group of its tasks.  A group's state, first match:
+
+==========  ==========================================================
+failed      a task failed or is upstream_failed
+running     a task is running or retrying, or some ended and some wait
+cancelled   a task was cancelled
+pending     every task waits (pending or ready)
+succeeded   every task ended succeeded or skipped, at least one succeeded
+skipped     every task was skipped
+==========  ==========================================================
+
+(compensating and compensated tasks count as running and succeeded.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+#: The label of tasks that belong to no group.
+NO_GROUP = "(no group)"
+
+_WAITING = {"pending", "ready"}
+
+
+def rollup(states: Iterable[str]) -> str:
+    """The state of a group whose tasks are in ``states`` (see the table above)."""
+    seen = set(states)
+    if seen & {"failed", "upstream_failed"}:
+        return "failed"
+    if seen & {"running", "retrying", "compensating"} or (seen & _WAITING and seen - _WAITING):
+        return "running"
+    if "cancelled" in seen:
+        return "cancelled"
+    if not seen or seen <= _WAITING:
+        return "pending"
+    return "succeeded" if seen & {"succeeded", "compensated"} else "skipped"
+
+
+def by_group(groups: Sequence[str | None], states: Sequence[str]) -> list[dict]:
+    """One row per group and parent group, in first-declared order:
+    ``{"group", "state", "tasks", <state>: count...}``."""
+    members: dict[str, list[str]] = {}
+    for group, state in zip(groups, states):
+        if group is None:
+            members.setdefault(NO_GROUP, []).append(state)
+            continue
+        parts = group.split("/")
+        for k in range(1, len(parts) + 1):
+            members.setdefault("/".join(parts[:k]), []).append(state)
+    rows = []
+    for group, mine in members.items():
+        row = {"group": group, "state": rollup(mine), "tasks": len(mine)}
+        for state in mine:
+            row[state] = row.get(state, 0) + 1
+        rows.append(row)
+    return rows

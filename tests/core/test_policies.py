@@ -1,0 +1,192 @@
+"""The policies: each one's order, aging against starvation, priority inheritance
+against inversion, and starts that follow the policy despite the pool's lookahead.
+
+Most run on the synchronous executor and a virtual clock; a task "takes" time
+by advancing the clock.  The lookahead case runs real threads.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from nbflow.core.clock import RealClock, VirtualClock
+from nbflow.core.graph import Graph
+from nbflow.core.policies import (
+    DEFAULT_EXPECTED,
+    Aging,
+    EarliestDeadlineFirst,
+    RunInfo,
+    make_policy,
+)
+from nbflow.executors.threads import ThreadExecutor
+
+POLICY_NAMES = ["fifo", "priority", "aging", "sjf", "edf", "critical_path"]
+
+# name, priority, expected, deadline: independent tasks, all ready at once
+TASKS = [("t0", 0, 3.0, None), ("t1", 2, 1.0, 9.0), ("t2", 5, 2.0, 4.0), ("t3", 2, 0.5, None),
+         ("t4", 0, 4.0, 1.0), ("t5", 5, 1.0, 30.0)]
+
+
+def expected_order(policy: str, tasks) -> list[int]:
+    """The policy's order by its formula, written out again (ties: declaration)."""
+    key = {
+        "fifo": lambda k: 0,
+        "priority": lambda k: -tasks[k][1],
+        "aging": lambda k: -tasks[k][1],           # all ready at t=0: equal ages
+        "sjf": lambda k: tasks[k][2],
+        "edf": lambda k: float("inf") if tasks[k][3] is None else tasks[k][3],
+        "critical_path": lambda k: -tasks[k][2],   # independent: rank = own duration
+    }[policy]
+    return sorted(range(len(tasks)), key=lambda k: (key(k), k))
+
+
+@pytest.mark.parametrize("flip", [False, True], ids=["a-to-z", "z-to-a"])
+@pytest.mark.parametrize("policy", POLICY_NAMES)
+def test_one_worker_every_task_ready_starts_in_the_policys_order(policy, flip, spec, run):
+    names = [("z" if flip else "a") + str(9 - k if flip else k) for k in range(len(TASKS))]
+    specs = [spec(names[k], priority=p, expected=e, deadline=d)
+             for k, (_n, p, e, d) in enumerate(TASKS)]
+    _, rec = run(specs, policy=policy)
+    assert rec.starts() == [names[k] for k in expected_order(policy, TASKS)]
+
+
+def test_edf_brings_forward_what_a_deadline_waits_on(spec, run):
+    # prep has no deadline, but ship (4 s) must end by 10, so prep must end by 6:
+    # before other (due 8)
+    specs = [spec("other", expected=1, deadline=8), spec("prep", expected=1),
+             spec("ship", after=["prep"], expected=4, deadline=10)]
+    _, rec = run(specs, policy="edf")
+    assert rec.starts() == ["prep", "other", "ship"]
+    _, rec = run(specs, policy="fifo")
+    assert rec.starts() == ["other", "prep", "ship"]
+
+
+def test_critical_path_starts_the_longest_chain_first(spec, run):
+    specs = [spec("solo", expected=2.5), spec("a", expected=1), spec("b", after=["a"], expected=1),
+             spec("c", after=["b"], expected=1)]
+    _, rec = run(specs, policy="critical_path")
+    assert rec.starts() == ["a", "solo", "b", "c"]   # rank a = 3 > solo = 2.5 > b = 2
+
+
+def ticking(clock: VirtualClock, seconds: float):
+    def fn(**_):
+        clock.advance(seconds)
+    return fn
+
+
+def stream(spec, clock, n: int, priority: int):
+    """``low`` (priority 0, ready at once) and a chain of ``n`` one-second tasks of
+    ``priority``: each is ready as the one before it ends, so one is always ready."""
+    specs = [spec("low", ticking(clock, 1.0))]
+    for k in range(n):
+        specs.append(spec(f"high{k}", ticking(clock, 1.0), priority=priority,
+                          after=[f"high{k - 1}"] if k else []))
+    return specs
+
+
+def start_time(rec, name: str) -> float:
+    return next(ev[6] for ev in rec.log if ev[2] == name and ev[5] == "running")
+
+
+def test_aging_starts_a_starved_task_within_the_stated_bound(spec, run):
+    clock = VirtualClock()
+    _, rec = run(stream(spec, clock, 50, priority=5), clock=clock, policy="priority")
+    assert start_time(rec, "low") == 50.0      # waits for as long as the stream lasts
+    for rate in (1.0, 2.5, 0.5):
+        clock = VirtualClock()
+        _, rec = run(stream(spec, clock, 50, priority=5), clock=clock, policy=Aging(rate=rate))
+        bound = (5 - 0) / rate + 1.0           # (P - p) / rate, then the running task ends
+        assert start_time(rec, "low") <= bound, rate
+
+
+def test_aging_with_a_cap_ranks_capped_tasks_by_ready_order(spec, run):
+    # first (at the cap, 3) goes first; by t=10 b and c have reached the cap and
+    # rank as one, by ready order (uncapped, c's 12 would beat b's 11); vip's 9 is
+    # above the cap and never ages
+    def starts(policy):
+        clock = VirtualClock()
+        specs = [spec("first", ticking(clock, 10.0), priority=3), spec("b", priority=1),
+                 spec("c", priority=2), spec("vip", after=["first"], priority=9)]
+        return run(specs, clock=clock, policy=policy)[1].starts()
+
+    assert starts(Aging(rate=1.0, cap=3)) == ["first", "vip", "b", "c"]
+    assert starts(Aging(rate=1.0)) == ["first", "c", "b", "vip"]   # 12, 11, then 9
+
+
+def inversion(spec):
+    """urgent (10) needs prep (0); five independent medium tasks (5) are ready too."""
+    return ([spec("prep", priority=0), spec("urgent", after=["prep"], priority=10)]
+            + [spec(f"medium{k}", priority=5) for k in range(5)])
+
+
+def test_priority_inheritance_removes_the_inversion(spec, run):
+    _, rec = run(inversion(spec))
+    # without inheritance urgent waits behind every medium task (the inversion)
+    assert rec.starts() == [f"medium{k}" for k in range(5)] + ["prep", "urgent"]
+    _, rec = run(inversion(spec), inherit_priority=True)
+    assert rec.starts() == ["prep", "urgent"] + [f"medium{k}" for k in range(5)]
+    _, rec = run(inversion(spec), inherit_priority=True, policy=Aging(rate=0.1))
+    assert rec.starts()[:2] == ["prep", "urgent"]
+
+
+def test_expected_durations_come_from_the_declaration_the_history_or_the_default(spec):
+    specs = [spec("declared", expected=2.0), spec("known"), spec("new")]
+    info = RunInfo(Graph([s.name for s in specs], [()] * 3), specs, VirtualClock(),
+                   history={"known": 7.5, "declared": 99.0})
+    assert info.expected == [2.0, 7.5, DEFAULT_EXPECTED]
+    assert info.source == ["declared", "history", "default"]
+
+
+def test_bad_policies_say_how_to_fix_them():
+    with pytest.raises(ValueError, match=r"^Aging: rate must be a finite number >= 0 \(priority "
+                                         r"points per second ready\), got -1; e\.g\. "
+                                         r"nbflow\.policies\.Aging\(rate=1\.0, cap=10\)$"):
+        Aging(rate=-1)
+    with pytest.raises(ValueError, match="^Aging: cap must be a finite number, got 'high'"):
+        Aging(cap="high")
+    with pytest.raises(ValueError, match="Aging: rate must be a finite number"):
+        Aging(rate=float("nan"))
+    with pytest.raises(TypeError, match=r"^policy must be a name \(aging, critical_path, edf, "
+                                        r"fifo, priority, sjf\) or a policy object such as "):
+        make_policy(42)
+    assert isinstance(make_policy(EarliestDeadlineFirst()), EarliestDeadlineFirst)
+
+
+def test_starts_follow_the_policy_despite_the_pools_lookahead(spec, engine_for):
+    # While "a" holds the only worker, b and c wait ready.  When a ends, d (after
+    # a) is ready too and is the shortest: sjf must start it before c and b.  Had
+    # b and c been queued in the pool behind a (its lookahead), they would go first.
+    started, release = threading.Event(), threading.Event()
+
+    def hold():
+        started.set()
+        assert release.wait(10)
+
+    specs = [spec("a", hold, expected=0.0), spec("b", expected=5.0), spec("c", expected=1.0),
+             spec("d", after=["a"], expected=0.1)]
+    executor = ThreadExecutor(1, lookahead=2)
+    engine, rec = engine_for(specs, executor=executor, clock=RealClock(), policy="sjf")
+    t = threading.Thread(target=engine.run)
+    t.start()
+    assert started.wait(10)
+    release.set()
+    t.join(10)
+    assert rec.starts() == ["a", "d", "c", "b"]
+    # where nothing can outrank the queued tasks (fifo), the lookahead still queues
+    started.clear()
+    release.clear()
+    executor = ThreadExecutor(1, lookahead=2)
+    engine, rec = engine_for(specs, executor=executor, clock=RealClock(), policy="fifo")
+    t = threading.Thread(target=engine.run)
+    t.start()
+    assert started.wait(10)
+    for _ in range(1000):
+        if executor._jobs.qsize() == 2:
+            break
+        threading.Event().wait(0.002)
+    assert executor._jobs.qsize() == 2
+    release.set()
+    t.join(10)
+    assert rec.starts() == ["a", "b", "c", "d"]
