@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .core.engine import Engine, check_options
+from .core.executor import check_runnable
 from .core.graph import Graph
 from .declare import (Declaration, cell_declaration, check_redeclaration, function_declaration,
                       resolve)
@@ -290,13 +291,7 @@ class Flow:
         kind = executor or self.executor
         ex = make_executor(kind, workers or self.workers or env_workers(),
                            **_thread_options(kind))
-        if not getattr(ex, "shares_memory", True):
-            cell = next((s.name for s in specs if s.kind == "cell"), None)
-            if cell is not None:
-                raise ValueError(
-                    f"task {cell!r} is a %%task cell: it runs in the notebook's namespace, "
-                    f"which a worker process does not share. Run this flow with "
-                    f"executor='threads', or declare {cell!r} as a function with @flow.task.")
+        check_runnable(ex, specs)
         run_id = new_run_id()
         created = time.time()
         params = {"workers": ex.workers, "mode": mode, "policy": policy or self.policy,

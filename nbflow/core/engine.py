@@ -60,6 +60,7 @@ from typing import Any, Protocol
 from ..errors import SkipTask, TaskCancelled
 from .clock import RealClock
 from .events import Detail
+from .executor import Executor, lookahead
 from .gcfreeze import frozen
 from .graph import Graph
 from .policies import POLICIES, make_policy
@@ -73,18 +74,6 @@ S, T = State, Trigger
 Event = tuple  # (run_id, seq, task, attempt, from_state, to_state, at, detail): events.py
 LogRecord = tuple  # (task, attempt, stdout, stderr)
 COMPENSATION = -1  # the attempt number in the token of a compensation call
-
-
-class Executor(Protocol):
-    """Runs attempts; knows nothing of scheduling."""
-
-    workers: int
-
-    def start(self, report: Callable[[tuple], None]) -> None: ...
-    def submit(self, token: tuple[int, int], fn: Callable[..., Any], kwargs: dict,
-               ctx: TaskContext) -> None: ...
-    def cancel(self, token: tuple[int, int]) -> None: ...
-    def shutdown(self) -> None: ...
 
 
 class Sink(Protocol):
@@ -184,7 +173,7 @@ class Engine:
         # Attempts queued in the executor while every worker is busy (at most its
         # ``lookahead``), oldest first: still ready until a worker takes one.
         self._ahead: collections.deque[tuple[tuple[int, int], TaskContext]] = collections.deque()
-        self._lookahead = getattr(executor, "lookahead", 0)
+        self._lookahead = lookahead(executor)
         self.timers: list[tuple[float, int, str, int, int]] = []
         self.unfinished = n
         self.cancelled: str | None = None

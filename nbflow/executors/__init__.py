@@ -1,15 +1,17 @@
 """Executors run attempts and report outcomes; they hold no scheduling state.
 
-An executor has ``workers`` (how many attempts it runs at once), ``start(report)``
-(``report((token, outcome))`` posts to the engine's inbox), ``submit(token, fn,
-kwargs)``, ``cancel(token)`` and ``shutdown()``.
+The contract they meet is written down once, in :mod:`nbflow.core.executor`.
 """
 
 from __future__ import annotations
 
+from ..core.executor import Executor
 from .processes import ProcessExecutor
 from .sync import SyncExecutor
 from .threads import ThreadExecutor
+
+__all__ = ["EXECUTORS", "Executor", "ProcessExecutor", "SyncExecutor", "ThreadExecutor",
+           "make_executor"]
 
 EXECUTORS = {"threads": ThreadExecutor, "processes": ProcessExecutor, "sync": SyncExecutor}
 

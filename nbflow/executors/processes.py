@@ -20,16 +20,11 @@ attempt it runs next).
 
 What crosses the pipe
 ---------------------
-Functions and their arguments go with cloudpickle, so functions and classes
-defined in a notebook (module ``__main__``) work.  The worker runs
-:func:`nbflow.core.worker.execute` (its output capture is installed once per
-worker) and sends the :class:`Outcome` back the same way.  The user's own
-exception comes back as itself when it pickles, with the worker's traceback as
-its ``__cause__`` (as ``concurrent.futures`` does); otherwise a
-:class:`RemoteError` carries its type name, message and traceback.
-``Outcome.error_text`` always holds the formatted traceback.  A cell task
-cannot run here: it runs in the notebook's namespace, which a process does not
-share.
+The job and its :class:`Outcome`, pickled as ``wire.py`` describes (cloudpickle,
+so notebook functions work; the user's exception comes back as itself).  The
+worker runs :func:`nbflow.core.worker.execute` (its output capture is installed
+once per worker).  A cell task cannot run here: it runs in the notebook's
+namespace, which a process does not share.
 
 Threads
 -------
@@ -41,7 +36,6 @@ makes sure it cannot kill a process that has already moved on to the next job.
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import queue
@@ -51,34 +45,17 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
-import types
-from collections import ChainMap
 from multiprocessing.connection import Connection
 from typing import Any
-
-import cloudpickle
 
 from ..children import reap
 from ..core.worker import Outcome, TaskContext, capturing, execute
 from ..errors import NbflowError, TaskCancelled
+from .wire import RemoteError, dumps, failed, received, send_back, who
+
+__all__ = ["ProcessExecutor", "RemoteError", "WorkerDied", "serve"]
 
 EXIT_WAIT = 2.0  # seconds an idle worker gets to exit after its pipe closes
-
-
-class RemoteError(NbflowError):
-    """Stands in for an exception from a worker process that could not be sent back.
-
-    ``type_name`` is the original type's qualified name, ``message`` its text
-    and ``remote_traceback`` the traceback formatted in the worker.
-    """
-
-    def __init__(self, type_name: str, message: str, remote_traceback: str = ""):
-        super().__init__(f"{type_name}: {message}")
-        self.type_name, self.message, self.remote_traceback = type_name, message, remote_traceback
-
-    def __reduce__(self):
-        return (RemoteError, (self.type_name, self.message, self.remote_traceback))
 
 
 class WorkerDied(NbflowError):
@@ -91,16 +68,6 @@ class WorkerDied(NbflowError):
     def __init__(self, message: str, exitcode: int | None = None):
         super().__init__(message)
         self.exitcode = exitcode
-
-
-class _RemoteTraceback(Exception):
-    """Shows the worker's traceback as the cause of the exception it raised."""
-
-    def __init__(self, text: str):
-        super().__init__(text)
-
-    def __str__(self) -> str:
-        return f'\n"""\n{self.args[0]}"""'
 
 
 class ProcessExecutor:
@@ -216,7 +183,7 @@ class _Slot:
                 out = _cancelled(ctx, self.name, time.time()) if dropped else \
                     self._attempt(fn, kwargs, ctx)
             except Exception as exc:  # e.g. no replacement worker could start: report it,
-                out = _failed(exc, time.time(), self.name)  # or the run would wait forever
+                out = failed(exc, time.time(), self.name)  # or the run would wait forever
             if not pool._closing:
                 pool._report((token, out))
         self._close()
@@ -224,15 +191,15 @@ class _Slot:
     def _attempt(self, fn, kwargs, ctx: TaskContext | None) -> Outcome:
         started = time.time()
         try:
-            job = _dumps((fn, kwargs, ctx))
+            job = dumps((fn, kwargs, ctx))
         except Exception as exc:
             with self.pool._lock:
                 self.token = None
-            exc.add_note(f"nbflow: {_who(ctx)} cannot be sent to a worker process. Functions "
+            exc.add_note(f"nbflow: {who(ctx)} cannot be sent to a worker process. Functions "
                          "run with executor='processes' must not refer to open files, locks, "
                          "connections or a %%task cell's namespace; use executor='threads' "
                          "for those.")
-            return _failed(exc, started, self.name)
+            return failed(exc, started, self.name)
         with self.pool._lock:
             cancelled_early = self.stopping   # cancel() came while the job was pickled
             if cancelled_early:
@@ -250,14 +217,14 @@ class _Slot:
         with self.pool._lock:
             stopped, self.stopping, self.token = self.stopping, False, None
         if data is not None and not stopped:
-            return _load(data, ctx, started, self.name)
+            return received(data, ctx, started, self.name)
         code = self._replace()
         if data is not None:   # it finished just as it was cancelled: the outcome stands
-            return _load(data, ctx, started, self.name)
+            return received(data, ctx, started, self.name)
         if stopped:
             return _cancelled(ctx, self.name, started)
-        return _failed(WorkerDied(
-            f"the worker process running {_who(ctx)} exited with {_exit_status(code)} "
+        return failed(WorkerDied(
+            f"the worker process running {who(ctx)} exited with {_exit_status(code)} "
             "before reporting its outcome (it crashed, was killed, e.g. by the system when "
             "out of memory, or the task ended the process)", code), started, self.name)
 
@@ -277,27 +244,6 @@ class _Slot:
             reap(self.proc, EXIT_WAIT)
 
 
-_cloudpickle_code = cloudpickle.Pickler.dispatch_table.get(types.CodeType)
-
-
-def _code_reduce(code: types.CodeType):
-    # cloudpickle names the code it ships "<dynamic-code>"; keeping the real file
-    # name lets a worker's traceback point at the user's file or notebook cell.
-    ctor, args = _cloudpickle_code(code)
-    return ctor, tuple(code.co_filename if a == "<dynamic-code>" else a for a in args)
-
-
-class _Pickler(cloudpickle.Pickler):
-    dispatch_table = ChainMap({types.CodeType: _code_reduce} if _cloudpickle_code else {},
-                              cloudpickle.Pickler.dispatch_table)
-
-
-def _dumps(obj: Any) -> bytes:
-    buf = io.BytesIO()
-    _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
-    return buf.getvalue()
-
-
 def _spawn(name: str) -> tuple[subprocess.Popen, Connection]:
     parent, child = socket.socketpair()
     # SIGINT is ignored from the first line: see serve().
@@ -312,10 +258,6 @@ def _spawn(name: str) -> tuple[subprocess.Popen, Connection]:
     return proc, Connection(parent.detach())
 
 
-def _who(ctx: TaskContext | None) -> str:
-    return f"task {ctx.name!r} (attempt {ctx.attempt})" if ctx is not None else "a task"
-
-
 def _exit_status(code: int) -> str:
     if code < 0:
         try:
@@ -325,26 +267,9 @@ def _exit_status(code: int) -> str:
     return f"exit code {code}"
 
 
-def _failed(error: BaseException, started: float, worker: str) -> Outcome:
-    text = "".join(traceback.format_exception(error))
-    return Outcome(False, None, error, text, started, time.time(), "", "", worker)
-
-
 def _cancelled(ctx: TaskContext | None, worker: str, started: float) -> Outcome:
-    return _failed(TaskCancelled(f"{_who(ctx)} was stopped: its worker process was killed"),
-                   started, worker)
-
-
-def _load(data: bytes, ctx: TaskContext | None, started: float, worker: str) -> Outcome:
-    try:
-        out = pickle.loads(data)
-    except Exception as exc:
-        exc.add_note(f"nbflow: the outcome of {_who(ctx)} could not be read back from its "
-                     "worker process.")
-        return _failed(exc, started, worker)
-    if out.error is not None and out.error_text:
-        out.error.__cause__ = _RemoteTraceback(out.error_text)
-    return out
+    return failed(TaskCancelled(f"{who(ctx)} was stopped: its worker process was killed"),
+                  started, worker)
 
 
 # -- in the worker process ---------------------------------------------------------------
@@ -374,27 +299,7 @@ def _run(job: bytes, name: str) -> bytes:
     except Exception as exc:
         exc.add_note("nbflow: the task could not be loaded in its worker process: it refers "
                      "to a module or object the worker cannot import.")
-        out = _failed(exc, started, name)
+        out = failed(exc, started, name)
     else:
         out = execute(fn, kwargs, ctx)
-    if out.error is not None:
-        out = out._replace(error=_portable(out.error, out.error_text or ""))
-    try:
-        return _dumps(out)
-    except Exception as exc:
-        err = pickle.PicklingError(
-            f"{_who(ctx)} returned a value that cannot be sent back from its worker process "
-            f"({type(exc).__name__}: {exc}). Return picklable data, or run the task with "
-            "executor='threads'.")
-        return _dumps(_failed(err, out.started, name)._replace(
-            finished=out.finished, stdout=out.stdout, stderr=out.stderr))
-
-
-def _portable(error: BaseException, text: str) -> BaseException:
-    """``error`` if it survives a pickle round trip, else a :class:`RemoteError`."""
-    try:
-        pickle.loads(_dumps(error))
-        return error
-    except Exception:
-        kind = type(error)
-        return RemoteError(f"{kind.__module__}.{kind.__qualname__}", str(error), text)
+    return send_back(out, ctx, name, "worker process", "executor='threads'")

@@ -1,0 +1,135 @@
+"""What crosses to a worker in another interpreter and back: shared by the process
+and Dask executors.
+
+Functions and their arguments go with cloudpickle, so functions and classes
+defined in a notebook (module ``__main__``) work; code keeps its real file
+name, so a worker's traceback points at the user's file or notebook cell.
+An :class:`Outcome` comes back the same way.  The user's own exception comes
+back as itself when it pickles, with the worker's traceback as its
+``__cause__`` (as ``concurrent.futures`` does); otherwise a
+:class:`RemoteError` carries its type name, message and traceback.
+``Outcome.error_text`` always holds the formatted traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import time
+import traceback
+import types
+from collections import ChainMap
+from typing import Any
+
+import cloudpickle
+
+from ..core.worker import Outcome, TaskContext
+from ..errors import NbflowError
+
+
+class RemoteError(NbflowError):
+    """Stands in for an exception from a worker that could not be sent back.
+
+    ``type_name`` is the original type's qualified name, ``message`` its text
+    and ``remote_traceback`` the traceback formatted in the worker.
+    """
+
+    def __init__(self, type_name: str, message: str, remote_traceback: str = ""):
+        super().__init__(f"{type_name}: {message}")
+        self.type_name, self.message, self.remote_traceback = type_name, message, remote_traceback
+
+    def __reduce__(self):
+        return (RemoteError, (self.type_name, self.message, self.remote_traceback))
+
+
+class _RemoteTraceback(Exception):
+    """Shows the worker's traceback as the cause of the exception it raised."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.args[0]}"""'
+
+
+_cloudpickle_code = cloudpickle.Pickler.dispatch_table.get(types.CodeType)
+
+
+def _code_reduce(code: types.CodeType):
+    # cloudpickle names the code it ships "<dynamic-code>"; keeping the real file
+    # name lets a worker's traceback point at the user's file or notebook cell.
+    ctor, args = _cloudpickle_code(code)
+    return ctor, tuple(code.co_filename if a == "<dynamic-code>" else a for a in args)
+
+
+class _Pickler(cloudpickle.Pickler):
+    dispatch_table = ChainMap({types.CodeType: _code_reduce} if _cloudpickle_code else {},
+                              cloudpickle.Pickler.dispatch_table)
+
+
+def dumps(obj: Any) -> bytes:
+    """``obj`` pickled with cloudpickle (by value for ``__main__``), code names kept."""
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buf.getvalue()
+
+
+def who(ctx: TaskContext | None) -> str:
+    """The attempt as messages name it."""
+    return f"task {ctx.name!r} (attempt {ctx.attempt})" if ctx is not None else "a task"
+
+
+def failed(error: BaseException, started: float, worker: str) -> Outcome:
+    """A failed outcome for ``error``, which happened around the task, not in it."""
+    text = "".join(traceback.format_exception(error))
+    return Outcome(False, None, error, text, started, time.time(), "", "", worker)
+
+
+def portable(out: Outcome) -> Outcome:
+    """``out`` with an error that survives a pickle round trip (a :class:`RemoteError`
+    in place of one that does not)."""
+    error = out.error
+    if error is None:
+        return out
+    try:
+        pickle.loads(dumps(error))
+        return out
+    except Exception:
+        kind = type(error)
+        return out._replace(error=RemoteError(f"{kind.__module__}.{kind.__qualname__}",
+                                              str(error), out.error_text or ""))
+
+
+def send_back(out: Outcome, ctx: TaskContext | None, worker: str, place: str, instead: str
+              ) -> bytes:
+    """The pickle of ``out`` to send back from ``place`` (a worker process, a Dask
+    worker); a failure that says so when its value does not pickle, suggesting
+    the executor ``instead``."""
+    out = portable(out)
+    try:
+        return dumps(out)
+    except Exception as exc:
+        err = pickle.PicklingError(
+            f"{who(ctx)} returned a value that cannot be sent back from its {place} "
+            f"({type(exc).__name__}: {exc}). Return picklable data, or run the task with "
+            f"{instead}.")
+        return dumps(failed(err, out.started, worker)._replace(
+            finished=out.finished, stdout=out.stdout, stderr=out.stderr))
+
+
+def received(data: bytes, ctx: TaskContext | None, started: float, worker: str) -> Outcome:
+    """The outcome a worker sent back, its traceback attached as the error's cause."""
+    try:
+        out = pickle.loads(data)
+    except Exception as exc:
+        exc.add_note(f"nbflow: the outcome of {who(ctx)} could not be read back from the "
+                     "worker that ran it.")
+        return failed(exc, started, worker)
+    return with_remote_cause(out)
+
+
+def with_remote_cause(out: Outcome) -> Outcome:
+    """``out`` with the worker's traceback shown as the cause of its error."""
+    if out.error is not None and out.error_text:
+        out.error.__cause__ = _RemoteTraceback(out.error_text)
+    return out
