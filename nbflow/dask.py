@@ -136,7 +136,7 @@ class _Key:
     constant inputs by key.
     """
 
-    __slots__ = ("node", "pairs", "data", "__name__")
+    __slots__ = ("__name__", "data", "node", "pairs")
 
     def __init__(self, node: Any, pairs: tuple, data: dict, name: str):
         self.node, self.pairs, self.data, self.__name__ = node, pairs, data, name

@@ -6,19 +6,21 @@ The contract they meet is written down once, in :mod:`nbflow.core.executor`.
 from __future__ import annotations
 
 from ..core.executor import Executor
+from .dask import DaskExecutor
 from .processes import ProcessExecutor
 from .sync import SyncExecutor
 from .threads import ThreadExecutor
 
-__all__ = ["EXECUTORS", "Executor", "ProcessExecutor", "SyncExecutor", "ThreadExecutor",
+__all__ = ["EXECUTORS", "DaskExecutor", "Executor", "ProcessExecutor", "SyncExecutor", "ThreadExecutor",
            "make_executor"]
 
-EXECUTORS = {"threads": ThreadExecutor, "processes": ProcessExecutor, "sync": SyncExecutor}
+EXECUTORS = {"threads": ThreadExecutor, "processes": ProcessExecutor, "sync": SyncExecutor,
+             "dask": DaskExecutor}
 
 
 def make_executor(kind, workers: int | None = None, **options):
-    """An executor from its name (``"threads"``, ``"processes"``, ``"sync"``) or an instance
-    given as is."""
+    """An executor from its name (``"threads"``, ``"processes"``, ``"sync"``, ``"dask"``)
+    or an instance given as is."""
     if not isinstance(kind, str):
         return kind
     try:
@@ -26,4 +28,4 @@ def make_executor(kind, workers: int | None = None, **options):
     except KeyError:
         raise ValueError(
             f"unknown executor {kind!r}; choose one of: {', '.join(sorted(EXECUTORS))}") from None
-    return cls(workers, **options)
+    return cls(workers=workers, **options)

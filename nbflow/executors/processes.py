@@ -37,7 +37,6 @@ makes sure it cannot kill a process that has already moved on to the next job.
 from __future__ import annotations
 
 import os
-import pickle
 import queue
 import signal
 import socket
@@ -49,9 +48,9 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ..children import reap
-from ..core.worker import Outcome, TaskContext, capturing, execute
+from ..core.worker import Outcome, TaskContext, capturing
 from ..errors import NbflowError, TaskCancelled
-from .wire import RemoteError, dumps, failed, received, send_back, who
+from .wire import RemoteError, dumps, failed, received, run_job, who
 
 __all__ = ["ProcessExecutor", "RemoteError", "WorkerDied", "serve"]
 
@@ -288,18 +287,4 @@ def serve(fd: int, name: str) -> None:
                 job = conn.recv_bytes()
             except EOFError:
                 return
-            conn.send_bytes(_run(job, name))
-
-
-def _run(job: bytes, name: str) -> bytes:
-    started = time.time()
-    ctx = None
-    try:
-        fn, kwargs, ctx = pickle.loads(job)
-    except Exception as exc:
-        exc.add_note("nbflow: the task could not be loaded in its worker process: it refers "
-                     "to a module or object the worker cannot import.")
-        out = failed(exc, started, name)
-    else:
-        out = execute(fn, kwargs, ctx)
-    return send_back(out, ctx, name, "worker process", "executor='threads'")
+            conn.send_bytes(run_job(job, name, "worker process"))

@@ -19,11 +19,12 @@ import time
 import traceback
 import types
 from collections import ChainMap
+from collections.abc import Callable
 from typing import Any
 
 import cloudpickle
 
-from ..core.worker import Outcome, TaskContext
+from ..core.worker import Outcome, TaskContext, execute
 from ..errors import NbflowError
 
 
@@ -133,3 +134,25 @@ def with_remote_cause(out: Outcome) -> Outcome:
     if out.error is not None and out.error_text:
         out.error.__cause__ = _RemoteTraceback(out.error_text)
     return out
+
+
+def run_job(job: bytes, worker: str, place: str,
+            context: Callable[[TaskContext], TaskContext] | None = None) -> bytes:
+    """In a worker (``place``: "worker process", "Dask worker"): run one pickled
+    ``(fn, kwargs, ctx)`` and return its pickled outcome, which names ``worker``.
+
+    ``context`` makes the worker's own context from the shipped one (where a
+    cancel can reach the task there).
+    """
+    started = time.time()
+    ctx = None
+    try:
+        fn, kwargs, ctx = pickle.loads(job)
+    except Exception as exc:
+        exc.add_note(f"nbflow: the task could not be loaded on its {place}: it refers to a "
+                     f"module or object the {place} cannot import (install it there).")
+        out = failed(exc, started, worker)
+    else:
+        run_ctx = context(ctx) if context is not None and ctx is not None else ctx
+        out = execute(fn, kwargs, run_ctx)._replace(worker=worker)
+    return send_back(out, ctx, worker, place, "executor='threads'")

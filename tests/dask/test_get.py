@@ -6,9 +6,9 @@ import pytest
 
 dask = pytest.importorskip("dask", reason="nbflow.dask needs dask (pip install 'nbflow[dask]')")
 
-from dask.utils_test import GetFunctionTestMixin  # noqa: E402
+from dask.utils_test import GetFunctionTestMixin
 
-import nbflow.dask  # noqa: E402
+import nbflow.dask
 
 
 class TestDaskConformance(GetFunctionTestMixin):

@@ -22,8 +22,8 @@ import pytest
 
 from nbflow import Flow, check_cancelled, current_task
 from nbflow.core.engine import TaskTimeout
-from nbflow.core.executor import Executor, lookahead, shares_memory
 from nbflow.core.events import DETAIL, SEQ, TASK, TO
+from nbflow.core.executor import Executor, lookahead, shares_memory
 from nbflow.executors.processes import ProcessExecutor
 from nbflow.executors.sync import SyncExecutor
 from nbflow.executors.threads import ThreadExecutor
@@ -317,3 +317,20 @@ class TestProcesses(ExecutorContract):
     def assert_nothing_left(self, executor):
         assert not [t for t in threading.enumerate() if t.name.startswith("nbflow-process")]
         assert not child_pids()
+
+
+class TestDask(ExecutorContract):
+    """A real in-process ``LocalCluster`` (threads), one per test; the timeout and
+    cancel tests rely on the cooperative stop (``check_cancelled`` on the worker)."""
+
+    timeout = 1.0   # the stop event is polled every 0.1 s, through the scheduler
+
+    def make(self, workers):
+        pytest.importorskip("distributed", reason="the Dask executor needs distributed "
+                            "(pip install 'nbflow[dask]')")
+        from nbflow.executors.dask import DaskExecutor
+        return DaskExecutor(workers=workers, processes=False)
+
+    def assert_nothing_left(self, executor):
+        assert executor._client is None and executor._cluster is None
+        assert not [t for t in threading.enumerate() if t.name.startswith("nbflow-dask")]
