@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from json.encoder import encode_basestring_ascii
@@ -28,6 +29,8 @@ from .schema import (SCHEMA_VERSION, dead_letters, events, logs, meta, metadata,
                      tasks)
 from .sql import translate_error
 from .writer import Writer
+
+SCHEMA_ATTEMPTS = 5   # tries to create a new store's tables (see _ensure_schema)
 
 
 class Store:
@@ -71,6 +74,18 @@ class Store:
             raise translate_error(exc, self.label) from exc
 
     def _ensure_schema(self) -> None:
+        # Processes opening a new store at the same moment race to create it:
+        # the loser's CREATE TABLE or version row fails on what the winner made,
+        # and its next attempt finds it there.  A real error fails every time.
+        for attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                return self._create_or_upgrade()
+            except DBAPIError:
+                if attempt == SCHEMA_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.02 * 2 ** attempt)
+
+    def _create_or_upgrade(self) -> None:
         with self.engine.begin() as conn:
             metadata.create_all(conn, checkfirst=True)
             found = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
