@@ -173,7 +173,7 @@ class Engine:
         # Attempts queued in the executor while every worker is busy (at most its
         # ``lookahead``), oldest first: still ready until a worker takes one.
         self._ahead: collections.deque[tuple[tuple[int, int], TaskContext]] = collections.deque()
-        self._lookahead = lookahead(executor)
+        self._lookahead = 0   # the executor's, once it started (it may size itself then)
         self.timers: list[tuple[float, int, str, int, int]] = []
         self.unfinished = n
         self.cancelled: str | None = None
@@ -224,6 +224,7 @@ class Engine:
 
     def _run(self) -> None:
         self.executor.start(self.inbox.put)
+        self._lookahead = lookahead(self.executor)
         try:
             # Sinks subscribed before the run started (a dashboard shown before
             # flow.run) get every event: they need no history from the store.
@@ -272,6 +273,8 @@ class Engine:
             if token is None:
                 self._on_control(*payload)
             else:
+                if self._ahead and token not in self.running:
+                    self._ran_ahead(token)
                 self._on_outcome(token, payload)
                 if self._ahead:
                     self._picked_up()
@@ -348,6 +351,18 @@ class Engine:
         timeout = self.specs[i].timeout
         if timeout is not None:
             self._add_timer(self._now() + timeout, "timeout", i, a)
+
+    def _ran_ahead(self, token: tuple[int, int]) -> None:
+        # An executor whose workers take queued attempts out of order (a
+        # cluster) reported one the engine still counted as queued: it started.
+        for k, (queued, ctx) in enumerate(self._ahead):
+            if queued == token:
+                del self._ahead[k]
+                if ctx.cancelled:
+                    self.abandoned.add(token)
+                else:
+                    self._start(token, ctx)
+                return
 
     def _picked_up(self) -> None:
         # A worker that reported an outcome takes the oldest queued attempt next.

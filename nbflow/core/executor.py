@@ -49,9 +49,11 @@ Optional members (read with the helpers below, which give the defaults)
 -----------------------------------------------------------------------
 ``lookahead``
     How many ready attempts the engine may queue here while every worker is
-    busy (default 0).  The executor must start queued attempts in submit order
-    and a worker must take the next one right after reporting an outcome:
-    that is how the engine knows when a queued attempt starts.
+    busy (default 0), read once the executor has started.  A worker should
+    take the oldest queued attempt right after reporting an outcome: that is
+    when the engine counts it as started (and starts its timeout).  A worker
+    that takes another one (a cluster's scheduler decides) is tolerated: an
+    outcome for an attempt still counted as queued starts it then.
 ``shares_memory``
     Whether tasks run in the engine's own interpreter (default True).  A
     ``%%task`` cell runs in the notebook's namespace and needs it.

@@ -53,6 +53,11 @@ from ..extras import need
 from .wire import dumps, failed, received, run_job, who
 
 POLL = 0.1   # seconds between two looks at an attempt's stop event on the worker
+# Attempts queued per worker thread by default.  The round trip from a worker's
+# result to its next task (scheduler, this kernel's engine, scheduler again) is
+# milliseconds; with one queued per thread 2,000 no-op tasks took 1.6x plain
+# client.submit/gather, with four 1.3x, with sixteen 1.0x (benchmarks/README.md).
+LOOKAHEAD = 4
 
 
 class DaskExecutor:
@@ -77,6 +82,14 @@ class DaskExecutor:
     kill_on_timeout
         Restart the worker process of an attempt that timed out or was
         cancelled (process clusters only), instead of letting it run on.
+    lookahead
+        Attempts queued on the cluster while every worker is busy (default:
+        ``LOOKAHEAD`` per worker thread), which hides the cluster's round trip
+        between two short tasks.  A queued attempt counts as running, and its
+        timeout runs, from when a worker ended the attempt before it; Dask may
+        run queued attempts in another order, so with timeouts shorter than a
+        task's wait in that queue pass ``lookahead=0``, which submits an
+        attempt only when a worker is free for it.
 
     Raises
     ------
@@ -89,10 +102,15 @@ class DaskExecutor:
 
     shares_memory = False
 
+    @property
+    def lookahead(self) -> int:
+        """Attempts queued on the cluster behind its busy workers (see ``__init__``)."""
+        return self.workers * LOOKAHEAD if self._lookahead is None else self._lookahead
+
     def __init__(self, client: Any = None, *, address: str | None = None,
                  workers: int | None = None, processes: bool = True,
                  minimum: int | None = None, maximum: int | None = None,
-                 kill_on_timeout: bool = False):
+                 kill_on_timeout: bool = False, lookahead: int | None = None):
         if client is not None and address is not None:
             raise ValueError("give DaskExecutor a client or an address, not both")
         if workers is not None and workers < 1:
@@ -104,6 +122,8 @@ class DaskExecutor:
         if maximum is not None and (maximum < 1 or (minimum or 0) > maximum):
             raise ValueError(f"DaskExecutor needs 0 <= minimum <= maximum and maximum >= 1, "
                              f"got minimum={minimum}, maximum={maximum}")
+        if lookahead is not None and lookahead < 0:
+            raise ValueError(f"lookahead must be 0 or more, got {lookahead}")
         if kill_on_timeout and own and not processes:
             raise ValueError("kill_on_timeout=True restarts worker processes; a cluster of "
                              "threads (processes=False) has none. Use processes=True.")
@@ -112,6 +132,7 @@ class DaskExecutor:
         self._size, self._processes = workers, processes
         self._adapt = (minimum or 0, maximum) if maximum is not None or minimum else None
         self.kill_on_timeout = kill_on_timeout
+        self._lookahead = lookahead
         self.workers = workers or maximum or 1
         self._client: Any = None
         self._cluster: Any = None
@@ -199,8 +220,10 @@ class DaskExecutor:
                                   resources=resources)
         with self._lock:
             self._running[token] = (fut, ctx)
-        fut.add_done_callback(lambda f, token=token, started=started:
-                              self._done(token, f, started))
+        # Awaited on the client's own event loop, not through add_done_callback:
+        # that hops to a callback thread whose fut.result() goes back to the loop
+        # and waits, a round trip per attempt while a worker sits idle.
+        self._client.loop.add_callback(self._track, token, fut, started)
 
     def cancel(self, token) -> None:
         """Signal the attempt to stop (its stop event), or restart its worker
@@ -229,17 +252,20 @@ class DaskExecutor:
             self._cluster.close()
             self._cluster = None
 
-    # -- on Dask's threads -------------------------------------------------------------
-    def _done(self, token, fut, started: float) -> None:
+    # -- on the client's event loop and its threads -------------------------------------------------------------
+    async def _track(self, token, fut, started: float) -> None:
+        data, error = None, None
+        try:
+            data = await fut
+        except BaseException as exc:  # cancelled, or the worker died: still one outcome
+            data, error = None, exc
         with self._lock:
             entry = self._running.pop(token, None)
         if entry is None:   # already reported (its worker was restarted), or shut down
             return
         ctx = entry[1]
-        try:
-            out = received(fut.result(), ctx, started, "dask")
-        except BaseException as exc:  # cancelled, or the worker died: still one outcome
-            out = _lost(exc, ctx, started)
+        out = _lost(error, ctx, started) if data is None else received(data, ctx, started,
+                                                                         "dask")
         self._report((token, out))
 
     def _stop(self, client, token, fut) -> None:
