@@ -55,7 +55,7 @@ def executor_vs_client(repeat: int, tiny: bool) -> dict:
         flow = nbflow.Flow("dask-executor", store=os.path.join(tmp, "bench.db"))
         for i in range(n):   # one function, as a flow built in a loop declares it
             flow.task(one, name=f"t{i}")
-        flow.store  # noqa: B018 (opened before the clock starts)
+        flow.store  # noqa: B018 (the property opens it, before the clock starts)
         ex = DaskExecutor(client)
 
         def nbflow_run() -> measure.Timing:
@@ -140,7 +140,7 @@ def persistence(repeat: int, tiny: bool, server) -> list[dict]:
             flows[label] = nbflow.Flow(f"persist-{label}", store=url)
             for i in range(n):
                 flows[label].task(functools.partial(value, i), name=f"t{i}")
-            flows[label].store  # noqa: B018
+            flows[label].store  # noqa: B018 (the property opens it)
         graph, specs = flows["sqlite"].build()
 
         def bare() -> measure.Timing:

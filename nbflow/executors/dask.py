@@ -50,7 +50,7 @@ from typing import Any
 from ..core.worker import Outcome, TaskContext, capturing
 from ..errors import NbflowError, TaskCancelled
 from ..extras import need
-from .wire import dumps, failed, received, run_job, who
+from .wire import FunctionBlobs, dumps, failed, received, run_job, who
 
 POLL = 0.1   # seconds between two looks at an attempt's stop event on the worker
 # Attempts queued per worker thread by default.  The round trip from a worker's
@@ -171,6 +171,7 @@ class DaskExecutor:
         distributed = need("distributed", "executor='dask'")
         self._report = report
         self._nonce = uuid.uuid4().hex[:8]
+        self._blobs = FunctionBlobs()
         self._keys = itertools.count()
         if self._client_arg is not None:
             self._client = self._client_arg
@@ -207,7 +208,7 @@ class DaskExecutor:
                 self._report((token, failed(NbflowError(missing), started, "dask")))
                 return
         try:
-            job = dumps((fn, kwargs, ctx))
+            job = dumps((self._blobs(fn), kwargs, ctx))
         except Exception as exc:
             exc.add_note(f"nbflow: {who(ctx)} cannot be sent to a Dask worker. Functions run "
                          "with executor='dask' must not refer to open files, locks, "
@@ -241,6 +242,7 @@ class DaskExecutor:
             self._signals = None
         with self._lock:
             left, self._running = list(self._running.values()), {}
+        self._blobs = FunctionBlobs()   # lets the run's functions go
         client, self._client = self._client, None
         if client is None:
             return

@@ -14,8 +14,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # benchmarks/ is not installed
 
-from benchmarks.load import shared_store  # noqa: E402
-from nbflow.store import Store  # noqa: E402
+from benchmarks.load import shared_store
+from nbflow.store import Store
 
 PROCS, RUNS, TASKS = 4, 2, 2000
 
