@@ -56,7 +56,8 @@ POLL = 0.1   # seconds between two looks at an attempt's stop event on the worke
 # Attempts queued per worker thread by default.  The round trip from a worker's
 # result to its next task (scheduler, this kernel's engine, scheduler again) is
 # milliseconds; with one queued per thread 2,000 no-op tasks took 1.6x plain
-# client.submit/gather, with four 1.3x, with sixteen 1.0x (benchmarks/README.md).
+# client.submit/gather, with four 0.9-1.4x over several runs on a busy machine
+# (benchmarks/README.md), and deeper queues charge timeouts for longer waits.
 LOOKAHEAD = 4
 
 
@@ -119,6 +120,9 @@ class DaskExecutor:
         if (minimum is not None or maximum is not None) and not own:
             raise ValueError("minimum= and maximum= adapt a cluster nbflow starts; scale an "
                              "existing cluster with its own cluster.adapt()")
+        if minimum is not None and maximum is None:
+            raise ValueError("DaskExecutor(minimum=...) needs maximum= too: the engine sizes "
+                             "what it submits by the largest the cluster may grow to")
         if maximum is not None and (maximum < 1 or (minimum or 0) > maximum):
             raise ValueError(f"DaskExecutor needs 0 <= minimum <= maximum and maximum >= 1, "
                              f"got minimum={minimum}, maximum={maximum}")
@@ -130,7 +134,7 @@ class DaskExecutor:
         self._client_arg, self._address = client, address
         self._own = own
         self._size, self._processes = workers, processes
-        self._adapt = (minimum or 0, maximum) if maximum is not None or minimum else None
+        self._adapt = (minimum or 0, maximum) if maximum is not None else None
         self.kill_on_timeout = kill_on_timeout
         self._lookahead = lookahead
         self.workers = workers or maximum or 1
@@ -276,7 +280,12 @@ class DaskExecutor:
             distributed.Event(fut.key, client=client).set()
             if not self.kill_on_timeout:
                 return
-            workers = [w for w, keys in client.processing().items() if fut.key in keys]
+            # Only workers a nanny watches: one in this process (a cluster of
+            # threads) would take the kernel with it, one without a nanny would
+            # not come back.
+            info = client.scheduler_info(n_workers=-1)["workers"]
+            workers = [w for w, keys in client.processing().items()
+                       if fut.key in keys and (info.get(w) or {}).get("nanny")]
             with self._lock:
                 entry = self._running.pop(token, None)
             if entry is None:   # it ended meanwhile

@@ -183,8 +183,17 @@ def test_without_distributed_the_error_gives_the_install_command(monkeypatch):
     ({"workers": 0}, "workers must be at least 1, got 0"),
     ({"address": "tcp://x:1", "maximum": 2}, "minimum= and maximum= adapt a cluster nbflow"),
     ({"minimum": 3, "maximum": 2}, "0 <= minimum <= maximum"),
+    ({"minimum": 1}, r"minimum=\.\.\.\) needs maximum= too"),
     ({"processes": False, "kill_on_timeout": True}, "a cluster of threads"),
 ])
 def test_contradictory_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
         DaskExecutor(**options)
+
+
+def test_kill_on_timeout_never_kills_a_worker_in_this_process(client, store_path):
+    # A cluster of threads runs its workers in the kernel's own process.
+    flow = Flow("no-suicide", store=store_path)
+    flow.task(sleepy, timeout=0.3)
+    run = flow.run(executor=DaskExecutor(client, kill_on_timeout=True))
+    assert run.task_state("sleepy") == "failed"   # and this process is still here
