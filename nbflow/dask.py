@@ -155,20 +155,24 @@ def _specs(tasks: Mapping, names: Mapping, data: Mapping, retries: int,
            timeout: float | None) -> tuple[Graph, list[TaskSpec]]:
     from dask.order import order
 
+    pairs = {key: tuple((names[d], d) for d in node.dependencies if d in names)
+             for key, node in tasks.items()}
+    # Built before dask.order runs, so that a cycle is nbflow's CycleError, named
+    # as a chain of the keys, like any flow's.
+    graph = Graph([names[k] for k in tasks], [[n for n, _ in p] for p in pairs.values()])
     # dask.order's number is "start me earlier" where nbflow's priority is
     # "higher starts first"; ties break by position, as in nbflow.
     rank = order(tasks) if tasks else {}
     specs = []
     for key, node in tasks.items():
-        deps = node.dependencies
-        pairs = tuple((names[d], d) for d in deps if d in names)
-        consts = {d: data[d] for d in deps if d in data}
+        mine = pairs[key]
+        consts = {d: data[d] for d in node.dependencies if d in data}
         name = names[key]
-        specs.append(TaskSpec(name=name, fn=_Key(node, pairs, consts, name),
-                              deps=tuple(n for n, _ in pairs),
-                              inputs={n: (n, None) for n, _ in pairs}, retries=retries,
+        specs.append(TaskSpec(name=name, fn=_Key(node, mine, consts, name),
+                              deps=tuple(n for n, _ in mine),
+                              inputs={n: (n, None) for n, _ in mine}, retries=retries,
                               timeout=timeout, priority=-rank.get(key, 0), origin="dask graph"))
-    return Graph([s.name for s in specs], [s.deps for s in specs]), specs
+    return graph, specs
 
 
 def _unrecorded(graph: Graph, specs: list[TaskSpec], workers: int | None, executor: Any

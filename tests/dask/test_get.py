@@ -136,3 +136,14 @@ def test_an_import_error_inside_dask_goes_through_unchanged(monkeypatch):
                             "No module named 'toolz'", name="toolz")))
     with pytest.raises(ModuleNotFoundError, match="toolz"):
         nbflow.dask.get({"x": 1}, "x")
+
+
+def test_a_cycle_is_named_as_a_chain_of_keys():
+    from nbflow.errors import CycleError
+    dsk = {"a": (abs, "b"), "b": (abs, "a")}
+    with pytest.raises(CycleError, match=r"(a -> b -> a|b -> a -> b)"):
+        nbflow.dask.get(dsk, "a")
+
+
+def test_no_keys_compute_nothing():
+    assert nbflow.dask.get({"x": (abs, -1)}, []) == ()
