@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .core.engine import Engine, check_phases
+from .core.executor import check_runnable
 from .core.graph import Graph
 from .core.options import FLOW_DEFAULTS, check, check_all, flag_type, task_options, unknown
 from .core.policies import make_policy, policy_name
@@ -530,13 +531,7 @@ class Flow:
                              self._namespaces)
         n = opts["workers"] or self.workers or env_workers()
         ex = make_executor(kind, n, tasks=len(specs), **_thread_options(kind))
-        if not getattr(ex, "shares_memory", True):
-            cell = next((s.name for s in specs if s.kind == "cell"), None)
-            if cell is not None:
-                raise ValueError(
-                    f"task {cell!r} is a %%task cell: it runs in the notebook's namespace, "
-                    f"which a worker process does not share. Run this flow with "
-                    f"executor='threads', or declare {cell!r} as a function with @flow.task.")
+        check_runnable(ex, specs)
         run_id = new_run_id()
         created = time.time()
         params = {"workers": ex.workers, "mode": mode, "policy": policy_name(policy),

@@ -49,3 +49,8 @@ def test_imports_only_the_standard_library(module, all_core):
 def test_the_probe_sees_heavy_imports():
     # the check above could pass by not seeing anything: make sure it can fail
     assert "sqlalchemy" in imported_by("nbflow.store.store")
+
+
+@pytest.mark.parametrize("module", ["nbflow.dask", "nbflow.executors"])
+def test_dask_is_imported_only_when_used(module):
+    assert not imported_by(module) & {"dask", "distributed"}

@@ -44,11 +44,12 @@ import random
 import threading
 from collections.abc import Callable, Sequence
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Any
 
 from ..errors import SkipTask, TaskCancelled
 from .clock import RealClock
 from .events import Detail
+from .executor import Executor, lookahead
 from .gcfreeze import frozen
 from .graph import Graph
 from .options import check_all
@@ -65,18 +66,6 @@ from .triggers import COUNT_SUCCEEDED, EARLY_ON_SUCCESS, RUN, SKIP, decide
 from .worker import Outcome, RunIf, Saved, TaskContext
 
 S, T = State, Trigger
-
-
-class Executor(Protocol):
-    """Runs attempts; knows nothing of scheduling."""
-
-    workers: int
-
-    def start(self, report: Callable[[tuple], None]) -> None: ...
-    def submit(self, token: tuple[int, int], fn: Callable[..., Any], kwargs: dict,
-               ctx: TaskContext) -> None: ...
-    def cancel(self, token: tuple[int, int]) -> None: ...
-    def shutdown(self) -> None: ...
 
 
 class TaskTimeout(TimeoutError):
@@ -160,7 +149,7 @@ class Engine(RunState, Saga):
         self.info = RunInfo(graph, specs, self.clock, history or {}, inherit_priority)
         self.ready = Scheduler(self.info, policy, pools)
         self._pooled = self.ready.pooled
-        self._lookahead = getattr(executor, "lookahead", 0)
+        self._lookahead = 0   # the executor's, once it started (it may size itself then)
         self._held = 0 if getattr(executor, "replaces_abandoned", False) else 1
         self._early = [s.trigger in EARLY_ON_SUCCESS for s in specs]
         self._succs = graph.succs
@@ -226,6 +215,7 @@ class Engine(RunState, Saga):
             # Inside the try: an executor that fails half-way through starting
             # (processes under a low limit of open files) is shut down too.
             self.executor.start(self.inbox.put)
+            self._lookahead = lookahead(self.executor)
             # Sinks subscribed before the run started (a dashboard shown before
             # flow.run) get every event: they need no history from the store.
             # Any other message waits for the loop, as it would have.
@@ -277,6 +267,8 @@ class Engine(RunState, Saga):
             if token is None:
                 self._on_control(*payload)
             else:
+                if self._ahead and token not in self.running:
+                    self._ran_ahead(token)
                 self._on_outcome(token, payload)
                 if self._ahead:
                     self._picked_up()
@@ -354,6 +346,18 @@ class Engine(RunState, Saga):
         timeout = self.specs[i].timeout
         if timeout is not None:
             self._add_timer(self._now() + timeout, "timeout", i, a)
+
+    def _ran_ahead(self, token: tuple[int, int]) -> None:
+        # An executor whose workers take queued attempts out of order (a
+        # cluster) reported one the engine still counted as queued: it started.
+        for k, (queued, ctx) in enumerate(self._ahead):
+            if queued == token:
+                del self._ahead[k]
+                if ctx.cancelled:
+                    self.abandoned.add(token)
+                else:
+                    self._start(token, ctx)
+                return
 
     def _picked_up(self) -> None:
         # A worker that reported an outcome takes the oldest queued attempt next.

@@ -46,7 +46,7 @@ from .triggers import RULES
 MAX_SECONDS = 365 * 24 * 3600.0   # a year: the longest timeout, delay or back-off wait
 MODES = ("eager", "levels")
 ON_FAILURE = (None, "compensate")
-EXECUTOR_NAMES = ("threads", "processes", "sync")
+EXECUTOR_NAMES = ("threads", "processes", "sync", "dask")
 
 
 class Wrong(Exception):

@@ -1,26 +1,27 @@
 """Executors run attempts and report outcomes; they hold no scheduling state.
 
-An executor has ``workers`` (how many attempts it runs at once), ``start(report)``
-(``report((token, outcome))`` posts to the engine's inbox), ``submit(token, fn,
-kwargs)``, ``cancel(token)`` and ``shutdown()``.  Optional: ``lookahead`` (see
-``threads.py``), ``shares_memory`` (False: a ``%%task`` cell cannot run there),
-``replaces_abandoned`` (True: an abandoned attempt's worker no longer counts
-against ``workers``, because the executor gives the run another one).
+The contract they meet is written down once, in :mod:`nbflow.core.executor`.
 """
 
 from __future__ import annotations
 
+from ..core.executor import Executor
 from ..core.options import EXECUTOR_NAMES, check
+from .dask import DaskExecutor
 from .processes import ProcessExecutor
 from .sync import SyncExecutor
 from .threads import ThreadExecutor
 
-EXECUTORS = dict(zip(EXECUTOR_NAMES, (ThreadExecutor, ProcessExecutor, SyncExecutor), strict=True))
+__all__ = ["EXECUTORS", "DaskExecutor", "Executor", "ProcessExecutor", "SyncExecutor",
+           "ThreadExecutor", "make_executor"]
+
+EXECUTORS = dict(zip(EXECUTOR_NAMES, (ThreadExecutor, ProcessExecutor, SyncExecutor,
+                                      DaskExecutor), strict=True))
 
 
 def make_executor(kind, workers: int | None = None, *, tasks: int | None = None, **options):
-    """An executor from its name (``"threads"``, ``"processes"``, ``"sync"``) or an
-    instance given as is.
+    """An executor from its name (``"threads"``, ``"processes"``, ``"sync"``, ``"dask"``)
+    or an instance given as is.
 
     ``tasks``: how many tasks the run has; an executor that starts all its
     workers up front (processes) starts no more than that.
@@ -29,7 +30,7 @@ def make_executor(kind, workers: int | None = None, *, tasks: int | None = None,
     if not isinstance(kind, str):
         return kind
     cls = EXECUTORS[kind]
-    executor = cls(workers, **options)
+    executor = cls(workers=workers, **options)
     if tasks is not None and getattr(cls, "starts_all", False):
         executor.workers = max(1, min(executor.workers, tasks))
     return executor

@@ -20,16 +20,11 @@ attempt it runs next).
 
 What crosses the pipe
 ---------------------
-Functions and their arguments go with cloudpickle, so functions and classes
-defined in a notebook (module ``__main__``) work.  The worker runs
-:func:`nbflow.core.worker.execute` (its output capture is installed once per
-worker) and sends the :class:`Outcome` back the same way.  The user's own
-exception comes back as itself when it pickles, with the worker's traceback as
-its ``__cause__`` (as ``concurrent.futures`` does); otherwise a
-:class:`RemoteError` carries its type name, message and traceback.
-``Outcome.error_text`` always holds the formatted traceback.  A cell task
-cannot run here: it runs in the notebook's namespace, which a process does not
-share.
+The job and its :class:`Outcome`, pickled as ``wire.py`` describes (cloudpickle,
+so notebook functions work; the user's exception comes back as itself).  The
+worker runs :func:`nbflow.core.worker.execute` (its output capture is installed
+once per worker).  A cell task cannot run here: it runs in the notebook's
+namespace, which a process does not share.
 
 Threads
 -------
@@ -41,9 +36,7 @@ makes sure it cannot kill a process that has already moved on to the next job.
 
 from __future__ import annotations
 
-import io
 import os
-import pickle
 import queue
 import signal
 import socket
@@ -51,35 +44,18 @@ import subprocess
 import sys
 import threading
 import time
-import types
-from collections import ChainMap
 from multiprocessing.connection import Connection
-from typing import Any, ClassVar
-
-import cloudpickle
+from typing import Any
 
 from ..children import reap
 from ..core.options import check
-from ..core.safe import safe_str
-from ..core.worker import Outcome, TaskContext, capturing, execute, format_error
+from ..core.worker import Outcome, TaskContext, capturing
 from ..errors import NbflowError, TaskCancelled
+from .wire import RemoteError, dumps, failed, received, run_job, who
+
+__all__ = ["ProcessExecutor", "RemoteError", "WorkerDied", "serve"]
 
 EXIT_WAIT = 2.0  # seconds an idle worker gets to exit after its pipe closes
-
-
-class RemoteError(NbflowError):
-    """Stands in for an exception from a worker process that could not be sent back.
-
-    ``type_name`` is the original type's qualified name, ``message`` its text
-    and ``remote_traceback`` the traceback formatted in the worker.
-    """
-
-    def __init__(self, type_name: str, message: str, remote_traceback: str = ""):
-        super().__init__(f"{type_name}: {message}")
-        self.type_name, self.message, self.remote_traceback = type_name, message, remote_traceback
-
-    def __reduce__(self):
-        return (RemoteError, (self.type_name, self.message, self.remote_traceback))
 
 
 class WorkerDied(NbflowError):
@@ -92,16 +68,6 @@ class WorkerDied(NbflowError):
     def __init__(self, message: str, exitcode: int | None = None):
         super().__init__(message)
         self.exitcode = exitcode
-
-
-class _RemoteTraceback(Exception):
-    """Shows the worker's traceback as the cause of the exception it raised."""
-
-    def __init__(self, text: str):
-        super().__init__(text)
-
-    def __str__(self) -> str:
-        return f'\n"""\n{self.args[0]}"""'
 
 
 class ProcessExecutor:
@@ -236,7 +202,7 @@ class _Slot:
             # E.g. no replacement worker could start: report it, or the run would wait
             # for ever.
             except Exception as exc:  # noqa: BLE001 - reported as the attempt's failure
-                out = _failed(exc, time.time(), self.name)
+                out = failed(exc, time.time(), self.name)
             if not pool._closing:
                 pool._report((token, out))
         self._close()
@@ -244,15 +210,15 @@ class _Slot:
     def _attempt(self, fn, kwargs, ctx: TaskContext | None) -> Outcome:
         started = time.time()
         try:
-            job = _dumps((fn, kwargs, ctx))
+            job = dumps((fn, kwargs, ctx))
         except Exception as exc:  # noqa: BLE001 - a task that does not pickle fails its attempt
             with self.pool._lock:
                 self.token = None
-            exc.add_note(f"nbflow: {_who(ctx)} cannot be sent to a worker process. Functions "
+            exc.add_note(f"nbflow: {who(ctx)} cannot be sent to a worker process. Functions "
                          "run with executor='processes' must not refer to open files, locks, "
                          "connections or a %%task cell's namespace; use executor='threads' "
                          "for those.")
-            return _failed(exc, started, self.name)
+            return failed(exc, started, self.name)
         with self.pool._lock:
             cancelled_early = self.stopping   # cancel() came while the job was pickled
             if cancelled_early:
@@ -270,14 +236,14 @@ class _Slot:
         with self.pool._lock:
             stopped, self.stopping, self.token = self.stopping, False, None
         if data is not None and not stopped:
-            return _load(data, ctx, started, self.name)
+            return received(data, ctx, started, self.name)
         code = self._replace()
         if data is not None:   # it finished just as it was cancelled: the outcome stands
-            return _load(data, ctx, started, self.name)
+            return received(data, ctx, started, self.name)
         if stopped:
             return _cancelled(ctx, self.name, started)
-        return _failed(WorkerDied(
-            f"the worker process running {_who(ctx)} exited with {_exit_status(code)} "
+        return failed(WorkerDied(
+            f"the worker process running {who(ctx)} exited with {_exit_status(code)} "
             "before reporting its outcome (it crashed, was killed, e.g. by the system when "
             "out of memory, or the task ended the process)", code), started, self.name)
 
@@ -297,27 +263,6 @@ class _Slot:
             reap(self.proc, EXIT_WAIT)
 
 
-_cloudpickle_code = cloudpickle.Pickler.dispatch_table.get(types.CodeType)
-
-
-def _code_reduce(code: types.CodeType):
-    # cloudpickle names the code it ships "<dynamic-code>"; keeping the real file
-    # name lets a worker's traceback point at the user's file or notebook cell.
-    ctor, args = _cloudpickle_code(code)
-    return ctor, tuple(code.co_filename if a == "<dynamic-code>" else a for a in args)
-
-
-class _Pickler(cloudpickle.Pickler):
-    dispatch_table: ClassVar[ChainMap] = ChainMap({types.CodeType: _code_reduce} if _cloudpickle_code else {},
-                              cloudpickle.Pickler.dispatch_table)
-
-
-def _dumps(obj: Any) -> bytes:
-    buf = io.BytesIO()
-    _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
-    return buf.getvalue()
-
-
 def _spawn(name: str) -> tuple[subprocess.Popen, Connection]:
     parent, child = socket.socketpair()
     # SIGINT is ignored from the first line: see serve().
@@ -332,10 +277,6 @@ def _spawn(name: str) -> tuple[subprocess.Popen, Connection]:
     return proc, Connection(parent.detach())
 
 
-def _who(ctx: TaskContext | None) -> str:
-    return f"task {ctx.name!r} (attempt {ctx.attempt})" if ctx is not None else "a task"
-
-
 def _exit_status(code: int) -> str:
     if code < 0:
         try:
@@ -345,25 +286,9 @@ def _exit_status(code: int) -> str:
     return f"exit code {code}"
 
 
-def _failed(error: BaseException, started: float, worker: str) -> Outcome:
-    return Outcome(False, None, error, format_error(error), started, time.time(), "", "", worker)
-
-
 def _cancelled(ctx: TaskContext | None, worker: str, started: float) -> Outcome:
-    return _failed(TaskCancelled(f"{_who(ctx)} was stopped: its worker process was killed"),
-                   started, worker)
-
-
-def _load(data: bytes, ctx: TaskContext | None, started: float, worker: str) -> Outcome:
-    try:
-        out = pickle.loads(data)
-    except Exception as exc:  # noqa: BLE001 - an unreadable outcome fails its attempt
-        exc.add_note(f"nbflow: the outcome of {_who(ctx)} could not be read back from its "
-                     "worker process.")
-        return _failed(exc, started, worker)
-    if out.error is not None and out.error_text:
-        out.error.__cause__ = _RemoteTraceback(out.error_text)
-    return out
+    return failed(TaskCancelled(f"{who(ctx)} was stopped: its worker process was killed"),
+                  started, worker)
 
 
 # -- in the worker process ---------------------------------------------------------------
@@ -382,38 +307,4 @@ def serve(fd: int, name: str) -> None:
                 job = conn.recv_bytes()
             except EOFError:
                 return
-            conn.send_bytes(_run(job, name))
-
-
-def _run(job: bytes, name: str) -> bytes:
-    started = time.time()
-    ctx = None
-    try:
-        fn, kwargs, ctx = pickle.loads(job)
-    except Exception as exc:  # noqa: BLE001 - an unloadable task fails its attempt
-        exc.add_note("nbflow: the task could not be loaded in its worker process: it refers "
-                     "to a module or object the worker cannot import.")
-        out = _failed(exc, started, name)
-    else:
-        out = execute(fn, kwargs, ctx)
-    if out.error is not None:
-        out = out._replace(error=_portable(out.error, out.error_text or ""))
-    try:
-        return _dumps(out)
-    except Exception as exc:  # noqa: BLE001 - an unsendable result fails its attempt
-        err = pickle.PicklingError(
-            f"{_who(ctx)} returned a value that cannot be sent back from its worker process "
-            f"({type(exc).__name__}: {exc}). Return picklable data, or run the task with "
-            "executor='threads'.")
-        return _dumps(_failed(err, out.started, name)._replace(
-            finished=out.finished, stdout=out.stdout, stderr=out.stderr))
-
-
-def _portable(error: BaseException, text: str) -> BaseException:
-    """``error`` if it survives a pickle round trip, else a :class:`RemoteError`."""
-    try:
-        pickle.loads(_dumps(error))
-        return error
-    except Exception:  # noqa: BLE001 - an exception that does not pickle travels as text
-        kind = type(error)
-        return RemoteError(f"{kind.__module__}.{kind.__qualname__}", safe_str(error), text)
+            conn.send_bytes(run_job(job, name, "worker process"))

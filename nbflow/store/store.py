@@ -19,6 +19,7 @@ import json
 import os
 import statistics
 import threading
+import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -39,6 +40,8 @@ from .schema import SCHEMA_VERSION, dead_letters, events, logs, meta, metadata, 
 from .sql import translate_error
 from .usage import warn_if_large
 from .writer import Writer, resolve_timeout
+
+SCHEMA_ATTEMPTS = 5   # tries to create a new store's tables (see _ensure_schema)
 
 
 class Store:
@@ -94,6 +97,18 @@ class Store:
         warn_if_large(self.path)
 
     def _ensure_schema(self) -> None:
+        # Processes opening a new store at the same moment race to create it:
+        # the loser's CREATE TABLE or version row fails on what the winner made,
+        # and its next attempt finds it there.  A real error fails every time.
+        for attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                return self._create_or_upgrade()
+            except DBAPIError:
+                if attempt == SCHEMA_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.02 * 2 ** attempt)
+
+    def _create_or_upgrade(self) -> None:
         with self.engine.begin() as conn:
             metadata.create_all(conn, checkfirst=True)
             found = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()

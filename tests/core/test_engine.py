@@ -323,5 +323,5 @@ def test_the_thread_pool_is_the_default_executor():
     assert isinstance(make_executor("threads", 2), ThreadExecutor)
     with pytest.raises(ValueError,
                        match=r"^make_executor\(\): executor must be one of 'threads', "
-                             r"'processes', 'sync', or an executor object .*, got 'thread'\.$"):
+                             r"'processes', 'sync', 'dask', or an executor object .*, got 'thread'\.$"):
         make_executor("thread")

@@ -79,7 +79,7 @@ def _refused(call, message: str):
     (lambda: Flow("f", workers=True), r"^Flow 'f': workers must be .*, got True; "),
     (lambda: Flow("f", workers="4"), r"^Flow 'f': workers must be .*, got '4'; "),
     (lambda: Flow("f", executor=42), r"^Flow 'f': executor must be one of 'threads', "
-     r"'processes', 'sync', or an executor object \(with start, submit, cancel and shutdown\), "
+     r"'processes', 'sync', 'dask', or an executor object \(with start, submit, cancel and shutdown\), "
      r"got 42\.$"),
     (lambda: Flow(None), r"^Flow\(\): name must be a non-empty string, got None; e\.g\. "
      r"name='load'\.$"),

@@ -13,6 +13,7 @@ by reference (the worker imports this module, as it would a user's module);
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import time
@@ -22,6 +23,7 @@ import pytest
 from nbflow import Flow, check_cancelled, current_task
 from nbflow.core.engine import TaskTimeout
 from nbflow.core.events import DETAIL, SEQ, TASK, TO
+from nbflow.core.executor import Executor, lookahead, shares_memory
 from nbflow.executors.processes import ProcessExecutor
 from nbflow.executors.sync import SyncExecutor
 from nbflow.executors.threads import ThreadExecutor
@@ -155,6 +157,17 @@ class ExecutorContract:
                         "or be cancelled while a task runs")
 
     # -- the contract --------------------------------------------------------------
+    def test_it_has_every_member_the_protocol_names(self):
+        ex = self.make(2)
+        members = [m for m in vars(Executor) if not m.startswith("_")]
+        assert members == ["start", "submit", "cancel", "shutdown"]
+        for name in members:
+            want = inspect.signature(getattr(Executor, name))
+            args = [p.name for p in want.parameters.values()][1:]   # without self
+            inspect.signature(getattr(ex, name)).bind(*args)   # callable as the engine calls it
+        assert isinstance(ex.workers, int) and ex.workers >= 1
+        assert lookahead(ex) >= 0 and shares_memory(ex) in (True, False)
+
     def test_dependencies_end_before_dependents_start_and_pass_their_results(self, store_path):
         run = self.run(self.flow(store_path, source, double, square, join, independent))
         assert run.counts() == {"succeeded": 5}
@@ -304,3 +317,20 @@ class TestProcesses(ExecutorContract):
     def assert_nothing_left(self, executor):
         assert not [t for t in threading.enumerate() if t.name.startswith("nbflow-process")]
         assert not child_pids()
+
+
+class TestDask(ExecutorContract):
+    """A real in-process ``LocalCluster`` (threads), one per test; the timeout and
+    cancel tests rely on the cooperative stop (``check_cancelled`` on the worker)."""
+
+    timeout = 1.0   # the stop event is polled every 0.1 s, through the scheduler
+
+    def make(self, workers):
+        pytest.importorskip("distributed", reason="the Dask executor needs distributed "
+                            "(pip install 'nbflow[dask]')")
+        from nbflow.executors.dask import DaskExecutor
+        return DaskExecutor(workers=workers, processes=False)
+
+    def assert_nothing_left(self, executor):
+        assert executor._client is None and executor._cluster is None
+        assert not [t for t in threading.enumerate() if t.name.startswith("nbflow-dask")]

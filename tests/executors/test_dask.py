@@ -1,0 +1,199 @@
+"""The Dask executor on real ``LocalCluster``s: in-process ones for speed, worker
+processes where it matters (pickling by value, restarting a worker)."""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+import types
+
+import pytest
+
+distributed = pytest.importorskip("distributed", reason="the Dask executor needs distributed "
+                                  "(pip install 'nbflow[dask]')")
+
+from nbflow import Flow, current_task
+from nbflow.core.events import DETAIL, TO
+from nbflow.core.worker import TaskContext
+from nbflow.executors import DaskExecutor, make_executor
+
+
+@pytest.fixture
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0", resources={"GPU": 1}) as c, \
+            distributed.Client(c, set_as_default=False) as cl:
+        yield cl
+
+
+def sleepy():
+    time.sleep(5)
+    return "woke"
+
+
+def key_and_worker():
+    worker = distributed.get_worker()
+    if current_task().attempt == 1:
+        raise ConnectionError("first attempt fails")
+    return worker.get_current_task(), worker.address
+
+
+def events_of(run):
+    run.store.flush()
+    return run.store.events(run.id)
+
+
+def test_a_5s_task_with_a_half_second_timeout_fails_on_time(client, store_path):
+    flow = Flow("t", store=store_path)
+    flow.task(sleepy, timeout=0.5)
+    begin = time.monotonic()
+    run = flow.run(executor=DaskExecutor(client))
+    assert time.monotonic() - begin < 5   # the run does not wait for the thread
+    assert run.task_state("sleepy") == "failed"
+    log = events_of(run)
+    start = next(ev[6] for ev in log if ev[TO] == "running")
+    end = next(ev for ev in log if ev[TO] == "failed")
+    assert end[6] - start < 1.0
+    assert end[DETAIL]["error"] == "TaskTimeout: task 'sleepy' exceeded its timeout of 0.5s"
+
+
+def test_every_attempt_has_its_own_key_and_records_its_worker(client, store_path):
+    flow = Flow("k", store=store_path)
+    flow.task(key_and_worker, retries=1)
+    run = flow.run(executor=DaskExecutor(client))
+    key, address = run.result("key_and_worker")
+    assert key.startswith("key_and_worker-2-")
+    assert address in client.scheduler_info()["workers"]
+    (ok,) = [ev for ev in events_of(run) if ev[TO] == "succeeded"]
+    assert ok[DETAIL]["worker"] == address
+
+
+def test_a_function_defined_in_the_notebook_runs_on_worker_processes(store_path):
+    main = types.ModuleType("__main__")
+    exec("def shout(text='hi'):\n    return text.upper() + '!'\n", main.__dict__)
+    assert main.shout.__module__ == "__main__"
+    flow = Flow("nb", store=store_path)
+    flow.task(main.shout)
+    run = flow.run(executor=DaskExecutor(workers=1, processes=True))
+    assert run.result("shout") == "HI!"
+
+
+def test_kill_on_timeout_restarts_the_worker_process(store_path):
+    flow = Flow("kill", store=store_path)
+    flow.task(sleepy, timeout=0.5)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=":0") as c, \
+            distributed.Client(c, set_as_default=False) as cl:
+        before = set(cl.scheduler_info()["workers"])
+        pid = next(iter(cl.run(__import__("os").getpid).values()))
+        begin = time.monotonic()
+        run = flow.run(executor=DaskExecutor(cl, kill_on_timeout=True))
+        assert time.monotonic() - begin < 5
+        assert run.task_state("sleepy") == "failed"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:   # the nanny starts a new worker process
+            now = set(cl.scheduler_info()["workers"])
+            if now and now != before:
+                break
+            time.sleep(0.1)
+        assert now and now != before
+        assert next(iter(cl.run(__import__("os").getpid).values())) != pid
+
+
+def test_a_value_that_does_not_pickle_fails_before_it_is_submitted(client, store_path):
+    lock = threading.Lock()
+
+    def holds_a_lock():
+        return lock.locked()
+
+    flow = Flow("pickle", store=store_path)
+    flow.task(holds_a_lock)
+    run = flow.run(executor=DaskExecutor(client))
+    assert run.task_state("holds_a_lock") == "failed"
+    with pytest.raises(TypeError, match="lock") as info:
+        run.result("holds_a_lock")
+    assert "task 'holds_a_lock' (attempt 1) cannot be sent to a Dask worker" in \
+        "".join(info.value.__notes__)
+
+
+def _drive(executor, specs, jobs):
+    """Start ``executor``, submit ``jobs`` [(token, fn)], return their outcomes."""
+    got: queue.SimpleQueue = queue.SimpleQueue()
+    executor.prepare(specs)
+    executor.start(got.put)
+    try:
+        for token, fn in jobs:
+            executor.submit(token, fn, {}, TaskContext(specs[token[0]].name, token[1], "r1"))
+        return dict(got.get(timeout=30) for _ in jobs)
+    finally:
+        executor.shutdown()
+
+
+def test_resources_the_workers_advertise_go_to_dask_and_too_much_fails_at_submit(client):
+    specs = [types.SimpleNamespace(name="fits", kind="function", resources={"GPU": 1}),
+             types.SimpleNamespace(name="greedy", kind="function", resources={"GPU": 2}),
+             types.SimpleNamespace(name="pooled", kind="function", resources={"db": 5})]
+    ex = DaskExecutor(client)
+    out = _drive(ex, specs, [((0, 1), lambda: "ran"), ((1, 1), lambda: "never"),
+                             ((2, 1), lambda: "pool")])
+    assert (out[0, 1].ok, out[0, 1].value) == (True, "ran")
+    assert (out[2, 1].ok, out[2, 1].value) == (True, "pool")   # nbflow's pools, not Dask's
+    assert not out[1, 1].ok
+    assert str(out[1, 1].error) == (
+        "this task needs GPU=2, more than any Dask worker advertises (GPU=1); start "
+        "workers with more (dask worker --resources 'NAME=N') or ask for less")
+
+
+def test_an_adaptive_cluster_runs_the_flow(store_path):
+    flow = Flow("adapt", store=store_path)
+    for i in range(4):
+        flow.task(lambda i=i: i * i, name=f"sq{i}")
+    ex = DaskExecutor(processes=False, minimum=0, maximum=2)
+    run = flow.run(executor=ex)
+    assert [run.result(f"sq{i}") for i in range(4)] == [0, 1, 4, 9]
+    assert ex.workers == 2
+
+
+def test_executor_dask_by_name_is_a_local_cluster_sized_by_workers(store_path):
+    ex = make_executor("dask", 3)
+    assert isinstance(ex, DaskExecutor) and ex.workers == 3
+
+
+def test_a_task_cell_is_refused_with_the_fix(store_path):
+    flow = Flow("cells", store=store_path)
+    flow.cell_task("load", "x = 1\n", {})
+    with pytest.raises(ValueError, match=r"^task 'load' is a %%task cell: it runs in the "
+                                         r"notebook's namespace, which a Dask worker does "
+                                         r"not share\. Declare 'load' as a function"):
+        flow.run(executor=DaskExecutor(processes=False))
+
+
+def test_without_distributed_the_error_gives_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r"^executor='dask' needs the 'distributed' package, "
+                                          r"which is not installed\. Install it with: "
+                                          r'pip install "nbflow\[dask\]"$'):
+        DaskExecutor(processes=False).start(lambda msg: None)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"client": object(), "address": "tcp://x:1"}, "a client or an address, not both"),
+    ({"workers": 0}, "workers must be at least 1, got 0"),
+    ({"address": "tcp://x:1", "maximum": 2}, "minimum= and maximum= adapt a cluster nbflow"),
+    ({"minimum": 3, "maximum": 2}, "0 <= minimum <= maximum"),
+    ({"minimum": 1}, r"minimum=\.\.\.\) needs maximum= too"),
+    ({"processes": False, "kill_on_timeout": True}, "a cluster of threads"),
+])
+def test_contradictory_options_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        DaskExecutor(**options)
+
+
+def test_kill_on_timeout_never_kills_a_worker_in_this_process(client, store_path):
+    # A cluster of threads runs its workers in the kernel's own process.
+    flow = Flow("no-suicide", store=store_path)
+    flow.task(sleepy, timeout=0.3)
+    run = flow.run(executor=DaskExecutor(client, kill_on_timeout=True))
+    assert run.task_state("sleepy") == "failed"   # and this process is still here
