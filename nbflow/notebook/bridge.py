@@ -260,6 +260,19 @@ class Bridge:
         with self._lock:
             return self._snapshot()
 
+    def table_now(self) -> dict | None:
+        """The whole table as a snapshot, with the ``seq`` of the last diff sent, or None
+        while the run's history is still being read (never waits for it).
+
+        What a reloaded page gets in its first message: the diffs that follow it
+        continue from its ``seq``.
+        """
+        if not self._loaded.is_set():
+            return None
+        with self._send_lock:
+            with self._lock:
+                return self._snapshot()
+
     def close(self) -> None:
         """Stop publishing (the widget closed or shows another run)."""
         self._closed = True

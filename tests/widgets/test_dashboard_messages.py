@@ -84,17 +84,23 @@ def test_a_dashboard_shown_before_the_run_is_live_without_reading_the_store(comm
     assert replay(comms, dash).states() == ["succeeded"] * 20 and run.state == "succeeded"
 
 
-def test_a_burst_of_events_is_one_diff_with_each_task_once(comms, store_path):
-    flow = nbflow.Flow("burst", store=store_path, workers=4)
+def gated_flow(name: str, store_path: str, n: int, workers: int):
+    """``n`` quick tasks, then ``last``, which sets ``reached`` and waits for ``release``."""
+    flow = nbflow.Flow(name, store=store_path, workers=workers)
     reached, release = threading.Event(), threading.Event()
-    for k in range(100):
+    for k in range(n):
         flow.task(lambda: None, name=f"quick{k}")
 
     def last():
         reached.set()
         release.wait(30)
 
-    flow.task(last, name="last", after=[f"quick{k}" for k in range(100)])
+    flow.task(last, name="last", after=[f"quick{k}" for k in range(n)])
+    return flow, reached, release
+
+
+def test_a_burst_of_events_is_one_diff_with_each_task_once(comms, store_path):
+    flow, reached, release = gated_flow("burst", store_path, 100, workers=4)
     dash = Dashboard(flow=flow, interval=3600)  # it sends only when told (or at the end)
     run = flow.run(background=True)
     assert reached.wait(30)
@@ -263,3 +269,25 @@ def test_graphviz_travels_once_for_any_number_of_dashboards(comms, store_path):
     for state in dashboards:
         assert len(state["_esm"]) < 100_000
         assert state["_viz"] == f"anywidget:{first._viz.model_id}"
+
+
+def test_a_page_that_asks_for_the_whole_state_gets_the_table_as_it_is_now(comms, store_path):
+    # A reloaded page asks the kernel for the model's whole state: it must get every
+    # task as it is now, not the first (all pending) snapshot and the latest diff.
+    flow, reached, release = gated_flow("reload", store_path, 30, workers=2)
+    dash = Dashboard(flow=flow, interval=3600)
+    run = flow.run(background=True)
+    assert reached.wait(30)
+    assert dash._bridge.flush()
+    try:
+        state = dash.get_state()
+        snap = state["_snapshot"]
+        assert snap["run"] == run.id and snap["running"] and state["_diff"] == {}
+        assert [row[1] for row in snap["tasks"]] == ["succeeded"] * 30 + ["running"]
+        assert snap["seq"] == dash._bridge.seq  # the next diff follows it
+        assert dash._snapshot["tasks"][0][1] == "pending"  # the trait itself is untouched
+        assert set(dash.get_state("_snapshot")) == {"_snapshot"}
+    finally:
+        release.set()
+    run.wait(30)
+    assert dash._bridge.join(30)

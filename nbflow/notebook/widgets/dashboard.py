@@ -188,6 +188,19 @@ class Dashboard(anywidget.AnyWidget):
             if not snapshot["running"]:
                 self._refresh_displays(snapshot)
 
+    def get_state(self, key=None, drop_defaults=False):
+        state = super().get_state(key, drop_defaults)
+        # A front end that asks for the whole state is a page that (re)loads: it gets the
+        # table as it is now, not the first snapshot and the latest diff, so a reload
+        # shows the truth at once, however fast the run goes, with no round trip.
+        # Not under _sync_lock: the flusher takes the bridge's locks before that one.
+        bridge = getattr(self, "_bridge", None)
+        if key is None and bridge is not None:
+            snapshot = bridge.table_now()
+            if snapshot is not None and snapshot["run"] == state["_graph"].get("run"):
+                state["_snapshot"], state["_diff"] = snapshot, {}
+        return state
+
     # -- display -------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs: Any):
         return self._bundle(None)

@@ -1,0 +1,85 @@
+"""The dashboard shows a true picture in the situations users meet every day: a page
+reloaded in the middle of a fast run, a kernel that restarts, a saved notebook reopened
+without a kernel."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+FAST_FLOW = '''
+import time
+import nbflow
+
+flow = nbflow.Flow("fast", workers=4)
+
+def quick():
+    time.sleep(0.004)
+
+for k in range(6000):
+    flow.task(quick, name=f"t{k}", after=[f"t{k - 100}"] if k >= 100 else [])
+'''
+
+
+def chip_count(page, state: str) -> int:
+    chip = page.locator(f'.nbflow-chip[data-state="{state}"]')
+    if chip.count() == 0:
+        return 0
+    return int(chip.inner_text().split()[-1].replace(",", ""))
+
+
+def store_counts(lab) -> dict[str, int]:
+    """Each state's count in the latest run, as the notebook's store has it now."""
+    db = sqlite3.connect(f"file:{lab.server.root / '.nbflow' / 'nbflow.db'}?mode=ro", uri=True,
+                         timeout=30)
+    try:
+        [run] = db.execute("SELECT id FROM runs ORDER BY created DESC LIMIT 1").fetchone()
+        return dict(db.execute("SELECT state, count(*) FROM tasks WHERE run_id = ? "
+                               "GROUP BY state", (run,)).fetchall())
+    finally:
+        db.close()
+
+
+def test_a_page_reloaded_in_a_fast_run_is_right_within_a_second(lab):
+    page = lab.page
+    lab.open([FAST_FLOW, "dash = flow.dashboard()\ndash", "run = flow.run(background=True)",
+              "run.wait(300).state"])
+    lab.run(0)
+    lab.run(1)
+    expect(page.locator(".nbflow-dag-canvas g.node").first).to_be_visible(timeout=60_000)
+    lab.run(2)
+    expect(page.locator('.nbflow-chip[data-state="succeeded"]')).to_be_visible(timeout=60_000)
+    page.wait_for_function(
+        """() => {
+            const chip = document.querySelector('.nbflow-chip[data-state="succeeded"]');
+            return chip && Number(chip.textContent.split(' ').pop().replace(/,/g, '')) > 1000;
+        }""", timeout=120_000)
+    page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("!window.jupyterapp.shell.currentWidget.context.model.dirty")
+    page.reload()
+    before = store_counts(lab).get("succeeded", 0)  # what had finished before the page was back
+    expect(page.locator('.nbflow-chip[data-state="succeeded"]')).to_be_visible(timeout=60_000)
+    shown_at = time.monotonic()
+    # Diffs alone would count only what finished after the reload: t0 finished long
+    # before it, so it shows succeeded only once the page has the whole table.
+    page.wait_for_function(
+        """(n) => {
+            const chip = document.querySelector('.nbflow-chip[data-state="succeeded"]');
+            const first = document.querySelector('.nbflow-table tbody tr .nbflow-badge');
+            return chip && Number(chip.textContent.split(' ').pop().replace(/,/g, '')) >= n
+                && first && first.textContent === 'succeeded';
+        }""", arg=before, timeout=30_000)
+    caught_up = time.monotonic() - shown_at
+    lab.shot("1-reloaded", page.locator(".nbflow-dashboard"))
+    assert chip_count(page, "running") <= 4
+    assert caught_up < 1.0, f"the reloaded page showed the store's {before} successes only " \
+                            f"after {caught_up:.1f} s"
+    lab.run(3, timeout=300)
+    expect(page.locator(".nbflow-status")).to_have_text("succeeded", timeout=30_000)
+    assert chip_count(page, "succeeded") == 6000
+    assert not page.js_errors, page.js_errors
