@@ -83,3 +83,46 @@ def test_a_page_reloaded_in_a_fast_run_is_right_within_a_second(lab):
     expect(page.locator(".nbflow-status")).to_have_text("succeeded", timeout=30_000)
     assert chip_count(page, "succeeded") == 6000
     assert not page.js_errors, page.js_errors
+
+
+SPIN_FLOW = '''
+import time
+import nbflow
+
+flow = nbflow.Flow("spin", workers=2)
+
+def spin():
+    while True:  # until the kernel goes away
+        time.sleep(0.05)
+
+for k in range(4):
+    flow.task(spin, name=f"spin{k}")
+'''
+
+
+def test_a_kernel_restart_says_disconnected_at_once_and_disables_the_buttons(lab):
+    page = lab.page
+    lab.open([SPIN_FLOW, "dash = flow.dashboard()\ndash", "run = flow.run(background=True)"])
+    lab.run(0)
+    lab.run(1)
+    lab.run(2)
+    status, cancel = page.locator(".nbflow-status"), page.locator(".nbflow-cancel")
+    expect(page.locator('.nbflow-dag-canvas g.node[data-state="running"]')).to_have_count(
+        2, timeout=30_000)
+    expect(cancel).to_be_enabled()
+    page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                  ".restart()")
+    expect(status).to_have_text("disconnected", timeout=1_000)
+    expect(cancel).to_be_disabled()
+    expect(status).to_have_attribute("title", "the kernel restarted: this is the run's last "
+                                     "known state (running); run the cell again to see it live")
+    elapsed = page.locator(".nbflow-elapsed").inner_text()
+    page.wait_for_timeout(1200)  # the elapsed time ticks twice a second while live
+    assert page.locator(".nbflow-elapsed").inner_text() == elapsed
+    # A click that reaches a button in the moment before it is disabled throws nothing.
+    page.evaluate("document.querySelector('.nbflow-cancel').disabled = false")
+    cancel.click()
+    expect(cancel).to_be_disabled()
+    expect(cancel).to_have_text("Cancel")
+    lab.shot("1-disconnected", page.locator(".nbflow-dashboard"))
+    assert not page.js_errors, page.js_errors

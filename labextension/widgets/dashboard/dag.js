@@ -15,7 +15,7 @@ export function dagView(store, layout, signal) {
   const info = h("span", { class: "nbflow-dag-info" });
   const collapse = h("button", {
     type: "button", class: "nbflow-collapse", hidden: true,
-    onclick: () => store.model.send({ type: "collapse" }),
+    onclick: () => store.send({ type: "collapse" }),
   }, "Collapse all");
   const fit = h("button", {
     type: "button", class: "nbflow-fit", title: "Switch between fitting the width and full size",
@@ -156,14 +156,15 @@ export function dagView(store, layout, signal) {
     const id = nodeAt(event.target);
     if (!id) return;
     if (nodes.get(id)?.members) {
-      info.textContent = "expanding…";
-      store.model.send({ type: "expand", node: id });
+      info.textContent = store.send({ type: "expand", node: id })
+        ? "expanding…" : "expanding a node needs the kernel: run the cell again";
     } else {
       store.select(Number(id.slice(1)));
     }
   }, { signal });
 
   const unsubscribe = store.subscribe((change) => {
+    if (change.connection) collapse.disabled = store.disconnected !== null;
     if (change.structure || change.view) relayout();
     else if (change.tasks !== undefined || change.ui === "selected") {
       restyle(change.tasks === undefined ? new Set() : change.tasks);

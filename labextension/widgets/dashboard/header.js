@@ -14,8 +14,7 @@ export function header(store, signal) {
     title: "Cancel the run: nothing new starts, running tasks are cancelled",
     onclick: () => {
       cancel.disabled = true;
-      cancel.textContent = "Cancelling…";
-      store.model.send({ type: "cancel" });
+      if (store.send({ type: "cancel" })) cancel.textContent = "Cancelling…";
     },
   }, "Cancel");
   const el = h("div", { class: "nbflow-header" },
@@ -25,9 +24,13 @@ export function header(store, signal) {
   function update() {
     const g = store.graph;
     title.textContent = g.run ? `${g.flow} · run ${g.run}` : `${g.flow} · not run yet`;
-    const state = store.running ? "running" : (store.outcome ?? (g.run ? "starting" : "not started"));
+    const known = store.running ? "running" : (store.outcome ?? (g.run ? "starting" : "not started"));
+    const state = store.disconnected === null || !store.running ? known : "disconnected";
     status.textContent = state;
     status.dataset.state = state;
+    status.title = store.disconnected === null ? ""
+      : `${store.disconnected}: this is the run's last known state (${known}); `
+        + "run the cell again to see it live";
     elapsed.textContent = elapsedText();
     const counts = store.counts();
     put(chips, ...store.states.filter((st) => counts[st] > 0).map((st) =>
@@ -48,7 +51,7 @@ export function header(store, signal) {
     progress.setAttribute("aria-valuenow", String(store.n ? Math.round((100 * done) / store.n) : 0));
     put(progress, ...store.states.filter((st) => counts[st] > 0).map((st) =>
       h("div", { style: `width:${(100 * counts[st]) / store.n}%;background:${store.color(st)}` })));
-    const live = store.running && g.run !== null;
+    const live = store.live && g.run !== null;
     if (!live) {
       cancel.disabled = true;
       cancel.textContent = "Cancel";
@@ -66,7 +69,7 @@ export function header(store, signal) {
   function elapsedText() {
     return duration(store.elapsed());
   }
-  const ticker = setInterval(() => { if (store.running) elapsed.textContent = elapsedText(); }, 500);
+  const ticker = setInterval(() => { if (store.live) elapsed.textContent = elapsedText(); }, 500);
   signal.addEventListener("abort", () => { unsubscribe(); clearInterval(ticker); });
   update();
   return el;

@@ -15,15 +15,15 @@ import { tableView } from "./table.js";
 // render different proxies of the same model.
 const stores = new Map();
 
-function storeOf(model) {
+function storeOf(model, signal) {
   const uid = model.get("_uid");
-  if (!stores.has(uid)) stores.set(uid, new RunStore(model));
+  if (!stores.has(uid)) stores.set(uid, new RunStore(model, signal));
   return stores.get(uid);
 }
 
 export default {
   initialize({ model, signal }) {
-    storeOf(model);
+    storeOf(model, signal);
     signal?.addEventListener("abort", () => stores.delete(model.get("_uid")));
   },
 

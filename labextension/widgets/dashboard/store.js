@@ -7,10 +7,17 @@
 
 const EMPTY = { flow: "", run: null, names: [], levels: [], deps: [], workers: null, colors: {} };
 
+// Kernel states after which this model's kernel side is gone for good: a restarted
+// kernel is a new process that never heard of it.
+const GONE = new Set(["restarting", "autorestarting", "dead"]);
+
 export class RunStore {
-  constructor(model) {
+  constructor(model, signal) {
     this.model = model;
     this.listeners = new Set();
+    // Null while the kernel side answers, else why it does not (shown in the header).
+    this.disconnected = null;
+    this.gone = false;
     // What the user chose; kept per model so a re-rendered view keeps it.
     this.ui = { selected: null, sort: ["index", 1], filter: "", search: "", page: 0 };
     this.awaitingResync = false;
@@ -21,6 +28,46 @@ export class RunStore {
     model.on("change:_snapshot", () => this.sync("snapshot"));
     model.on("change:_diff", () => this.sync("diff"));
     model.on("change:_view", () => this.emit({ view: true }));
+    // ipywidgets sets comm_live (firing this) to false when the kernel restarts; the
+    // poll also catches a kernel that stopped or a lost connection, at once.
+    model.on("comm_live_update", () => this.lose("the kernel restarted"));
+    const poll = setInterval(() => this.watchKernel(), 250);
+    signal?.addEventListener("abort", () => clearInterval(poll));
+  }
+
+  watchKernel() {
+    const kernel = this.model.widget_manager?.kernel;
+    if (kernel === undefined || this.gone) return;  // a manager without one: only the event
+    if (kernel === null || kernel.isDisposed || GONE.has(kernel.status)) {
+      this.lose(kernel && kernel.status === "dead" ? "the kernel stopped" : "the kernel restarted");
+    } else if (kernel.connectionStatus !== "connected") {
+      this.setDisconnected("the connection to the kernel is lost");
+    } else {
+      this.setDisconnected(null);
+    }
+  }
+
+  lose(why) {
+    this.gone = true;
+    this.setDisconnected(why);
+  }
+
+  setDisconnected(why) {
+    if (this.disconnected === why) return;
+    this.disconnected = why;
+    this.emit({ connection: true });
+  }
+
+  /** Send a message to the kernel side; false (and nothing thrown) if it cannot hear it. */
+  send(msg) {
+    if (this.disconnected !== null) return false;
+    try {
+      this.model.send(msg);
+      return true;
+    } catch (err) {  // "Cannot send": the kernel went away before the poll noticed
+      this.lose("the kernel is gone");
+      return false;
+    }
   }
 
   // Backbone sets every attribute of a message before it fires the change events, so
@@ -83,7 +130,7 @@ export class RunStore {
       // A diff went missing (the page reloaded mid-run): values in this one are still
       // the newest, but ask for the whole table to fill the gap.
       this.awaitingResync = true;
-      this.model.send({ type: "resync" });
+      this.send({ type: "resync" });
     }
     this.seq = diff.seq;
     const changed = this.applyRows(diff);
@@ -120,10 +167,16 @@ export class RunStore {
   }
 
   // -- reading ------------------------------------------------------------------------
-  /** The server's clock now, estimated from the last message (Unix seconds). */
+  /** True while the run goes on and the kernel side is there to say how it goes. */
+  get live() {
+    return this.running && this.disconnected === null;
+  }
+
+  /** The server's clock now, estimated from the last message (Unix seconds); it stops
+   * at the last message once the kernel is gone. */
   clock() {
     if (this.now === null) return null;
-    return this.running ? this.now + (performance.now() - this.nowAt) / 1000 : this.now;
+    return this.live ? this.now + (performance.now() - this.nowAt) / 1000 : this.now;
   }
 
   /** Seconds since the first event while running, else from the first to the last. */
@@ -158,7 +211,8 @@ export class RunStore {
     return () => this.listeners.delete(fn);
   }
 
-  /** change: {structure?, view?, tasks?: Set of indices or null for all, bars?, ui?} */
+  /** change: {structure?, view?, tasks?: Set of indices or null for all, bars?, ui?,
+   * connection?} */
   emit(change) {
     for (const fn of this.listeners) fn(change);
   }

@@ -121,7 +121,7 @@ export function tableView(store, signal) {
   }
   const unsubscribe = store.subscribe((change) => { if (!change.view) schedule(); });
   // Running tasks' durations grow between messages.
-  const ticker = setInterval(() => { if (store.running) schedule(); }, 1000);
+  const ticker = setInterval(() => { if (store.live) schedule(); }, 1000);
   signal.addEventListener("abort", () => { unsubscribe(); clearInterval(ticker); });
   update();
   return el;

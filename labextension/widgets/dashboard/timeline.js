@@ -74,7 +74,7 @@ export function timelineView(store, signal) {
     ctx.textBaseline = "middle";
     hits = [];
     const now = store.clock();
-    let t0 = store.t0, t1 = store.running ? now : null;
+    let t0 = store.t0, t1 = store.live ? now : null;
     for (const bar of store.bars.values()) {
       t0 = t0 === null ? bar[3] : Math.min(t0, bar[3]);
       const end = bar[4] ?? now;
@@ -116,7 +116,7 @@ export function timelineView(store, signal) {
       }
     });
     canvas.dataset.bars = String(hits.length);
-    if (store.running && now !== null) {
+    if (store.live && now !== null) {
       ctx.strokeStyle = "#d62728";
       ctx.beginPath(); ctx.moveTo(x(now), AXIS - 4); ctx.lineTo(x(now), height - PAD + 2); ctx.stroke();
       ctx.fillStyle = "#d62728";
@@ -162,9 +162,9 @@ export function timelineView(store, signal) {
   }
   const unsubscribe = store.subscribe((change) => {
     if (change.bars || change.structure) schedule(true);
-    else if (change.ui === "selected") schedule(false);
+    else if (change.ui === "selected" || change.connection) schedule(false);
   });
-  const ticker = setInterval(() => { if (store.running) schedule(false); }, 250);
+  const ticker = setInterval(() => { if (store.live) schedule(false); }, 250);
   const resize = new ResizeObserver(() => schedule(false));
   resize.observe(el);
   signal.addEventListener("abort", () => { unsubscribe(); clearInterval(ticker); resize.disconnect(); });
