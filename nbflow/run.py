@@ -108,8 +108,8 @@ class Run:
         ``collapse_above``: above this many tasks the DAG folds each level into
         one node (click to expand); None never folds.
         """
-        from .notebook.widgets import Dashboard
-        return Dashboard(self, collapse_above=collapse_above)
+        from .notebook.widgets import dashboard
+        return dashboard(self, collapse_above=collapse_above)
 
     @property
     def done(self) -> bool:

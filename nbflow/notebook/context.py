@@ -12,6 +12,7 @@ execute request's metadata; ``%%task`` uses it as the identity of a cell task.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -51,3 +52,29 @@ def current_cell_id() -> str | None:
     parent = kernel.get_parent() or {}
     cell_id = (parent.get("metadata") or {}).get("cellId")
     return str(cell_id) if cell_id else None
+
+
+def renders_widgets() -> bool:
+    """Whether the front end running the current cell renders widgets.
+
+    JupyterLab and Notebook 7 do, and say who they are with a cell id; Voila runs a
+    notebook like nbclient (no cell id) but renders widgets, and says so in the kernel's
+    environment.  nbclient, papermill, nbconvert ``--execute`` and ``nbflow run`` render
+    nothing.  Outside a kernel (a script, a test) the answer is yes: a widget made there
+    is for whoever asks.  ``NBFLOW_DASHBOARD=live`` or ``static`` overrides the guess.
+
+    Raises
+    ------
+    ValueError
+        ``NBFLOW_DASHBOARD`` is set to something else.
+    """
+    choice = os.environ.get("NBFLOW_DASHBOARD", "").strip().lower()
+    if choice in ("live", "static"):
+        return choice == "live"
+    if choice:
+        raise ValueError(f"NBFLOW_DASHBOARD is {os.environ['NBFLOW_DASHBOARD']!r}: set it to "
+                         "'live' or 'static', or unset it to let nbflow tell from the front end")
+    if getattr(_shell(), "kernel", None) is None:
+        return True
+    return (current_cell_id() is not None
+            or os.environ.get("SERVER_SOFTWARE", "").startswith("voila"))

@@ -126,3 +126,40 @@ def test_a_kernel_restart_says_disconnected_at_once_and_disables_the_buttons(lab
     expect(cancel).to_have_text("Cancel")
     lab.shot("1-disconnected", page.locator(".nbflow-dashboard"))
     assert not page.js_errors, page.js_errors
+
+
+SMALL_FLOW = '''
+import nbflow
+
+flow = nbflow.Flow("saved", workers=2)
+flow.task(lambda: 1, name="<b>first</b>")
+flow.task(lambda: 2, name="second", after=["<b>first</b>"])
+run = flow.run()
+'''
+
+
+def test_a_saved_notebook_reopened_without_its_kernel_shows_the_picture(lab):
+    page = lab.page
+    lab.open([SMALL_FLOW, "run.dashboard()"])
+    lab.run(0)
+    lab.run(1)
+    dashboard, picture = page.locator(".nbflow-dashboard"), page.locator(".nbflow-static")
+    expect(page.locator(".nbflow-dag-canvas g.node")).to_have_count(2, timeout=60_000)
+    expect(picture).to_be_hidden()  # the live view stands in for it
+    page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("!window.jupyterapp.shell.currentWidget.context.model.dirty")
+    lab.close()  # the kernel is gone, and its widgets with it
+    page.reload()
+    expect(picture).to_be_visible(timeout=60_000)
+    expect(picture).to_contain_text("saved · run ")
+    expect(picture).to_contain_text("succeeded: 2")
+    expect(picture.locator("svg g.node")).to_have_count(2)
+    expect(picture.locator("svg g.node text").first).to_have_text("<b>first</b>")
+    # JupyterLab writes its error in the widget's output once it knows the model is gone:
+    # the picture hides it.
+    error = page.get_by_text("Error displaying widget: model not found")
+    expect(error).to_be_attached(timeout=30_000)
+    expect(error).to_be_hidden()
+    expect(dashboard).to_have_count(0)
+    lab.shot("1-reopened", page.locator(".jp-Cell").nth(1))
+    assert not page.js_errors, page.js_errors

@@ -1,5 +1,5 @@
 """The dashboard widgets (anywidget); their front ends are built into ``static/``."""
 
-from .dashboard import Dashboard
+from .dashboard import Dashboard, StaticDashboard, dashboard
 
-__all__ = ["Dashboard"]
+__all__ = ["Dashboard", "StaticDashboard", "dashboard"]

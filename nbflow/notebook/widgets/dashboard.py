@@ -34,7 +34,7 @@ import traitlets as t
 
 from ...render import STATE_COLORS
 from ..bridge import INTERVAL, Bridge
-from ..context import thread_initializer
+from ..context import renders_widgets, thread_initializer
 from ._bundles import bundle
 from .layout import DagLayout
 from .static import static_html
@@ -43,8 +43,129 @@ from .viz import viz_runtime
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
-class Dashboard(anywidget.AnyWidget):
+class _Follower:
+    """What the live dashboard and its static twin share: which run is shown (and, given a
+    flow, each new run of it), the bridge that feeds it, and the static picture, displayed
+    with an id so that the end of a run replaces it with the final one.
+
+    The subclass holds ``_graph``, ``_view`` and ``_snapshot`` (synced traits for the
+    widget, plain attributes for the static twin) and calls ``_start`` at the end of its
+    ``__init__``.
+    """
+
+    collapse_above: int | None
+    interval: float
+
+    def _first(self, run: Any, flow: Any) -> tuple[Any, DagLayout, dict]:
+        if run is None and flow is None:
+            raise ValueError("Dashboard needs a run or a flow: use run.dashboard() or "
+                             "flow.dashboard()")
+        latest = run if run is not None else getattr(flow, "_last_run", None)
+        if latest is not None:
+            return (latest, *self._structure(latest))
+        graph, _specs = flow.build()
+        layout = DagLayout(flow.name, graph, limit=self.collapse_above)
+        return None, layout, initial_state(flow.name, None, layout, None)
+
+    def _start(self, latest: Any, flow: Any, layout: DagLayout) -> None:
+        self.run = None
+        self._flow = flow
+        self._bridge: Bridge | None = None
+        self._layout = layout
+        self._sync_lock = threading.RLock()
+        self._display_ids: list[str] = []
+        if latest is not None:
+            self._follow(latest)
+        if flow is not None:
+            flow._run_listeners.append(self.show)
+
+    # -- what is shown -------------------------------------------------------------
+    def show(self, run: Any) -> None:
+        """Show ``run`` (live if it is still going) instead of what is shown now."""
+        layout, state = self._structure(run)
+        with self._sync_lock:
+            self.run = None  # what the old run's bridge still publishes is dropped
+            self._layout = layout
+            self._set_state(state)
+        self._follow(run)
+
+    def _set_state(self, state: dict) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def _structure(self, run: Any) -> tuple[DagLayout, dict]:
+        layout = DagLayout(run.flow.name, run.graph, limit=self.collapse_above)
+        return layout, initial_state(run.flow.name, run.id, layout, _workers(run))
+
+    def _follow(self, run: Any) -> None:
+        bridge = Bridge(run, self, interval=self.interval, initializer=thread_initializer())
+        with self._sync_lock:
+            old, self._bridge, self.run = self._bridge, bridge, run
+        if old is not None:
+            old.close()
+        run.add_sink(bridge)
+
+    def _stop(self) -> None:
+        # getattr: ipywidgets also calls this from __del__, after a failed __init__.
+        bridge, flow = getattr(self, "_bridge", None), getattr(self, "_flow", None)
+        if bridge is not None:
+            bridge.close()
+        if flow is not None and self.show in flow._run_listeners:
+            flow._run_listeners.remove(self.show)
+
+    # -- the bridge's target (bridge thread) ---------------------------------------------
+    def publish_diff(self, diff: dict) -> None:
+        with self._sync_lock:
+            if self.run is not None and diff["run"] == self.run.id:
+                self._diff = diff
+
+    def publish_snapshot(self, snapshot: dict) -> None:
+        with self._sync_lock:
+            if self.run is None or snapshot["run"] != self.run.id:
+                return
+            self._snapshot = snapshot
+            if not snapshot["running"]:
+                self._refresh_displays(snapshot)
+
+    # -- the static picture ----------------------------------------------------------------
+    def _display_static(self) -> None:
+        # Under the lock, so the final refresh comes either before the picture is made
+        # (which then shows the final state) or after its display id is known.
+        from IPython.display import display
+        with self._sync_lock:
+            handle = display({"text/html": self.static_html()}, raw=True, display_id=True)
+            if handle is not None:
+                self._display_ids.append(handle.display_id)
+
+    def _refresh_displays(self, snapshot: dict) -> None:
+        if not self._display_ids:
+            return
+        from IPython.display import update_display
+        picture = {"text/html": self.static_html(snapshot)}
+        for display_id in self._display_ids:
+            update_display(picture, raw=True, display_id=display_id)
+
+    def static_html(self, snapshot: dict | None = None) -> str:
+        """The dashboard as static HTML (what nbconvert and GitHub show), as of now or
+        as of ``snapshot``."""
+        with self._sync_lock:
+            layout, run, bridge = self._layout, self.run, self._bridge
+        if snapshot is None:
+            snapshot = bridge.current() if bridge is not None else self._snapshot
+        return static_html(self._graph["flow"], run.id if run is not None else None, layout,
+                           snapshot, uid=self._uid)
+
+    def __repr__(self) -> str:
+        what = f"run {self.run.id}" if self.run is not None else "no run yet"
+        return f"<nbflow.{type(self).__name__} of {self._graph.get('flow', '?')!r}: {what}>"
+
+
+class Dashboard(_Follower, anywidget.AnyWidget):
     """A live view of a run: use ``run.dashboard()`` or ``flow.dashboard()``.
+
+    Displayed, it is two outputs: the static picture (what a saved notebook reopened
+    without a kernel, nbconvert and GitHub show) and the live widget, which hides the
+    picture while it is on screen.
 
     Parameters
     ----------
@@ -78,56 +199,18 @@ class Dashboard(anywidget.AnyWidget):
 
     def __init__(self, run: Any = None, *, flow: Any = None, collapse_above: int | None = 300,
                  interval: float = INTERVAL):
-        if run is None and flow is None:
-            raise ValueError("Dashboard needs a run or a flow: use run.dashboard() or "
-                             "flow.dashboard()")
-        latest = run if run is not None else getattr(flow, "_last_run", None)
         self.collapse_above = collapse_above
         self.interval = interval
-        if latest is not None:
-            layout, state = self._structure(latest)
-        else:
-            graph, _specs = flow.build()
-            layout = DagLayout(flow.name, graph, limit=collapse_above)
-            state = initial_state(flow.name, None, layout, None)
+        latest, layout, state = self._first(run, flow)
         # The first state goes with the comm's opening, so the browser never sees an
         # empty dashboard.
         super().__init__(_viz=viz_runtime(), _uid=uuid.uuid4().hex, **state)
-        self.run = None
-        self._flow = flow
-        self._bridge: Bridge | None = None
-        self._layout = layout
-        self._sync_lock = threading.RLock()
-        self._display_ids: list[str] = []
         self.on_msg(self._on_message)
-        if latest is not None:
-            self._follow(latest)
-        if flow is not None:
-            flow._run_listeners.append(self.show)
+        self._start(latest, flow, layout)
 
-    # -- what is shown -------------------------------------------------------------
-    def show(self, run: Any) -> None:
-        """Show ``run`` (live if it is still going) instead of what is shown now."""
-        layout, state = self._structure(run)
-        with self._sync_lock:
-            self.run = None  # what the old run's bridge still publishes is dropped
-            self._layout = layout
-            with self.hold_sync():
-                for name, value in state.items():
-                    setattr(self, name, value)
-        self._follow(run)
-
-    def _structure(self, run: Any) -> tuple[DagLayout, dict]:
-        layout = DagLayout(run.flow.name, run.graph, limit=self.collapse_above)
-        return layout, initial_state(run.flow.name, run.id, layout, _workers(run))
-
-    def _follow(self, run: Any) -> None:
-        bridge = Bridge(run, self, interval=self.interval, initializer=thread_initializer())
-        with self._sync_lock:
-            old, self._bridge, self.run = self._bridge, bridge, run
-        if old is not None:
-            old.close()
-        run.add_sink(bridge)
+    def _set_state(self, state: dict) -> None:
+        with self.hold_sync():
+            super()._set_state(state)
 
     # -- actions -----------------------------------------------------------------------
     def cancel(self) -> None:
@@ -150,12 +233,7 @@ class Dashboard(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Stop following the run and the flow, and close the widget."""
-        # getattr: ipywidgets also calls this from __del__, after a failed __init__.
-        bridge, flow = getattr(self, "_bridge", None), getattr(self, "_flow", None)
-        if bridge is not None:
-            bridge.close()
-        if flow is not None and self.show in flow._run_listeners:
-            flow._run_listeners.remove(self.show)
+        self._stop()
         super().close()
 
     def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
@@ -174,20 +252,6 @@ class Dashboard(anywidget.AnyWidget):
                           "Is the page's nbflow front end from another version? Reload it.",
                           RuntimeWarning, stacklevel=1)
 
-    # -- the bridge's target (bridge thread) ---------------------------------------------
-    def publish_diff(self, diff: dict) -> None:
-        with self._sync_lock:
-            if self.run is not None and diff["run"] == self.run.id:
-                self._diff = diff
-
-    def publish_snapshot(self, snapshot: dict) -> None:
-        with self._sync_lock:
-            if self.run is None or snapshot["run"] != self.run.id:
-                return
-            self._snapshot = snapshot
-            if not snapshot["running"]:
-                self._refresh_displays(snapshot)
-
     def get_state(self, key=None, drop_defaults=False):
         state = super().get_state(key, drop_defaults)
         # A front end that asks for the whole state is a page that (re)loads: it gets the
@@ -203,53 +267,58 @@ class Dashboard(anywidget.AnyWidget):
 
     # -- display -------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs: Any):
-        return self._bundle(None)
-
-    def _bundle(self, snapshot: dict | None):
         bundle = super()._repr_mimebundle_()
         if bundle is None:  # closed
             return None
         data, metadata = bundle
-        data["text/html"] = self.static_html(snapshot)
+        data["text/html"] = self.static_html()
         return data, metadata
 
     def _ipython_display_(self) -> None:
-        # Displayed with an id so that the end of the run can replace the static
-        # picture in the saved notebook with the final one.
-        # Under the lock, so the final refresh comes either before the bundle is made
-        # (which then holds the final state) or after this display is known.
+        # Two outputs, not one bundle: in one bundle JupyterLab always prefers the widget
+        # view, which without a kernel says "model not found" instead of the picture.
         from IPython.display import display
-        with self._sync_lock:
-            bundle = self._bundle(None)
-            if bundle is None:
-                return
-            handle = display(bundle[0], metadata=bundle[1], raw=True, display_id=True)
-            if handle is not None:
-                self._display_ids.append(handle.display_id)
-
-    def _refresh_displays(self, snapshot: dict) -> None:
-        if not self._display_ids:
+        bundle = super()._repr_mimebundle_()
+        if bundle is None:  # closed
             return
-        from IPython.display import update_display
-        bundle = self._bundle(snapshot)
-        if bundle is None:
-            return
-        for display_id in self._display_ids:
-            update_display(bundle[0], metadata=bundle[1], raw=True, display_id=display_id)
+        self._display_static()
+        display(bundle[0], metadata=bundle[1], raw=True)
 
-    def static_html(self, snapshot: dict | None = None) -> str:
-        """The dashboard as static HTML (what nbconvert and GitHub show), as of now or
-        as of ``snapshot``."""
-        with self._sync_lock:
-            layout, run, bridge = self._layout, self.run, self._bridge
-        if snapshot is None:
-            snapshot = bridge.current() if bridge is not None else self._snapshot
-        return static_html(self._graph["flow"], run.id if run is not None else None, layout,
-                           snapshot)
 
-    def __repr__(self) -> str:
-        what = f"run {self.run.id}" if self.run is not None else "no run yet"
-        return f"<nbflow.Dashboard of {self._graph.get('flow', '?')!r}: {what}>"
+class StaticDashboard(_Follower):
+    """A dashboard where no browser renders widgets (nbclient, papermill, nbconvert
+    ``--execute``, ``nbflow run``): the static picture alone, replaced by the final one when
+    the run ends.  It opens no comm, so the executed notebook holds no widget state and no
+    WebAssembly, and its HTML needs no script from a CDN.  Same parameters as
+    :class:`Dashboard`.
+    """
+
+    def __init__(self, run: Any = None, *, flow: Any = None, collapse_above: int | None = 300,
+                 interval: float = INTERVAL):
+        self.collapse_above = collapse_above
+        self.interval = interval
+        latest, layout, state = self._first(run, flow)
+        self._uid = uuid.uuid4().hex
+        self._set_state(state)
+        self._start(latest, flow, layout)
+
+    def close(self) -> None:
+        """Stop following the run and the flow."""
+        self._stop()
+
+    def _ipython_display_(self) -> None:
+        self._display_static()
+
+    def _repr_html_(self) -> str:
+        return self.static_html()
+
+
+def dashboard(run: Any = None, *, flow: Any = None, collapse_above: int | None = 300,
+              interval: float = INTERVAL) -> Dashboard | StaticDashboard:
+    """A :class:`Dashboard`, or its :class:`StaticDashboard` twin where the cell's front
+    end renders no widgets (``context.renders_widgets``)."""
+    cls = Dashboard if renders_widgets() else StaticDashboard
+    return cls(run, flow=flow, collapse_above=collapse_above, interval=interval)
 
 
 def _workers(run: Any) -> int | None:

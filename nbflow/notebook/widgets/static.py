@@ -17,8 +17,19 @@ MAX_ROWS = 200
 STATE_ORDER = tuple(STATE_COLORS)
 
 
-def static_html(title: str, run_id: str | None, layout: DagLayout, snapshot: dict) -> str:
-    """HTML for the dashboard as ``snapshot`` (see ``bridge.py``) has it."""
+# Beside a live dashboard the picture is an output of its own, followed by the widget's.
+# Without a kernel JupyterLab writes "model not found" in the widget's output: hide it
+# (an output showing no element) while the picture shows.  The live widget's own CSS
+# hides the picture.
+_HIDE_DEAD_WIDGET = ('<style>.jp-OutputArea-child:has([data-nbflow-static="{uid}"]) + '
+                     ".jp-OutputArea-child:not(:has(.jp-OutputArea-output *))"
+                     "{{display:none}}</style>")
+
+
+def static_html(title: str, run_id: str | None, layout: DagLayout, snapshot: dict,
+                uid: str = "") -> str:
+    """HTML for the dashboard as ``snapshot`` (see ``bridge.py``) has it; ``uid``: the
+    dashboard's, which the picture carries."""
     rows = snapshot["tasks"]
     states = [row[1] for row in rows]
     counts = {s: states.count(s) for s in STATE_ORDER if s in states}
@@ -30,8 +41,11 @@ def static_html(title: str, run_id: str | None, layout: DagLayout, snapshot: dic
     if picture is None:
         errors = {e[0]: e[1] for e in snapshot.get("errors", ())}
         picture = _table(layout, rows, errors)
-    return (f'<div class="nbflow-static" style="font-family:sans-serif;font-size:13px">'
-            f"<div>{head}</div>{_progress(counts, len(rows))}{picture}</div>")
+    uid = html.escape(uid)
+    return (f'<div class="nbflow-static" data-nbflow-static="{uid}" '
+            f'style="font-family:sans-serif;font-size:13px">'
+            f"<div>{head}</div>{_progress(counts, len(rows))}{picture}</div>"
+            + (_HIDE_DEAD_WIDGET.format(uid=uid) if uid else ""))
 
 
 def _progress(counts: dict[str, int], total: int) -> str:
