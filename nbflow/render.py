@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Sequence
 
 from .core.graph import Graph
@@ -65,8 +66,11 @@ def run_html(run) -> str:
         f"<li><code>{html.escape(name)}</code>: {html.escape(_error(run, name))}</li>"
         for name in run.failed)
     failed_html = f"<ul>{failed}</ul>" if failed else ""
+    note = "" if run.state != "running" else (
+        f' <i>(as of {time.strftime("%H:%M:%S")}: <code>run.dashboard()</code> shows it live)'
+        "</i>")
     return (f"<div><b>nbflow run</b> <code>{html.escape(run.id)}</code> of "
-            f"<b>{html.escape(run.flow.name)}</b>: {html.escape(run.state)} {chips}"
+            f"<b>{html.escape(run.flow.name)}</b>: {html.escape(run.state)} {chips}{note}"
             f"{failed_html}</div>")
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .core.engine import Engine
@@ -32,6 +34,9 @@ class Run:
         self._finished = threading.Event()
         self._store_error: BaseException | None = None
         self._engine_error: BaseException | None = None
+        # Called with the run once it is over, just before wait() returns (what shows
+        # its summary in a cell replaces it with the final one).
+        self._when_done: list[Callable[[Run], None]] = []
 
     def _execute(self, initializer=None) -> None:
         # The one function that drives the engine, in the cell thread or in the
@@ -49,6 +54,13 @@ class Run:
                 self.store.finish_run(self.id, self.state, time.time())
             except Exception as exc:  # reported by wait()/the blocking run, not lost
                 self._store_error = exc
+            for callback in list(self._when_done):
+                try:
+                    callback(self)
+                except Exception as exc:  # noqa: BLE001 - a view must not fail the run
+                    warnings.warn(f"nbflow: a view of run {self.id} failed at its end "
+                                  f"({exc!r}); the run itself is not affected",
+                                  RuntimeWarning, stacklevel=1)
             self._finished.set()
 
     def _raise_store_error(self) -> None:
@@ -88,6 +100,12 @@ class Run:
     def _repr_html_(self) -> str:
         from .render import run_html
         return run_html(self)
+
+    def _ipython_display_(self) -> None:
+        # A run still going shows a summary that says it is a snapshot, and replaces
+        # it with the final one when the run ends.
+        from .notebook.summary import display_run
+        display_run(self)
 
     @property
     def store(self):

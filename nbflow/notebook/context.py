@@ -78,3 +78,26 @@ def renders_widgets() -> bool:
         return True
     return (current_cell_id() is not None
             or os.environ.get("SERVER_SOFTWARE", "").startswith("voila"))
+
+
+def for_the_running_cell_too(send: Callable[[], None]) -> None:
+    """Call ``send`` (it publishes a display update) as this thread's parent, then once
+    more as the request the kernel runs now, if that is another one.
+
+    JupyterLab applies an update to a display wherever it comes from; nbclient
+    (papermill, ``nbflow run``) only takes the messages of the cell it runs, so an
+    update a background thread sends for an earlier cell would be lost there.
+    """
+    send()
+    shell = _shell()
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None or not hasattr(shell, "set_thread_parent"):
+        return
+    running, mine = kernel.get_parent("shell") or {}, shell.get_parent() or {}
+    if not running or running.get("header") == mine.get("header"):
+        return
+    tokens = shell.set_thread_parent(running)
+    try:
+        send()
+    finally:
+        shell.reset_thread_parent(tokens)

@@ -163,3 +163,18 @@ def test_a_saved_notebook_reopened_without_its_kernel_shows_the_picture(lab):
     expect(dashboard).to_have_count(0)
     lab.shot("1-reopened", page.locator(".jp-Cell").nth(1))
     assert not page.js_errors, page.js_errors
+
+
+def test_a_background_run_shown_in_its_cell_follows_it_to_its_end(lab):
+    lab.open(["import threading, nbflow\ngate = threading.Event()\nflow = nbflow.Flow('bg')\n"
+              "flow.task(lambda: gate.wait(60), name='waits')",
+              "run = flow.run(background=True)\nrun", "gate.set()"])
+    lab.run(0)
+    lab.run(1)
+    assert "as of" in lab.outputs_text(1) and ": running" in lab.outputs_text(1)
+    lab.run(2)
+    lab.page.wait_for_function(
+        "() => window.jupyterapp.shell.currentWidget.content.widgets[1]"
+        ".node.querySelector('.jp-OutputArea').innerText.includes(': succeeded')",
+        timeout=30_000)
+    assert "as of" not in lab.outputs_text(1)

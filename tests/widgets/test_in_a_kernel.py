@@ -98,3 +98,15 @@ def test_flow_dashboard_magic_follows_flow_run(tmp_path, monkeypatch):
     assert error["name"] == "stderr"
     assert error["text"].startswith("UsageError: argument --collapse-above: must be at least 1, "
                                     "got 0")
+
+
+def test_a_background_run_shown_in_its_cell_ends_with_its_final_summary(tmp_path, monkeypatch):
+    nb = execute([SETUP + "import threading\ngate = threading.Event()\n"
+                  "flow.task(lambda: gate.wait(60), name='waits')",
+                  "run = flow.run(background=True)\nrun", "gate.set()\nrun.wait(60).state"],
+                 tmp_path, monkeypatch)
+    [summary] = nb.cells[1].outputs
+    text = summary["data"]["text/html"]
+    assert "</b>: succeeded " in text and "succeeded: 3" in text
+    assert "as of" not in text and "running" not in text
+    assert nb.cells[2].outputs[0]["data"]["text/plain"] == "'succeeded'"

@@ -34,7 +34,7 @@ import traitlets as t
 
 from ...render import STATE_COLORS
 from ..bridge import INTERVAL, Bridge
-from ..context import renders_widgets, thread_initializer
+from ..context import for_the_running_cell_too, renders_widgets, thread_initializer
 from ._bundles import bundle
 from .layout import DagLayout
 from .static import static_html
@@ -143,7 +143,8 @@ class _Follower:
         from IPython.display import update_display
         picture = {"text/html": self.static_html(snapshot)}
         for display_id in self._display_ids:
-            update_display(picture, raw=True, display_id=display_id)
+            for_the_running_cell_too(
+                lambda d=display_id: update_display(picture, raw=True, display_id=d))
 
     def static_html(self, snapshot: dict | None = None) -> str:
         """The dashboard as static HTML (what nbconvert and GitHub show), as of now or
