@@ -8,14 +8,11 @@ from collections.abc import Sequence
 
 from .core.graph import Graph
 from .core.spec import TaskSpec
+from .core.states import APPEARANCE
 
 # One colour per state, shared by every view so a state looks the same everywhere.
-STATE_COLORS = {
-    "pending": "#d9d9d9", "ready": "#9ecae1", "running": "#3182bd", "retrying": "#fdae6b",
-    "succeeded": "#74c476", "failed": "#de2d26", "skipped": "#bdbdbd",
-    "upstream_failed": "#fc9272", "cancelled": "#969696", "compensating": "#bcbddc",
-    "compensated": "#807dba",
-}
+STATE_COLORS = {state.value: fill for state, (fill, _ink) in APPEARANCE.items()}
+STATE_INK = {state.value: ink for state, (_fill, ink) in APPEARANCE.items()}
 
 
 def flow_digraph(name: str, graph: Graph, specs: Sequence[TaskSpec],
@@ -29,6 +26,7 @@ def flow_digraph(name: str, graph: Graph, specs: Sequence[TaskSpec],
                 attrs = {"tooltip": dot_label(f"{specs[i].name} ({specs[i].kind})")}
                 if states is not None:
                     attrs["fillcolor"] = STATE_COLORS.get(states[i], "#ffffff")
+                    attrs["fontcolor"] = STATE_INK.get(states[i], "#111111")
                 rank.node(_node_id(i), label=dot_label(specs[i].name), **attrs)
     for i, preds in enumerate(graph.preds):
         for j in preds:
@@ -76,7 +74,8 @@ def run_html(run) -> str:
 
 def state_chips(counts: dict[str, int]) -> str:
     """One coloured ``state: count`` label per state, as HTML."""
-    return " ".join(f'<span style="background:{STATE_COLORS.get(s, "#eee")};padding:1px 6px;'
+    return " ".join(f'<span style="background:{STATE_COLORS.get(s, "#eee")};'
+                    f'color:{STATE_INK.get(s, "#111")};padding:1px 6px;'
                     f'border-radius:8px">{html.escape(s)}: {n:,}</span>'
                     for s, n in counts.items())
 

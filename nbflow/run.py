@@ -199,7 +199,11 @@ class Run:
                 raise err
 
     def status(self):
-        """A pandas DataFrame, one row per task: state, level, attempt, times, error."""
+        """A pandas DataFrame, one row per task: state, level, attempt, times, error.
+
+        The columns are data (UTC timestamps, durations in seconds, None for no error);
+        the table displays itself with local times, readable durations and blanks.
+        """
         import pandas as pd
         self.store.flush()
         rows = self.store.tasks(self.id)
@@ -210,7 +214,8 @@ class Run:
             df[col] = pd.to_datetime(df[col], unit="s", utc=True)
         df.insert(6, "duration", (df["finished"] - df["started"]).dt.total_seconds())
         df["cached"] = df["task"].isin(self.store.restored_tasks(self.id))
-        return df
+        from .readable import status_frame
+        return status_frame(df)
 
     def events(self):
         """The run's event log as a DataFrame (the source of truth for ``status``)."""

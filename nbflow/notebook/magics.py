@@ -31,6 +31,7 @@ from IPython.display import display
 from ..api import Flow, Run
 from ..core.engine import MODES
 from ..errors import NbflowError
+from ..readable import Levels
 from .context import current_cell_id
 
 
@@ -191,13 +192,13 @@ class FlowMagics(Magics):
             raise UsageError(f"task {args.name!r} is not valid Python: {_where(e)}") from None
 
     @line_magic("flow")
-    def flow_magic(self, line: str) -> None:
+    def flow_magic(self, line: str) -> Any:
         """Drive the flow of the ``%%task`` cells.
 
         ``%flow run [--workers N] [--mode eager|levels] [--resume [RUN_ID]] [--fail-fast]``
             run every task, show the run
-        ``%flow status``   the task table of the last run
-        ``%flow levels``   the tasks level by level (what can run together)
+        ``%flow status``   the task table of the last run (a DataFrame: ``st = %flow status``)
+        ``%flow levels``   the tasks level by level, what can run together (a list of lists)
         ``%flow graph``    draw the DAG
         ``%flow reset``    forget every task of the flow (runs stay in the store)
         ``%flow use VAR``  make the magics use the ``nbflow.Flow`` in variable VAR
@@ -212,7 +213,7 @@ class FlowMagics(Magics):
             raise UsageError(f"%flow has no subcommand {word!r}. {_flow_usage()}")
         args = command.parser.parse_line(rest)
         try:
-            command.handler(self, args)
+            return command.handler(self, args)
         except NbflowError as e:
             _briefly(e)
             raise
@@ -229,18 +230,14 @@ def _run(m: FlowMagics, args: argparse.Namespace) -> None:
     display(m.last_run)
 
 
-@subcommand("status", "the task table of the last run")
-def _status(m: FlowMagics, args: argparse.Namespace) -> None:
-    display(_require_run(m).status())
+@subcommand("status", "the task table of the last run (st = %flow status keeps it)")
+def _status(m: FlowMagics, args: argparse.Namespace) -> Any:
+    return _require_run(m).status()
 
 
-@subcommand("levels", "the tasks level by level")
-def _levels(m: FlowMagics, args: argparse.Namespace) -> None:
-    levels = m.flow.levels()
-    if not levels:
-        print(f"flow {m.flow.name!r} has no tasks yet: declare some with %%task or @flow.task")
-    for k, names in enumerate(levels):
-        print(f"level {k}: {', '.join(names)}")
+@subcommand("levels", "the tasks level by level (lv = %flow levels keeps them)")
+def _levels(m: FlowMagics, args: argparse.Namespace) -> Levels:
+    return Levels(m.flow.levels(), flow=m.flow.name)
 
 
 @subcommand("graph", "draw the DAG")

@@ -6,9 +6,6 @@
 import { h, s, put } from "./dom.js";
 import { count, taskLines } from "./format.js";
 
-// The legend always explains these; other states join it when a task reaches them.
-const ALWAYS_IN_LEGEND = ["pending", "ready", "running", "succeeded", "failed"];
-
 export function dagView(store, layout, signal) {
   const canvas = h("div", { class: "nbflow-dag-canvas" });
   const card = h("div", { class: "nbflow-card", hidden: true });
@@ -22,7 +19,7 @@ export function dagView(store, layout, signal) {
     onclick: () => { canvas.classList.toggle("nbflow-full"); },
   }, "Fit / 1:1");
   const legend = h("span", { class: "nbflow-legend" });
-  const shownStates = new Set(ALWAYS_IN_LEGEND);
+  let legendSize = -1;
   const el = h("div", { class: "nbflow-dag" },
     h("div", { class: "nbflow-toolbar" }, legend, info, collapse, fit), canvas, card);
 
@@ -51,6 +48,9 @@ export function dagView(store, layout, signal) {
       const shape = g.querySelector("path, polygon, ellipse");
       const node = { g, shape, box: shape ? bbox(shape) : null, bar: null, members: null };
       g.dataset.node = id;
+      // Focusable, so the keyboard reaches the graph (Enter or Space clicks).
+      g.setAttribute("tabindex", "0");
+      g.setAttribute("role", "button");
       if (id.startsWith("u") && view.units[id]) {
         node.members = view.units[id].members;
         for (const i of node.members) unitOf.set(i, id);
@@ -61,6 +61,8 @@ export function dagView(store, layout, signal) {
       nodes.set(id, node);
     }
     svg.querySelector("g.graph > title")?.remove();
+    // Graphviz paints a white page under the graph: the theme's background shows instead.
+    svg.querySelector("g.graph > polygon")?.setAttribute("fill", "transparent");
     put(canvas, svg);
     // Fitting a long chain of levels to the width would make it unreadable: show it
     // full size (scrolling) when fitting would shrink it below about half.
@@ -75,10 +77,9 @@ export function dagView(store, layout, signal) {
   }
 
   function updateLegend() {
-    const before = shownStates.size;
-    for (const st of store.state) shownStates.add(st);
-    if (before === shownStates.size && legend.childElementCount) return;
-    put(legend, ...store.states.filter((st) => shownStates.has(st)).map((st) =>
+    if (legendSize === store.seen.size) return;
+    legendSize = store.seen.size;
+    put(legend, ...store.states.filter((st) => store.seen.has(st)).map((st) =>
       h("span", { class: "nbflow-legend-item" },
         h("span", { class: "nbflow-swatch", style: `background:${store.color(st)}` }), st)));
   }
@@ -93,6 +94,7 @@ export function dagView(store, layout, signal) {
       const node = nodes.get(`t${i}`);
       if (!node || !node.shape) continue;
       node.shape.setAttribute("fill", store.color(store.state[i]));
+      for (const text of node.g.querySelectorAll("text")) text.setAttribute("fill", store.ink(store.state[i]));
       node.g.dataset.state = store.state[i];
     }
     for (const id of units) drawBar(nodes.get(id));
@@ -108,15 +110,15 @@ export function dagView(store, layout, signal) {
     const { x, y, width, height } = node.box;
     const left = x + 8, span = width - 16, top = y + height - 11;
     let at = left;
-    const parts = [s("rect", { x: left, y: top, width: span, height: 6, fill: "#eeeeee" })];
-    for (const st of store.states) {
+    const parts = [s("rect", { x: left, y: top, width: span, height: 6, fill: store.color(store.states[0]) })];
+    for (const st of store.progressOrder) {
       if (!counts[st]) continue;
       const w = (span * counts[st]) / node.members.length;
       parts.push(s("rect", { x: at, y: top, width: w, height: 6, fill: store.color(st) }));
       at += w;
     }
     put(node.bar, ...parts);
-    const busy = counts.running + counts.retrying > 0;
+    const busy = node.members.length - counts[store.states[0]] - store.done(counts) > 0;
     node.g.dataset.state = busy ? "running" : "";
   }
 
@@ -152,14 +154,24 @@ export function dagView(store, layout, signal) {
     if (id) showCard(id, event); else card.hidden = true;
   }, { signal });
   canvas.addEventListener("mouseleave", () => { card.hidden = true; }, { signal });
-  canvas.addEventListener("click", (event) => {
-    const id = nodeAt(event.target);
-    if (!id) return;
+  function activate(id) {
     if (nodes.get(id)?.members) {
+      card.hidden = true;  // the node it describes is about to go
       info.textContent = store.send({ type: "expand", node: id })
         ? "expanding…" : "expanding a node needs the kernel: run the cell again";
     } else {
       store.select(Number(id.slice(1)));
+    }
+  }
+  canvas.addEventListener("click", (event) => {
+    const id = nodeAt(event.target);
+    if (id) activate(id);
+  }, { signal });
+  canvas.addEventListener("keydown", (event) => {
+    const id = nodeAt(event.target);
+    if (id && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();
+      activate(id);
     }
   }, { signal });
 

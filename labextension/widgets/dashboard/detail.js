@@ -27,7 +27,7 @@ export function detailView(store, signal) {
     put(el,
       h("div", { class: "nbflow-detail-head" },
         h("span", { class: "nbflow-detail-name" }, g.names[i]),
-        h("span", { class: "nbflow-badge", style: `background:${store.color(state)}` }, state)),
+        h("span", { class: "nbflow-badge", style: store.paint(state) }, state)),
       h("dl", {}, ...facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
       error ? h("div", { class: "nbflow-detail-error" }, error[0]) : null,
       error && error[1] ? h("details", {}, h("summary", {}, "traceback"),

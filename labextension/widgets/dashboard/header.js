@@ -28,6 +28,7 @@ export function header(store, signal) {
     const state = store.disconnected === null || !store.running ? known : "disconnected";
     status.textContent = state;
     status.dataset.state = state;
+    status.style.cssText = store.states.includes(state) ? store.paint(state) : "";
     status.title = store.disconnected === null ? ""
       : `${store.disconnected}: this is the run's last known state (${known}); `
         + "run the cell again to see it live";
@@ -40,17 +41,19 @@ export function header(store, signal) {
         "data-state": st,
         "aria-pressed": store.ui.filter === st ? "true" : "false",
         title: `show only ${st} tasks in the table`,
-        style: `--nbflow-color:${store.color(st)}`,
+        style: store.paint(st),
         onclick: () => {
           store.ui.filter = store.ui.filter === st ? "" : st;
           store.ui.page = 0;
           store.emit({ ui: "filter" });
         },
       }, `${st} ${counts[st].toLocaleString()}`)));
-    const done = store.n - counts.pending - counts.ready - counts.running - counts.retrying;
+    const done = store.done(counts);
     progress.setAttribute("aria-valuenow", String(store.n ? Math.round((100 * done) / store.n) : 0));
-    put(progress, ...store.states.filter((st) => counts[st] > 0).map((st) =>
-      h("div", { style: `width:${(100 * counts[st]) / store.n}%;background:${store.color(st)}` })));
+    progress.title = `${done.toLocaleString()} of ${store.n.toLocaleString()} tasks done`;
+    progress.style.background = store.color(store.states[0]);
+    put(progress, ...store.progressOrder.filter((st) => counts[st] > 0).map((st) =>
+      h("div", { "data-state": st, style: `width:${(100 * counts[st]) / store.n}%;background:${store.color(st)}` })));
     const live = store.live && g.run !== null;
     if (!live) {
       cancel.disabled = true;

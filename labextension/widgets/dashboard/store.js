@@ -5,7 +5,10 @@
 // rendered later (a second view, a re-rendered output) starts from the current state.
 // The wire format is described in nbflow/notebook/bridge.py and widgets/dashboard.py.
 
-const EMPTY = { flow: "", run: null, names: [], levels: [], deps: [], workers: null, colors: {} };
+const EMPTY = {
+  flow: "", run: null, names: [], levels: [], deps: [], workers: null,
+  colors: {}, ink: {}, terminal: [], legend: [],
+};
 
 // Kernel states after which this model's kernel side is gone for good: a restarted
 // kernel is a new process that never heard of it.
@@ -88,8 +91,18 @@ export class RunStore {
     const graph = this.raw && this.raw.names ? this.raw : EMPTY;
     const n = graph.names.length;
     this.graph = graph;
-    // Every state, in the order Python lists their colours (render.STATE_COLORS).
+    // Every state, in the order Python lists their colours (core/states.py APPEARANCE).
     this.states = Object.keys(graph.colors);
+    this.terminal = new Set(graph.terminal);
+    // Done first, then what is under way; pending is the bar's background.  So the
+    // progress bar grows from the left.
+    this.progressOrder = [
+      ...this.states.filter((st) => this.terminal.has(st)),
+      ...this.states.filter((st) => !this.terminal.has(st) && st !== this.states[0]).reverse(),
+    ];
+    // States a task of this run has been in, as far as this page knows: the legend keeps
+    // them after the run moved on (a retry is over in an instant between two diffs).
+    this.seen = new Set(graph.legend);
     this.n = n;
     this.state = new Array(n).fill("pending");
     this.attempt = new Array(n).fill(0);
@@ -155,7 +168,11 @@ export class RunStore {
       this.logs.set(i, text);
       changed.add(i);
     }
-    for (const bar of msg.bars) this.bars.set(`${bar[0]}:${bar[1]}`, bar);
+    for (const bar of msg.bars) {
+      this.bars.set(`${bar[0]}:${bar[1]}`, bar);
+      this.seen.add(bar[5]);
+    }
+    for (const [, state] of msg.tasks) this.seen.add(state);
     if (msg.now !== null && msg.now !== undefined) {
       this.now = msg.now;
       this.nowAt = performance.now();
@@ -202,6 +219,23 @@ export class RunStore {
 
   color(state) {
     return this.graph.colors[state] ?? "#ffffff";
+  }
+
+  /** The text colour that reads on color(state). */
+  ink(state) {
+    return this.graph.ink[state] ?? "#111111";
+  }
+
+  /** Inline style for a badge of `state`. */
+  paint(state) {
+    return `background:${this.color(state)};color:${this.ink(state)}`;
+  }
+
+  /** Tasks in a terminal state. */
+  done(counts) {
+    let n = 0;
+    for (const st of this.terminal) n += counts[st] ?? 0;
+    return n;
   }
 
   // -- changes ------------------------------------------------------------------------

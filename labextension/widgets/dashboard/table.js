@@ -80,11 +80,15 @@ export function tableView(store, signal) {
     put(head, ...COLUMNS.map(([k, label]) => h("th", {
       "data-key": k,
       "aria-sort": k === key ? (dir > 0 ? "ascending" : "descending") : "none",
+    }, h("button", {
+      type: "button",
+      class: "nbflow-sort",
+      title: `sort by ${label === "#" ? "declaration order" : label}`,
       onclick: () => {
         store.ui.sort = [k, k === key ? -dir : 1];
         schedule();
       },
-    }, label + (k === key ? (dir > 0 ? " ▲" : " ▼") : ""))));
+    }, label + (k === key ? (dir > 0 ? " ▲" : " ▼") : "")))));
     const all = rows();
     const pages = Math.max(1, Math.ceil(all.length / PAGE));
     store.ui.page = Math.min(store.ui.page, pages - 1);
@@ -100,11 +104,15 @@ export function tableView(store, signal) {
       return h("tr", {
         "data-task": i,
         class: store.ui.selected === i ? "nbflow-selected" : "",
+        tabindex: "0",
         onclick: () => store.select(i),
+        onkeydown: (event) => {
+          if (event.key === "Enter" || event.key === " ") { event.preventDefault(); store.select(i); }
+        },
       },
       h("td", {}, String(i)),
       h("td", { class: "nbflow-name" }, store.graph.names[i]),
-      h("td", {}, h("span", { class: "nbflow-badge", style: `background:${store.color(st)}` }, st)),
+      h("td", {}, h("span", { class: "nbflow-badge", style: store.paint(st) }, st)),
       h("td", {}, String(store.graph.levels[i])),
       h("td", {}, store.attempt[i] ? String(store.attempt[i]) : ""),
       h("td", {}, clock(store.started[i])),

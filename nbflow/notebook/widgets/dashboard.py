@@ -3,7 +3,9 @@
 The widget's synced state is the wire protocol with ``labextension/widgets/dashboard``:
 
 ``_graph``     the flow's structure, sent when the dashboard shows a run:
-               ``{"flow", "run", "names", "levels", "deps", "workers", "colors"}``.
+               ``{"flow", "run", "names", "levels", "deps", "workers", "colors",
+               "ink", "terminal", "legend"}``: the states' fills and text colours
+               (``core/states.py``), which are terminal, which the legend always shows.
 ``_view``      what the DAG view draws, ``{"dot", "units"}`` (``layout.py``); it
                changes only when a unit is expanded or collapsed, never on a
                status change, so the browser lays the graph out once.
@@ -32,7 +34,8 @@ from typing import Any
 import anywidget
 import traitlets as t
 
-from ...render import STATE_COLORS
+from ...core.states import TERMINAL, State
+from ...render import STATE_COLORS, STATE_INK
 from ..bridge import INTERVAL, Bridge
 from ..context import for_the_running_cell_too, renders_widgets, thread_initializer
 from ._bundles import bundle
@@ -41,6 +44,8 @@ from .static import static_html
 from .viz import viz_runtime
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+# The graph's legend always explains these; other states join it once a task reaches them.
+ALWAYS_EXPLAINED = ["pending", "ready", "running", "succeeded", "failed"]
 
 
 class _Follower:
@@ -336,7 +341,9 @@ def initial_state(title: str, run_id: str | None, layout: DagLayout, workers: in
     return {
         "_graph": {"flow": title, "run": run_id, "names": graph.names, "levels": graph.level,
                    "deps": [list(p) for p in graph.preds], "workers": workers,
-                   "colors": STATE_COLORS},
+                   "colors": STATE_COLORS, "ink": STATE_INK,
+                   "terminal": [s.value for s in State if s in TERMINAL],
+                   "legend": ALWAYS_EXPLAINED},
         "_view": layout.view(),
         "_snapshot": {"run": run_id, "seq": 0, "now": None, "t0": None, "t1": None,
                       "running": run_id is not None, "outcome": None,

@@ -21,7 +21,7 @@ import math
 from collections.abc import Sequence
 
 from ...core.graph import Graph
-from ...render import STATE_COLORS, base_digraph, dot_label
+from ...render import STATE_COLORS, STATE_INK, base_digraph, dot_label
 
 MAX_LABEL = 48  # longer task names are cut in the node; hover and the table show them whole
 MAX_UNITS = 60  # top-level units at most, before runs of levels fold together
@@ -178,18 +178,28 @@ class DagLayout:
                 if group is not None:
                     part.attr(label=dot_label(group), style="rounded,dashed", color="#9a9a9a",
                               fontname="Helvetica", fontsize="11")
-                for node in nodes:
+                # Left to right, Graphviz stacks a rank's nodes upwards in the order it
+                # meets them: declared last first, they read top-down in declaration order.
+                for node in reversed(nodes):
                     part.node(node, **self._node_attrs(node, units, states))
         for nodes in by_level.values():
             with g.subgraph() as rank:
                 rank.attr(rank="same")
-                for node in nodes:
+                for node in reversed(nodes):
                     rank.node(node)
         edges = dict.fromkeys((node_of[p], node_of[i])
                               for i, preds in enumerate(graph.preds) for p in preds)
         for a, b in edges:
             if a != b:
                 g.edge(a, b)
+        # Crossing minimisation would shuffle tasks that have no edge at all: chain them,
+        # level by level, with invisible edges in the same rank, which fix their order
+        # (left to right, a flat edge puts its tail above its head) and cost no crossing.
+        linked = {node for edge in edges for node in edge}
+        for nodes in by_level.values():
+            alone = [node for node in nodes if node not in linked and node.startswith("t")]
+            for earlier, later in zip(alone, alone[1:]):
+                g.edge(earlier, later, style="invis")
         return g
 
     def _node_attrs(self, node: str, units: dict[str, list[int]],
@@ -211,6 +221,7 @@ class DagLayout:
         attrs = {"label": dot_label(short)}
         if states is not None:
             attrs["fillcolor"] = STATE_COLORS.get(states[i], "#ffffff")
+            attrs["fontcolor"] = STATE_INK.get(states[i], "#111111")
             attrs["tooltip"] = dot_label(f"{name}: {states[i]}")
         return attrs
 
