@@ -122,6 +122,19 @@ class Saved(NamedTuple):
 
 _local = threading.local()
 _new_outcome = tuple.__new__
+# What the attempts running in this process have printed so far, by (run, task,
+# attempt): read (never written) by the dashboard's thread to stream it live.
+_running: dict[tuple[str, str, int], tuple[list[str], list[str]]] = {}
+
+
+def output_so_far(run_id: str, task: str, attempt: int) -> str | None:
+    """What a running attempt has printed so far (stdout, then stderr), or None if it
+    is not running in this process (ended, or on a process or Dask worker)."""
+    buffers = _running.get((run_id, task, attempt))
+    if buffers is None:
+        return None
+    # list() copies under the GIL while the task may append: a consistent prefix.
+    return "".join(list(buffers[0])) + "".join(list(buffers[1]))
 
 
 def _worker_name() -> str:
@@ -148,6 +161,9 @@ def execute(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | N
     _local.stdout = out
     _local.stderr = err
     _local.ctx = ctx
+    live = None if ctx is None else (ctx.run_id, ctx.name, ctx.attempt)
+    if live is not None:
+        _running[live] = (out, err)
     started = time.time()
     try:
         value = fn(**kwargs)
@@ -159,6 +175,8 @@ def execute(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | N
                        "".join(out), "".join(err), _worker_name())
     finally:
         _local.stdout = _local.stderr = _local.ctx = None
+        if live is not None:
+            _running.pop(live, None)
     # tuple.__new__ as namedtuple's own __new__ does, without its Python frame:
     # this is every task's way back.
     return _new_outcome(Outcome, (True, value, None, None, started, time.time(),

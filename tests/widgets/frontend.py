@@ -20,7 +20,8 @@ class FrontEnd:
         n = len(self.graph["names"])
         self.rows = {i: ["pending", 0, None, None] for i in range(n)}
         self.errors: dict[int, list] = {}
-        self.logs: dict[int, str] = {}
+        self.logs: dict[tuple[int, int], str] = {}
+        self.restored: set[int] = set()
         self.bars: dict[tuple[int, int], list] = {}
         self.seq = snap["seq"]
         self.running, self.outcome = snap["running"], snap.get("outcome")
@@ -34,8 +35,10 @@ class FrontEnd:
                 self.errors.pop(i, None)
             else:
                 self.errors[i] = [summary, tb]
-        for i, text in msg["logs"]:
-            self.logs[i] = text
+        for i, attempt, text in msg["logs"]:
+            self.logs[i, attempt] = text
+        if msg["restored"]:
+            self.restored = set(msg["restored"])
         for bar in msg["bars"]:
             self.bars[bar[0], bar[1]] = bar
         self.running = msg["running"]

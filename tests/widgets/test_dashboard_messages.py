@@ -147,10 +147,13 @@ def test_the_final_snapshot_carries_errors_logs_retries_and_escapes_nothing(comm
     assert 0 not in front.errors  # the retry succeeded: its first error is not shown
     assert front.errors[1][0] == "ValueError: <b>bold?</b>"
     assert "raise ValueError" in front.errors[1][1]
-    assert front.logs == {0: "--- attempt 1 ---\ntry 1\n--- attempt 2 ---\ntry 2\n",
-                          1: "<script>alert(1)</script>\n"}
+    assert front.logs == {(0, 1): "try 1\n", (0, 2): "try 2\n",
+                          (1, 1): "<script>alert(1)</script>\n"}
     assert sorted(front.bars) == [(0, 1), (0, 2), (1, 1)]
     assert [b[5] for _, b in sorted(front.bars.items())] == ["retrying", "succeeded", "failed"]
+    # Each attempt keeps its own error: the first try's is not lost once the second won.
+    assert [b[6] for _, b in sorted(front.bars.items())] == [
+        "RuntimeError: first try fails", None, "ValueError: <b>bold?</b>"]
     assert all(b[2] and b[2].startswith("nbflow-worker-") for b in front.bars.values())
 
 
@@ -291,3 +294,35 @@ def test_a_page_that_asks_for_the_whole_state_gets_the_table_as_it_is_now(comms,
         release.set()
     run.wait(30)
     assert dash._bridge.join(30)
+
+
+def test_a_running_task_s_output_reaches_the_page_before_the_task_ends(comms, store_path):
+    flow = nbflow.Flow("stream", store=store_path)
+    printed, release = threading.Event(), threading.Event()
+
+    @flow.task
+    def talky():
+        print("line 1")
+        printed.set()
+        release.wait(30)
+        print("line 2")
+
+    dash = Dashboard(flow=flow, interval=3600)
+    run = flow.run(background=True)
+    assert printed.wait(30)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # until the bridge has heard that the task runs
+            dash._bridge._next_live = 0.0
+            dash._bridge.flush()
+            logs = [log for u in comms.updates(dash) if u.get("_diff")
+                    for log in u["_diff"]["logs"]]
+            if logs or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert logs == [[0, 1, "line 1\n"]]
+    finally:
+        release.set()
+    run.wait(30)
+    assert dash._bridge.join(30)
+    assert replay(comms, dash).logs == {(0, 1): "line 1\nline 2\n"}

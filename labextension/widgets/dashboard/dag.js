@@ -149,11 +149,17 @@ export function dagView(store, layout, signal) {
     card.style.top = `${event.clientY - rect.top + 14}px`;
   }
 
+  let hovered = null;  // the node under the pointer and where it was, for the ticking card
   canvas.addEventListener("mousemove", (event) => {
     const id = nodeAt(event.target);
+    hovered = id ? { id, event } : null;
     if (id) showCard(id, event); else card.hidden = true;
   }, { signal });
-  canvas.addEventListener("mouseleave", () => { card.hidden = true; }, { signal });
+  const ticker = setInterval(() => {
+    if (store.live && hovered && !card.hidden) showCard(hovered.id, hovered.event);
+  }, 1000);
+  signal.addEventListener("abort", () => clearInterval(ticker));
+  canvas.addEventListener("mouseleave", () => { card.hidden = true; hovered = null; }, { signal });
   function activate(id) {
     if (nodes.get(id)?.members) {
       card.hidden = true;  // the node it describes is about to go

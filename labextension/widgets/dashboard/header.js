@@ -23,7 +23,9 @@ export function header(store, signal) {
 
   function update() {
     const g = store.graph;
-    title.textContent = g.run ? `${g.flow} · run ${g.run}` : `${g.flow} · not run yet`;
+    title.textContent = g.run
+      ? `${g.flow} · run ${g.run}${g.resumed_from ? ` (resumes run ${g.resumed_from})` : ""}`
+      : `${g.flow} · not run yet`;
     const known = store.running ? "running" : (store.outcome ?? (g.run ? "starting" : "not started"));
     const state = store.disconnected === null || !store.running ? known : "disconnected";
     status.textContent = state;

@@ -109,8 +109,9 @@ export class RunStore {
     this.started = new Array(n).fill(null);
     this.finished = new Array(n).fill(null);
     this.errors = new Map();
-    this.logs = new Map();
+    this.logs = new Map();      // task -> Map(attempt -> what it printed)
     this.bars = new Map();
+    this.restored = new Set();
     this.seq = 0;
     this.now = null;
     this.nowAt = 0;
@@ -130,6 +131,7 @@ export class RunStore {
     this.errors.clear();
     this.logs.clear();
     this.bars.clear();
+    this.restored = new Set();
     this.seq = snap.seq;
     this.outcome = snap.outcome;
     this.awaitingResync = false;
@@ -164,9 +166,14 @@ export class RunStore {
       else this.errors.set(i, [summary, traceback]);
       changed.add(i);
     }
-    for (const [i, text] of msg.logs) {
-      this.logs.set(i, text);
+    for (const [i, attempt, text] of msg.logs) {
+      if (!this.logs.has(i)) this.logs.set(i, new Map());
+      this.logs.get(i).set(attempt, text);
       changed.add(i);
+    }
+    if (msg.restored?.length) {
+      for (const i of msg.restored) if (!this.restored.has(i)) changed.add(i);
+      this.restored = new Set(msg.restored);
     }
     for (const bar of msg.bars) {
       this.bars.set(`${bar[0]}:${bar[1]}`, bar);
@@ -208,6 +215,20 @@ export class RunStore {
     if (start === null) return null;
     const end = this.finished[i] ?? (this.state[i] === "running" ? this.clock() : null);
     return end === null ? null : Math.max(0, end - start);
+  }
+
+  /** Task i's attempts, oldest first: [{attempt, state, start, end, worker, error, log}]. */
+  attempts(i) {
+    const out = [];
+    const logs = this.logs.get(i);
+    for (let a = 1; a <= this.attempt[i]; a++) {
+      const bar = this.bars.get(`${i}:${a}`);
+      const log = logs?.get(a);
+      if (!bar && log === undefined) continue;
+      out.push({ attempt: a, state: bar?.[5] ?? this.state[i], start: bar?.[3] ?? null,
+        end: bar?.[4] ?? null, worker: bar?.[2] ?? null, error: bar?.[6] ?? null, log: log ?? "" });
+    }
+    return out;
   }
 
   counts(members = null) {

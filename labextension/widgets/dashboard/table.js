@@ -114,7 +114,7 @@ export function tableView(store, signal) {
       h("td", { class: "nbflow-name" }, store.graph.names[i]),
       h("td", {}, h("span", { class: "nbflow-badge", style: store.paint(st) }, st)),
       h("td", {}, String(store.graph.levels[i])),
-      h("td", {}, store.attempt[i] ? String(store.attempt[i]) : ""),
+      h("td", {}, store.restored.has(i) ? "restored" : store.attempt[i] ? String(store.attempt[i]) : ""),
       h("td", {}, clock(store.started[i])),
       h("td", {}, duration(store.duration(i))),
       h("td", { class: "nbflow-error-cell" }, store.errors.get(i)?.[0] ?? ""));

@@ -3,7 +3,7 @@
 The widget's synced state is the wire protocol with ``labextension/widgets/dashboard``:
 
 ``_graph``     the flow's structure, sent when the dashboard shows a run:
-               ``{"flow", "run", "names", "levels", "deps", "workers", "colors",
+               ``{"flow", "run", "names", "levels", "deps", "workers", "resumed_from", "colors",
                "ink", "terminal", "legend"}``: the states' fills and text colours
                (``core/states.py``), which are terminal, which the legend always shows.
 ``_view``      what the DAG view draws, ``{"dot", "units"}`` (``layout.py``); it
@@ -100,7 +100,7 @@ class _Follower:
 
     def _structure(self, run: Any) -> tuple[DagLayout, dict]:
         layout = DagLayout(run.flow.name, run.graph, limit=self.collapse_above)
-        return layout, initial_state(run.flow.name, run.id, layout, _workers(run))
+        return layout, initial_state(run.flow.name, run.id, layout, _params(run))
 
     def _follow(self, run: Any) -> None:
         bridge = Bridge(run, self, interval=self.interval, initializer=thread_initializer())
@@ -327,20 +327,24 @@ def dashboard(run: Any = None, *, flow: Any = None, collapse_above: int | None =
     return cls(run, flow=flow, collapse_above=collapse_above, interval=interval)
 
 
-def _workers(run: Any) -> int | None:
+def _params(run: Any) -> dict:
     try:
         params = (run.store.run(run.id) or {}).get("params")
-        return json.loads(params).get("workers") if params else None
-    except Exception:  # noqa: BLE001 - a hint only: the timeline adds lanes as it needs them
-        return None
+        return json.loads(params) if params else {}
+    except Exception:  # noqa: BLE001 - hints only (worker count, resumed run): shown if known
+        return {}
 
 
-def initial_state(title: str, run_id: str | None, layout: DagLayout, workers: int | None) -> dict:
-    """The synced traits that describe a run (or a flow not run yet) before its first event."""
+def initial_state(title: str, run_id: str | None, layout: DagLayout,
+                  params: dict | None) -> dict:
+    """The synced traits that describe a run (or a flow not run yet) before its first event;
+    ``params``: the run's, as the store has them."""
     graph = layout.graph
+    params = params or {}
     return {
         "_graph": {"flow": title, "run": run_id, "names": graph.names, "levels": graph.level,
-                   "deps": [list(p) for p in graph.preds], "workers": workers,
+                   "deps": [list(p) for p in graph.preds], "workers": params.get("workers"),
+                   "resumed_from": params.get("resumed_from"),
                    "colors": STATE_COLORS, "ink": STATE_INK,
                    "terminal": [s.value for s in State if s in TERMINAL],
                    "legend": ALWAYS_EXPLAINED},
@@ -348,6 +352,6 @@ def initial_state(title: str, run_id: str | None, layout: DagLayout, workers: in
         "_snapshot": {"run": run_id, "seq": 0, "now": None, "t0": None, "t1": None,
                       "running": run_id is not None, "outcome": None,
                       "tasks": [[i, "pending", 0, None, None] for i in range(len(graph))],
-                      "errors": [], "logs": [], "bars": []},
+                      "errors": [], "logs": [], "bars": [], "restored": []},
         "_diff": {},
     }
