@@ -12,6 +12,7 @@ from frontend import FrontEnd
 
 import nbflow
 from nbflow.notebook.widgets import Dashboard
+from nbflow.render import STATE_COLORS
 
 EVIL = "<img src=x onerror=alert(1)>"
 
@@ -326,3 +327,20 @@ def test_a_running_task_s_output_reaches_the_page_before_the_task_ends(comms, st
     run.wait(30)
     assert dash._bridge.join(30)
     assert replay(comms, dash).logs == {(0, 1): "line 1\nline 2\n"}
+
+
+def test_the_static_picture_of_a_big_flow_is_small_and_names_the_failures(comms, store_path):
+    flow = nbflow.Flow("big static", store=store_path, workers=4)
+    for k in range(2000):
+        flow.task(lambda: None, name=f"t{k}", after=[f"t{k - 40}"] if k >= 40 else [])
+    flow.task(lambda: 1 / 0, name="broken <b>", after=["t0"])
+    run = flow.run()
+    dash = run.dashboard(collapse_above=None)  # the live view draws every task
+    assert dash._bridge.join(60)
+    page = dash.static_html()
+    assert len(page) < 200_000, f"{len(page):,} characters"
+    assert page.count('class="node"') <= 60
+    assert "<li><code>broken &lt;b&gt;</code>: ZeroDivisionError: division by zero</li>" in page
+    # Done grows from the left: the first part of the bar is the succeeded one.
+    bar = page[page.index("display:flex;height:6px"):]
+    assert bar.index(STATE_COLORS["succeeded"]) < bar.index(STATE_COLORS["failed"])

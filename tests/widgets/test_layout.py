@@ -105,3 +105,22 @@ def test_tasks_without_edges_keep_declaration_order_beside_connected_ones():
          if line.startswith("node ")}
     alone = ["t0", "t2", "t3", "t4", "t5"]
     assert sorted(alone, key=lambda node: -y[node]) == alone
+
+
+def test_an_expanded_level_of_a_hundred_tasks_is_a_grid_not_one_column():
+    import shutil
+    if shutil.which("dot") is None:
+        pytest.skip("needs Graphviz's dot (apt-get install graphviz)")
+    layout = DagLayout("f", chain_of_levels(3, 100), limit=150)
+    assert layout.expand("uL1")
+    plain = layout.digraph().pipe(format="plain", encoding="utf-8")
+    nodes = {line.split()[1]: (float(line.split()[2]), float(line.split()[3]))
+             for line in plain.splitlines() if line.startswith("node ")}
+    level1 = [nodes[f"t{i}"] for i in range(100, 200)]
+    columns = {round(x, 1) for x, _y in level1}
+    assert len(columns) >= 8
+    # The graph stays about as wide as it is high, and the folded levels sit outside it.
+    _graph, _scale, width, height = plain.splitlines()[0].split()
+    assert float(width) < 4 * float(height) and float(height) < 4 * float(width)
+    xs = [x for x, _y in level1]
+    assert nodes["uL0"][0] < min(xs) and nodes["uL2"][0] > max(xs)

@@ -7,7 +7,7 @@
 
 const EMPTY = {
   flow: "", run: null, names: [], levels: [], deps: [], workers: null,
-  colors: {}, ink: {}, terminal: [], legend: [],
+  colors: {}, ink: {}, terminal: [], legend: [], jump: [],
 };
 
 // Kernel states after which this model's kernel side is gone for good: a restarted
@@ -272,8 +272,9 @@ export class RunStore {
     for (const fn of this.listeners) fn(change);
   }
 
-  select(i) {
+  /** Select task i; `from` names the view it was picked in (it need not scroll to it). */
+  select(i, from = null) {
     this.ui.selected = i;
-    this.emit({ ui: "selected" });
+    this.emit({ ui: "selected", from });
   }
 }

@@ -28,7 +28,7 @@ export function tableView(store, signal) {
   search.addEventListener("input", () => {
     store.ui.search = search.value;
     store.ui.page = 0;
-    schedule();
+    store.emit({ ui: "search" });  // the graph marks the matches too
   }, { signal });
   search.value = store.ui.search;
 
@@ -105,7 +105,7 @@ export function tableView(store, signal) {
         "data-task": i,
         class: store.ui.selected === i ? "nbflow-selected" : "",
         tabindex: "0",
-        onclick: () => store.select(i),
+        onclick: () => store.select(i, "table"),
         onkeydown: (event) => {
           if (event.key === "Enter" || event.key === " ") { event.preventDefault(); store.select(i); }
         },

@@ -46,6 +46,8 @@ from .viz import viz_runtime
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 # The graph's legend always explains these; other states join it once a task reaches them.
 ALWAYS_EXPLAINED = ["pending", "ready", "running", "succeeded", "failed"]
+# The graph's toolbar has a button that shows the next task in each of these states.
+JUMP_TO = ["running", "failed"]
 
 
 class _Follower:
@@ -347,7 +349,7 @@ def initial_state(title: str, run_id: str | None, layout: DagLayout,
                    "resumed_from": params.get("resumed_from"),
                    "colors": STATE_COLORS, "ink": STATE_INK,
                    "terminal": [s.value for s in State if s in TERMINAL],
-                   "legend": ALWAYS_EXPLAINED},
+                   "legend": ALWAYS_EXPLAINED, "jump": JUMP_TO},
         "_view": layout.view(),
         "_snapshot": {"run": run_id, "seq": 0, "now": None, "t0": None, "t1": None,
                       "running": run_id is not None, "outcome": None,

@@ -25,6 +25,7 @@ from ...render import STATE_COLORS, STATE_INK, base_digraph, dot_label
 
 MAX_LABEL = 48  # longer task names are cut in the node; hover and the table show them whole
 MAX_UNITS = 60  # top-level units at most, before runs of levels fold together
+WRAP = 12       # nodes in one column of a level at most; more wrap into the next column
 
 
 class DagLayout:
@@ -182,11 +183,20 @@ class DagLayout:
                 # meets them: declared last first, they read top-down in declaration order.
                 for node in reversed(nodes):
                     part.node(node, **self._node_attrs(node, units, states))
-        for nodes in by_level.values():
-            with g.subgraph() as rank:
-                rank.attr(rank="same")
-                for node in reversed(nodes):
-                    rank.node(node)
+        # A level of many tasks wraps into columns of WRAP, so an expanded level of a
+        # hundred is a readable grid, not one column a hundred nodes high.  Invisible
+        # edges put each column after the one before, and the next level after the last.
+        previous = None
+        for _level, nodes in sorted(by_level.items()):
+            columns = [nodes[k:k + WRAP] for k in range(0, len(nodes), WRAP)]
+            for column in columns:
+                with g.subgraph() as rank:
+                    rank.attr(rank="same")
+                    for node in reversed(column):
+                        rank.node(node)
+                if previous is not None:
+                    g.edge(previous, column[0], style="invis")
+                previous = column[0]
         edges = dict.fromkeys((node_of[p], node_of[i])
                               for i, preds in enumerate(graph.preds) for p in preds)
         for a, b in edges:
