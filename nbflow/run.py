@@ -89,6 +89,23 @@ class Run:
         """Stop the run: nothing new starts, waiting tasks become ``cancelled``."""
         self._engine.cancel(reason)
 
+    def on_event(self, callback, *, interval: float = 0.1):
+        """Call ``callback(events)`` with this run's events from now on, on a thread of its
+        own, at most once per ``interval`` seconds (a list of dicts: see ``nbflow.listen``).
+
+        Returns the :class:`nbflow.listen.Listener` (``close()`` stops it).
+
+        Raises
+        ------
+        TypeError
+            ``callback`` is not callable.
+        """
+        from .listen import Listener
+        from .notebook.context import thread_initializer
+        listener = Listener(callback, interval=interval, initializer=thread_initializer())
+        self.add_sink(listener)
+        return listener
+
     def add_sink(self, sink: Any) -> None:
         """Start sending this run's events to ``sink`` (see ``Engine.add_sink``)."""
         self._engine.add_sink(sink)

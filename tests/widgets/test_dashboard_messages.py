@@ -258,6 +258,9 @@ def test_dashboard_arguments_are_checked(store_path):
     with pytest.raises(ValueError, match=r"collapse_above must be at least 1 \(or None to "
                                          r"never collapse\), got 0"):
         flow.dashboard(collapse_above=0)
+    with pytest.raises(ValueError, match=r"a dashboard's parts are some of header, graph, "
+                                         r"detail, timeline, table; got \['grpah'\]"):
+        Dashboard(flow=flow, parts=["grpah"])
 
 
 def test_graphviz_travels_once_for_any_number_of_dashboards(comms, store_path):

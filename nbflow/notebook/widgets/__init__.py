@@ -1,5 +1,7 @@
 """The dashboard widgets (anywidget); their front ends are built into ``static/``."""
 
-from .dashboard import Dashboard, StaticDashboard, dashboard
+from .dashboard import (Dashboard, RunGraph, RunHeader, RunTable, RunTimeline, StaticDashboard,
+                        dashboard)
 
-__all__ = ["Dashboard", "StaticDashboard", "dashboard"]
+__all__ = ["Dashboard", "RunGraph", "RunHeader", "RunTable", "RunTimeline", "StaticDashboard",
+           "dashboard"]

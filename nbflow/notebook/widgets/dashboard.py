@@ -29,6 +29,7 @@ import json
 import threading
 import uuid
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import anywidget
@@ -46,6 +47,8 @@ from .viz import viz_runtime
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 # The graph's legend always explains these; other states join it once a task reaches them.
 ALWAYS_EXPLAINED = ["pending", "ready", "running", "succeeded", "failed"]
+# What a dashboard is made of, in order; each part is also a widget of its own.
+PARTS = ("header", "graph", "detail", "timeline", "table")
 # The graph's toolbar has a button that shows the next task in each of these states.
 JUMP_TO = ["running", "failed"]
 
@@ -187,11 +190,15 @@ class Dashboard(_Follower, anywidget.AnyWidget):
         (click to expand); None never folds.
     interval
         Seconds between two updates sent to the browser, at least.
+    parts
+        Which parts to show, some of ``PARTS`` (all by default); :class:`RunHeader`,
+        :class:`RunGraph`, :class:`RunTimeline` and :class:`RunTable` are one each.
 
     Raises
     ------
     ValueError
-        neither ``run`` nor ``flow`` is given, or ``collapse_above`` is below 1.
+        neither ``run`` nor ``flow`` is given, ``collapse_above`` is below 1, or a part
+        is unknown.
     CycleError, UnknownDependencyError
         a flow shown before its first run has invalid dependencies.
     """
@@ -204,15 +211,22 @@ class Dashboard(_Follower, anywidget.AnyWidget):
     _snapshot = t.Dict().tag(sync=True)
     _diff = t.Dict().tag(sync=True)
     _uid = t.Unicode().tag(sync=True)
+    _parts = t.List(t.Unicode()).tag(sync=True)
+    PARTS: tuple[str, ...] = PARTS
 
     def __init__(self, run: Any = None, *, flow: Any = None, collapse_above: int | None = 300,
-                 interval: float = INTERVAL):
+                 interval: float = INTERVAL, parts: Sequence[str] | None = None):
+        parts = list(self.PARTS if parts is None else parts)
+        unknown = [p for p in parts if p not in PARTS]
+        if unknown or not parts:
+            raise ValueError(f"a dashboard's parts are some of {', '.join(PARTS)}; got "
+                             f"{parts!r}")
         self.collapse_above = collapse_above
         self.interval = interval
         latest, layout, state = self._first(run, flow)
         # The first state goes with the comm's opening, so the browser never sees an
         # empty dashboard.
-        super().__init__(_viz=viz_runtime(), _uid=uuid.uuid4().hex, **state)
+        super().__init__(_viz=viz_runtime(), _uid=uuid.uuid4().hex, _parts=parts, **state)
         self.on_msg(self._on_message)
         self._start(latest, flow, layout)
 
@@ -291,6 +305,32 @@ class Dashboard(_Follower, anywidget.AnyWidget):
             return
         self._display_static()
         display(bundle[0], metadata=bundle[1], raw=True)
+
+
+class RunHeader(Dashboard):
+    """The dashboard's header alone (run, state, counts, progress, Cancel): a widget for
+    any ipywidgets layout (``HBox``, ``Tab``, ``AppLayout``), as live as the dashboard.
+    Same parameters as :class:`Dashboard` (without ``parts``)."""
+
+    PARTS = ("header",)
+
+
+class RunGraph(Dashboard):
+    """The dashboard's DAG view alone; see :class:`RunHeader`."""
+
+    PARTS = ("graph",)
+
+
+class RunTimeline(Dashboard):
+    """The dashboard's timeline alone; see :class:`RunHeader`."""
+
+    PARTS = ("timeline",)
+
+
+class RunTable(Dashboard):
+    """The dashboard's task table with the selected task's detail; see :class:`RunHeader`."""
+
+    PARTS = ("table", "detail")
 
 
 class StaticDashboard(_Follower):
