@@ -347,3 +347,39 @@ def test_the_static_picture_of_a_big_flow_is_small_and_names_the_failures(comms,
     # Done grows from the left: the first part of the bar is the succeeded one.
     bar = page[page.index("display:flex;height:6px"):]
     assert bar.index(STATE_COLORS["succeeded"]) < bar.index(STATE_COLORS["failed"])
+
+
+def test_a_new_kernel_s_dashboard_shows_the_latest_stored_run_crashed_or_not(comms, tmp_path):
+    import subprocess
+    import sys
+    store = str(tmp_path / "nbflow.db")
+    # A kernel that dies in the middle of a run: the run stays "running" in the store.
+    script = f"""
+import os, threading, nbflow
+flow = nbflow.Flow("restarted", store={store!r}, workers=2)
+started = threading.Event()
+flow.task(lambda: print("done"), name="first")
+def hangs():
+    started.set()
+    threading.Event().wait(60)
+flow.task(hangs, name="hangs", after=["first"])
+run = flow.run(background=True)
+started.wait(30)
+run.store.flush()
+os._exit(3)
+"""
+    assert subprocess.run([sys.executable, "-c", script], timeout=120).returncode == 3
+    flow = nbflow.Flow("restarted", store=store)  # the new kernel's flow: no run in memory
+    flow.task(lambda: 1, name="first")
+    dash = flow.dashboard()
+    snap = dash._snapshot
+    assert dash._graph["run"] == flow.store.latest_run_id("restarted")
+    assert dash._graph["names"] == ["first", "hangs"]
+    assert [row[1] for row in snap["tasks"]] == ["succeeded", "running"]
+    assert snap["outcome"] == "crashed" and not snap["running"]
+    assert snap["logs"] == [[0, 1, "done\n"]]
+    assert "· crashed ·" in dash.static_html()
+    # The next run of the flow takes over, as for any flow dashboard.
+    run = flow.run()
+    assert dash._bridge.join(30) and dash._graph["run"] == run.id
+    assert replay(comms, dash).states() == ["succeeded"]

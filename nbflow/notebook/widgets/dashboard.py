@@ -42,6 +42,7 @@ from ..context import for_the_running_cell_too, renders_widgets, thread_initiali
 from ._bundles import bundle
 from .layout import DagLayout
 from .static import static_html
+from .stored import latest_stored
 from .viz import viz_runtime
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -73,6 +74,12 @@ class _Follower:
         latest = run if run is not None else getattr(flow, "_last_run", None)
         if latest is not None:
             return (latest, *self._structure(latest))
+        stored = latest_stored(flow, self.collapse_above)
+        if stored is not None:  # a new kernel: the run the last one made, as stored
+            layout, run_id, params, snapshot = stored
+            state = initial_state(flow.name, run_id, layout, params)
+            state["_snapshot"] = snapshot
+            return None, layout, state
         graph, _specs = flow.build()
         layout = DagLayout(flow.name, graph, limit=self.collapse_above)
         return None, layout, initial_state(flow.name, None, layout, None)
@@ -160,11 +167,11 @@ class _Follower:
         """The dashboard as static HTML (what nbconvert and GitHub show), as of now or
         as of ``snapshot``."""
         with self._sync_lock:
-            layout, run, bridge = self._layout, self.run, self._bridge
+            layout, bridge = self._layout, self._bridge
         if snapshot is None:
             snapshot = bridge.current() if bridge is not None else self._snapshot
-        return static_html(self._graph["flow"], run.id if run is not None else None, layout,
-                           snapshot, uid=self._uid)
+        return static_html(self._graph["flow"], self._graph.get("run"), layout, snapshot,
+                           uid=self._uid)
 
     def __repr__(self) -> str:
         what = f"run {self.run.id}" if self.run is not None else "no run yet"
