@@ -129,6 +129,11 @@ class Run:
         return self.flow.store
 
     @property
+    def cancel_grace(self) -> float:
+        """Seconds a cancel waits for running tasks to stop before it abandons them."""
+        return self._engine.cancel_grace
+
+    @property
     def names(self) -> list[str]:
         return self._engine.graph.names
 

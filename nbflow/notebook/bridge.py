@@ -29,8 +29,8 @@ sent before it.
 What is published (plain JSON)
 ------------------------------
 snapshot ``{"run", "seq", "now", "t0", "t1", "running", "outcome", "tasks",
-"errors", "logs", "bars", "restored"}`` and diff ``{"run", "seq", "now", "t0", "t1",
-"running", "tasks", "errors", "logs", "bars", "restored"}``, where
+"errors", "logs", "bars", "restored", "abandoned", "cancel"}`` and diff (the same
+without ``outcome``), where
 
 * ``tasks``: ``[[i, state, attempt, started, finished], ...]`` (all tasks in a
   snapshot, the changed ones in a diff; ``i`` is the declaration index);
@@ -42,8 +42,10 @@ snapshot ``{"run", "seq", "now", "t0", "t1", "running", "outcome", "tasks",
 * ``bars``: ``[[i, attempt, worker, start, end, state, error], ...]``: one per
   attempt, for the timeline and the attempt list (``worker`` is known once the
   attempt ended, ``end`` is None while it runs, ``error`` its error's summary);
-* ``restored``: the tasks restored from an earlier run or the cache (all of them,
-  in a diff only when it changed, else empty).
+* ``restored``, ``abandoned`` and ``cancel``: the tasks restored from an earlier run
+  or the cache, the tasks still running when a cancel's grace period ended (recorded
+  cancelled, their outcome discarded), and ``[when, why]`` once the run is cancelled;
+  a diff carries them only when one changed (else empty lists and None).
 
 ``seq`` counts diffs: a front end applies a diff only if its ``seq`` follows the
 last one it saw, and a snapshot resets it.  ``t0`` and ``t1`` are the times of
@@ -67,6 +69,7 @@ LOG_LIMIT = 20_000
 TRACEBACK_LIMIT = 20_000
 INTERVAL = 0.1
 LIVE_EVERY = 0.5  # seconds between two reads of a running attempt's output, at least
+NO_MARKS = {"restored": [], "abandoned": [], "cancel": None}  # a diff where none changed
 
 
 class Target(Protocol):
@@ -94,7 +97,9 @@ class TaskTable:
         self.outputs: dict[tuple[int, int], str] = {}   # what each ended attempt printed
         self.live: dict[tuple[int, int], str] = {}      # ... and each running one, so far
         self.bars: dict[tuple[int, int], list] = {}
-        self.restored: set[int] = set()
+        self.restored: set[int] = set()                 # restored from a run or the cache
+        self.abandoned: set[int] = set()                # still running when a cancel gave up
+        self.cancel: list | None = None                 # [when, why] once the run is cancelled
         self.running: dict[int, int] = {}               # task -> its running attempt
         self.last_seq = -1
         self.first_at: float | None = None
@@ -103,7 +108,7 @@ class TaskTable:
         self._dirty_errors: set[int] = set()
         self._dirty_logs: set[tuple[int, int]] = set()
         self._dirty_bars: set[tuple[int, int]] = set()
-        self._dirty_restored = False
+        self._dirty_marks = False
 
     # -- recording ---------------------------------------------------------------
     def apply(self, event: tuple) -> None:
@@ -132,7 +137,13 @@ class TaskTable:
             self._bar(i, a, [i, a, detail.get("worker"), start, end, to, detail.get("error")])
         if detail.get("cached"):
             self.restored.add(i)
-            self._dirty_restored = True
+            self._dirty_marks = True
+        if to == "cancelled":
+            if self.cancel is None:
+                self.cancel = [at, detail.get("reason")]
+            if detail.get("abandoned"):
+                self.abandoned.add(i)
+            self._dirty_marks = True
         if "error" in detail:
             self.errors[i] = (detail["error"], _tail(detail.get("traceback"), TRACEBACK_LIMIT))
             self._dirty_errors.add(i)
@@ -174,13 +185,17 @@ class TaskTable:
                 "errors": [[i, *self.errors[i]] for i in sorted(self._dirty_errors)],
                 "logs": [self._log(k) for k in sorted(self._dirty_logs)],
                 "bars": [self.bars[k] for k in sorted(self._dirty_bars)],
-                "restored": sorted(self.restored) if self._dirty_restored else []}
+                **(self._marks() if self._dirty_marks else NO_MARKS)}
         self._dirty.clear()
         self._dirty_errors.clear()
         self._dirty_logs.clear()
         self._dirty_bars.clear()
-        self._dirty_restored = False
+        self._dirty_marks = False
         return diff
+
+    def _marks(self) -> dict:
+        return {"restored": sorted(self.restored), "abandoned": sorted(self.abandoned),
+                "cancel": self.cancel}
 
     def snapshot(self) -> dict:
         """Every row, error, log and bar (does not touch what ``take_diff`` will send)."""
@@ -188,8 +203,7 @@ class TaskTable:
                 "errors": [[i, *e] for i, e in sorted(self.errors.items()) if e[0] is not None],
                 "logs": [self._log(k) for k in sorted(self.outputs.keys() | self.live.keys())],
                 "bars": [self.bars[k] for k in sorted(self.bars)],
-                "restored": sorted(self.restored),
-                "t0": self.first_at, "t1": self.last_at}
+                **self._marks(), "t0": self.first_at, "t1": self.last_at}
 
 
 class Bridge:

@@ -84,3 +84,51 @@ def test_streaming_output_attempts_ansi_and_restored_tasks(lab):
     expect(rows.nth(0).locator("td").nth(4)).to_have_text("restored")
     lab.shot("3-restored", dashboard)
     assert not page.js_errors, page.js_errors
+
+
+CANCEL_FLOW = '''
+import time
+import nbflow
+
+flow = nbflow.Flow("grace", workers=2)
+
+def polite():
+    while True:
+        nbflow.check_cancelled()
+        time.sleep(0.02)
+
+def stubborn():
+    while True:  # never asks whether the run was cancelled
+        time.sleep(0.02)
+
+flow.task(polite, name="polite")
+flow.task(stubborn, name="stubborn")
+flow.task(lambda: 1, name="later", after=["polite", "stubborn"])
+run = flow.run(background=True)
+'''
+
+
+def test_cancelling_says_what_still_runs_and_what_was_abandoned(lab):
+    page = lab.page
+    lab.open([CANCEL_FLOW, "run.dashboard()"])
+    lab.run(0)
+    lab.run(1)
+    dashboard = page.locator(".nbflow-dashboard")
+    expect(dashboard.locator('.nbflow-dag-canvas g.node[data-state="running"]')).to_have_count(
+        2, timeout=60_000)
+    dashboard.locator(".nbflow-cancel").click()
+    note = dashboard.locator(".nbflow-cancel-note")
+    expect(note).to_contain_text("cancelling (cancelled from the dashboard): still running "
+                                 "stubborn. A running task stops at its next "
+                                 "nbflow.check_cancelled(); one that never calls it is "
+                                 "abandoned in ", timeout=10_000)
+    lab.shot("1-grace", dashboard)
+    expect(dashboard.locator(".nbflow-status")).to_have_text("cancelled", timeout=30_000)
+    expect(note).to_have_text("1 task was abandoned: still running when the 10 s grace period "
+                              "ended (they never called nbflow.check_cancelled()); their "
+                              "results are discarded, and their threads may still be running.")
+    dashboard.locator('.nbflow-table tbody tr[data-task="1"]').click()
+    expect(dashboard.locator(".nbflow-detail .nbflow-restored")).to_contain_text(
+        "abandoned: still running when the cancel's grace period ended")
+    lab.shot("2-abandoned", dashboard)
+    assert not page.js_errors, page.js_errors

@@ -22,6 +22,8 @@ class FrontEnd:
         self.errors: dict[int, list] = {}
         self.logs: dict[tuple[int, int], str] = {}
         self.restored: set[int] = set()
+        self.abandoned: set[int] = set()
+        self.cancel: list | None = None
         self.bars: dict[tuple[int, int], list] = {}
         self.seq = snap["seq"]
         self.running, self.outcome = snap["running"], snap.get("outcome")
@@ -39,6 +41,9 @@ class FrontEnd:
             self.logs[i, attempt] = text
         if msg["restored"]:
             self.restored = set(msg["restored"])
+        if msg["cancel"] is not None:
+            self.cancel = msg["cancel"]
+            self.abandoned = set(msg["abandoned"])
         for bar in msg["bars"]:
             self.bars[bar[0], bar[1]] = bar
         self.running = msg["running"]

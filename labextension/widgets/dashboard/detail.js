@@ -37,6 +37,9 @@ export function detailView(store, signal) {
       restored ? h("div", { class: "nbflow-restored" }, g.resumed_from
         ? `restored from run ${g.resumed_from}: its result was saved there, so it did not run again`
         : "restored from the cache: a saved result with the same key, so it did not run again") : null,
+      store.abandoned.has(i) ? h("div", { class: "nbflow-restored" },
+        "abandoned: still running when the cancel's grace period ended (it never called "
+        + "nbflow.check_cancelled()); its result is discarded") : null,
       h("dl", {}, ...facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
       // The latest error is under its attempt; a task that never ran (upstream failed,
       // cancelled) has it here.

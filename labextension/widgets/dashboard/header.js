@@ -17,9 +17,33 @@ export function header(store, signal) {
       if (store.send({ type: "cancel" })) cancel.textContent = "Cancelling…";
     },
   }, "Cancel");
+  const note = h("div", { class: "nbflow-cancel-note", hidden: true });
   const el = h("div", { class: "nbflow-header" },
     h("div", { class: "nbflow-header-row" }, title, status, elapsed, chips, cancel),
-    progress);
+    progress, note);
+
+  // While a cancel waits for running tasks, say which and why, and the time left; after,
+  // which were abandoned.
+  function cancelNote() {
+    if (!store.cancel) return null;
+    const [at, why] = store.cancel;
+    const grace = store.graph.cancel_grace;
+    const reason = why ? ` (${why})` : "";
+    if (store.running) {
+      const running = [];
+      for (let i = 0; i < store.n; i++) if (store.state[i] === "running") running.push(store.graph.names[i]);
+      if (!running.length) return `cancelling${reason}…`;
+      const left = grace === null || grace === undefined ? null : Math.max(0, at + grace - (store.clock() ?? at));
+      const names = running.slice(0, 5).join(", ") + (running.length > 5 ? `, … (${running.length})` : "");
+      return `cancelling${reason}: still running ${names}. A running task stops at its next ` +
+        "nbflow.check_cancelled(); one that never calls it is abandoned" +
+        (left === null ? "" : ` in ${Math.ceil(left)} s`) + ".";
+    }
+    const n = store.abandoned.size;
+    return n ? `${n} task${n === 1 ? " was" : "s were"} abandoned: still running when the ` +
+      `${grace ?? ""} s grace period ended (they never called nbflow.check_cancelled()); ` +
+      "their results are discarded, and their threads may still be running." : null;
+  }
 
   function update() {
     const g = store.graph;
@@ -35,6 +59,9 @@ export function header(store, signal) {
       : `${store.disconnected}: this is the run's last known state (${known}); `
         + "run the cell again to see it live";
     elapsed.textContent = elapsedText();
+    const text = cancelNote();
+    note.hidden = text === null;
+    note.textContent = text ?? "";
     const counts = store.counts();
     put(chips, ...store.states.filter((st) => counts[st] > 0).map((st) =>
       h("button", {
@@ -74,7 +101,11 @@ export function header(store, signal) {
   function elapsedText() {
     return duration(store.elapsed());
   }
-  const ticker = setInterval(() => { if (store.live) elapsed.textContent = elapsedText(); }, 500);
+  const ticker = setInterval(() => {
+    if (!store.live) return;
+    elapsed.textContent = elapsedText();
+    if (store.cancel) note.textContent = cancelNote() ?? "";
+  }, 500);
   signal.addEventListener("abort", () => { unsubscribe(); clearInterval(ticker); });
   update();
   return el;

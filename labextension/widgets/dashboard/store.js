@@ -112,6 +112,8 @@ export class RunStore {
     this.logs = new Map();      // task -> Map(attempt -> what it printed)
     this.bars = new Map();
     this.restored = new Set();
+    this.abandoned = new Set();
+    this.cancel = null;         // [when, why] once the run is cancelled
     this.seq = 0;
     this.now = null;
     this.nowAt = 0;
@@ -132,6 +134,8 @@ export class RunStore {
     this.logs.clear();
     this.bars.clear();
     this.restored = new Set();
+    this.abandoned = new Set();
+    this.cancel = null;
     this.seq = snap.seq;
     this.outcome = snap.outcome;
     this.awaitingResync = false;
@@ -170,6 +174,11 @@ export class RunStore {
       if (!this.logs.has(i)) this.logs.set(i, new Map());
       this.logs.get(i).set(attempt, text);
       changed.add(i);
+    }
+    if (msg.cancel) {
+      this.cancel = msg.cancel;
+      this.abandoned = new Set(msg.abandoned);
+      for (const i of this.abandoned) changed.add(i);
     }
     if (msg.restored?.length) {
       for (const i of msg.restored) if (!this.restored.has(i)) changed.add(i);

@@ -112,7 +112,9 @@ class _Follower:
 
     def _structure(self, run: Any) -> tuple[DagLayout, dict]:
         layout = DagLayout(run.flow.name, run.graph, limit=self.collapse_above)
-        return layout, initial_state(run.flow.name, run.id, layout, _params(run))
+        state = initial_state(run.flow.name, run.id, layout, _params(run))
+        state["_graph"]["cancel_grace"] = getattr(run, "cancel_grace", None)
+        return layout, state
 
     def _follow(self, run: Any) -> None:
         bridge = Bridge(run, self, interval=self.interval, initializer=thread_initializer())
@@ -393,7 +395,7 @@ def initial_state(title: str, run_id: str | None, layout: DagLayout,
     return {
         "_graph": {"flow": title, "run": run_id, "names": graph.names, "levels": graph.level,
                    "deps": [list(p) for p in graph.preds], "workers": params.get("workers"),
-                   "resumed_from": params.get("resumed_from"),
+                   "resumed_from": params.get("resumed_from"), "cancel_grace": None,
                    "colors": STATE_COLORS, "ink": STATE_INK,
                    "terminal": [s.value for s in State if s in TERMINAL],
                    "legend": ALWAYS_EXPLAINED, "jump": JUMP_TO},
@@ -401,6 +403,7 @@ def initial_state(title: str, run_id: str | None, layout: DagLayout,
         "_snapshot": {"run": run_id, "seq": 0, "now": None, "t0": None, "t1": None,
                       "running": run_id is not None, "outcome": None,
                       "tasks": [[i, "pending", 0, None, None] for i in range(len(graph))],
-                      "errors": [], "logs": [], "bars": [], "restored": []},
+                      "errors": [], "logs": [], "bars": [], "restored": [], "abandoned": [],
+                      "cancel": None},
         "_diff": {},
     }

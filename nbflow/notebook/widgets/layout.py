@@ -194,6 +194,11 @@ class DagLayout:
                     rank.attr(rank="same")
                     for node in reversed(column):
                         rank.node(node)
+                # Crossing minimisation would reorder a column as it likes (sibling tasks
+                # upside down): invisible edges within the rank fix declaration order, top
+                # down (left to right, a flat edge puts its tail above its head).
+                for earlier, later in zip(column, column[1:]):
+                    g.edge(earlier, later, style="invis")
                 if previous is not None:
                     g.edge(previous, column[0], style="invis")
                 previous = column[0]
@@ -202,14 +207,6 @@ class DagLayout:
         for a, b in edges:
             if a != b:
                 g.edge(a, b)
-        # Crossing minimisation would shuffle tasks that have no edge at all: chain them,
-        # level by level, with invisible edges in the same rank, which fix their order
-        # (left to right, a flat edge puts its tail above its head) and cost no crossing.
-        linked = {node for edge in edges for node in edge}
-        for nodes in by_level.values():
-            alone = [node for node in nodes if node not in linked and node.startswith("t")]
-            for earlier, later in zip(alone, alone[1:]):
-                g.edge(earlier, later, style="invis")
         return g
 
     def _node_attrs(self, node: str, units: dict[str, list[int]],
