@@ -231,7 +231,9 @@ class Bridge:
         self._last_sent = -float("inf")
         self._next_live = 0.0
         self._lock = threading.Lock()
-        self._send_lock = threading.Lock()
+        # Re-entrant: a page's full-state request holds it from taking the table to
+        # publishing it (Dashboard.send_state), so no diff slips in between.
+        self._send_lock = threading.RLock()
         self._live = False          # history loaded: events go straight to the table
         self._early: list[tuple] = []
         self._early_logs: list[tuple] = []
@@ -301,6 +303,11 @@ class Bridge:
         self._loaded.wait(timeout)
         with self._lock:
             return self._snapshot()
+
+    def sending(self):
+        """The lock that orders what is published; hold it to publish a snapshot taken
+        with :meth:`table_now` before any later diff."""
+        return self._send_lock
 
     def table_now(self) -> dict | None:
         """The whole table as a snapshot, with the ``seq`` of the last diff sent, or None

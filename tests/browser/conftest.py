@@ -177,7 +177,11 @@ class Lab:
                                      "language": "python"}
         nbformat.write(nb, self.server.root / f"{self.name}.ipynb")
         where = "lab/tree" if self.server.app == "jupyterlab" else "notebooks"
-        self.page.goto(f"{self.server.url}/{where}/{self.name}.ipynb?token={self.server.token}")
+        # reset: a test that reloaded its page left its notebook in the saved workspace,
+        # which would open again beside this one.
+        reset = "&reset" if self.server.app == "jupyterlab" else ""
+        self.page.goto(f"{self.server.url}/{where}/{self.name}.ipynb?token={self.server.token}"
+                       f"{reset}")
         self.page.wait_for_function(
             """(n) => {
                 const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;

@@ -50,10 +50,12 @@ class FrontEnd:
 
     def receive(self, update: dict) -> None:
         """Apply one state update message (keys of one ``update``)."""
-        if "_graph" in update:
+        if "_graph" in update:  # another run: its sequence starts again
             self.graph = update["_graph"]
-        if "_snapshot" in update and update["_snapshot"]["run"] == self.graph["run"]:
-            self._snapshot(update["_snapshot"])
+            self.seq = 0
+        snap = update.get("_snapshot")
+        if snap and snap["run"] == self.graph["run"] and snap["seq"] >= self.seq:
+            self._snapshot(snap)
         diff = update.get("_diff")
         if diff and diff["run"] == self.graph["run"] and diff["seq"] > self.seq:
             if diff["seq"] != self.seq + 1:

@@ -126,6 +126,9 @@ export class RunStore {
 
   applySnapshot(snap) {
     if (!snap || snap.run !== this.graph.run) return;
+    // Older than what this page has (a state restored from the saved notebook after the
+    // kernel's): applying it would bring back rows that later diffs have moved on.
+    if (snap.seq < this.seq) return;
     this.state.fill("pending");
     this.attempt.fill(0);
     this.started.fill(null);

@@ -283,6 +283,15 @@ class Dashboard(_Follower, anywidget.AnyWidget):
                           "Is the page's nbflow front end from another version? Reload it.",
                           RuntimeWarning, stacklevel=1)
 
+    def send_state(self, key=None):
+        bridge = getattr(self, "_bridge", None)
+        if key is not None or bridge is None:
+            return super().send_state(key)
+        # The whole state carries the table as it is now (get_state): publish it before
+        # any diff made after it, or the page would drop that diff as older.
+        with bridge.sending():
+            return super().send_state(key)
+
     def get_state(self, key=None, drop_defaults=False):
         state = super().get_state(key, drop_defaults)
         # A front end that asks for the whole state is a page that (re)loads: it gets the
