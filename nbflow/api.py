@@ -445,8 +445,8 @@ class Flow:
         the status table and the timeline follow.  ``collapse_above``: see
         :class:`nbflow.notebook.widgets.Dashboard`.
         """
-        from .notebook.widgets import Dashboard
-        return Dashboard(flow=self, collapse_above=collapse_above)
+        from .notebook.widgets import dashboard
+        return dashboard(flow=self, collapse_above=collapse_above)
 
     # -- running -------------------------------------------------------------------
     @property

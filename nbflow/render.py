@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Sequence
 
 from .core.graph import Graph
 from .core.spec import TaskSpec
-from .core.states import COLORS as STATE_COLORS  # one colour per state, kept with the states
+from .core.states import APPEARANCE
+
+# One colour per state, shared by every view so a state looks the same everywhere.
+STATE_COLORS = {state.value: fill for state, (fill, _ink) in APPEARANCE.items()}
+STATE_INK = {state.value: ink for state, (_fill, ink) in APPEARANCE.items()}
 
 
 def flow_digraph(name: str, graph: Graph, specs: Sequence[TaskSpec],
@@ -21,6 +26,7 @@ def flow_digraph(name: str, graph: Graph, specs: Sequence[TaskSpec],
                 attrs = {"tooltip": dot_label(f"{specs[i].name} ({specs[i].kind})")}
                 if states is not None:
                     attrs["fillcolor"] = STATE_COLORS.get(states[i], "#ffffff")
+                    attrs["fontcolor"] = STATE_INK.get(states[i], "#111111")
                 rank.node(_node_id(i), label=dot_label(specs[i].name), **attrs)
     for i, preds in enumerate(graph.preds):
         for j in preds:
@@ -58,14 +64,18 @@ def run_html(run) -> str:
         f"<li><code>{html.escape(name)}</code>: {html.escape(_error(run, name))}</li>"
         for name in run.failed)
     failed_html = f"<ul>{failed}</ul>" if failed else ""
+    note = "" if run.state != "running" else (
+        f' <i>(as of {time.strftime("%H:%M:%S")}: <code>run.dashboard()</code> shows it live)'
+        "</i>")
     return (f"<div><b>nbflow run</b> <code>{html.escape(run.id)}</code> of "
-            f"<b>{html.escape(run.flow.name)}</b>: {html.escape(run.state)} {chips}"
+            f"<b>{html.escape(run.flow.name)}</b>: {html.escape(run.state)} {chips}{note}"
             f"{failed_html}</div>")
 
 
 def state_chips(counts: dict[str, int]) -> str:
     """One coloured ``state: count`` label per state, as HTML."""
-    return " ".join(f'<span style="background:{STATE_COLORS.get(s, "#eee")};padding:1px 6px;'
+    return " ".join(f'<span style="background:{STATE_COLORS.get(s, "#eee")};'
+                    f'color:{STATE_INK.get(s, "#111")};padding:1px 6px;'
                     f'border-radius:8px">{html.escape(s)}: {n:,}</span>'
                     for s, n in counts.items())
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .core.engine import Engine
@@ -33,6 +34,9 @@ class Run:
         self._finished = threading.Event()
         self._store_error: BaseException | None = None
         self._engine_error: BaseException | None = None
+        # Called with the run once it is over, just before wait() returns (what shows
+        # its summary in a cell replaces it with the final one).
+        self._when_done: list[Callable[[Run], None]] = []
 
     def _execute(self, initializer=None) -> None:
         # The one function that drives the engine, in the cell thread or in the
@@ -52,6 +56,13 @@ class Run:
                 self._store_error = exc
             else:
                 self._record_durations()
+            for callback in list(self._when_done):
+                try:
+                    callback(self)
+                except Exception as exc:  # noqa: BLE001 - a view must not fail the run
+                    warnings.warn(f"nbflow: a view of run {self.id} failed at its end "
+                                  f"({exc!r}); the run itself is not affected",
+                                  RuntimeWarning, stacklevel=1)
             self._finished.set()
 
     def _record_durations(self) -> None:
@@ -91,6 +102,23 @@ class Run:
         """Stop the run: nothing new starts, waiting tasks become ``cancelled``."""
         self._engine.cancel(reason)
 
+    def on_event(self, callback, *, interval: float = 0.1):
+        """Call ``callback(events)`` with this run's events from now on, on a thread of its
+        own, at most once per ``interval`` seconds (a list of dicts: see ``nbflow.listen``).
+
+        Returns the :class:`nbflow.listen.Listener` (``close()`` stops it).
+
+        Raises
+        ------
+        TypeError
+            ``callback`` is not callable.
+        """
+        from .listen import Listener
+        from .notebook.context import thread_initializer
+        listener = Listener(callback, interval=interval, initializer=thread_initializer())
+        self.add_sink(listener)
+        return listener
+
     def add_sink(self, sink: Any) -> None:
         """Start sending this run's events to ``sink`` (see ``Engine.add_sink``)."""
         self._engine.add_sink(sink)
@@ -103,9 +131,20 @@ class Run:
         from .render import run_html
         return run_html(self)
 
+    def _ipython_display_(self) -> None:
+        # A run still going shows a summary that says it is a snapshot, and replaces
+        # it with the final one when the run ends.
+        from .notebook.summary import display_run
+        display_run(self)
+
     @property
     def store(self):
         return self.flow.store
+
+    @property
+    def cancel_grace(self) -> float:
+        """Seconds a cancel waits for running tasks to stop before it abandons them."""
+        return self._engine.cancel_grace
 
     @property
     def names(self) -> list[str]:
@@ -122,8 +161,8 @@ class Run:
         ``collapse_above``: above this many tasks the DAG folds each level into
         one node (click to expand); None never folds.
         """
-        from .notebook.widgets import Dashboard
-        return Dashboard(self, collapse_above=collapse_above)
+        from .notebook.widgets import dashboard
+        return dashboard(self, collapse_above=collapse_above)
 
     @property
     def done(self) -> bool:
@@ -197,7 +236,10 @@ class Run:
     def status(self, by: str | None = None):
         """A pandas DataFrame, one row per task: state, level, attempt, times, error,
         and how it was scheduled: group, pool slots, the expected duration the
-        policy used (NaN for a policy that reads none), and ``late`` (seconds past its deadline, NaN if none or met).
+        policy used (NaN for a policy that reads none), and ``late`` (seconds past
+        its deadline, NaN if none or met).  The columns are data (UTC timestamps,
+        durations in seconds, None for no error); the table displays itself with
+        local times, readable durations and blanks.
 
         ``by="group"``: one row per group instead, with the count of tasks per
         state and the rolled-up state (``core/rollup.py`` has the rule).
@@ -231,7 +273,8 @@ class Run:
         reads = getattr(self._engine.ready.policy, "needs_history", False)
         df["expected"] = info.expected if reads else float("nan")
         df["late"] = late
-        return df
+        from .readable import status_frame
+        return status_frame(df)
 
     def events(self):
         """The run's event log as a DataFrame (the source of truth for ``status``)."""

@@ -76,6 +76,26 @@ S, T = State, Trigger
 TERMINAL = frozenset({S.SUCCEEDED, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.CANCELLED,
                       S.COMPENSATED})
 
+# How each state looks in every view: (fill, ink), the ink being the text colour that
+# reads on the fill.  Based on Okabe and Ito's palette, whose colours stay apart for the
+# common colour-vision deficiencies; greys only for "nothing happened yet" (light) and
+# "cancelled" (dark), so no two states are two similar greys or two similar oranges, and
+# every fill stands out on a light and on a dark background.  The dashboard's front end
+# gets this table from the kernel and spells no colour of its own.
+APPEARANCE: dict[State, tuple[str, str]] = {
+    S.PENDING: ("#d4d4d4", "#111111"),
+    S.READY: ("#56b4e9", "#111111"),
+    S.RUNNING: ("#0072b2", "#ffffff"),
+    S.RETRYING: ("#f0e442", "#111111"),
+    S.SUCCEEDED: ("#009e73", "#ffffff"),
+    S.FAILED: ("#d55e00", "#ffffff"),
+    S.SKIPPED: ("#cc79a7", "#111111"),
+    S.UPSTREAM_FAILED: ("#e69f00", "#111111"),
+    S.CANCELLED: ("#5f5f5f", "#ffffff"),
+    S.COMPENSATING: ("#9900ee", "#ffffff"),
+    S.COMPENSATED: ("#773311", "#ffffff"),
+}
+
 TABLE: dict[tuple[State, Trigger], State | Guarded] = {
     (S.PENDING, T.DEPS_MET): S.READY,
     (S.PENDING, T.SKIP): S.SKIPPED,
@@ -104,12 +124,7 @@ TABLE: dict[tuple[State, Trigger], State | Guarded] = {
 
 
 #: One colour per state, the same in every view (HTML, DOT, widgets, the lab extension).
-COLORS: dict[str, str] = {
-    "pending": "#d9d9d9", "ready": "#9ecae1", "running": "#3182bd", "retrying": "#fdae6b",
-    "succeeded": "#74c476", "failed": "#de2d26", "skipped": "#bdbdbd",
-    "upstream_failed": "#fc9272", "cancelled": "#969696", "compensating": "#bcbddc",
-    "compensated": "#807dba",
-}
+COLORS: dict[str, str] = {state.value: fill for state, (fill, _ink) in APPEARANCE.items()}
 
 
 def vocabulary() -> dict:

@@ -124,6 +124,19 @@ class Saved(NamedTuple):
 
 _local = threading.local()
 _new_outcome = tuple.__new__
+# What the attempts running in this process have printed so far, by (run, task,
+# attempt): read (never written) by the dashboard's thread to stream it live.
+_running: dict[tuple[str, str, int], list[Any]] = {}   # [stdout, stderr] buffers
+
+
+def output_so_far(run_id: str, task: str, attempt: int) -> str | None:
+    """What a running attempt has printed so far (stdout, then stderr), or None if it
+    is not running in this process (ended, or on a process or Dask worker)."""
+    buffers = _running.get((run_id, task, attempt))
+    if buffers is None:
+        return None
+    # text() copies under the GIL while the task may write: a consistent prefix.
+    return "".join("" if b is _NOTHING else b.text() for b in list(buffers))
 
 
 def _worker_name() -> str:
@@ -148,6 +161,9 @@ def execute(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | N
     # A task's first write makes its buffer (most tasks print nothing).
     _local.stdout = _local.stderr = _NOTHING
     _local.ctx = ctx
+    live = _local.live = None if ctx is None else (ctx.run_id, ctx.name, ctx.attempt)
+    if live is not None:   # the buffers, once made (_Router), for output_so_far
+        _running[live] = [_NOTHING, _NOTHING]
     started = time.time()
     try:
         value = fn(**kwargs)
@@ -164,6 +180,8 @@ def execute(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | N
     # _end_capture() inline: this is every task's way back.
     out, err = _local.stdout, _local.stderr
     _local.stdout = _local.stderr = _local.ctx = None
+    if live is not None:
+        _running.pop(live, None)
     # tuple.__new__ as namedtuple's own __new__ does, without its Python frame.
     return _new_outcome(Outcome, (True, value, None, None, started, time.time(),
                                   "" if out is _NOTHING else out.text(),
@@ -174,6 +192,9 @@ def _end_capture() -> tuple[str, str]:
     """What the attempt printed to stdout and stderr; later writes go to the streams."""
     out, err = _local.stdout, _local.stderr
     _local.stdout = _local.stderr = _local.ctx = None
+    live = getattr(_local, "live", None)
+    if live is not None:
+        _running.pop(live, None)
     return ("" if out is _NOTHING else out.text()), ("" if err is _NOTHING else err.text())
 
 
@@ -200,9 +221,12 @@ def run_coroutine(fn: Callable[..., Any], /, **kwargs: Any) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(fn(**kwargs))
-    for attr in ("stdout", "stderr"):   # buffers both threads write to, made now
+    slots = _running.get(getattr(_local, "live", None))
+    for k, attr in enumerate(("stdout", "stderr")):   # buffers both threads write to, made now
         if getattr(_local, attr, None) is _NOTHING:
             setattr(_local, attr, CappedText())
+            if slots is not None:
+                slots[k] = getattr(_local, attr)
     attempt = (_local.stdout, _local.stderr, _local.ctx)
     box: list[Any] = []
 
@@ -263,6 +287,9 @@ class _Router:
         if buf is _NOTHING:
             buf = CappedText()
             setattr(_local, self._attr, buf)
+            slots = _running.get(getattr(_local, "live", None))
+            if slots is not None:   # seen live by output_so_far
+                slots[self._attr == "stderr"] = buf
         buf.write(s)
         return len(s)
 

@@ -29,17 +29,23 @@ sent before it.
 What is published (plain JSON)
 ------------------------------
 snapshot ``{"run", "seq", "now", "t0", "t1", "running", "outcome", "tasks",
-"errors", "logs", "bars"}`` and diff ``{"run", "seq", "now", "t0", "t1",
-"running", "tasks", "errors", "logs", "bars"}``, where
+"errors", "logs", "bars", "restored", "abandoned", "cancel"}`` and diff (the same
+without ``outcome``), where
 
 * ``tasks``: ``[[i, state, attempt, started, finished], ...]`` (all tasks in a
   snapshot, the changed ones in a diff; ``i`` is the declaration index);
-* ``errors``: ``[[i, summary, traceback], ...]`` (``summary`` None clears it);
-* ``logs``: ``[[i, text], ...]``: the task's whole captured output so far, the
-  last ``LOG_LIMIT`` characters of it;
-* ``bars``: ``[[i, attempt, worker, start, end, state], ...]``: one per
-  attempt, for the timeline (``worker`` is known once the attempt ended,
-  ``end`` is None while it runs).
+* ``errors``: ``[[i, summary, traceback], ...]``, the latest attempt's (``summary``
+  None clears it);
+* ``logs``: ``[[i, attempt, text], ...]``: what that attempt printed (the last
+  ``LOG_LIMIT`` characters), so far while it runs (read every ``LIVE_EVERY``
+  seconds from a thread worker's buffer; process and Dask workers report at the end);
+* ``bars``: ``[[i, attempt, worker, start, end, state, error], ...]``: one per
+  attempt, for the timeline and the attempt list (``worker`` is known once the
+  attempt ended, ``end`` is None while it runs, ``error`` its error's summary);
+* ``restored``, ``abandoned`` and ``cancel``: the tasks restored from an earlier run
+  or the cache, the tasks still running when a cancel's grace period ended (recorded
+  cancelled, their outcome discarded), and ``[when, why]`` once the run is cancelled;
+  a diff carries them only when one changed (else empty lists and None).
 
 ``seq`` counts diffs: a front end applies a diff only if its ``seq`` follows the
 last one it saw, and a snapshot resets it.  ``t0`` and ``t1`` are the times of
@@ -56,12 +62,14 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..core.events import AT, ATTEMPT, DETAIL, FROM, SEQ, TASK, TO
-from ..render import join_attempts
+from ..core.worker import output_so_far
 
 FINAL_WAIT = 10.0  # seconds a run's end waits for the dashboard's final message, at most
 LOG_LIMIT = 20_000
 TRACEBACK_LIMIT = 20_000
 INTERVAL = 0.1
+LIVE_EVERY = 0.5  # seconds between two reads of a running attempt's output, at least
+NO_MARKS = {"restored": [], "abandoned": [], "cancel": None}  # a diff where none changed
 
 
 class Target(Protocol):
@@ -79,21 +87,28 @@ class TaskTable:
 
     def __init__(self, names: list[str]):
         n = len(names)
+        self.names = names
         self.index = {name: i for i, name in enumerate(names)}
         self.state = ["pending"] * n
         self.attempt = [0] * n
         self.started: list[float | None] = [None] * n
         self.finished: list[float | None] = [None] * n
         self.errors: dict[int, tuple[str | None, str | None]] = {}
-        self.outputs: dict[int, dict[int, str]] = {}
+        self.outputs: dict[tuple[int, int], str] = {}   # what each ended attempt printed
+        self.live: dict[tuple[int, int], str] = {}      # ... and each running one, so far
         self.bars: dict[tuple[int, int], list] = {}
+        self.restored: set[int] = set()                 # restored from a run or the cache
+        self.abandoned: set[int] = set()                # still running when a cancel gave up
+        self.cancel: list | None = None                 # [when, why] once the run is cancelled
+        self.running: dict[int, int] = {}               # task -> its running attempt
         self.last_seq = -1
         self.first_at: float | None = None
         self.last_at: float | None = None
         self._dirty: set[int] = set()
         self._dirty_errors: set[int] = set()
-        self._dirty_logs: set[int] = set()
+        self._dirty_logs: set[tuple[int, int]] = set()
         self._dirty_bars: set[tuple[int, int]] = set()
+        self._dirty_marks = False
 
     # -- recording ---------------------------------------------------------------
     def apply(self, event: tuple) -> None:
@@ -112,12 +127,23 @@ class TaskTable:
         self._dirty.add(i)
         if to == "running":
             self.started[i], self.finished[i] = at, None
-            self._bar(i, a, [i, a, None, at, None, "running"])
+            self.running[i] = a
+            self._bar(i, a, [i, a, None, at, None, "running", None])
         elif event[FROM] == "running":
+            self.running.pop(i, None)
             start = detail.get("started", self.started[i])
             end = detail.get("finished", at)
             self.started[i], self.finished[i] = start, end
-            self._bar(i, a, [i, a, detail.get("worker"), start, end, to])
+            self._bar(i, a, [i, a, detail.get("worker"), start, end, to, detail.get("error")])
+        if detail.get("cached"):
+            self.restored.add(i)
+            self._dirty_marks = True
+        if to == "cancelled":
+            if self.cancel is None:
+                self.cancel = [at, detail.get("reason")]
+            if detail.get("abandoned"):
+                self.abandoned.add(i)
+            self._dirty_marks = True
         if "error" in detail:
             self.errors[i] = (detail["error"], _tail(detail.get("traceback"), TRACEBACK_LIMIT))
             self._dirty_errors.add(i)
@@ -131,12 +157,21 @@ class TaskTable:
 
     def add_output(self, task: str, attempt: int, stdout: str, stderr: str) -> None:
         """Record what one attempt printed (a repeated record replaces the first)."""
-        i = self.index[task]
-        self.outputs.setdefault(i, {})[attempt] = (stdout or "") + (stderr or "")
-        self._dirty_logs.add(i)
+        key = self.index[task], attempt
+        self.outputs[key] = _tail((stdout or "") + (stderr or ""), LOG_LIMIT)
+        self.live.pop(key, None)
+        self._dirty_logs.add(key)
 
-    def log_text(self, i: int) -> str:
-        return _tail(join_attempts(self.outputs.get(i, {})), LOG_LIMIT)
+    def add_live_output(self, i: int, attempt: int, text: str) -> None:
+        """What a running attempt printed so far (its record, once it ends, wins)."""
+        key, text = (i, attempt), _tail(text, LOG_LIMIT)
+        if key in self.outputs or self.live.get(key) == text:
+            return
+        self.live[key] = text
+        self._dirty_logs.add(key)
+
+    def _log(self, key: tuple[int, int]) -> list:
+        return [*key, self.outputs[key] if key in self.outputs else self.live.get(key, "")]
 
     # -- reading -------------------------------------------------------------------
     def _row(self, i: int) -> list:
@@ -148,21 +183,27 @@ class TaskTable:
             return None
         diff = {"tasks": [self._row(i) for i in sorted(self._dirty)],
                 "errors": [[i, *self.errors[i]] for i in sorted(self._dirty_errors)],
-                "logs": [[i, self.log_text(i)] for i in sorted(self._dirty_logs)],
-                "bars": [self.bars[k] for k in sorted(self._dirty_bars)]}
+                "logs": [self._log(k) for k in sorted(self._dirty_logs)],
+                "bars": [self.bars[k] for k in sorted(self._dirty_bars)],
+                **(self._marks() if self._dirty_marks else NO_MARKS)}
         self._dirty.clear()
         self._dirty_errors.clear()
         self._dirty_logs.clear()
         self._dirty_bars.clear()
+        self._dirty_marks = False
         return diff
+
+    def _marks(self) -> dict:
+        return {"restored": sorted(self.restored), "abandoned": sorted(self.abandoned),
+                "cancel": self.cancel}
 
     def snapshot(self) -> dict:
         """Every row, error, log and bar (does not touch what ``take_diff`` will send)."""
         return {"tasks": [self._row(i) for i in range(len(self.state))],
                 "errors": [[i, *e] for i, e in sorted(self.errors.items()) if e[0] is not None],
-                "logs": [[i, self.log_text(i)] for i in sorted(self.outputs)],
+                "logs": [self._log(k) for k in sorted(self.outputs.keys() | self.live.keys())],
                 "bars": [self.bars[k] for k in sorted(self.bars)],
-                "t0": self.first_at, "t1": self.last_at}
+                **self._marks(), "t0": self.first_at, "t1": self.last_at}
 
 
 class Bridge:
@@ -188,8 +229,11 @@ class Bridge:
         self.table = TaskTable(run.names)
         self.seq = 0
         self._last_sent = -float("inf")
+        self._next_live = 0.0
         self._lock = threading.Lock()
-        self._send_lock = threading.Lock()
+        # Re-entrant: a page's full-state request holds it from taking the table to
+        # publishing it (Dashboard.send_state), so no diff slips in between.
+        self._send_lock = threading.RLock()
         self._live = False          # history loaded: events go straight to the table
         self._early: list[tuple] = []
         self._early_logs: list[tuple] = []
@@ -259,6 +303,24 @@ class Bridge:
         self._loaded.wait(timeout)
         with self._lock:
             return self._snapshot()
+
+    def sending(self):
+        """The lock that orders what is published; hold it to publish a snapshot taken
+        with :meth:`table_now` before any later diff."""
+        return self._send_lock
+
+    def table_now(self) -> dict | None:
+        """The whole table as a snapshot, with the ``seq`` of the last diff sent, or None
+        while the run's history is still being read (never waits for it).
+
+        What a reloaded page gets in its first message: the diffs that follow it
+        continue from its ``seq``.
+        """
+        if not self._loaded.is_set():
+            return None
+        with self._send_lock:
+            with self._lock:
+                return self._snapshot()
 
     def close(self) -> None:
         """Stop publishing (the widget closed or shows another run)."""
@@ -336,6 +398,7 @@ class Bridge:
         """
         with self._send_lock:
             with self._lock:
+                self._read_live_output()
                 diff = self.table.take_diff()
             if diff is None:
                 return False
@@ -345,6 +408,19 @@ class Bridge:
             self.target.publish_diff(diff)
             self._last_sent = time.monotonic()
             return True
+
+    def _read_live_output(self) -> None:
+        # Throttled: each running attempt's buffer is read every LIVE_EVERY seconds at
+        # most, and only what it printed travels (capped to its last LOG_LIMIT characters).
+        now = time.monotonic()
+        if now < self._next_live:
+            return
+        self._next_live = now + LIVE_EVERY
+        table, run_id = self.table, self.run.id
+        for i, attempt in list(table.running.items()):
+            text = output_so_far(run_id, table.names[i], attempt)
+            if text:
+                table.add_live_output(i, attempt, text)
 
     def _snapshot(self, running: bool | None = None) -> dict:
         running = not self._ended.is_set() if running is None else running

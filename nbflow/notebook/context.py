@@ -16,6 +16,7 @@ kernel's request on every declaration.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -90,3 +91,52 @@ def _pre_run_cell(info: Any) -> None:
 
 def _post_run_cell(result: Any) -> None:
     _running[0] = None
+
+
+def renders_widgets() -> bool:
+    """Whether the front end running the current cell renders widgets.
+
+    JupyterLab and Notebook 7 do, and say who they are with a cell id; Voila runs a
+    notebook like nbclient (no cell id) but renders widgets, and says so in the kernel's
+    environment.  nbclient, papermill, nbconvert ``--execute`` and ``nbflow run`` render
+    nothing.  Outside a kernel (a script, a test) the answer is yes: a widget made there
+    is for whoever asks.  ``NBFLOW_DASHBOARD=live`` or ``static`` overrides the guess.
+
+    Raises
+    ------
+    ValueError
+        ``NBFLOW_DASHBOARD`` is set to something else.
+    """
+    choice = os.environ.get("NBFLOW_DASHBOARD", "").strip().lower()
+    if choice in ("live", "static"):
+        return choice == "live"
+    if choice:
+        raise ValueError(f"NBFLOW_DASHBOARD is {os.environ['NBFLOW_DASHBOARD']!r}: set it to "
+                         "'live' or 'static', or unset it to let nbflow tell from the front end")
+    if getattr(_shell(), "kernel", None) is None:
+        return True
+    return (current_cell_id() is not None
+            or os.environ.get("SERVER_SOFTWARE", "").startswith("voila"))
+
+
+def for_the_running_cell_too(send: Callable[[], None]) -> None:
+    """Call ``send`` (it publishes a display update) as this thread's parent, then once
+    more as the request the kernel runs now, if that is another one.
+
+    JupyterLab applies an update to a display wherever it comes from; nbclient
+    (papermill, ``nbflow run``) only takes the messages of the cell it runs, so an
+    update a background thread sends for an earlier cell would be lost there.
+    """
+    send()
+    shell = _shell()
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None or not hasattr(shell, "set_thread_parent"):
+        return
+    running, mine = kernel.get_parent("shell") or {}, shell.get_parent() or {}
+    if not running or running.get("header") == mine.get("header"):
+        return
+    tokens = shell.set_thread_parent(running)
+    try:
+        send()
+    finally:
+        shell.reset_thread_parent(tokens)

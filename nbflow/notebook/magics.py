@@ -33,6 +33,7 @@ from ..core.options import MODES, OPTIONS, flag_type
 from ..core.policies import POLICIES
 from ..core.text import NAME_LIMIT, storable
 from ..errors import NbflowError
+from ..readable import Levels
 from ..simulation import Simulation
 from .context import declaring_cell
 
@@ -197,8 +198,9 @@ class FlowMagics(Magics):
 
         ``%flow run [--workers N] [--mode eager|levels] [--policy NAME] [--resume [RUN_ID]] [--fail-fast] [--seed N]``
             run every task, show the run
-        ``%flow status [--by group]``   the task table of the last run (or its groups)
-        ``%flow levels``   the tasks level by level (what can run together)
+        ``%flow status [--by group]``   the task table of the last run, or its groups (a
+            DataFrame: ``st = %flow status``)
+        ``%flow levels``   the tasks level by level, what can run together (a list of lists)
         ``%flow graph``    draw the DAG
         ``%flow reset``    forget every task of the flow (runs stay in the store)
         ``%flow use VAR``  make the magics use the ``nbflow.Flow`` in variable VAR
@@ -234,19 +236,15 @@ def _run(m: FlowMagics, args: argparse.Namespace) -> None:
     display(m.last_run)
 
 
-@subcommand("status", "the task table of the last run",
+@subcommand("status", "the task table of the last run (st = %flow status keeps it)",
             arg("--by", choices=["group"], default=None))
-def _status(m: FlowMagics, args: argparse.Namespace) -> None:
-    display(_require_run(m).status(by=args.by))
+def _status(m: FlowMagics, args: argparse.Namespace) -> Any:
+    return _require_run(m).status(by=args.by)
 
 
-@subcommand("levels", "the tasks level by level")
-def _levels(m: FlowMagics, args: argparse.Namespace) -> None:
-    levels = m.flow.levels()
-    if not levels:
-        print(f"flow {m.flow.name!r} has no tasks yet: declare some with %%task or @flow.task")
-    for k, names in enumerate(levels):
-        print(f"level {k}: {', '.join(names)}")
+@subcommand("levels", "the tasks level by level (lv = %flow levels keeps them)")
+def _levels(m: FlowMagics, args: argparse.Namespace) -> Levels:
+    return Levels(m.flow.levels(), flow=m.flow.name)
 
 
 @subcommand("graph", "draw the DAG")

@@ -49,8 +49,10 @@ def test_dependencies_are_inferred_from_the_variables_cells_read(kernel: KernelS
     kernel.ok("%%task cleaning\ncleaned = [r * rate for r in rows if r is not None]")
     # --after replaces inference: audit reads `summary` but waits only for raw.
     kernel.ok("%%task audit --after raw\nchecked = summary")
-    assert kernel.ok("%flow levels").stdout == (
-        "level 0: raw\nlevel 1: cleaning, audit\nlevel 2: report\n")
+    assert kernel.ok("%flow levels").data("text/plain") == [
+        "level 0: raw\nlevel 1: cleaning, audit\nlevel 2: report"]
+    kernel.ok("lv = %flow levels")
+    assert kernel.value("list(lv)") == [["raw"], ["cleaning", "audit"], ["report"]]
 
 
 def test_cell_tasks_leave_their_results_as_variables(kernel: KernelSession):
@@ -104,7 +106,8 @@ def test_flow_use_mixes_cell_and_function_tasks(kernel: KernelSession):
     kernel.ok("%%task load\nnumbers = list(range(5))")
     kernel.ok("@pipeline.task\ndef total(numbers):\n    return sum(numbers)\n"
               "@pipeline.task\ndef doubled(total):\n    return 2 * total")
-    assert kernel.ok("%flow levels").stdout == "level 0: load\nlevel 1: total\nlevel 2: doubled\n"
+    assert kernel.ok("%flow levels").data("text/plain") == [
+        "level 0: load\nlevel 1: total\nlevel 2: doubled"]
     kernel.ok("%flow run")
     kernel.ok("from nbflow.notebook.magics import current_flow, last_run")
     assert kernel.value("current_flow() is pipeline") is True
@@ -139,10 +142,17 @@ def test_status_graph_and_reset(kernel: KernelSession, tmp_path):
     kernel.ok("%flow run")
     [html] = kernel.ok("%flow status").data("text/html")
     assert "<table" in html and html.count("succeeded") == 2
+    # Readable: local times to the second, durations with a unit, blanks for no error.
+    assert "+00:00" not in html and "None" not in html and "NaT" not in html
+    assert re.search(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d</td>", html)
+    assert re.search(r"<td>\d+ ms</td>", html)
+    kernel.ok("st = %flow status")
+    assert kernel.value("(type(st).__name__, list(st.task), st.duration.dtype.kind)") == (
+        "StatusFrame", ["extract", "split"], "f")
     assert kernel.ok("%flow reset").stdout == (
         "forgot 2 tasks of flow 'notebook'; its runs stay in the store\n")
-    assert kernel.ok("%flow levels").stdout == (
-        "flow 'notebook' has no tasks yet: declare some with %%task or @flow.task\n")
+    assert kernel.ok("%flow levels").data("text/plain") == [
+        "flow 'notebook' has no tasks yet: declare some with %%task or @flow.task"]
     kernel.ok("from nbflow.notebook.magics import current_flow")
     assert kernel.value("len(current_flow().store.runs())") == 1
     # The default store is .nbflow/nbflow.db in the kernel's working directory.

@@ -20,7 +20,10 @@ class FrontEnd:
         n = len(self.graph["names"])
         self.rows = {i: ["pending", 0, None, None] for i in range(n)}
         self.errors: dict[int, list] = {}
-        self.logs: dict[int, str] = {}
+        self.logs: dict[tuple[int, int], str] = {}
+        self.restored: set[int] = set()
+        self.abandoned: set[int] = set()
+        self.cancel: list | None = None
         self.bars: dict[tuple[int, int], list] = {}
         self.seq = snap["seq"]
         self.running, self.outcome = snap["running"], snap.get("outcome")
@@ -34,18 +37,25 @@ class FrontEnd:
                 self.errors.pop(i, None)
             else:
                 self.errors[i] = [summary, tb]
-        for i, text in msg["logs"]:
-            self.logs[i] = text
+        for i, attempt, text in msg["logs"]:
+            self.logs[i, attempt] = text
+        if msg["restored"]:
+            self.restored = set(msg["restored"])
+        if msg["cancel"] is not None:
+            self.cancel = msg["cancel"]
+            self.abandoned = set(msg["abandoned"])
         for bar in msg["bars"]:
             self.bars[bar[0], bar[1]] = bar
         self.running = msg["running"]
 
     def receive(self, update: dict) -> None:
         """Apply one state update message (keys of one ``update``)."""
-        if "_graph" in update:
+        if "_graph" in update:  # another run: its sequence starts again
             self.graph = update["_graph"]
-        if "_snapshot" in update and update["_snapshot"]["run"] == self.graph["run"]:
-            self._snapshot(update["_snapshot"])
+            self.seq = 0
+        snap = update.get("_snapshot")
+        if snap and snap["run"] == self.graph["run"] and snap["seq"] >= self.seq:
+            self._snapshot(snap)
         diff = update.get("_diff")
         if diff and diff["run"] == self.graph["run"] and diff["seq"] > self.seq:
             if diff["seq"] != self.seq + 1:

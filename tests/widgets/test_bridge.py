@@ -19,7 +19,8 @@ def test_rows_follow_the_events_and_a_diff_names_each_changed_task_once():
         table.apply(e)
     diff = table.take_diff()
     assert diff == {"tasks": [[0, "succeeded", 1, 2.0, 5.0], [1, "upstream_failed", 0, None, None]],
-                    "errors": [], "logs": [], "bars": [[0, 1, "w1", 2.0, 5.0, "succeeded"]]}
+                    "errors": [], "logs": [], "bars": [[0, 1, "w1", 2.0, 5.0, "succeeded", None]],
+                    "restored": [], "abandoned": [], "cancel": None}
     assert table.take_diff() is None
     assert (table.first_at, table.last_at) == (1.0, 5.0)
 
@@ -42,22 +43,49 @@ def test_a_retry_is_a_second_bar_and_success_clears_the_error():
         table.apply(e)
     first = table.take_diff()
     assert first["errors"] == [[0, "OSError: flaky", "Traceback ...\nOSError"]]
-    assert first["bars"] == [[0, 1, "w0", 1.1, 1.9, "retrying"], [0, 2, None, 3.5, None, "running"]]
+    assert first["bars"] == [[0, 1, "w0", 1.1, 1.9, "retrying", "OSError: flaky"],
+                             [0, 2, None, 3.5, None, "running", None]]
     table.apply(event(4, "a", 2, "running", "succeeded", 4.0, worker="w1"))
     second = table.take_diff()
     assert second["errors"] == [[0, None, None]]
-    assert second["bars"] == [[0, 2, "w1", 3.5, 4.0, "succeeded"]]
+    assert second["bars"] == [[0, 2, "w1", 3.5, 4.0, "succeeded", None]]
     assert table.snapshot()["errors"] == []
 
 
 def test_logs_are_per_attempt_and_keep_the_tail():
     table = TaskTable(["a", "b"])
     table.add_output("a", 1, "one\n", "")
-    assert table.take_diff()["logs"] == [[0, "one\n"]]
+    assert table.take_diff()["logs"] == [[0, 1, "one\n"]]
     table.add_output("a", 2, "two\n", "err\n")
     table.add_output("a", 1, "one\n", "")  # a record seen twice (history and live) counts once
-    assert table.take_diff()["logs"] == [[0, "--- attempt 1 ---\none\n--- attempt 2 ---\ntwo\nerr\n"]]
+    assert table.take_diff()["logs"] == [[0, 1, "one\n"], [0, 2, "two\nerr\n"]]
     table.add_output("b", 1, "x" * (LOG_LIMIT + 10), "end\n")
-    text = table.log_text(1)
+    [[_, _, text]] = table.take_diff()["logs"]
     assert text.startswith("[... 14 earlier characters not shown]\n") and text.endswith("end\n")
     assert len(text.split("\n", 1)[1]) == LOG_LIMIT
+
+
+def test_a_running_attempt_streams_what_it_printed_until_its_record_replaces_it():
+    table = TaskTable(["a"])
+    table.apply(event(0, "a", 1, "ready", "running", 1.0))
+    table.take_diff()
+    table.add_live_output(0, 1, "line 1\n")
+    assert table.take_diff()["logs"] == [[0, 1, "line 1\n"]]
+    table.add_live_output(0, 1, "line 1\n")  # nothing new: nothing sent
+    assert table.take_diff() is None
+    table.add_live_output(0, 1, "y" * (LOG_LIMIT + 5))
+    [[_, _, text]] = table.take_diff()["logs"]
+    assert text.startswith("[... 5 earlier characters not shown]")
+    table.add_output("a", 1, "line 1\nline 2\n", "")
+    table.add_live_output(0, 1, "late read\n")  # a read that lost the race to the record
+    assert table.take_diff()["logs"] == [[0, 1, "line 1\nline 2\n"]]
+    assert table.snapshot()["logs"] == [[0, 1, "line 1\nline 2\n"]]
+
+
+def test_restored_tasks_are_listed():
+    table = TaskTable(["a", "b"])
+    table.apply(event(0, "a", 0, "pending", "succeeded", 1.0, cached=True, key="k"))
+    assert table.take_diff()["restored"] == [0]
+    table.apply(event(1, "b", 1, "ready", "running", 2.0))
+    assert table.take_diff()["restored"] == []  # unchanged: not sent again
+    assert table.snapshot()["restored"] == [0]

@@ -12,6 +12,7 @@ from frontend import FrontEnd
 
 import nbflow
 from nbflow.notebook.widgets import Dashboard
+from nbflow.render import STATE_COLORS
 
 EVIL = "<img src=x onerror=alert(1)>"
 
@@ -84,17 +85,23 @@ def test_a_dashboard_shown_before_the_run_is_live_without_reading_the_store(comm
     assert replay(comms, dash).states() == ["succeeded"] * 20 and run.state == "succeeded"
 
 
-def test_a_burst_of_events_is_one_diff_with_each_task_once(comms, store_path):
-    flow = nbflow.Flow("burst", store=store_path, workers=4)
+def gated_flow(name: str, store_path: str, n: int, workers: int):
+    """``n`` quick tasks, then ``last``, which sets ``reached`` and waits for ``release``."""
+    flow = nbflow.Flow(name, store=store_path, workers=workers)
     reached, release = threading.Event(), threading.Event()
-    for k in range(100):
+    for k in range(n):
         flow.task(lambda: None, name=f"quick{k}")
 
     def last():
         reached.set()
         release.wait(30)
 
-    flow.task(last, name="last", after=[f"quick{k}" for k in range(100)])
+    flow.task(last, name="last", after=[f"quick{k}" for k in range(n)])
+    return flow, reached, release
+
+
+def test_a_burst_of_events_is_one_diff_with_each_task_once(comms, store_path):
+    flow, reached, release = gated_flow("burst", store_path, 100, workers=4)
     dash = Dashboard(flow=flow, interval=3600)  # it sends only when told (or at the end)
     run = flow.run(background=True)
     assert reached.wait(30)
@@ -141,10 +148,13 @@ def test_the_final_snapshot_carries_errors_logs_retries_and_escapes_nothing(comm
     assert 0 not in front.errors  # the retry succeeded: its first error is not shown
     assert front.errors[1][0] == "ValueError: <b>bold?</b>"
     assert "raise ValueError" in front.errors[1][1]
-    assert front.logs == {0: "--- attempt 1 ---\ntry 1\n--- attempt 2 ---\ntry 2\n",
-                          1: "<script>alert(1)</script>\n"}
+    assert front.logs == {(0, 1): "try 1\n", (0, 2): "try 2\n",
+                          (1, 1): "<script>alert(1)</script>\n"}
     assert sorted(front.bars) == [(0, 1), (0, 2), (1, 1)]
     assert [b[5] for _, b in sorted(front.bars.items())] == ["retrying", "succeeded", "failed"]
+    # Each attempt keeps its own error: the first try's is not lost once the second won.
+    assert [b[6] for _, b in sorted(front.bars.items())] == [
+        "RuntimeError: first try fails", None, "ValueError: <b>bold?</b>"]
     assert all(b[2] and b[2].startswith("nbflow-worker-") for b in front.bars.values())
 
 
@@ -248,6 +258,9 @@ def test_dashboard_arguments_are_checked(store_path):
     with pytest.raises(ValueError, match=r"collapse_above must be at least 1 \(or None to "
                                          r"never collapse\), got 0"):
         flow.dashboard(collapse_above=0)
+    with pytest.raises(ValueError, match=r"a dashboard's parts are some of header, graph, "
+                                         r"detail, timeline, table; got \['grpah'\]"):
+        Dashboard(flow=flow, parts=["grpah"])
 
 
 def test_graphviz_travels_once_for_any_number_of_dashboards(comms, store_path):
@@ -263,3 +276,116 @@ def test_graphviz_travels_once_for_any_number_of_dashboards(comms, store_path):
     for state in dashboards:
         assert len(state["_esm"]) < 100_000
         assert state["_viz"] == f"anywidget:{first._viz.model_id}"
+
+
+def test_a_page_that_asks_for_the_whole_state_gets_the_table_as_it_is_now(comms, store_path):
+    # A reloaded page asks the kernel for the model's whole state: it must get every
+    # task as it is now, not the first (all pending) snapshot and the latest diff.
+    flow, reached, release = gated_flow("reload", store_path, 30, workers=2)
+    dash = Dashboard(flow=flow, interval=3600)
+    run = flow.run(background=True)
+    assert reached.wait(30)
+    try:
+        # The bridge may not have heard of "last" running yet: flush until it has.
+        deadline = time.monotonic() + 30
+        while True:
+            dash._bridge.flush()
+            state = dash.get_state()
+            if state["_snapshot"]["tasks"][-1][1] == "running" or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        snap = state["_snapshot"]
+        assert snap["run"] == run.id and snap["running"] and state["_diff"] == {}
+        assert [row[1] for row in snap["tasks"]] == ["succeeded"] * 30 + ["running"]
+        assert snap["seq"] == dash._bridge.seq  # the next diff follows it
+        assert dash._snapshot["tasks"][0][1] == "pending"  # the trait itself is untouched
+        assert set(dash.get_state("_snapshot")) == {"_snapshot"}
+    finally:
+        release.set()
+    run.wait(30)
+    assert dash._bridge.join(30)
+
+
+def test_a_running_task_s_output_reaches_the_page_before_the_task_ends(comms, store_path):
+    flow = nbflow.Flow("stream", store=store_path)
+    printed, release = threading.Event(), threading.Event()
+
+    @flow.task
+    def talky():
+        print("line 1")
+        printed.set()
+        release.wait(30)
+        print("line 2")
+
+    dash = Dashboard(flow=flow, interval=3600)
+    run = flow.run(background=True)
+    assert printed.wait(30)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # until the bridge has heard that the task runs
+            dash._bridge._next_live = 0.0
+            dash._bridge.flush()
+            logs = [log for u in comms.updates(dash) if u.get("_diff")
+                    for log in u["_diff"]["logs"]]
+            if logs or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert logs == [[0, 1, "line 1\n"]]
+    finally:
+        release.set()
+    run.wait(30)
+    assert dash._bridge.join(30)
+    assert replay(comms, dash).logs == {(0, 1): "line 1\nline 2\n"}
+
+
+def test_the_static_picture_of_a_big_flow_is_small_and_names_the_failures(comms, store_path):
+    flow = nbflow.Flow("big static", store=store_path, workers=4)
+    for k in range(2000):
+        flow.task(lambda: None, name=f"t{k}", after=[f"t{k - 40}"] if k >= 40 else [])
+    flow.task(lambda: 1 / 0, name="broken <b>", after=["t0"])
+    run = flow.run()
+    dash = run.dashboard(collapse_above=None)  # the live view draws every task
+    assert dash._bridge.join(60)
+    page = dash.static_html()
+    assert len(page) < 200_000, f"{len(page):,} characters"
+    assert page.count('class="node"') <= 60
+    assert "<li><code>broken &lt;b&gt;</code>: ZeroDivisionError: division by zero</li>" in page
+    # Done grows from the left: the first part of the bar is the succeeded one.
+    bar = page[page.index("display:flex;height:6px"):]
+    assert bar.index(STATE_COLORS["succeeded"]) < bar.index(STATE_COLORS["failed"])
+
+
+def test_a_new_kernel_s_dashboard_shows_the_latest_stored_run_crashed_or_not(comms, tmp_path):
+    import subprocess
+    import sys
+    store = str(tmp_path / "nbflow.db")
+    # A kernel that dies in the middle of a run: the run stays "running" in the store.
+    script = f"""
+import os, threading, nbflow
+flow = nbflow.Flow("restarted", store={store!r}, workers=2)
+started = threading.Event()
+flow.task(lambda: print("done"), name="first")
+def hangs():
+    started.set()
+    threading.Event().wait(60)
+flow.task(hangs, name="hangs", after=["first"])
+run = flow.run(background=True)
+started.wait(30)
+run.store.flush()
+os._exit(3)
+"""
+    assert subprocess.run([sys.executable, "-c", script], timeout=120).returncode == 3
+    flow = nbflow.Flow("restarted", store=store)  # the new kernel's flow: no run in memory
+    flow.task(lambda: 1, name="first")
+    dash = flow.dashboard()
+    snap = dash._snapshot
+    assert dash._graph["run"] == flow.store.latest_run_id("restarted")
+    assert dash._graph["names"] == ["first", "hangs"]
+    assert [row[1] for row in snap["tasks"]] == ["succeeded", "running"]
+    assert snap["outcome"] == "crashed" and not snap["running"]
+    assert snap["logs"] == [[0, 1, "done\n"]]
+    assert "· crashed ·" in dash.static_html()
+    # The next run of the flow takes over, as for any flow dashboard.
+    run = flow.run()
+    assert dash._bridge.join(30) and dash._graph["run"] == run.id
+    assert replay(comms, dash).states() == ["succeeded"]

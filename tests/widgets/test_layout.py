@@ -6,6 +6,7 @@ import pytest
 
 from nbflow.core.graph import Graph
 from nbflow.notebook.widgets.layout import MAX_UNITS, DagLayout
+from nbflow.render import STATE_COLORS
 
 
 def chain_of_levels(levels: int, width: int) -> Graph:
@@ -68,9 +69,58 @@ def test_user_strings_are_plain_dot_labels():
     dot = DagLayout("<b>", graph).digraph(states=["failed", "succeeded", "pending"]).source
     assert 'label="<img src=x onerror=alert(1)>"' in dot and "label=<" not in dot
     assert 'label="back\\\\slash"' in dot and 'label="q\\"uote"' in dot
-    assert 'fillcolor="#de2d26"' in dot
+    assert f'fillcolor="{STATE_COLORS["failed"]}"' in dot
 
 
 def test_limit_is_checked():
     with pytest.raises(ValueError, match="collapse_above must be at least 1"):
         DagLayout("f", chain_of_levels(2, 2), limit=0)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_independent_tasks_read_top_down_in_declaration_order(flip):
+    pytest.importorskip("graphviz")
+    import shutil
+    if shutil.which("dot") is None:
+        pytest.skip("needs Graphviz's dot (apt-get install graphviz)")
+    names = [f"z{k}" for k in range(5)]  # names that sort against declaration order, too
+    names = names[::-1] if flip else names
+    layout = DagLayout("f", Graph(names, [[] for _ in names]), limit=None)
+    plain = layout.digraph().pipe(format="plain", encoding="utf-8")
+    y = {line.split()[1]: float(line.split()[3]) for line in plain.splitlines()
+         if line.startswith("node ")}
+    # Graphviz's y grows upwards: the first declared task is the highest.
+    assert sorted(y, key=lambda node: -y[node]) == [f"t{i}" for i in range(5)]
+
+
+def test_tasks_without_edges_keep_declaration_order_beside_connected_ones():
+    import shutil
+    if shutil.which("dot") is None:
+        pytest.skip("needs Graphviz's dot (apt-get install graphviz)")
+    names = ["flaky", "source", "z1", "z2", "z3", "z4", "sink"]
+    deps = [[], [], [], [], [], [], ["source"]]
+    layout = DagLayout("f", Graph(names, deps), limit=None)
+    plain = layout.digraph().pipe(format="plain", encoding="utf-8")
+    y = {line.split()[1]: float(line.split()[3]) for line in plain.splitlines()
+         if line.startswith("node ")}
+    alone = ["t0", "t2", "t3", "t4", "t5"]
+    assert sorted(alone, key=lambda node: -y[node]) == alone
+
+
+def test_an_expanded_level_of_a_hundred_tasks_is_a_grid_not_one_column():
+    import shutil
+    if shutil.which("dot") is None:
+        pytest.skip("needs Graphviz's dot (apt-get install graphviz)")
+    layout = DagLayout("f", chain_of_levels(3, 100), limit=150)
+    assert layout.expand("uL1")
+    plain = layout.digraph().pipe(format="plain", encoding="utf-8")
+    nodes = {line.split()[1]: (float(line.split()[2]), float(line.split()[3]))
+             for line in plain.splitlines() if line.startswith("node ")}
+    level1 = [nodes[f"t{i}"] for i in range(100, 200)]
+    columns = {round(x, 1) for x, _y in level1}
+    assert len(columns) >= 8
+    # The graph stays about as wide as it is high, and the folded levels sit outside it.
+    _graph, _scale, width, height = plain.splitlines()[0].split()
+    assert float(width) < 4 * float(height) and float(height) < 4 * float(width)
+    xs = [x for x, _y in level1]
+    assert nodes["uL0"][0] < min(xs) and nodes["uL2"][0] > max(xs)

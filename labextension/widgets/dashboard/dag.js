@@ -6,8 +6,9 @@
 import { h, s, put } from "./dom.js";
 import { count, taskLines } from "./format.js";
 
-// The legend always explains these; other states join it when a task reaches them.
-const ALWAYS_IN_LEGEND = ["pending", "ready", "running", "succeeded", "failed"];
+// Above this many nodes to lay out unfolded, the graph waits for the user to ask: Graphviz
+// runs on the page's thread and would freeze it for seconds.
+const MAX_DRAWN = 1500;
 
 export function dagView(store, layout, signal) {
   const canvas = h("div", { class: "nbflow-dag-canvas" });
@@ -15,24 +16,45 @@ export function dagView(store, layout, signal) {
   const info = h("span", { class: "nbflow-dag-info" });
   const collapse = h("button", {
     type: "button", class: "nbflow-collapse", hidden: true,
-    onclick: () => store.model.send({ type: "collapse" }),
+    onclick: () => store.send({ type: "collapse" }),
   }, "Collapse all");
-  const fit = h("button", {
-    type: "button", class: "nbflow-fit", title: "Switch between fitting the width and full size",
-    onclick: () => { canvas.classList.toggle("nbflow-full"); },
-  }, "Fit / 1:1");
+  const button = (text, title, onclick, cls = "") =>
+    h("button", { type: "button", class: `nbflow-zoom ${cls}`, title, onclick }, text);
+  const jumps = store.graph.jump.map((st) => button(`${st} ›`, `show the next ${st} task`,
+    () => jump(st), "nbflow-jump")).map((b, k) => { b.dataset.state = store.graph.jump[k]; return b; });
+  const zooms = [button("−", "zoom out (Ctrl+wheel, -)", () => zoomBy(1 / 1.5)),
+    button("+", "zoom in (Ctrl+wheel, +)", () => zoomBy(1.5)),
+    button("fit", "fit the width (0)", () => setScale(null), "nbflow-fit")];
   const legend = h("span", { class: "nbflow-legend" });
-  const shownStates = new Set(ALWAYS_IN_LEGEND);
+  let legendSize = -1;
   const el = h("div", { class: "nbflow-dag" },
-    h("div", { class: "nbflow-toolbar" }, legend, info, collapse, fit), canvas, card);
+    h("div", { class: "nbflow-toolbar" }, legend, info, collapse,
+      h("span", { class: "nbflow-spring" }), ...jumps, ...zooms), canvas, card);
+  canvas.setAttribute("tabindex", "0");
+  canvas.setAttribute("aria-label", "graph: Ctrl+wheel or +/- to zoom, drag or arrows to move, 0 to fit");
 
   let nodes = new Map();      // node id -> {g, shape, box, bar, members}
   let unitOf = new Map();     // task index -> unit node id
   let generation = 0;
+  let scale = null;           // null: fit the width; else a zoom factor on the natural size
+  let natural = 0;            // the drawing's natural width in px
+  let drawAll = false;        // the user asked for a graph above MAX_DRAWN nodes anyway
+  let pendingReveal = null;   // a task to bring into view once the next layout is drawn
 
   async function relayout() {
     const view = store.model.get("_view");
     const mine = ++generation;
+    const size = Object.keys(view.units ?? {}).length || store.n;
+    if (size > MAX_DRAWN && !Object.keys(view.units ?? {}).length && !drawAll) {
+      // Graphviz lays out on the page's thread: thousands of nodes would freeze it.
+      put(canvas, h("div", { class: "nbflow-hint" },
+        `${count(store.n, "task")} unfolded: laying them all out blocks the page for seconds. `,
+        h("button", { type: "button", class: "nbflow-draw-all", onclick: () => { drawAll = true; relayout(); } },
+          "draw them anyway"),
+        " or fold them with collapse_above (e.g. run.dashboard(collapse_above=300))."));
+      info.textContent = "";
+      return;
+    }
     info.textContent = "laying out…";
     let svg;
     try {
@@ -51,6 +73,9 @@ export function dagView(store, layout, signal) {
       const shape = g.querySelector("path, polygon, ellipse");
       const node = { g, shape, box: shape ? bbox(shape) : null, bar: null, members: null };
       g.dataset.node = id;
+      // Focusable, so the keyboard reaches the graph (Enter or Space clicks).
+      g.setAttribute("tabindex", "0");
+      g.setAttribute("role", "button");
       if (id.startsWith("u") && view.units[id]) {
         node.members = view.units[id].members;
         for (const i of node.members) unitOf.set(i, id);
@@ -61,24 +86,28 @@ export function dagView(store, layout, signal) {
       nodes.set(id, node);
     }
     svg.querySelector("g.graph > title")?.remove();
+    // Graphviz paints a white page under the graph: the theme's background shows instead.
+    svg.querySelector("g.graph > polygon")?.setAttribute("fill", "transparent");
     put(canvas, svg);
     // Fitting a long chain of levels to the width would make it unreadable: show it
     // full size (scrolling) when fitting would shrink it below about half.
-    const natural = (svg.viewBox.baseVal?.width ?? 0) * (4 / 3);
-    canvas.classList.toggle("nbflow-full", natural > 2 * (canvas.clientWidth || 800));
+    natural = (svg.viewBox.baseVal?.width ?? 0) * (4 / 3);
+    setScale(natural > 2 * (canvas.clientWidth || 800) ? 1 : null);
     const shown = nodes.size;
     info.textContent = shown < store.n
       ? `${count(shown, "node")} for ${count(store.n, "task")}: click a grey-bordered node to expand it`
       : count(store.n, "task");
     collapse.hidden = !(view.expanded && view.expanded.length);
     restyle(null);
+    // What was just expanded comes into view (the old scroll position means nothing now).
+    if (pendingReveal !== null) reveal(nodeOf(pendingReveal));
+    pendingReveal = null;
   }
 
   function updateLegend() {
-    const before = shownStates.size;
-    for (const st of store.state) shownStates.add(st);
-    if (before === shownStates.size && legend.childElementCount) return;
-    put(legend, ...store.states.filter((st) => shownStates.has(st)).map((st) =>
+    if (legendSize === store.seen.size) return;
+    legendSize = store.seen.size;
+    put(legend, ...store.states.filter((st) => store.seen.has(st)).map((st) =>
       h("span", { class: "nbflow-legend-item" },
         h("span", { class: "nbflow-swatch", style: `background:${store.color(st)}` }), st)));
   }
@@ -93,14 +122,112 @@ export function dagView(store, layout, signal) {
       const node = nodes.get(`t${i}`);
       if (!node || !node.shape) continue;
       node.shape.setAttribute("fill", store.color(store.state[i]));
+      for (const text of node.g.querySelectorAll("text")) text.setAttribute("fill", store.ink(store.state[i]));
       node.g.dataset.state = store.state[i];
     }
     for (const id of units) drawBar(nodes.get(id));
+    highlight();
+  }
+
+  /** The node that shows task i: its own, or the folded one that holds it. */
+  function nodeOf(i) {
+    return nodes.get(`t${i}`) ?? nodes.get(unitOf.get(i));
+  }
+
+  // Selection and search marks: a folded node is marked for what it holds.
+  function highlight() {
     const selected = store.ui.selected;
+    const mine = selected === null ? null : nodeOf(selected);
+    const needle = store.ui.search.trim().toLowerCase();
+    const names = store.graph.names;
     for (const [id, node] of nodes) {
-      node.g.classList.toggle("nbflow-selected", selected !== null && id === `t${selected}`);
+      node.g.classList.toggle("nbflow-selected", node === mine);
+      const match = needle !== "" && (node.members
+        ? node.members.some((i) => names[i].toLowerCase().includes(needle))
+        : names[Number(id.slice(1))].toLowerCase().includes(needle));
+      node.g.classList.toggle("nbflow-match", match);
     }
   }
+
+  /** Scroll the graph so `node` is in view, and flash it. */
+  function reveal(node) {
+    if (!node) return;
+    const box = node.g.getBoundingClientRect(), view = canvas.getBoundingClientRect();
+    canvas.scrollLeft += box.left + box.width / 2 - (view.left + view.width / 2);
+    canvas.scrollTop += box.top + box.height / 2 - (view.top + view.height / 2);
+    node.g.classList.remove("nbflow-reveal");
+    void node.g.getBoundingClientRect();  // restart the animation
+    node.g.classList.add("nbflow-reveal");
+  }
+
+  // "running ›": the next node (in declaration order of its tasks) holding that state.
+  const lastJump = {};
+  function jump(state) {
+    const found = [];
+    for (let i = 0; i < store.n; i++) {
+      if (store.state[i] !== state) continue;
+      const node = nodeOf(i);
+      if (node && !found.includes(node)) found.push(node);
+    }
+    if (!found.length) {
+      info.textContent = `no ${state} task`;
+      return;
+    }
+    const k = ((lastJump[state] ?? -1) + 1) % found.length;
+    lastJump[state] = k;
+    reveal(found[k]);
+    info.textContent = `${state}: ${k + 1} of ${count(found.length, "node")}`;
+  }
+
+  // -- zoom and pan ----------------------------------------------------------------------
+  function setScale(next) {
+    const svg = canvas.querySelector("svg");
+    scale = next;
+    if (!svg) return;
+    canvas.classList.toggle("nbflow-full", scale !== null);
+    svg.style.width = scale === null ? "" : `${Math.round(natural * scale)}px`;
+    canvas.dataset.scale = scale === null ? "fit" : scale.toFixed(2);
+  }
+
+  function zoomBy(factor, at = null) {
+    const svg = canvas.querySelector("svg");
+    if (!svg || !natural) return;
+    const current = scale ?? svg.getBoundingClientRect().width / natural;
+    const next = Math.min(8, Math.max(0.05, current * factor));
+    const view = canvas.getBoundingClientRect();
+    const px = at ? at.x - view.left : view.width / 2, py = at ? at.y - view.top : view.height / 2;
+    const fx = (canvas.scrollLeft + px) / current, fy = (canvas.scrollTop + py) / current;
+    setScale(next);
+    canvas.scrollLeft = fx * next - px;
+    canvas.scrollTop = fy * next - py;
+  }
+
+  canvas.addEventListener("wheel", (event) => {
+    if (!event.ctrlKey && !event.metaKey) return;  // plain wheel scrolls, as everywhere
+    event.preventDefault();
+    zoomBy(event.deltaY < 0 ? 1.2 : 1 / 1.2, { x: event.clientX, y: event.clientY });
+  }, { signal, passive: false });
+  let drag = null;
+  canvas.addEventListener("pointerdown", (event) => {
+    if (event.button === 0 && !nodeAt(event.target)) {
+      drag = { x: event.clientX, y: event.clientY, left: canvas.scrollLeft, top: canvas.scrollTop };
+    }
+  }, { signal });
+  canvas.addEventListener("pointermove", (event) => {
+    if (drag === null || !(event.buttons & 1)) { drag = null; return; }
+    canvas.scrollLeft = drag.left - (event.clientX - drag.x);
+    canvas.scrollTop = drag.top - (event.clientY - drag.y);
+  }, { signal });
+  canvas.addEventListener("pointerup", () => { drag = null; }, { signal });
+  canvas.addEventListener("keydown", (event) => {
+    if (nodeAt(event.target) && (event.key === "Enter" || event.key === " ")) return;
+    const step = 60;
+    const action = { "+": () => zoomBy(1.5), "=": () => zoomBy(1.5), "-": () => zoomBy(1 / 1.5),
+      "0": () => setScale(null), ArrowLeft: () => { canvas.scrollLeft -= step; },
+      ArrowRight: () => { canvas.scrollLeft += step; }, ArrowUp: () => { canvas.scrollTop -= step; },
+      ArrowDown: () => { canvas.scrollTop += step; } }[event.key];
+    if (action) { event.preventDefault(); action(); }
+  }, { signal });
 
   function drawBar(node) {
     if (!node || !node.box) return;
@@ -108,15 +235,15 @@ export function dagView(store, layout, signal) {
     const { x, y, width, height } = node.box;
     const left = x + 8, span = width - 16, top = y + height - 11;
     let at = left;
-    const parts = [s("rect", { x: left, y: top, width: span, height: 6, fill: "#eeeeee" })];
-    for (const st of store.states) {
+    const parts = [s("rect", { x: left, y: top, width: span, height: 6, fill: store.color(store.states[0]) })];
+    for (const st of store.progressOrder) {
       if (!counts[st]) continue;
       const w = (span * counts[st]) / node.members.length;
       parts.push(s("rect", { x: at, y: top, width: w, height: 6, fill: store.color(st) }));
       at += w;
     }
     put(node.bar, ...parts);
-    const busy = counts.running + counts.retrying > 0;
+    const busy = node.members.length - counts[store.states[0]] - store.done(counts) > 0;
     node.g.dataset.state = busy ? "running" : "";
   }
 
@@ -147,26 +274,48 @@ export function dagView(store, layout, signal) {
     card.style.top = `${event.clientY - rect.top + 14}px`;
   }
 
+  let hovered = null;  // the node under the pointer and where it was, for the ticking card
   canvas.addEventListener("mousemove", (event) => {
     const id = nodeAt(event.target);
+    hovered = id ? { id, event } : null;
     if (id) showCard(id, event); else card.hidden = true;
   }, { signal });
-  canvas.addEventListener("mouseleave", () => { card.hidden = true; }, { signal });
+  const ticker = setInterval(() => {
+    if (store.live && hovered && !card.hidden) showCard(hovered.id, hovered.event);
+  }, 1000);
+  signal.addEventListener("abort", () => clearInterval(ticker));
+  canvas.addEventListener("mouseleave", () => { card.hidden = true; hovered = null; }, { signal });
+  function activate(id) {
+    if (nodes.get(id)?.members) {
+      card.hidden = true;  // the node it describes is about to go
+      pendingReveal = nodes.get(id).members[0];
+      info.textContent = store.send({ type: "expand", node: id })
+        ? "expanding…" : "expanding a node needs the kernel: run the cell again";
+    } else {
+      store.select(Number(id.slice(1)), "graph");
+    }
+  }
   canvas.addEventListener("click", (event) => {
     const id = nodeAt(event.target);
-    if (!id) return;
-    if (nodes.get(id)?.members) {
-      info.textContent = "expanding…";
-      store.model.send({ type: "expand", node: id });
-    } else {
-      store.select(Number(id.slice(1)));
+    if (id) activate(id);
+  }, { signal });
+  canvas.addEventListener("keydown", (event) => {
+    const id = nodeAt(event.target);
+    if (id && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();
+      activate(id);
     }
   }, { signal });
 
   const unsubscribe = store.subscribe((change) => {
+    if (change.connection) collapse.disabled = store.disconnected !== null;
+    if (change.structure) drawAll = false;
     if (change.structure || change.view) relayout();
-    else if (change.tasks !== undefined || change.ui === "selected") {
-      restyle(change.tasks === undefined ? new Set() : change.tasks);
+    else if (change.tasks !== undefined) restyle(change.tasks);
+    else if (change.ui === "search") highlight();
+    else if (change.ui === "selected") {
+      highlight();
+      if (store.ui.selected !== null && change.from !== "graph") reveal(nodeOf(store.ui.selected));
     }
   });
   signal.addEventListener("abort", unsubscribe);

@@ -22,8 +22,9 @@ export function count(n, noun) {
 export function taskLines(store, i) {
   const lines = [`state: ${store.state[i]}`, `level: ${store.graph.levels[i]}`];
   if (store.attempt[i]) lines.push(`attempt: ${store.attempt[i]}`);
+  if (store.restored.has(i)) lines.push("restored (did not run again)");
   const d = store.duration(i);
-  if (d !== null) lines.push(`duration: ${duration(d)}`);
+  if (d !== null) lines.push(`duration: ${duration(d)}${store.state[i] === "running" ? " so far" : ""}`);
   const error = store.errors.get(i);
   if (error) lines.push(`error: ${error[0]}`);
   return lines;

@@ -15,15 +15,15 @@ import { tableView } from "./table.js";
 // render different proxies of the same model.
 const stores = new Map();
 
-function storeOf(model) {
+function storeOf(model, signal) {
   const uid = model.get("_uid");
-  if (!stores.has(uid)) stores.set(uid, new RunStore(model));
+  if (!stores.has(uid)) stores.set(uid, new RunStore(model, signal));
   return stores.get(uid);
 }
 
 export default {
   initialize({ model, signal }) {
-    storeOf(model);
+    storeOf(model, signal);
     signal?.addEventListener("abort", () => stores.delete(model.get("_uid")));
   },
 
@@ -35,14 +35,18 @@ export default {
     };
     const section = (title, body) => h("section", { class: "nbflow-section" },
       h("h4", {}, title), body);
+    // Which parts this widget shows (a Dashboard all, RunGraph & co. one each).
+    const parts = new Set(model.get("_parts") ?? ["header", "graph", "detail", "timeline", "table"]);
+    const graph = parts.has("graph") ? section("Graph", dagView(store, layout, signal)) : null;
+    const detail = parts.has("detail") ? section("Selected task", detailView(store, signal)) : null;
     el.classList.add("nbflow-dashboard");
-    el.append(
-      header(store, signal),
-      h("div", { class: "nbflow-main" },
-        section("Graph", dagView(store, layout, signal)),
-        section("Selected task", detailView(store, signal))),
-      section("Timeline", timelineView(store, signal)),
-      section("Tasks", tableView(store, signal)));
+    el.append(...[
+      parts.has("header") ? header(store, signal) : null,
+      graph && detail ? h("div", { class: "nbflow-main" }, graph, detail) : graph,
+      parts.has("timeline") ? section("Timeline", timelineView(store, signal)) : null,
+      parts.has("table") ? section("Tasks", tableView(store, signal)) : null,
+      graph && detail ? null : detail,
+    ].filter(Boolean));
     signal.addEventListener("abort", () => el.replaceChildren());
   },
 };

@@ -5,12 +5,22 @@
 // rendered later (a second view, a re-rendered output) starts from the current state.
 // The wire format is described in nbflow/notebook/bridge.py and widgets/dashboard.py.
 
-const EMPTY = { flow: "", run: null, names: [], levels: [], deps: [], workers: null, colors: {} };
+const EMPTY = {
+  flow: "", run: null, names: [], levels: [], deps: [], workers: null,
+  colors: {}, ink: {}, terminal: [], legend: [], jump: [],
+};
+
+// Kernel states after which this model's kernel side is gone for good: a restarted
+// kernel is a new process that never heard of it.
+const GONE = new Set(["restarting", "autorestarting", "dead"]);
 
 export class RunStore {
-  constructor(model) {
+  constructor(model, signal) {
     this.model = model;
     this.listeners = new Set();
+    // Null while the kernel side answers, else why it does not (shown in the header).
+    this.disconnected = null;
+    this.gone = false;
     // What the user chose; kept per model so a re-rendered view keeps it.
     this.ui = { selected: null, sort: ["index", 1], filter: "", search: "", page: 0 };
     this.awaitingResync = false;
@@ -21,6 +31,46 @@ export class RunStore {
     model.on("change:_snapshot", () => this.sync("snapshot"));
     model.on("change:_diff", () => this.sync("diff"));
     model.on("change:_view", () => this.emit({ view: true }));
+    // ipywidgets sets comm_live (firing this) to false when the kernel restarts; the
+    // poll also catches a kernel that stopped or a lost connection, at once.
+    model.on("comm_live_update", () => this.lose("the kernel restarted"));
+    const poll = setInterval(() => this.watchKernel(), 250);
+    signal?.addEventListener("abort", () => clearInterval(poll));
+  }
+
+  watchKernel() {
+    const kernel = this.model.widget_manager?.kernel;
+    if (kernel === undefined || this.gone) return;  // a manager without one: only the event
+    if (kernel === null || kernel.isDisposed || GONE.has(kernel.status)) {
+      this.lose(kernel && kernel.status === "dead" ? "the kernel stopped" : "the kernel restarted");
+    } else if (kernel.connectionStatus !== "connected") {
+      this.setDisconnected("the connection to the kernel is lost");
+    } else {
+      this.setDisconnected(null);
+    }
+  }
+
+  lose(why) {
+    this.gone = true;
+    this.setDisconnected(why);
+  }
+
+  setDisconnected(why) {
+    if (this.disconnected === why) return;
+    this.disconnected = why;
+    this.emit({ connection: true });
+  }
+
+  /** Send a message to the kernel side; false (and nothing thrown) if it cannot hear it. */
+  send(msg) {
+    if (this.disconnected !== null) return false;
+    try {
+      this.model.send(msg);
+      return true;
+    } catch (err) {  // "Cannot send": the kernel went away before the poll noticed
+      this.lose("the kernel is gone");
+      return false;
+    }
   }
 
   // Backbone sets every attribute of a message before it fires the change events, so
@@ -41,16 +91,29 @@ export class RunStore {
     const graph = this.raw && this.raw.names ? this.raw : EMPTY;
     const n = graph.names.length;
     this.graph = graph;
-    // Every state, in the order Python lists their colours (render.STATE_COLORS).
+    // Every state, in the order Python lists their colours (core/states.py APPEARANCE).
     this.states = Object.keys(graph.colors);
+    this.terminal = new Set(graph.terminal);
+    // Done first, then what is under way; pending is the bar's background.  So the
+    // progress bar grows from the left.
+    this.progressOrder = [
+      ...this.states.filter((st) => this.terminal.has(st)),
+      ...this.states.filter((st) => !this.terminal.has(st) && st !== this.states[0]).reverse(),
+    ];
+    // States a task of this run has been in, as far as this page knows: the legend keeps
+    // them after the run moved on (a retry is over in an instant between two diffs).
+    this.seen = new Set(graph.legend);
     this.n = n;
     this.state = new Array(n).fill("pending");
     this.attempt = new Array(n).fill(0);
     this.started = new Array(n).fill(null);
     this.finished = new Array(n).fill(null);
     this.errors = new Map();
-    this.logs = new Map();
+    this.logs = new Map();      // task -> Map(attempt -> what it printed)
     this.bars = new Map();
+    this.restored = new Set();
+    this.abandoned = new Set();
+    this.cancel = null;         // [when, why] once the run is cancelled
     this.seq = 0;
     this.now = null;
     this.nowAt = 0;
@@ -63,6 +126,9 @@ export class RunStore {
 
   applySnapshot(snap) {
     if (!snap || snap.run !== this.graph.run) return;
+    // Older than what this page has (a state restored from the saved notebook after the
+    // kernel's): applying it would bring back rows that later diffs have moved on.
+    if (snap.seq < this.seq) return;
     this.state.fill("pending");
     this.attempt.fill(0);
     this.started.fill(null);
@@ -70,6 +136,9 @@ export class RunStore {
     this.errors.clear();
     this.logs.clear();
     this.bars.clear();
+    this.restored = new Set();
+    this.abandoned = new Set();
+    this.cancel = null;
     this.seq = snap.seq;
     this.outcome = snap.outcome;
     this.awaitingResync = false;
@@ -83,7 +152,7 @@ export class RunStore {
       // A diff went missing (the page reloaded mid-run): values in this one are still
       // the newest, but ask for the whole table to fill the gap.
       this.awaitingResync = true;
-      this.model.send({ type: "resync" });
+      this.send({ type: "resync" });
     }
     this.seq = diff.seq;
     const changed = this.applyRows(diff);
@@ -104,11 +173,25 @@ export class RunStore {
       else this.errors.set(i, [summary, traceback]);
       changed.add(i);
     }
-    for (const [i, text] of msg.logs) {
-      this.logs.set(i, text);
+    for (const [i, attempt, text] of msg.logs) {
+      if (!this.logs.has(i)) this.logs.set(i, new Map());
+      this.logs.get(i).set(attempt, text);
       changed.add(i);
     }
-    for (const bar of msg.bars) this.bars.set(`${bar[0]}:${bar[1]}`, bar);
+    if (msg.cancel) {
+      this.cancel = msg.cancel;
+      this.abandoned = new Set(msg.abandoned);
+      for (const i of this.abandoned) changed.add(i);
+    }
+    if (msg.restored?.length) {
+      for (const i of msg.restored) if (!this.restored.has(i)) changed.add(i);
+      this.restored = new Set(msg.restored);
+    }
+    for (const bar of msg.bars) {
+      this.bars.set(`${bar[0]}:${bar[1]}`, bar);
+      this.seen.add(bar[5]);
+    }
+    for (const [, state] of msg.tasks) this.seen.add(state);
     if (msg.now !== null && msg.now !== undefined) {
       this.now = msg.now;
       this.nowAt = performance.now();
@@ -120,10 +203,16 @@ export class RunStore {
   }
 
   // -- reading ------------------------------------------------------------------------
-  /** The server's clock now, estimated from the last message (Unix seconds). */
+  /** True while the run goes on and the kernel side is there to say how it goes. */
+  get live() {
+    return this.running && this.disconnected === null;
+  }
+
+  /** The server's clock now, estimated from the last message (Unix seconds); it stops
+   * at the last message once the kernel is gone. */
   clock() {
     if (this.now === null) return null;
-    return this.running ? this.now + (performance.now() - this.nowAt) / 1000 : this.now;
+    return this.live ? this.now + (performance.now() - this.nowAt) / 1000 : this.now;
   }
 
   /** Seconds since the first event while running, else from the first to the last. */
@@ -140,6 +229,20 @@ export class RunStore {
     return end === null ? null : Math.max(0, end - start);
   }
 
+  /** Task i's attempts, oldest first: [{attempt, state, start, end, worker, error, log}]. */
+  attempts(i) {
+    const out = [];
+    const logs = this.logs.get(i);
+    for (let a = 1; a <= this.attempt[i]; a++) {
+      const bar = this.bars.get(`${i}:${a}`);
+      const log = logs?.get(a);
+      if (!bar && log === undefined) continue;
+      out.push({ attempt: a, state: bar?.[5] ?? this.state[i], start: bar?.[3] ?? null,
+        end: bar?.[4] ?? null, worker: bar?.[2] ?? null, error: bar?.[6] ?? null, log: log ?? "" });
+    }
+    return out;
+  }
+
   counts(members = null) {
     const counts = Object.fromEntries(this.states.map((s) => [s, 0]));
     if (members === null) for (const st of this.state) counts[st] += 1;
@@ -151,6 +254,23 @@ export class RunStore {
     return this.graph.colors[state] ?? "#ffffff";
   }
 
+  /** The text colour that reads on color(state). */
+  ink(state) {
+    return this.graph.ink[state] ?? "#111111";
+  }
+
+  /** Inline style for a badge of `state`. */
+  paint(state) {
+    return `background:${this.color(state)};color:${this.ink(state)}`;
+  }
+
+  /** Tasks in a terminal state. */
+  done(counts) {
+    let n = 0;
+    for (const st of this.terminal) n += counts[st] ?? 0;
+    return n;
+  }
+
   // -- changes ------------------------------------------------------------------------
   /** Call fn(change) after every change; returns the function that unsubscribes. */
   subscribe(fn) {
@@ -158,13 +278,15 @@ export class RunStore {
     return () => this.listeners.delete(fn);
   }
 
-  /** change: {structure?, view?, tasks?: Set of indices or null for all, bars?, ui?} */
+  /** change: {structure?, view?, tasks?: Set of indices or null for all, bars?, ui?,
+   * connection?} */
   emit(change) {
     for (const fn of this.listeners) fn(change);
   }
 
-  select(i) {
+  /** Select task i; `from` names the view it was picked in (it need not scroll to it). */
+  select(i, from = null) {
     this.ui.selected = i;
-    this.emit({ ui: "selected" });
+    this.emit({ ui: "selected", from });
   }
 }

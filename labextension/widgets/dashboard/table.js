@@ -28,7 +28,7 @@ export function tableView(store, signal) {
   search.addEventListener("input", () => {
     store.ui.search = search.value;
     store.ui.page = 0;
-    schedule();
+    store.emit({ ui: "search" });  // the graph marks the matches too
   }, { signal });
   search.value = store.ui.search;
 
@@ -80,11 +80,15 @@ export function tableView(store, signal) {
     put(head, ...COLUMNS.map(([k, label]) => h("th", {
       "data-key": k,
       "aria-sort": k === key ? (dir > 0 ? "ascending" : "descending") : "none",
+    }, h("button", {
+      type: "button",
+      class: "nbflow-sort",
+      title: `sort by ${label === "#" ? "declaration order" : label}`,
       onclick: () => {
         store.ui.sort = [k, k === key ? -dir : 1];
         schedule();
       },
-    }, label + (k === key ? (dir > 0 ? " ▲" : " ▼") : ""))));
+    }, label + (k === key ? (dir > 0 ? " ▲" : " ▼") : "")))));
     const all = rows();
     const pages = Math.max(1, Math.ceil(all.length / PAGE));
     store.ui.page = Math.min(store.ui.page, pages - 1);
@@ -100,13 +104,17 @@ export function tableView(store, signal) {
       return h("tr", {
         "data-task": i,
         class: store.ui.selected === i ? "nbflow-selected" : "",
-        onclick: () => store.select(i),
+        tabindex: "0",
+        onclick: () => store.select(i, "table"),
+        onkeydown: (event) => {
+          if (event.key === "Enter" || event.key === " ") { event.preventDefault(); store.select(i); }
+        },
       },
       h("td", {}, String(i)),
       h("td", { class: "nbflow-name" }, store.graph.names[i]),
-      h("td", {}, h("span", { class: "nbflow-badge", style: `background:${store.color(st)}` }, st)),
+      h("td", {}, h("span", { class: "nbflow-badge", style: store.paint(st) }, st)),
       h("td", {}, String(store.graph.levels[i])),
-      h("td", {}, store.attempt[i] ? String(store.attempt[i]) : ""),
+      h("td", {}, store.restored.has(i) ? "restored" : store.attempt[i] ? String(store.attempt[i]) : ""),
       h("td", {}, clock(store.started[i])),
       h("td", {}, duration(store.duration(i))),
       h("td", { class: "nbflow-error-cell" }, store.errors.get(i)?.[0] ?? ""));
@@ -121,7 +129,7 @@ export function tableView(store, signal) {
   }
   const unsubscribe = store.subscribe((change) => { if (!change.view) schedule(); });
   // Running tasks' durations grow between messages.
-  const ticker = setInterval(() => { if (store.running) schedule(); }, 1000);
+  const ticker = setInterval(() => { if (store.live) schedule(); }, 1000);
   signal.addEventListener("abort", () => { unsubscribe(); clearInterval(ticker); });
   update();
   return el;

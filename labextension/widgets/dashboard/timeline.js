@@ -1,68 +1,105 @@
-// The timeline (Gantt): one lane per worker, one bar per attempt, a "now" line while
-// the run goes on.  Drawn on a canvas so ten thousand bars stay cheap to redraw.
+// The timeline (Gantt), drawn on a canvas so ten thousand bars stay cheap to redraw.
 //
-// A worker is named in an attempt's record only once the attempt has ended, so a
-// running bar is placed in the lane of the worker that most plausibly took it: one
-// that was free when it started (the latest to finish before then) and has no other
-// running bar.  It moves to its real lane, if it was another, when it ends.
+// Two views of the same bars (one per attempt):
+//   by worker  one lane per worker slot, "worker 0" to "worker n-1". An attempt's worker is
+//              known only once it ended, so lanes are slots: a bar takes the first slot free
+//              when it starts and keeps it (it never jumps), and no lane is empty.
+//   by task    one row per task that ran, grouped by level, in declaration order.
+// The time axis zooms (wheel, +/-, buttons) around the pointer and pans (drag, arrows);
+// "fit" (or a double click) shows the whole run again. Rows are drawn only where the
+// scroll box shows them, so the per-task view of a big flow stays cheap.
 import { h, put } from "./dom.js";
-import { duration } from "./format.js";
+import { clock, duration } from "./format.js";
 
-const LANE = 22, LABEL = 120, AXIS = 18, PAD = 16;
+const ROW = 20, LABEL = 130, AXIS = 20, PAD = 14, MAX_HEIGHT = 320, TICK_SPACING = 90;
 
 export function timelineView(store, signal) {
-  const canvas = h("canvas", { class: "nbflow-timeline-canvas" });
+  const canvas = h("canvas", { class: "nbflow-timeline-canvas", tabindex: "0",
+    "aria-label": "timeline: wheel or +/- to zoom, drag or arrows to pan, 0 to fit" });
+  const spacer = h("div", { class: "nbflow-timeline-spacer" });
+  const scroller = h("div", { class: "nbflow-timeline-scroll" }, canvas, spacer);
   const card = h("div", { class: "nbflow-card", hidden: true });
-  const el = h("div", { class: "nbflow-timeline" }, canvas, card);
-  let lanes = [];   // [{name, bars: [bar...]}]
-  let hits = [];    // [{x, y, w, bar}] from the last draw, for hover and click
+  const legend = h("span", { class: "nbflow-legend" });
+  const modes = [["workers", "by worker"], ["tasks", "by task"]].map(([mode, label]) =>
+    h("button", { type: "button", class: "nbflow-timeline-mode", "data-mode": mode,
+      onclick: () => { store.ui.timeline = mode; scroller.scrollTop = 0; schedule(true); } }, label));
+  const zoomButtons = [["−", "zoom out", () => zoom(2)], ["+", "zoom in", () => zoom(0.5)],
+    ["fit", "show the whole run", () => fit()]].map(([text, title, fn]) =>
+    h("button", { type: "button", class: "nbflow-zoom", title, onclick: fn }, text));
+  const el = h("div", { class: "nbflow-timeline" },
+    h("div", { class: "nbflow-toolbar" }, ...modes, legend, h("span", { class: "nbflow-spring" }), ...zoomButtons),
+    scroller, card);
+  store.ui.timeline ??= "workers";
+  let rows = [];          // [{label, bars, level?}]
+  let hits = [];          // [{x, y, w, bar}] from the last draw, for hover and click
+  let slotOf = new Map(); // bar key -> worker slot, kept for the bars' lifetime
+  let shown = null;      // [t0, t1] shown, or null: the whole run (following it live)
+  let span = null;        // [t0, t1] of the whole run at the last draw
 
-  function assign() {
-    const bars = [...store.bars.values()];
-    const named = new Map();
+  function assignSlots(bars) {
+    const slots = [];     // per slot: the latest end of its bars (Infinity while one runs)
     for (const bar of bars) {
-      if (bar[2] !== null && !named.has(bar[2])) named.set(bar[2], []);
+      const k = slotOf.get(key(bar));
+      if (k === undefined) continue;
+      while (slots.length <= k) slots.push(-Infinity);
+      slots[k] = Math.max(slots[k], bar[4] ?? Infinity);
     }
-    const names = [...named.keys()].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
-    const order = new Map(names.map((n, k) => [n, k]));
-    lanes = names.map((name) => ({ name, bars: [], lastEnd: -Infinity, busy: false }));
-    const open = [];
     for (const bar of bars) {
-      if (bar[2] === null) open.push(bar);
-      else {
-        const lane = lanes[order.get(bar[2])];
-        lane.bars.push(bar);
-        if (bar[4] !== null) lane.lastEnd = Math.max(lane.lastEnd, bar[4]);
-      }
+      if (slotOf.has(key(bar))) continue;
+      let k = slots.findIndex((end) => end <= bar[3]);
+      if (k < 0) { k = slots.length; slots.push(-Infinity); }
+      slots[k] = bar[4] ?? Infinity;
+      slotOf.set(key(bar), k);
     }
-    const workers = store.graph.workers ?? 0;
-    while (lanes.length < workers) {
-      lanes.push({ name: `worker ${lanes.length + 1}`, bars: [], lastEnd: -Infinity, busy: false });
-    }
-    open.sort((a, b) => a[3] - b[3]);
-    for (const bar of open) {
-      let best = null;
-      for (const lane of lanes) {
-        if (lane.busy) continue;
-        const fits = lane.lastEnd <= bar[3];
-        if (best === null || (fits && (!best.fits || lane.lastEnd > best.lane.lastEnd))) {
-          best = { lane, fits };
-        }
+    return slots.length;
+  }
+
+  function arrange() {
+    const bars = [...store.bars.values()].sort((a, b) => a[3] - b[3] || a[0] - b[0] || a[1] - b[1]);
+    if (store.ui.timeline === "tasks") {
+      const byTask = new Map();
+      for (const bar of bars) {
+        if (!byTask.has(bar[0])) byTask.set(bar[0], []);
+        byTask.get(bar[0]).push(bar);
       }
-      if (best === null) {
-        best = { lane: { name: "(running)", bars: [], lastEnd: -Infinity, busy: false } };
-        lanes.push(best.lane);
-      }
-      best.lane.busy = true;
-      best.lane.bars.push(bar);
+      const levels = store.graph.levels;
+      rows = [...byTask.keys()].sort((a, b) => levels[a] - levels[b] || a - b)
+        .map((i) => ({ label: store.graph.names[i], bars: byTask.get(i), level: levels[i] }));
+    } else {
+      const n = assignSlots(bars);
+      rows = Array.from({ length: n }, (_, k) => ({ label: `worker ${k}`, bars: [] }));
+      for (const bar of bars) rows[slotOf.get(key(bar))].bars.push(bar);
     }
+    const states = store.states.filter((st) => bars.some((bar) => bar[5] === st));
+    put(legend, ...states.map((st) => h("span", { class: "nbflow-legend-item" },
+      h("span", { class: "nbflow-swatch", style: `background:${store.color(st)}` }), st)));
+    for (const button of modes) {
+      button.setAttribute("aria-pressed", String(button.dataset.mode === store.ui.timeline));
+    }
+  }
+
+  function runSpan() {
+    const now = store.clock();
+    let t0 = store.t0, t1 = store.live ? now : store.t1;
+    for (const bar of store.bars.values()) {
+      t0 = t0 === null ? bar[3] : Math.min(t0, bar[3]);
+      const end = bar[4] ?? now;
+      if (end !== null) t1 = t1 === null ? end : Math.max(t1, end);
+    }
+    return t0 === null ? null : [t0, Math.max(t1 ?? t0, t0 + 1e-3)];
   }
 
   function draw() {
     if (signal.aborted) return;
-    const width = el.clientWidth || 600;
-    const height = AXIS + Math.max(1, lanes.length) * LANE + PAD;
-    const ratio = window.devicePixelRatio || 1;
+    const style = getComputedStyle(el);
+    const fg = style.getPropertyValue("--nbflow-fg").trim() || "#222";
+    const muted = style.getPropertyValue("--nbflow-muted").trim() || "#666";
+    const grid = style.getPropertyValue("--nbflow-border").trim() || "#e0e0e0";
+    const width = scroller.clientWidth || el.clientWidth || 600;
+    const full = AXIS + Math.max(1, rows.length) * ROW + PAD;
+    const height = Math.min(full, MAX_HEIGHT);
+    spacer.style.height = `${Math.max(0, full - height)}px`;
+    const ratio = globalThis.devicePixelRatio || 1;
     canvas.width = Math.round(width * ratio);
     canvas.height = Math.round(height * ratio);
     canvas.style.width = `${width}px`;
@@ -73,75 +110,168 @@ export function timelineView(store, signal) {
     ctx.font = "11px sans-serif";
     ctx.textBaseline = "middle";
     hits = [];
-    const now = store.clock();
-    let t0 = store.t0, t1 = store.running ? now : null;
-    for (const bar of store.bars.values()) {
-      t0 = t0 === null ? bar[3] : Math.min(t0, bar[3]);
-      const end = bar[4] ?? now;
-      if (end !== null) t1 = t1 === null ? end : Math.max(t1, end);
-    }
     canvas.dataset.bars = "0";
-    if (!lanes.length || t0 === null) {
-      ctx.fillStyle = "#777";
-      ctx.fillText(store.graph.run ? "no task has started yet" : "the timeline fills when the flow runs", LABEL, AXIS + LANE / 2);
+    span = runSpan();
+    if (!rows.length || span === null) {
+      ctx.fillStyle = muted;
+      ctx.fillText(store.graph.run ? "no task has started yet" : "the timeline fills when the flow runs", LABEL, AXIS + ROW / 2);
       return;
     }
-    const span = Math.max((t1 ?? t0) - t0, 1e-3);
+    const [v0, v1] = shown ?? span;
     const plot = width - LABEL - PAD;
-    const x = (t) => LABEL + ((t - t0) / span) * plot;
-    // axis: a few round ticks
-    ctx.fillStyle = "#666";
-    ctx.strokeStyle = "#e4e4e4";
-    const step = niceStep(span / 6);
-    for (let t = 0; t <= span + 1e-9; t += step) {
-      const px = x(t0 + t);
+    const x = (t) => LABEL + ((t - v0) / (v1 - v0)) * plot;
+    const now = store.clock();
+
+    // The axis: round steps from the run's start, every label in one format, none cut off.
+    const step = niceStep(((v1 - v0) * TICK_SPACING) / Math.max(plot, 1));
+    const format = tickFormat(step);
+    ctx.strokeStyle = grid;
+    ctx.fillStyle = muted;
+    for (let t = Math.ceil((v0 - span[0]) / step) * step; span[0] + t <= v1 + 1e-9; t += step) {
+      const px = x(span[0] + t);
       ctx.beginPath(); ctx.moveTo(px, AXIS - 4); ctx.lineTo(px, height - PAD); ctx.stroke();
-      ctx.fillText(duration(t) || "0", px + 2, AXIS / 2);
+      const text = format(t);
+      if (px + ctx.measureText(text).width + 2 <= width) ctx.fillText(text, px + 2, AXIS / 2);
     }
-    lanes.forEach((lane, k) => {
-      const y = AXIS + k * LANE;
-      ctx.fillStyle = "#333";
-      ctx.fillText(clip(ctx, lane.name, LABEL - 8), 4, y + LANE / 2);
-      for (const bar of lane.bars) {
+
+    const first = Math.floor(scroller.scrollTop / ROW);
+    const visible = Math.ceil((height - AXIS - PAD) / ROW) + 1;
+    ctx.save();
+    ctx.beginPath(); ctx.rect(0, AXIS, width, height - AXIS - PAD + 4); ctx.clip();
+    const offset = scroller.scrollTop - first * ROW;
+    let shownBars = 0;
+    for (let r = first; r < Math.min(rows.length, first + visible); r++) {
+      const row = rows[r];
+      const y = AXIS + (r - first) * ROW - offset;
+      if (row.level !== undefined && (r === 0 || rows[r - 1].level !== row.level)) {
+        ctx.strokeStyle = muted;
+        ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(width - PAD, y); ctx.stroke();
+      }
+      ctx.fillStyle = fg;
+      const label = row.level !== undefined ? `L${row.level} ${row.label}` : row.label;
+      ctx.fillText(clip(ctx, label, LABEL - 8), 4, y + ROW / 2);
+      ctx.save();
+      ctx.beginPath(); ctx.rect(LABEL, y, plot, ROW); ctx.clip();
+      for (const bar of row.bars) {
+        const end = bar[4] ?? now ?? bar[3];
+        if (end < v0 || bar[3] > v1) continue;
         const bx = x(bar[3]);
-        const bw = Math.max(2, x(bar[4] ?? now ?? bar[3]) - bx);
+        // A pixel of gap after each bar keeps back-to-back attempts apart.
+        const bw = Math.max(2, x(end) - bx - 1);
         ctx.fillStyle = store.color(bar[5]);
-        ctx.fillRect(bx, y + 3, bw, LANE - 6);
+        ctx.fillRect(bx, y + 3, bw, ROW - 6);
+        if (bar[4] === null) {  // still running: an open end
+          ctx.strokeStyle = fg; ctx.setLineDash([3, 2]);
+          ctx.strokeRect(bx + 0.5, y + 3.5, bw - 1, ROW - 7);
+          ctx.setLineDash([]);
+        }
         if (store.ui.selected === bar[0]) {
-          ctx.strokeStyle = "#111"; ctx.lineWidth = 2;
-          ctx.strokeRect(bx, y + 3, bw, LANE - 6);
+          ctx.strokeStyle = fg; ctx.lineWidth = 2;
+          ctx.strokeRect(bx, y + 2, bw, ROW - 4);
           ctx.lineWidth = 1;
         }
+        const name = store.ui.timeline === "tasks" ? `#${bar[1]}` : store.graph.names[bar[0]];
+        if (bw > 24) {
+          ctx.fillStyle = store.ink(bar[5]);
+          ctx.fillText(clip(ctx, name, bw - 6), Math.max(bx, LABEL) + 3, y + ROW / 2);
+        }
         hits.push({ x: bx, y: y + 3, w: bw, bar });
+        shownBars++;
       }
-    });
-    canvas.dataset.bars = String(hits.length);
-    if (store.running && now !== null) {
-      ctx.strokeStyle = "#d62728";
+      ctx.restore();
+    }
+    ctx.restore();
+    canvas.dataset.bars = String(store.bars.size);
+    canvas.dataset.drawn = String(shownBars);
+    canvas.dataset.rows = String(rows.length);
+    if (store.live && now !== null && now >= v0 && now <= v1) {
+      ctx.strokeStyle = fg; ctx.setLineDash([2, 2]);
       ctx.beginPath(); ctx.moveTo(x(now), AXIS - 4); ctx.lineTo(x(now), height - PAD + 2); ctx.stroke();
-      ctx.fillStyle = "#d62728";
+      ctx.setLineDash([]);
+      ctx.fillStyle = fg;
       ctx.fillText("now", Math.min(x(now) - 10, width - 24), height - PAD / 2 + 1);
     }
   }
 
+  // -- zoom and pan ----------------------------------------------------------------------
+  function zoom(factor, at = null) {
+    if (span === null) return;
+    const [v0, v1] = shown ?? span;
+    const plot = (scroller.clientWidth || 600) - LABEL - PAD;
+    const pivot = at === null ? (v0 + v1) / 2 : v0 + ((at - LABEL) / plot) * (v1 - v0);
+    const width = Math.min(span[1] - span[0], Math.max(1e-4, (v1 - v0) * factor));
+    setWindow(pivot - (pivot - v0) * (width / (v1 - v0)), width);
+  }
+
+  function pan(fraction) {
+    if (span === null) return;
+    const [v0, v1] = shown ?? span;
+    setWindow(v0 + fraction * (v1 - v0), v1 - v0);
+  }
+
+  function setWindow(start, width) {
+    if (width >= span[1] - span[0] - 1e-9) { fit(); return; }
+    start = Math.min(Math.max(start, span[0]), span[1] - width);
+    shown = [start, start + width];
+    schedule(false);
+  }
+
+  function fit() {
+    shown = null;
+    schedule(false);
+  }
+
+  canvas.addEventListener("wheel", (event) => {
+    if (!event.ctrlKey && !event.metaKey && Math.abs(event.deltaX) > Math.abs(event.deltaY)) {
+      event.preventDefault();
+      pan(event.deltaX / 500);
+      return;
+    }
+    if (event.shiftKey) return;  // leaves the page scrolling
+    event.preventDefault();
+    const rect = canvas.getBoundingClientRect();
+    zoom(event.deltaY > 0 ? 1.25 : 0.8, event.clientX - rect.left);
+  }, { signal, passive: false });
+  canvas.addEventListener("keydown", (event) => {
+    const action = { "+": () => zoom(0.5), "=": () => zoom(0.5), "-": () => zoom(2),
+      "0": fit, ArrowLeft: () => pan(-0.2), ArrowRight: () => pan(0.2) }[event.key];
+    if (action) { event.preventDefault(); action(); }
+  }, { signal });
+  let drag = null;
+  canvas.addEventListener("pointerdown", (event) => {
+    drag = { x: event.clientX, moved: false };
+  }, { signal });
+  canvas.addEventListener("pointermove", (event) => {
+    if (drag === null || !(event.buttons & 1)) return;
+    const dx = event.clientX - drag.x;
+    if (Math.abs(dx) < 3 && !drag.moved) return;
+    drag.moved = true;
+    drag.x = event.clientX;
+    pan(-dx / Math.max(1, (scroller.clientWidth || 600) - LABEL - PAD));
+  }, { signal });
+  canvas.addEventListener("dblclick", fit, { signal });
+  scroller.addEventListener("scroll", () => schedule(false), { signal });
+
+  // -- hover and clicks ------------------------------------------------------------------
   function hitAt(event) {
     const rect = canvas.getBoundingClientRect();
     const px = event.clientX - rect.left, py = event.clientY - rect.top;
     for (let k = hits.length - 1; k >= 0; k--) {
       const hit = hits[k];
-      if (px >= hit.x - 1 && px <= hit.x + hit.w + 1 && py >= hit.y && py <= hit.y + LANE - 6) return hit.bar;
+      if (px >= hit.x - 1 && px <= hit.x + hit.w + 1 && py >= hit.y && py <= hit.y + ROW - 6) return hit.bar;
     }
     return null;
   }
 
   canvas.addEventListener("mousemove", (event) => {
-    const bar = hitAt(event);
+    const bar = drag?.moved ? null : hitAt(event);
     if (!bar) { card.hidden = true; return; }
     const [i, attempt, worker, start, end, state] = bar;
-    const d = (end ?? store.clock()) - start;
     put(card, h("div", { class: "nbflow-card-title" }, store.graph.names[i]),
-      h("div", {}, `attempt ${attempt}: ${state}`), h("div", {}, `duration: ${duration(d)}`),
-      h("div", {}, `worker: ${worker ?? "(running)"}`));
+      h("div", {}, `attempt ${attempt}: ${state}`),
+      h("div", {}, `start: ${clock(start)}`),
+      h("div", {}, `duration: ${duration((end ?? store.clock()) - start)}${end === null ? " so far" : ""}`),
+      h("div", {}, `worker: ${worker ?? "(known when it ends)"}`));
     card.hidden = false;
     const rect = el.getBoundingClientRect();
     card.style.left = `${Math.min(event.clientX - rect.left + 14, rect.width - 260)}px`;
@@ -149,28 +279,39 @@ export function timelineView(store, signal) {
   }, { signal });
   canvas.addEventListener("mouseleave", () => { card.hidden = true; }, { signal });
   canvas.addEventListener("click", (event) => {
-    const bar = hitAt(event);
+    const moved = drag?.moved;
+    drag = null;
+    const bar = moved ? null : hitAt(event);
     if (bar) store.select(bar[0]);
   }, { signal });
 
-  let queued = false;
-  function schedule(reassign) {
-    if (reassign) assign();
+  let queued = false, rearrange = false;
+  function schedule(again) {
+    rearrange ||= again;
     if (queued) return;
     queued = true;
-    requestAnimationFrame(() => { queued = false; draw(); });
+    requestAnimationFrame(() => {
+      queued = false;
+      if (rearrange) { rearrange = false; arrange(); }
+      draw();
+    });
   }
   const unsubscribe = store.subscribe((change) => {
+    if (change.structure) { slotOf = new Map(); shown = null; }
     if (change.bars || change.structure) schedule(true);
-    else if (change.ui === "selected") schedule(false);
+    else if (change.ui === "selected" || change.connection) schedule(false);
   });
-  const ticker = setInterval(() => { if (store.running) schedule(false); }, 250);
+  const ticker = setInterval(() => { if (store.live) schedule(false); }, 250);
   const resize = new ResizeObserver(() => schedule(false));
   resize.observe(el);
   signal.addEventListener("abort", () => { unsubscribe(); clearInterval(ticker); resize.disconnect(); });
-  assign();
+  arrange();
   draw();
   return el;
+}
+
+function key(bar) {
+  return `${bar[0]}:${bar[1]}`;
 }
 
 function niceStep(raw) {
@@ -179,9 +320,21 @@ function niceStep(raw) {
   return 10 * power;
 }
 
+/** One label format for every tick of an axis whose ticks are `step` seconds apart. */
+function tickFormat(step) {
+  if (step >= 60) {
+    return (t) => {
+      const m = Math.floor(t / 60 + 1e-9), s = Math.round(t - 60 * m);
+      return `${m}:${String(s).padStart(2, "0")} min`;
+    };
+  }
+  const decimals = Math.max(0, Math.min(4, -Math.floor(Math.log10(step) + 1e-9)));
+  return (t) => `${t.toFixed(decimals)} s`;
+}
+
 function clip(ctx, text, width) {
   if (ctx.measureText(text).width <= width) return text;
   let cut = text;
   while (cut.length > 1 && ctx.measureText(`${cut}…`).width > width) cut = cut.slice(0, -1);
-  return `${cut}…`;
+  return cut.length > 1 ? `${cut}…` : "";
 }

@@ -1,5 +1,14 @@
 """The dashboard widgets (anywidget); their front ends are built into ``static/``."""
 
-from .dashboard import Dashboard
+from .dashboard import (
+                        Dashboard,
+                        RunGraph,
+                        RunHeader,
+                        RunTable,
+                        RunTimeline,
+                        StaticDashboard,
+                        dashboard,
+)
 
-__all__ = ["Dashboard"]
+__all__ = ["Dashboard", "RunGraph", "RunHeader", "RunTable", "RunTimeline", "StaticDashboard",
+           "dashboard"]

@@ -17,14 +17,16 @@ Every user string goes through ``render.dot_label``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
 from ...core.graph import Graph
-from ...render import STATE_COLORS, base_digraph, dot_label
+from ...render import STATE_COLORS, STATE_INK, base_digraph, dot_label
 
 MAX_LABEL = 48  # longer task names are cut in the node; hover and the table show them whole
 MAX_UNITS = 60  # top-level units at most, before runs of levels fold together
+WRAP = 12       # nodes in one column of a level at most; more wrap into the next column
 
 
 class DagLayout:
@@ -178,13 +180,29 @@ class DagLayout:
                 if group is not None:
                     part.attr(label=dot_label(group), style="rounded,dashed", color="#9a9a9a",
                               fontname="Helvetica", fontsize="11")
-                for node in nodes:
+                # Left to right, Graphviz stacks a rank's nodes upwards in the order it
+                # meets them: declared last first, they read top-down in declaration order.
+                for node in reversed(nodes):
                     part.node(node, **self._node_attrs(node, units, states))
-        for nodes in by_level.values():
-            with g.subgraph() as rank:
-                rank.attr(rank="same")
-                for node in nodes:
-                    rank.node(node)
+        # A level of many tasks wraps into columns of WRAP, so an expanded level of a
+        # hundred is a readable grid, not one column a hundred nodes high.  Invisible
+        # edges put each column after the one before, and the next level after the last.
+        previous = None
+        for _level, nodes in sorted(by_level.items()):
+            columns = [nodes[k:k + WRAP] for k in range(0, len(nodes), WRAP)]
+            for column in columns:
+                with g.subgraph() as rank:
+                    rank.attr(rank="same")
+                    for node in reversed(column):
+                        rank.node(node)
+                # Crossing minimisation would reorder a column as it likes (sibling tasks
+                # upside down): invisible edges within the rank fix declaration order, top
+                # down (left to right, a flat edge puts its tail above its head).
+                for earlier, later in itertools.pairwise(column):
+                    g.edge(earlier, later, style="invis")
+                if previous is not None:
+                    g.edge(previous, column[0], style="invis")
+                previous = column[0]
         edges = dict.fromkeys((node_of[p], node_of[i])
                               for i, preds in enumerate(graph.preds) for p in preds)
         for a, b in edges:
@@ -211,6 +229,7 @@ class DagLayout:
         attrs = {"label": dot_label(short)}
         if states is not None:
             attrs["fillcolor"] = STATE_COLORS.get(states[i], "#ffffff")
+            attrs["fontcolor"] = STATE_INK.get(states[i], "#111111")
             attrs["tooltip"] = dot_label(f"{name}: {states[i]}")
         return attrs
 

@@ -10,15 +10,34 @@ from __future__ import annotations
 
 import html
 
+from ...core.states import TERMINAL, State
 from ...render import STATE_COLORS, state_chips
 from .layout import DagLayout
 
 MAX_ROWS = 200
+MAX_FAILED = 20
+# A picture of more tasks than this is the folded view, whatever the live view shows: a
+# saved notebook must stay small and its picture readable.
+STATIC_LIMIT = 300
 STATE_ORDER = tuple(STATE_COLORS)
+PROGRESS_ORDER = ([s.value for s in State if s in TERMINAL]
+                  + [s.value for s in reversed(State) if s not in TERMINAL
+                     and s is not State.PENDING])
 
 
-def static_html(title: str, run_id: str | None, layout: DagLayout, snapshot: dict) -> str:
-    """HTML for the dashboard as ``snapshot`` (see ``bridge.py``) has it."""
+# Beside a live dashboard the picture is an output of its own, followed by the widget's.
+# Without a kernel JupyterLab writes "model not found" in the widget's output: hide it
+# (an output showing no element) while the picture shows.  The live widget's own CSS
+# hides the picture.
+_HIDE_DEAD_WIDGET = ('<style>.jp-OutputArea-child:has([data-nbflow-static="{uid}"]) + '
+                     ".jp-OutputArea-child:not(:has(.jp-OutputArea-output *))"
+                     "{{display:none}}</style>")
+
+
+def static_html(title: str, run_id: str | None, layout: DagLayout, snapshot: dict,
+                uid: str = "") -> str:
+    """HTML for the dashboard as ``snapshot`` (see ``bridge.py``) has it; ``uid``: the
+    dashboard's, which the picture carries."""
     rows = snapshot["tasks"]
     states = [row[1] for row in rows]
     counts = {s: states.count(s) for s in STATE_ORDER if s in states}
@@ -26,19 +45,43 @@ def static_html(title: str, run_id: str | None, layout: DagLayout, snapshot: dic
     head = (f"<b>nbflow</b> {html.escape(title)}"
             + (f" · run <code>{html.escape(run_id)}</code>" if run_id else "")
             + f" · {html.escape(outcome)} · " + state_chips(counts))
+    errors = {e[0]: e[1] for e in snapshot.get("errors", ())}
+    if len(rows) > STATIC_LIMIT:
+        layout = DagLayout(layout.title, layout.graph, groups=layout.groups,
+                           limit=min(layout.limit or STATIC_LIMIT, STATIC_LIMIT))
     picture = _svg(layout, states)
     if picture is None:
-        errors = {e[0]: e[1] for e in snapshot.get("errors", ())}
         picture = _table(layout, rows, errors)
-    return (f'<div class="nbflow-static" style="font-family:sans-serif;font-size:13px">'
-            f"<div>{head}</div>{_progress(counts, len(rows))}{picture}</div>")
+    picture += _failed(layout, states, errors)
+    uid = html.escape(uid)
+    return (f'<div class="nbflow-static" data-nbflow-static="{uid}" '
+            f'style="font-family:sans-serif;font-size:13px">'
+            f"<div>{head}</div>{_progress(counts, len(rows))}{picture}</div>"
+            + (_HIDE_DEAD_WIDGET.format(uid=uid) if uid else ""))
+
+
+def _failed(layout: DagLayout, states: list[str], errors: dict[int, str]) -> str:
+    """The failed tasks and their errors: what a reader of a saved big run looks for."""
+    failed = [i for i, state in enumerate(states) if state == "failed"]
+    if not failed:
+        return ""
+    names = layout.graph.names
+    items = "".join(f"<li><code>{html.escape(names[i])}</code>: "
+                    f"{html.escape(errors.get(i) or '')}</li>" for i in failed[:MAX_FAILED])
+    more = (f"<li>… and {len(failed) - MAX_FAILED:,} more</li>"
+            if len(failed) > MAX_FAILED else "")
+    return f"<div>failed:</div><ul>{items}{more}</ul>"
 
 
 def _progress(counts: dict[str, int], total: int) -> str:
-    parts = "".join(f'<div style="width:{100 * n / total:.3f}%;background:{STATE_COLORS[s]}">'
-                    f"</div>" for s, n in counts.items()) if total else ""
-    return ('<div style="display:flex;height:6px;margin:4px 0;background:#eee;'
-            f'border-radius:3px;overflow:hidden">{parts}</div>')
+    # Done from the left, then what is under way; pending is the background (as live).
+    order = PROGRESS_ORDER
+    parts = "".join(f'<div style="width:{100 * counts[s] / total:.3f}%;'
+                    f'background:{STATE_COLORS[s]}"></div>'
+                    for s in order if counts.get(s)) if total else ""
+    return (f'<div style="display:flex;height:6px;margin:4px 0;'
+            f'background:{STATE_COLORS["pending"]};border-radius:3px;overflow:hidden">'
+            f"{parts}</div>")
 
 
 def _svg(layout: DagLayout, states: list[str]) -> str | None:
