@@ -168,7 +168,8 @@ def simulate_flow(flow: Flow, *, workers: int = 4, policy: str | None = None,
     graph, specs = flow.build()
     policy = next(p for p in (policy, flow.policy, env_policy(), "priority") if p is not None)
     if isinstance(durations, str) and durations == "history":
-        durations = flow.store.durations(flow.name, graph.names)
+        # The medians the duration-ranking policies read (store/history.py), by code.
+        durations = flow.history.expected(graph, flow._bases)
     duration = durations_of(durations, graph.names, default)
     fails = failures_of(failures, seed)
     params = {"workers": workers, "policy": policy, "seed": seed, "mode": mode,

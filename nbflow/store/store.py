@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import threading
 import time
 import warnings
@@ -413,28 +412,6 @@ class Store:
                 if "result" in detail:
                     out[detail["key"]] = (detail["result"], value)
         return out
-
-    def durations(self, flow: str, names: Iterable[str], last: int = 5,
-                  runs_back: int = 50) -> dict[str, float]:
-        """Each task's median duration over its ``last`` succeeded attempts in the
-        newest ``runs_back`` real (not simulated) runs of ``flow``; tasks never seen
-        are left out."""
-        wanted = set(names)
-        q = (select(tasks.c.name, tasks.c.started, tasks.c.finished, runs.c.params)
-             .join(runs, runs.c.id == tasks.c.run_id)
-             .where(runs.c.flow == flow, tasks.c.state == "succeeded",
-                    tasks.c.started.is_not(None), tasks.c.finished.is_not(None))
-             .where(runs.c.id.in_(select(runs.c.id).where(runs.c.flow == flow)
-                                  .order_by(runs.c.created.desc()).limit(runs_back)))
-             .order_by(runs.c.created.desc()))
-        seen: dict[str, list[float]] = {}
-        with self._reading() as conn:
-            for name, started, finished, params in conn.execute(q):
-                if name in wanted and '"simulated": true' not in (params or ""):
-                    got = seen.setdefault(name, [])
-                    if len(got) < last:
-                        got.append(finished - started)
-        return {name: statistics.median(ds) for name, ds in seen.items()}
 
     def saved_result(self, key: str) -> tuple[str, bytes | None] | None:
         """``(kind, inline pickle or None)`` of a cached task's result saved under
