@@ -130,7 +130,10 @@ def notebook7(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an asyncio loop running in
+# the main thread while it is started, which every later test that runs a loop of its
+# own there (asyncio.run, jupyter_server's test client) would find already running.
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:

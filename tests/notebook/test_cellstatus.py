@@ -96,9 +96,12 @@ def test_a_front_end_sees_each_cell_go_through_its_states(kernel: KernelSession)
     ok, bad, flaky = new_cell_id(), new_cell_id(), new_cell_id()
     kernel.ok("%%task ok\na = 1", ok)
     kernel.ok("%%task bad\nraise ValueError('no good\\nsecond line')", bad)
+    # A cell task's globals are its own per attempt: the first attempt leaves a file.
     kernel.ok("%%task flaky --retries 2 --retry-delay 0\n"
-              "import itertools\n_tries = globals().setdefault('_tries', itertools.count())\n"
-              "if next(_tries) < 1:\n    raise RuntimeError('not yet')\nb = 2", flaky)
+              "import pathlib, tempfile\n"
+              "tried = pathlib.Path(tempfile.gettempdir(), f'tried-{id(pathlib)}')\n"
+              "if not tried.exists():\n    tried.touch()\n    raise RuntimeError('not yet')\n"
+              "b = 2", flaky)
     front = FrontEnd(kernel)
     state = front.next()
     assert state["type"] == "state" and state["protocol"] == PROTOCOL

@@ -196,7 +196,7 @@ A_YEAR = r"must be a number of seconds above 0 and at most 31536000 \(a year\)"
     ("%%task t --retry-delay 1e20\nx = 1", r"argument --retry-delay: must be a number of "
      r"seconds from 0 to 31536000 \(a year\), got '1e20'\. "),
     ("%%task t --trigger sometimes\nx = 1", r"argument --trigger: must be one of "
-     r"'all_success', 'all_done', 'one_failed', 'none_failed', got 'sometimes'\. "),
+     r"'all_success', 'all_failed', .*, 'always', got 'sometimes'\. "),
     ("%flow run --workers 1.5", r"argument --workers: must be a whole number of at least 1, "
      r"got '1\.5'\. "),
     ("%%task t --colour red\nx = 1", r"unrecognized arguments: --colour red\. " + USAGE_TASK),
