@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 from .core.graph import Graph
 from .core.spec import TaskSpec
-from .core.states import APPEARANCE
+from .core.states import APPEARANCE, COLORS
 
 # One colour per state, shared by every view so a state looks the same everywhere.
-STATE_COLORS = {state.value: fill for state, (fill, _ink) in APPEARANCE.items()}
+STATE_COLORS = COLORS
 STATE_INK = {state.value: ink for state, (_fill, ink) in APPEARANCE.items()}
 
 

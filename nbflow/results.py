@@ -56,6 +56,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from typing import Any
 
+from .core.safe import safe_str
 from .core.spec import TaskSpec
 from .core.worker import Saved, current_task
 from .store.open import make_private_folders
@@ -359,7 +360,7 @@ class PersistResult:
             data = encode(value)
         except Exception as exc:  # noqa: BLE001 - anything a __reduce__ may raise
             return self._not_saved(ctx.name, value, f"it does not pickle "
-                                   f"({type(exc).__name__}: {_text(exc)})")
+                                   f"({type(exc).__name__}: {safe_str(exc)})")
         if len(data) <= INLINE_LIMIT:
             return _saved((value, "inline", data))
         why = self.files.save(ctx.key, data)
@@ -377,13 +378,6 @@ class PersistResult:
 
 
 _saved = functools.partial(tuple.__new__, Saved)
-
-
-def _text(exc: BaseException) -> str:
-    try:
-        return str(exc)
-    except Exception:  # noqa: BLE001 - a user's __str__ that raises
-        return f"<{type(exc).__name__} whose str() failed>"
 
 
 # -- one run ------------------------------------------------------------------------

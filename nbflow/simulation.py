@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .api import env_policy, new_run_id
 from .core.simulate import Schedule, Stepper, durations_of, failures_of, simulate, worker_name
+from .core.states import TERMINAL
 from .gantt import Charts, Gantt, gantt_svg
 
 if TYPE_CHECKING:
@@ -150,12 +151,11 @@ class SteppedSimulation(Simulation):
         engine = self._stepper.engine
         names = engine.graph.names
         running = sorted({names[i] for i, _a in engine.running})
-        done = [n for n, s in zip(names, engine.state) if s.value in _TERMINAL]
+        done = [n for n, s in zip(names, engine.state) if s in TERMINAL]
         return {"time": self.now, "ready": [names[i] for i in engine.ready.ordered()],
                 "running": running, "finished": done}
 
 
-_TERMINAL = {"succeeded", "failed", "skipped", "upstream_failed", "cancelled"}
 
 
 def simulate_flow(flow: Flow, *, workers: int = 4, policy: str | None = None,
