@@ -1,4 +1,4 @@
-"""The writer process killed at the worst moments, 100 times: nothing lost, nothing twice.
+"""The writer process killed at the worst moments, dozens of times: nothing lost, nothing twice.
 
 Two kinds of death, both real: the child exits right after a COMMIT, before
 its answer reaches the kernel (``NBFLOW_WRITER_EXIT_AFTER_COMMIT``), which
@@ -27,6 +27,10 @@ from nbflow import Flow, StoreError
 from nbflow.core.replay import COLUMNS, replay
 
 pytestmark = pytest.mark.slow
+
+# Each kind of death is tried up to TARGET times within BUDGET seconds (a slow CI machine
+# once needed over 300 s for 50 + 50) and at least FLOOR times, or the test says so.
+TARGET, FLOOR, BUDGET = 40, 12, 60.0
 
 
 class EventLog(list):
@@ -92,7 +96,8 @@ def test_a_writer_that_dies_after_commit_or_at_random_loses_and_doubles_nothing(
         # Every writer process exits right after its first commit, unanswered.
         monkeypatch.setenv("NBFLOW_WRITER_EXIT_AFTER_COMMIT", "1")
         flow = busy_flow(store_path)
-        while deaths < 50:
+        until = time.monotonic() + BUDGET
+        while deaths < TARGET and (deaths < FLOOR or time.monotonic() < until):
             sink = EventLog()
             run = flow.run(sinks=[sink])
             check_whole(flow, run, sink)
@@ -117,8 +122,9 @@ def test_a_writer_that_dies_after_commit_or_at_random_loses_and_doubles_nothing(
 
         thread = threading.Thread(target=killer)
         thread.start()
+        until = time.monotonic() + BUDGET
         try:
-            while kills < 50:
+            while kills < TARGET and (kills < FLOOR or time.monotonic() < until):
                 sink = EventLog()
                 run = flow.run(sinks=[sink], background=True)
                 killing.set()
@@ -135,4 +141,5 @@ def test_a_writer_that_dies_after_commit_or_at_random_loses_and_doubles_nothing(
             killing.set()
             thread.join()
     assert [str(w.message) for w in caught if "nbflow" in str(w.message)] == []
-    assert deaths + kills >= 100
+    print(f"{deaths} writer deaths after a commit, {kills} kills at random")
+    assert deaths >= FLOOR and kills >= FLOOR
