@@ -29,8 +29,8 @@ from nbflow.core.replay import COLUMNS, replay
 pytestmark = pytest.mark.slow
 
 # Each kind of death is tried TARGET times (100 in all, as issue 9 asks) within BUDGET
-# seconds if it can (a slow CI machine
-# once needed over 300 s), and at least FLOOR times, or the test fails.
+# seconds if it can (a slow CI machine once needed over 300 s), and at least FLOOR
+# times, or the test fails.
 TARGET, FLOOR, BUDGET = 50, 25, 90.0
 
 
