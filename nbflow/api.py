@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import keyword
 import os
 import sys
 import threading
@@ -24,14 +25,17 @@ from .core.scheduler import check_pools
 from .core.text import check_name
 from .declare import (
     Declaration,
+    cell_collector_declaration,
     cell_declaration,
+    cell_item_declaration,
     check_redeclaration,
+    compiled_cell,
     function_declaration,
     resolve,
 )
 from .errors import InvalidOption, NbflowError, NoSuchRun, NoSuchTask
 from .executors import make_executor
-from .mapping import Each, plan
+from .mapping import Each, item_name, items_of, plan
 from .parameters import notebook_params
 from .results import ResultFiles, RunResults, results_folder, task_base
 from .run import Run
@@ -264,7 +268,52 @@ class Flow:
         deps = None if after is None else check("after", after, f"task {name!r}")
         merged = self._scoped(task_options(self.defaults, options, name), name)
         self._add(cell_declaration(name, source, namespace, deps, merged, cell_id), cell_id)
+        for old in self._maps.pop(name, ()):   # it was a mapped cell before
+            self.remove(old)
         self._namespaces[name] = namespace
+
+    def cell_map(self, name: str, source: str, namespace: dict[str, Any], over: Any, *,
+                 bind: str = "item", after: Iterable[str] | None = None,
+                 cell_id: str | None = None, **options: Any) -> Each:
+        """Declare notebook-cell code as one task per item of ``over`` (what
+        ``%%task NAME --map ITEMS --as VAR`` calls).
+
+        Task ``NAME[k]`` runs the cell with item ``k`` bound to ``bind``, in globals
+        of its own; task ``NAME`` then sets each variable the cell assigns to the
+        list of the items' values, in order, so a cell that reads one depends on
+        the whole map (fan-in).  ``options`` are those of :meth:`task`, for each
+        item; the collector takes only ``trigger``.  Returns ``flow.each(name)``.
+
+        Raises
+        ------
+        TypeError
+            ``over`` is not a list of items.
+        ValueError
+            ``bind`` is not a Python name.
+        """
+        from .notebook.context import valid_cell_id
+        cell_id = valid_cell_id(cell_id)
+        name = check("name", name, "%%task")
+        if not isinstance(bind, str) or not bind.isidentifier() or keyword.iskeyword(bind):
+            raise ValueError(f"task {name!r}: --as needs a Python name for the item, got "
+                             f"{bind!r}; e.g. %%task {name} --map files --as path")
+        deps = None if after is None else check("after", after, f"task {name!r}")
+        items = items_of(over, name)
+        names, code = compiled_cell(name, source)
+        planned = [item_name(name, k) for k in range(len(items))]
+        for old in set(self._maps.get(name, ())) - set(planned):
+            self.remove(old)
+        for task_name, item in zip(planned, items):
+            merged = self._scoped(task_options(self.defaults, options, task_name), task_name)
+            self._add(cell_item_declaration(task_name, names, code, namespace, bind, item,
+                                            deps, merged, cell_id), cell_id)
+        trigger = {"trigger": options["trigger"]} if options.get("trigger") else {}
+        collector = self._scoped(task_options(self.defaults, trigger, name), name)
+        self._add(cell_collector_declaration(name, planned, names.assigns, namespace,
+                                             collector, cell_id), cell_id)
+        self._namespaces[name] = namespace
+        self._maps[name] = planned
+        return self.each(name)
 
     # -- scheduling declarations ----------------------------------------------------
     def pool(self, name: str, slots: int) -> None:

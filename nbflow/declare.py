@@ -20,12 +20,13 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from .core.cellvars import analyse
+from .core.cellvars import CellNames, analyse
 from .core.graph import Graph, close_names
 from .core.options import OPTIONS
 from .core.spec import TaskSpec
 from .core.worker import current_task, run_coroutine
 from .errors import DuplicateTaskError, InvalidOption, UnknownDependencyError
+from .mapping import item_salt
 
 
 @dataclass
@@ -131,11 +132,7 @@ def cell_declaration(name: str, source: str, namespace: dict[str, Any], after: I
     into ``namespace`` (``_Publisher``).  Its result is a dict of the variables
     it assigned.
     """
-    names = analyse(source)
-    filename = f"<task {name}>"
-    code = compile(source, filename, "exec")
-    # Let tracebacks show the cell's lines.
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    names, code = compiled_cell(name, source)
     assigns = names.assigns
 
     publish = _Publisher(namespace)
@@ -153,6 +150,62 @@ def cell_declaration(name: str, source: str, namespace: dict[str, Any], after: I
                     origin=f"cell {cell_id}" if cell_id else "a %%task cell", **options)
     return Declaration(spec, reads=names.reads, assigns=assigns,
                        explicit_after=after is not None, identity=("cell", cell_id or name))
+
+
+def compiled_cell(name: str, source: str) -> tuple[CellNames, types.CodeType]:
+    """What cell ``source`` of task ``name`` reads and assigns, and its code, whose
+    tracebacks show the cell's lines."""
+    filename = f"<task {name}>"
+    code = compile(source, filename, "exec")
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    return analyse(source), code
+
+
+def cell_item_declaration(name: str, names: CellNames, code: types.CodeType,
+                          namespace: dict[str, Any], bind: str, item: Any,
+                          after: Iterable[str] | None, options: dict[str, Any],
+                          cell_id: str | None = None) -> Declaration:
+    """Item ``k`` of a mapped cell (``%%task NAME --map ITEMS``): the cell run with
+    ``item`` bound to ``bind`` in globals of its own.
+
+    It publishes nothing into the notebook (its siblings bind the same names);
+    its result is the dict of what it assigned, which the map's collector
+    (:func:`cell_collector_declaration`) turns into lists.
+    """
+    assigns = names.assigns
+
+    def run_item() -> dict[str, Any]:
+        scratch = {"__builtins__": _Fallthrough(namespace), bind: item}
+        exec(code, scratch)
+        return {k: scratch[k] for k in assigns if k in scratch}
+
+    run_item.__qualname__ = run_item.__name__ = name
+    spec = TaskSpec(name=name, fn=run_item, deps=tuple(after or ()), kind="cell",
+                    origin=f"cell {cell_id}" if cell_id else "a %%task --map cell", **options)
+    return Declaration(spec, reads=names.reads - {bind}, explicit_after=after is not None,
+                       identity=("cell", cell_id or name), salt=item_salt(item))
+
+
+def cell_collector_declaration(name: str, items: list[str], assigns: tuple[str, ...],
+                               namespace: dict[str, Any], options: dict[str, Any],
+                               cell_id: str | None = None) -> Declaration:
+    """The task ``NAME`` of a mapped cell: after its items, each variable the cell
+    assigns becomes the list of the items' values, in order (None where an item
+    did not bind it, or failed under a trigger rule that lets this run)."""
+    publish = _Publisher(namespace)
+
+    def collect(parts: list[dict[str, Any] | None]) -> dict[str, list[Any]]:
+        ticket = publish.ticket()
+        values = {var: [None if part is None else part.get(var) for part in parts]
+                  for var in assigns}
+        publish(ticket, values)
+        return values
+
+    collect.__qualname__ = collect.__name__ = name
+    spec = TaskSpec(name=name, fn=collect, deps=tuple(items), kind="cell",
+                    origin=f"cell {cell_id}" if cell_id else "a %%task --map cell", **options)
+    return Declaration(spec, inputs=(("parts", tuple(items)),), assigns=assigns,
+                       explicit_after=True, identity=("cell", cell_id or name))
 
 
 class _Fallthrough(dict):

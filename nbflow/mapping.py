@@ -68,10 +68,7 @@ def plan(fn: Callable[..., Any], over: Any, group: str, param: str | None,
         ``over`` is a string or not iterable, ``fn`` has no parameter for the
         item, or an ``Each`` of another length is paired with it.
     """
-    if isinstance(over, (str, bytes)) or not _iterable(over):
-        raise TypeError(f"map {group!r}: over= must be a list (or other iterable) of items, "
-                        f"or flow.each(NAME) of another map; got {type(over).__name__}")
-    items = list(over)
+    items = items_of(over, group)
     param = param or _first_parameter(fn, group)
     out = []
     for k, item in enumerate(items):
@@ -89,6 +86,20 @@ def plan(fn: Callable[..., Any], over: Any, group: str, param: str | None,
             call, salt = functools.partial(fn, **{param: item}), item_salt(item)
         out.append((item_name(group, k), call, task_inputs, salt))
     return out
+
+
+def items_of(over: Any, group: str) -> list[Any]:
+    """The items of map ``group``, in order.
+
+    Raises
+    ------
+    TypeError
+        ``over`` is a string or not iterable.
+    """
+    if isinstance(over, (str, bytes)) or not _iterable(over):
+        raise TypeError(f"map {group!r}: over= must be a list (or other iterable) of items, "
+                        f"or flow.each(NAME) of another map; got {type(over).__name__}")
+    return list(over)
 
 
 def _iterable(value: Any) -> bool:

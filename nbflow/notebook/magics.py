@@ -82,13 +82,19 @@ TASK_FLAGS = [o for o in OPTIONS.values() if o.flag and o.scope != "run"]
 
 
 def _task_parser() -> _Parser:
-    usage = " ".join(["%(prog)s NAME", *(f"[{o.flag} {o.metavar}]" for o in TASK_FLAGS)])
+    usage = " ".join(["%(prog)s NAME", *(f"[{o.flag} {o.metavar}]" for o in TASK_FLAGS),
+                      "[--map ITEMS [--as VAR]]"])
     p = _Parser("%%task", usage=usage)
     p.add_argument("name", metavar="NAME")
     for o in TASK_FLAGS:
         # None is "not given": the flow's default applies.
         p.add_argument(o.flag, dest=o.name, type=flag_type(o.name), default=None,
                        metavar=o.metavar, help=o.help)
+    # Not task options: they make one task per item (Flow.cell_map).
+    p.add_argument("--map", dest="map_over", metavar="ITEMS", default=None,
+                   help="a notebook expression (e.g. a variable) whose items get a task each")
+    p.add_argument("--as", dest="bind", metavar="VAR", default=None,
+                   help="the name the item has in the cell (default: item)")
     return p
 
 
@@ -170,27 +176,61 @@ class FlowMagics(Magics):
         Usage: ``%%task NAME [--after A,B] [--retries N] [--retry-delay S]
         [--backoff F] [--max-delay S] [--jitter J] [--timeout S] [--priority P]
         [--tags a,b] [--trigger RULE] [--expected S] [--deadline S|ISO]
-        [--resources POOL=N,...] [--group PATH] [--phase NAME]``  (the options of
-        ``Flow.task``; an option not given takes the flow's default)
+        [--resources POOL=N,...] [--group PATH] [--phase NAME] [--map ITEMS [--as VAR]]``
+        (the options of ``Flow.task``; an option not given takes the flow's default)
 
         Without ``--after`` the task depends on the task cells that assign the
         names this cell reads (``--after ""`` turns that off).  When the flow
         runs, the cell runs in the notebook's namespace, so what it assigns
         becomes ordinary variables.  Re-running the cell redeclares the task.
+
+        ``--map ITEMS`` makes one task per item of the notebook expression ITEMS
+        (evaluated now, like ``flow.map``'s ``over=``): ``NAME[k]`` runs the cell
+        with the item as ``item`` (``--as VAR`` names it), and each variable the
+        cell assigns becomes the list of the items' values, in order.
         """
         args = TASK_PARSER.parse_line(line)
         if args.name.startswith("-"):
             TASK_PARSER.error(f"a task name cannot start with '-': {args.name!r}")
+        if args.bind is not None and args.map_over is None:
+            TASK_PARSER.error("--as names the item of --map; give --map ITEMS too")
         # IPython syntax (%magics, !shell) inside the task becomes plain Python.
         source = self.shell.transform_cell(cell)
+        options = {o.name: getattr(args, o.name) for o in TASK_FLAGS}
         try:
-            self.flow.cell_task(args.name, source, self.shell.user_ns, cell_id=declaring_cell(),
-                                **{o.name: getattr(args, o.name) for o in TASK_FLAGS})
+            if args.map_over is None:
+                self.flow.cell_task(args.name, source, self.shell.user_ns,
+                                    cell_id=declaring_cell(), **options)
+            else:
+                self._map(args, source, options)
         except NbflowError as e:
             _briefly(e)
             raise
         except SyntaxError as e:
             raise UsageError(f"task {args.name!r} is not valid Python: {_where(e)}") from None
+
+    def _map(self, args: argparse.Namespace, source: str, options: dict[str, Any]) -> None:
+        items = self._items(args.name, args.map_over)
+        try:
+            self.flow.cell_map(args.name, source, self.shell.user_ns, items,
+                               bind=args.bind or "item", cell_id=declaring_cell(), **options)
+        except NbflowError:
+            raise
+        except (TypeError, ValueError) as e:   # not a list of items, --as not a name
+            raise UsageError(str(e)) from None
+
+    def _items(self, name: str, expression: str) -> Any:
+        """The value of ``--map``'s expression in the notebook's namespace."""
+        try:
+            return eval(expression, self.shell.user_ns)  # noqa: S307 - the user's own code
+        except NameError as e:
+            raise UsageError(
+                f"task {name!r}: --map {expression}: {e}. The items must exist when the cell "
+                "is declared: compute them in an ordinary cell first (task cells run only "
+                "with %flow run)") from None
+        except Exception as e:  # noqa: BLE001 - any error of the user's expression
+            raise UsageError(f"task {name!r}: --map {expression} raised "
+                             f"{type(e).__name__}: {e}") from None
 
     @line_magic("flow")
     def flow_magic(self, line: str) -> Any:

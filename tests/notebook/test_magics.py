@@ -181,7 +181,7 @@ USAGE_TASK = r"Usage: %%task NAME \[--after A,B\] \[--retries N\] \[--retry-dela
              r"\[--backoff F\] \[--max-delay S\] \[--jitter J\] \[--timeout S\] " \
              r"\[--priority P\] \[--tags a,b\] \[--trigger RULE\] \[--expected S\] " \
              r"\[--deadline S\|ISO\] \[--resources POOL=N,\.\.\.\] \[--group PATH\] " \
-             r"\[--phase NAME\]$"
+             r"\[--phase NAME\] \[--map ITEMS \[--as VAR\]\]$"
 A_YEAR = r"must be a number of seconds above 0 and at most 31536000 \(a year\)"
 
 
@@ -297,3 +297,52 @@ def test_scheduling_options_policy_and_status_by_group(kernel: KernelSession):
     assert json.loads(params)["policy"] == "sjf"
     [html] = kernel.ok("%flow status --by group").data("text/html")
     assert "etl/load" in html and html.count("succeeded") >= 2
+
+
+def test_a_mapped_cell_runs_once_per_item_and_its_variables_become_lists(kernel: KernelSession):
+    kernel.ok("files = ['jan.csv', 'feb.csv', 'mar.csv']\nscale = 10")
+    kernel.ok("%%task clean --map files --as path --retries 1\n"
+              "rows = len(path) * scale\nprint('cleaning', path)")
+    kernel.ok("%%task report\ntotal = sum(rows)")   # reads rows: waits for the whole map
+    assert kernel.ok("%flow levels").data("text/plain") == [
+        "level 0: clean[0], clean[1], clean[2]\nlevel 1: clean\nlevel 2: report"]
+    kernel.ok("%flow run --workers 3")
+    assert kernel.value("rows") == [70, 70, 70]
+    assert kernel.value("total") == 210
+    assert kernel.value("'path' in globals()") is False   # each item's own globals
+    kernel.ok("from nbflow.notebook.magics import last_run, current_flow")
+    assert kernel.value("last_run().result('clean[1]')") == {"rows": 70}
+    assert kernel.value("[s.retries for s in current_flow().build()[1]][:3]") == [1, 1, 1]
+    assert kernel.value("list(current_flow().each('clean'))") == ["clean[0]", "clean[1]",
+                                                                   "clean[2]"]
+    # Fewer items: the extra task goes; without --map the cell is one task again.
+    kernel.ok("files = ['q1.csv', 'q2.csv']")
+    kernel.ok("%%task clean --map files --as path\nrows = len(path) * scale")
+    assert kernel.value("current_flow().tasks") == ["clean[0]", "clean[1]", "clean", "report"]
+    kernel.ok("%%task clean\nrows = [1, 2]")
+    assert kernel.value("current_flow().tasks") == ["clean", "report"]
+
+
+def test_a_mapped_cell_item_that_fails_follows_the_trigger_rules(kernel: KernelSession):
+    kernel.ok("values = [1, 0, 4]")
+    kernel.ok("%%task invert --map values --trigger all_done\nshare = 1 / item")
+    cell = kernel.ok("%flow run")
+    assert "failed: 1" in cell.data("text/html")[0]
+    assert kernel.value("share") == [1.0, None, 0.25]
+
+
+def test_map_mistakes_are_one_line_usage_errors(kernel: KernelSession):
+    for line, expected in [
+        ("%%task t --map missing", r"task 't': --map missing: name 'missing' is not defined\. "
+                                   r"The items must exist when the cell is declared"),
+        ("%%task t --map 'len(3)'", r"task 't': --map len\(3\) raised TypeError"),
+        ("%%task t --map \"'abc'\"", r"map 't': over= must be a list .* got str"),
+        ("%%task t --map 5", r"map 't': over= must be a list .* got int"),
+        ("%%task t --map '[1]' --as 'not a name'", r"task 't': --as needs a Python name"),
+        ("%%task t --map '[1]' --as class", r"task 't': --as needs a Python name"),
+        ("%%task t --as x", r"--as names the item of --map; give --map ITEMS too"),
+    ]:
+        message = one_line_error(kernel.execute(f"{line}\nx = 1"), "UsageError")
+        assert re.search(expected, message), (line, message)
+    assert kernel.value("__import__('nbflow.notebook.magics').notebook.magics.current_flow()"
+                        ".tasks") == []

@@ -27,8 +27,10 @@ def test_every_flow_subcommand_is_documented(name):
 
 def test_every_task_option_is_documented():
     flags = [f for action in TASK_PARSER._actions for f in action.option_strings]
-    # The parser is made from the options table: every flag of a task option is there.
-    assert flags == [o.flag for o in OPTIONS.values() if o.flag and o.scope != "run"]
+    # The parser is made from the options table: every flag of a task option is there,
+    # then the two of a mapped cell.
+    assert flags == [o.flag for o in OPTIONS.values() if o.flag and o.scope != "run"] + [
+        "--map", "--as"]
     for flag in flags:
         assert flag in TASK_PARSER.usage and flag in FlowMagics.task_magic.__doc__
         assert re.search(rf"`{flag}\b", DOC), flag
