@@ -30,11 +30,13 @@ class Simulation:
     """One simulated run of a flow (see :meth:`nbflow.Flow.simulate`)."""
 
     def __init__(self, flow_name: str, schedule: Schedule, params: dict[str, Any],
-                 deadlines: dict[str, float] | None = None):
+                 deadlines: dict[str, float] | None = None,
+                 resources: dict[str, dict[str, int]] | None = None):
         self.flow_name = flow_name
         self.schedule = schedule
         self.params = params
         self.deadlines = deadlines or {}   # task -> seconds after the start
+        self.resources = resources or {}   # task -> {pool: slots} it holds while it runs
         self.run_id: str | None = None   # set when the simulation was recorded
 
     def __repr__(self) -> str:
@@ -84,6 +86,16 @@ class Simulation:
         """Tasks whose deadline passed before they finished (when the flow sets deadlines)."""
         return sorted({ev[2] for ev in self.schedule.events
                        if ev[4] == ev[5] and ev[7] and "deadline" in ev[7]})
+
+    def pool_utilisation(self) -> dict[str, float]:
+        """Busy fraction of each pool's slots over the makespan (slot-seconds held
+        by attempts over slots x makespan)."""
+        pools, span = self.params.get("pools", {}), self.makespan
+        held = dict.fromkeys(pools, 0.0)
+        for s in self.schedule.spans:
+            for pool, slots in self.resources.get(s.task, {}).items():
+                held[pool] += slots * (s.end - s.start)
+        return {pool: (held[pool] / (n * span) if span else 0.0) for pool, n in pools.items()}
 
     def lateness(self) -> dict[str, float]:
         """Per task with a deadline: its finish minus its deadline, in seconds (negative:
@@ -136,8 +148,9 @@ class SteppedSimulation(Simulation):
     """A simulation advanced one instant at a time (``flow.simulate(..., step=True)``)."""
 
     def __init__(self, flow_name: str, stepper: Stepper, params: dict[str, Any],
-                 deadlines: dict[str, float] | None = None):
-        super().__init__(flow_name, stepper.schedule, params, deadlines)
+                 deadlines: dict[str, float] | None = None,
+                 resources: dict[str, dict[str, int]] | None = None):
+        super().__init__(flow_name, stepper.schedule, params, deadlines, resources)
         self._stepper = stepper
         stepper.new_events()
 
@@ -201,16 +214,18 @@ def simulate_flow(flow: Flow, *, workers: int = 4, policy: str | None = None,
         params["inherit_priority"] = True
     if flow.pools:
         params["pools"] = dict(flow.pools)
+    resources = {s.name: dict(s.resources) for s in specs if s.resources}
     if step:
         if record:
             raise ValueError("record=True needs the whole run: use it without step=True")
         stepper = Stepper(graph, specs, workers=workers, policy=policy, duration=duration,
                           fails=fails, seed=seed, mode=mode, **scheduling)
-        return SteppedSimulation(flow.name, stepper, params, _deadlines(specs, 0.0))
+        return SteppedSimulation(flow.name, stepper, params, _deadlines(specs, 0.0),
+                                 resources)
     if not record:
         schedule = simulate(graph, specs, workers=workers, policy=policy, duration=duration,
                             fails=fails, seed=seed, mode=mode, **scheduling)
-        return Simulation(flow.name, schedule, params, _deadlines(specs, 0.0))
+        return Simulation(flow.name, schedule, params, _deadlines(specs, 0.0), resources)
     # Recorded: a run of the store like any other, marked simulated, its virtual
     # clock starting now so that its times read as times.
     store = flow.store
@@ -223,7 +238,7 @@ def simulate_flow(flow: Flow, *, workers: int = 4, policy: str | None = None,
     state = ("failed" if finals & {"failed", "upstream_failed"} else
              "cancelled" if "cancelled" in finals else "succeeded")
     store.finish_run(run_id, state, created + schedule.makespan)
-    sim = Simulation(flow.name, schedule, params, _deadlines(specs, created))
+    sim = Simulation(flow.name, schedule, params, _deadlines(specs, created), resources)
     sim.run_id = run_id
     return sim
 

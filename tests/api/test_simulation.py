@@ -157,8 +157,11 @@ def test_pools_hold_in_a_simulation():
     sim = flow.simulate(workers=3, durations={"q1": 2, "q2": 2, "free": 1})
     starts = {t: r["start"] for t, r in sim.tasks().items()}
     assert starts == {"q1": 0, "q2": 2, "free": 0}   # one slot: the queries take turns
-    assert sim.params["pools"] == {"db": 1}
-    flow.task(lambda: None, name="big", resources={"db": 2})
+    assert sim.params["pools"] == {"db": 1} and sim.pool_utilisation() == {"db": 1.0}
+    flow.pool("db", slots=2)
+    assert flow.simulate(workers=3, durations={"q1": 2, "q2": 1, "free": 1}
+                         ).pool_utilisation() == {"db": 3 / 4}
+    flow.task(lambda: None, name="big", resources={"db": 3})
     with pytest.raises(ValueError, match="big"):
         flow.simulate()
 
