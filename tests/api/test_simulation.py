@@ -216,3 +216,13 @@ def test_a_missed_deadline_changes_no_wait_and_no_span():
     assert (tasks["later"]["start"], tasks["later"]["wait"]) == (4, 4)
     assert sim.deadline_misses == ["late", "later"]
     assert sim.summary()["deadline_misses"] == 2
+
+
+def test_gantt_text_outside_the_bars_follows_the_theme():
+    # currentColor: the page's text colour, so titles stay readable on a dark theme;
+    # labels inside the (light) bars are black on purpose.
+    import re
+    svg = diamond().simulate(workers=2, durations=DURATIONS).gantt(title="a title").svg
+    fills = [re.search(r'fill="([^"]*)"', t) for t in re.findall(r"<text[^>]*>", svg)]
+    assert all(f and f.group(1) in ("currentColor", "#000") for f in fills)
+    assert re.search(r'<text[^>]*fill="currentColor"[^>]*>a title<', svg)
