@@ -671,7 +671,8 @@ class Flow:
     # -- simulation ---------------------------------------------------------------------
     def simulate(self, *, workers: int = 4, policy: str | None = None, durations: Any = None,
                  default: float = 1.0, failures: Any = None, seed: int | None = None,
-                 mode: str = "eager", step: bool = False, record: bool = False):
+                 mode: str = "eager", step: bool = False, record: bool = False,
+                 inherit_priority: bool | None = None):
         """Simulate a run on a virtual clock: the same engine and policies, no task's code.
 
         ``durations``: a dict ``{task: seconds}``, a function ``(task, attempt) ->
@@ -682,12 +683,13 @@ class Flow:
         retries and back-off apply as in a real run.  Nothing sleeps.  With
         ``step=True`` the result advances by ``sim.step()``; with ``record=True`` the
         simulation is stored as a run marked simulated (``params["simulated"]``).
+        The flow's pools apply, and its ``inherit_priority`` unless this overrides it.
         Returns a :class:`nbflow.simulation.Simulation` (see ``docs/simulation.md``).
         """
         from .simulation import simulate_flow
         return simulate_flow(self, workers=workers, policy=policy, durations=durations,
                              default=default, failures=failures, seed=seed, mode=mode,
-                             step=step, record=record)
+                             step=step, record=record, inherit_priority=inherit_priority)
 
     def prune(self, keep: int | None = None, *, older_than: Any = None, before: Any = None,
               dry_run: bool = False, vacuum: bool | None = None):

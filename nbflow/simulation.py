@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .api import env_policy, new_run_id
+from .core.policies import absolute, policy_name
+from .core.scheduler import check_pools
 from .core.simulate import Schedule, Stepper, durations_of, failures_of, simulate, worker_name
 from .core.states import TERMINAL
 from .gantt import Charts, Gantt, gantt_svg
@@ -27,10 +29,14 @@ if TYPE_CHECKING:
 class Simulation:
     """One simulated run of a flow (see :meth:`nbflow.Flow.simulate`)."""
 
-    def __init__(self, flow_name: str, schedule: Schedule, params: dict[str, Any]):
+    def __init__(self, flow_name: str, schedule: Schedule, params: dict[str, Any],
+                 deadlines: dict[str, float] | None = None,
+                 resources: dict[str, dict[str, int]] | None = None):
         self.flow_name = flow_name
         self.schedule = schedule
         self.params = params
+        self.deadlines = deadlines or {}   # task -> seconds after the start
+        self.resources = resources or {}   # task -> {pool: slots} it holds while it runs
         self.run_id: str | None = None   # set when the simulation was recorded
 
     def __repr__(self) -> str:
@@ -79,7 +85,29 @@ class Simulation:
     def deadline_misses(self) -> list[str]:
         """Tasks whose deadline passed before they finished (when the flow sets deadlines)."""
         return sorted({ev[2] for ev in self.schedule.events
-                       if ev[7] and ev[7].get("deadline_missed")})
+                       if ev[4] == ev[5] and ev[7] and "deadline" in ev[7]})
+
+    def pool_utilisation(self) -> dict[str, float]:
+        """Busy fraction of each pool's slots over the makespan (slot-seconds held
+        by attempts over slots x makespan)."""
+        pools, span = self.params.get("pools", {}), self.makespan
+        held = dict.fromkeys(pools, 0.0)
+        for s in self.schedule.spans:
+            for pool, slots in self.resources.get(s.task, {}).items():
+                held[pool] += slots * (s.end - s.start)
+        return {pool: (held[pool] / (n * span) if span else 0.0) for pool, n in pools.items()}
+
+    def lateness(self) -> dict[str, float]:
+        """Per task with a deadline: its finish minus its deadline, in seconds (negative:
+        early), as scheduling texts define lateness; a task that never ran is left out."""
+        finish = {name: row["finish"] for name, row in self.tasks().items()}
+        return {name: finish[name] - due for name, due in self.deadlines.items()
+                if finish[name] is not None}
+
+    @property
+    def max_lateness(self) -> float | None:
+        """The largest lateness (``L_max``), None when no task has a deadline."""
+        return max(self.lateness().values(), default=None)
 
     def summary(self) -> dict[str, Any]:
         """One row of :func:`compare`."""
@@ -119,8 +147,10 @@ class Simulation:
 class SteppedSimulation(Simulation):
     """A simulation advanced one instant at a time (``flow.simulate(..., step=True)``)."""
 
-    def __init__(self, flow_name: str, stepper: Stepper, params: dict[str, Any]):
-        super().__init__(flow_name, stepper.schedule, params)
+    def __init__(self, flow_name: str, stepper: Stepper, params: dict[str, Any],
+                 deadlines: dict[str, float] | None = None,
+                 resources: dict[str, dict[str, int]] | None = None):
+        super().__init__(flow_name, stepper.schedule, params, deadlines, resources)
         self._stepper = stepper
         stepper.new_events()
 
@@ -161,29 +191,41 @@ class SteppedSimulation(Simulation):
 def simulate_flow(flow: Flow, *, workers: int = 4, policy: str | None = None,
                   durations: Any = None, default: float = 1.0, failures: Any = None,
                   seed: int | None = None, mode: str = "eager", step: bool = False,
-                  record: bool = False) -> Simulation:
+                  record: bool = False, inherit_priority: bool | None = None) -> Simulation:
     """``flow.simulate``: see its docstring."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
     graph, specs = flow.build()
+    check_pools(specs, flow.pools)
     policy = next(p for p in (policy, flow.policy, env_policy(), "priority") if p is not None)
+    inherit = flow.inherit_priority if inherit_priority is None else bool(inherit_priority)
+    # What a real run's scheduler gets (Flow.run): the flow's pools, the inheritance,
+    # and the recorded durations for the policies that rank by them.
+    scheduling = {"pools": flow.pools, "inherit_priority": inherit,
+                  "history": flow._expected_durations(policy, graph)}
     if isinstance(durations, str) and durations == "history":
         # The medians the duration-ranking policies read (store/history.py), by code.
         durations = flow.history.expected(graph, flow._bases)
     duration = durations_of(durations, graph.names, default)
     fails = failures_of(failures, seed)
-    params = {"workers": workers, "policy": policy, "seed": seed, "mode": mode,
+    params = {"workers": workers, "policy": policy_name(policy), "seed": seed, "mode": mode,
               "simulated": True}
+    if inherit:
+        params["inherit_priority"] = True
+    if flow.pools:
+        params["pools"] = dict(flow.pools)
+    resources = {s.name: dict(s.resources) for s in specs if s.resources}
     if step:
         if record:
             raise ValueError("record=True needs the whole run: use it without step=True")
         stepper = Stepper(graph, specs, workers=workers, policy=policy, duration=duration,
-                          fails=fails, seed=seed, mode=mode)
-        return SteppedSimulation(flow.name, stepper, params)
+                          fails=fails, seed=seed, mode=mode, **scheduling)
+        return SteppedSimulation(flow.name, stepper, params, _deadlines(specs, 0.0),
+                                 resources)
     if not record:
         schedule = simulate(graph, specs, workers=workers, policy=policy, duration=duration,
-                            fails=fails, seed=seed, mode=mode)
-        return Simulation(flow.name, schedule, params)
+                            fails=fails, seed=seed, mode=mode, **scheduling)
+        return Simulation(flow.name, schedule, params, _deadlines(specs, 0.0), resources)
     # Recorded: a run of the store like any other, marked simulated, its virtual
     # clock starting now so that its times read as times.
     store = flow.store
@@ -191,14 +233,19 @@ def simulate_flow(flow: Flow, *, workers: int = 4, policy: str | None = None,
     store.create_run(run_id, flow.name, graph, [s.kind for s in specs], params, created)
     schedule = simulate(graph, specs, workers=workers, policy=policy, duration=duration,
                         fails=fails, seed=seed, mode=mode, sinks=[store.sink(run_id)],
-                        run_id=run_id, start=created)
+                        run_id=run_id, start=created, **scheduling)
     finals = set(schedule.final_states().values())
     state = ("failed" if finals & {"failed", "upstream_failed"} else
              "cancelled" if "cancelled" in finals else "succeeded")
     store.finish_run(run_id, state, created + schedule.makespan)
-    sim = Simulation(flow.name, schedule, params)
+    sim = Simulation(flow.name, schedule, params, _deadlines(specs, created), resources)
     sim.run_id = run_id
     return sim
+
+
+def _deadlines(specs, start: float) -> dict[str, float]:
+    """Each deadline as seconds after a simulation's start (a datetime one too)."""
+    return {s.name: absolute(s.deadline, start) - start for s in specs if s.deadline is not None}
 
 
 def compare(flow: Flow, *, policies: Iterable[str] = ("fifo", "priority"),

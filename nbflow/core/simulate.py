@@ -208,6 +208,8 @@ class Schedule:
         out = []
         for ev in self.events:
             task, attempt, frm, to, at, detail = ev[2], ev[3], ev[4], ev[5], ev[6], ev[7]
+            if frm == to:
+                continue   # a note that changes no state (a missed deadline)
             if to == "running":
                 started[task, attempt] = at - self.origin
             elif frm == "running" and to in _END_STATES:
@@ -236,6 +238,8 @@ class Schedule:
         waited = dict.fromkeys(self.names, 0.0)
         for ev in self.events:
             task, frm, to, at = ev[2], ev[4], ev[5], ev[6]
+            if frm == to:
+                continue   # a missed deadline: the task goes on waiting
             if to == "ready":
                 ready_since[task] = at
             elif frm == "ready" and task in ready_since:
@@ -272,28 +276,32 @@ class _Collector:
 
 def _engine(graph: Graph, specs: Sequence[TaskSpec], schedule: Schedule, clock: VirtualClock,
             duration: Duration, fails: Fails, seed: int | None, mode: str,
-            sinks: Sequence[Any], run_id: str) -> Engine:
+            sinks: Sequence[Any], run_id: str, scheduling: dict[str, Any]) -> Engine:
     executor = SimulatedExecutor(schedule.workers, clock, duration, fails)
     return Engine(graph, specs, executor, sinks=[_Collector(schedule.events), *sinks],
-                  clock=clock, mode=mode, policy=schedule.policy, run_id=run_id, seed=seed)
+                  clock=clock, mode=mode, policy=schedule.policy, run_id=run_id, seed=seed,
+                  **scheduling)
 
 
 def simulate(graph: Graph, specs: Sequence[TaskSpec], *, workers: int,
              policy: str = "priority", duration: Duration | None = None,
              fails: Fails | None = None, seed: int | None = None, mode: str = "eager",
-             sinks: Sequence[Any] = (), run_id: str = "simulation", start: float = 0.0
-             ) -> Schedule:
+             sinks: Sequence[Any] = (), run_id: str = "simulation", start: float = 0.0,
+             pools: dict[str, int] | None = None, inherit_priority: bool = False,
+             history: dict[str, float] | None = None) -> Schedule:
     """Run ``specs`` on ``workers`` simulated workers to the end; the schedule.
 
     ``duration`` and ``fails`` are as :func:`durations_of` and :func:`failures_of`
     make them (default: every attempt takes :data:`DEFAULT_DURATION` and succeeds).
     ``sinks`` also get the events, as in a real run; their times count from
-    ``start`` (the schedule's own count from 0).
+    ``start`` (the schedule's own count from 0).  ``pools``, ``inherit_priority``
+    and ``history`` go to the engine's scheduler as in a real run.
     """
     schedule = Schedule(list(graph.names), workers, policy, origin=start)
     clock = VirtualClock(start)
     _engine(graph, specs, schedule, clock, duration or durations_of(None, graph.names),
-            fails or failures_of(None, seed), seed, mode, sinks, run_id).run()
+            fails or failures_of(None, seed), seed, mode, sinks, run_id,
+            {"pools": pools, "inherit_priority": inherit_priority, "history": history}).run()
     return schedule
 
 
@@ -322,7 +330,8 @@ class Stepper:
     def __init__(self, graph: Graph, specs: Sequence[TaskSpec], *, workers: int,
                  policy: str = "priority", duration: Duration | None = None,
                  fails: Fails | None = None, seed: int | None = None, mode: str = "eager",
-                 run_id: str = "simulation"):
+                 run_id: str = "simulation", pools: dict[str, int] | None = None,
+                 inherit_priority: bool = False, history: dict[str, float] | None = None):
         self.schedule = Schedule(list(graph.names), workers, policy)
         self.clock = _StepClock(self)
         self._cond = threading.Condition()
@@ -332,7 +341,9 @@ class Stepper:
         self.error: BaseException | None = None
         self.engine = _engine(graph, specs, self.schedule, self.clock,
                               duration or durations_of(None, graph.names),
-                              fails or failures_of(None, seed), seed, mode, (), run_id)
+                              fails or failures_of(None, seed), seed, mode, (), run_id,
+                              {"pools": pools, "inherit_priority": inherit_priority,
+                               "history": history})
         self._seen = 0
         self._thread = threading.Thread(target=self._run, name="nbflow-simulation",
                                         daemon=True)

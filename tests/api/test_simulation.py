@@ -146,3 +146,83 @@ def test_history_durations_are_the_medians_of_recorded_runs(store_path):
     sim = flow.simulate(durations="history", default=7)
     assert sim.tasks()["nap"]["finish"] == pytest.approx(learned["nap"])
     assert sim.tasks()["never"]["finish"] - sim.tasks()["never"]["start"] == 7
+
+
+def test_pools_hold_in_a_simulation():
+    flow = nbflow.Flow("pooled")
+    flow.pool("db", slots=1)
+    for name in ("q1", "q2"):
+        flow.task(lambda: None, name=name, resources={"db": 1})
+    flow.task(lambda: None, name="free")
+    sim = flow.simulate(workers=3, durations={"q1": 2, "q2": 2, "free": 1})
+    starts = {t: r["start"] for t, r in sim.tasks().items()}
+    assert starts == {"q1": 0, "q2": 2, "free": 0}   # one slot: the queries take turns
+    assert sim.params["pools"] == {"db": 1} and sim.pool_utilisation() == {"db": 1.0}
+    flow.pool("db", slots=2)
+    assert flow.simulate(workers=3, durations={"q1": 2, "q2": 1, "free": 1}
+                         ).pool_utilisation() == {"db": 3 / 4}
+    flow.task(lambda: None, name="big", resources={"db": 3})
+    with pytest.raises(ValueError, match="big"):
+        flow.simulate()
+
+
+def pathfinder(**options) -> nbflow.Flow:
+    """A low-priority task that urgent work needs, and medium work in between."""
+    flow = nbflow.Flow("inversion", **options)
+    flow.task(lambda: None, name="low", priority=1)
+    flow.task(lambda: None, name="high", after=["low"], priority=10, deadline=3)
+    for k in range(3):
+        flow.task(lambda: None, name=f"mid{k}", priority=5)
+    return flow
+
+
+def test_priority_inheritance_applies_in_a_simulation():
+    durations = {"low": 1, "high": 1, "mid0": 2, "mid1": 2, "mid2": 2}
+    inverted = pathfinder().simulate(workers=1, durations=durations)
+    assert inverted.order == ["mid0", "mid1", "mid2", "low", "high"]
+    assert inverted.deadline_misses == ["high"]
+    for sim in (pathfinder().simulate(workers=1, durations=durations, inherit_priority=True),
+                pathfinder(inherit_priority=True).simulate(workers=1, durations=durations)):
+        assert sim.order == ["low", "high", "mid0", "mid1", "mid2"]
+        assert sim.deadline_misses == [] and sim.params["inherit_priority"] is True
+    assert pathfinder(inherit_priority=True).simulate(
+        workers=1, durations=durations, inherit_priority=False).order == inverted.order
+
+
+def test_lateness_is_finish_minus_deadline():
+    durations = {"low": 1, "high": 1, "mid0": 2, "mid1": 2, "mid2": 2}
+    sim = pathfinder().simulate(workers=1, durations=durations)
+    assert sim.lateness() == {"high": 8 - 3} and sim.max_lateness == 5
+    early = pathfinder().simulate(workers=1, durations=durations, inherit_priority=True)
+    assert early.lateness() == {"high": 2 - 3} and early.max_lateness == -1
+    assert diamond().simulate().max_lateness is None
+
+
+def test_a_policy_object_is_named_in_the_simulation():
+    from nbflow.policies import Aging
+    sim = diamond().simulate(workers=1, policy=Aging(rate=2.0, cap=5), durations=DURATIONS)
+    assert sim.params["policy"] == repr(Aging(rate=2.0, cap=5))
+
+
+def test_a_missed_deadline_changes_no_wait_and_no_span():
+    # Deadlines pass while "late" runs (t=3, it runs 2-4) and while "later" is ready (t=1).
+    flow = nbflow.Flow("late")
+    flow.task(lambda: None, name="first", priority=5)
+    flow.task(lambda: None, name="late", deadline=3)
+    flow.task(lambda: None, name="later", deadline=1)
+    sim = flow.simulate(workers=1, durations={"first": 2, "late": 2, "later": 1})
+    tasks = sim.tasks()
+    assert (tasks["late"]["start"], tasks["late"]["finish"], tasks["late"]["wait"]) == (2, 4, 2)
+    assert (tasks["later"]["start"], tasks["later"]["wait"]) == (4, 4)
+    assert sim.deadline_misses == ["late", "later"]
+    assert sim.summary()["deadline_misses"] == 2
+
+
+def test_gantt_text_outside_the_bars_follows_the_theme():
+    # currentColor: the page's text colour, so titles stay readable on a dark theme;
+    # labels inside the (light) bars are black on purpose.
+    import re
+    svg = diamond().simulate(workers=2, durations=DURATIONS).gantt(title="a title").svg
+    fills = [re.search(r'fill="([^"]*)"', t) for t in re.findall(r"<text[^>]*>", svg)]
+    assert all(f and f.group(1) in ("currentColor", "#000") for f in fills)
+    assert re.search(r'<text[^>]*fill="currentColor"[^>]*>a title<', svg)
