@@ -309,6 +309,10 @@ class _StepClock(VirtualClock):
             self._stepper._pause()
         return super().wait(inbox, deadline)
 
+    def due(self) -> list[Any]:
+        """The messages scheduled and not yet delivered (the running attempts' outcomes)."""
+        return [message for _when, _seq, message in self._due]
+
 
 class Stepper:
     """A simulation advanced by hand, one instant at a time (for teaching).
@@ -365,6 +369,11 @@ class Stepper:
                 self._cond.wait()
         if self.error is not None:
             raise self.error
+
+    def running_workers(self) -> list[tuple[tuple[int, int], str]]:
+        """``((task, attempt), worker)`` of each running attempt: the worker its
+        outcome, scheduled when it started, names."""
+        return [(token, outcome.worker) for token, outcome in self.clock.due()]
 
     def new_events(self) -> list[tuple]:
         """The events since the last call (the first call: everything so far)."""
