@@ -4,6 +4,8 @@ static pictures a saved notebook shows once its kernel is gone."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -173,6 +175,10 @@ def test_the_dashboard_of_a_simulation_shows_it_on_the_virtual_clock(lab, n, wid
             timeout=60_000)
     lab.shot("1-light", dashboard)
     dark(page)
+    # The timeline hidden while the theme changed is drawn again at its width once shown,
+    # not at the 600 px guess of a hidden canvas.
+    expect(timeline).to_have_attribute("style", re.compile(
+        rf"width: {timeline.evaluate('(el) => el.parentElement.clientWidth')}px"))
     lab.shot("1-dark", dashboard)
     assert not page.js_errors, page.js_errors
 

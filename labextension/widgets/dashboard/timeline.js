@@ -101,7 +101,9 @@ export function timelineView(store, signal) {
   }
 
   function draw() {
-    if (signal.aborted) return;
+    // Hidden (JupyterLab switching themes, a closed tab): drawn when shown again, at the
+    // width it then has, not at a guess.
+    if (signal.aborted || (!scroller.clientWidth && el.isConnected && !el.offsetParent)) return;
     const style = getComputedStyle(el);
     const fg = style.getPropertyValue("--nbflow-fg").trim() || "#222";
     const muted = style.getPropertyValue("--nbflow-muted").trim() || "#666";
