@@ -50,6 +50,11 @@ class Simulation:
         """The virtual clock's time (seconds from the start): the end, once it is over."""
         return self.makespan
 
+    @property
+    def done(self) -> bool:
+        """Whether the simulation has run to its end (a stepped one may not have)."""
+        return True
+
     def running_workers(self) -> dict[str, str]:
         """The worker each running task holds (none once the simulation is over)."""
         return {}
@@ -150,7 +155,8 @@ class Simulation:
         lanes = ([worker_name(k) for k in range(self.schedule.workers)] if by == "worker"
                  else self.schedule.names)
         if title is None:
-            title = f"{self._setup}: makespan {self.makespan:g}s"
+            title = (f"{self._setup}: makespan {self.makespan:g}s" if self.done
+                     else f"{self._setup}: t={self.now:g}s so far")
         return gantt_svg(self.schedule.spans, lanes, by=by, title=title,
                          makespan=self.makespan)
 
