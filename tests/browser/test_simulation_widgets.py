@@ -181,6 +181,18 @@ def test_the_dashboard_of_a_simulation_shows_it_on_the_virtual_clock(lab, n, wid
         rf"width: {timeline.evaluate('(el) => el.parentElement.clientWidth')}px"))
     lab.shot("1-dark", dashboard)
     assert not page.js_errors, page.js_errors
+    if n > 300:
+        return
+    # Saved and reopened without its kernel: the DAG's picture and the Gantt chart.
+    reopen_without_kernel(lab)
+    picture = page.locator(".jp-Cell").nth(1).locator(".jp-OutputArea")
+    expect(picture.locator(".nbflow-static")).to_be_visible(timeout=60_000)
+    expect(picture).to_contain_text(f"sim{n} · run simulation (priority, 4 workers) · "
+                                    f"succeeded · succeeded: {n}")
+    expect(picture.locator(".nbflow-static svg g.node")).to_have_count(n)
+    expect(picture.locator('svg[aria-label^="priority, 4 workers: makespan"] rect')
+           ).to_have_count(n)
+    lab.shot("2-reopened-dark", page.locator(".jp-Cell").nth(1))
 
 
 GANTT = TEACH + '''
