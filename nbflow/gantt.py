@@ -47,7 +47,8 @@ def gantt_svg(spans: Sequence[Any], lanes: Sequence[str], *, by: str = "worker",
            f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" '
            f'font-size="11" role="img" aria-label="{html.escape(title or "Gantt chart")}">']
     if title:
-        out.append(f'<text x="0" y="13" font-weight="bold" fill="currentColor">{html.escape(title)}</text>')
+        out.append(f'<text x="0" y="13" font-weight="bold" fill="currentColor">'
+                   f'{html.escape(title)}</text>')
     for name, k in row.items():
         y = top + k * LANE
         out.append(f'<text x="{LABEL - 6}" y="{y + LANE / 2 + 4}" text-anchor="end" '

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .api import env_policy, new_run_id
+from .core.graph import Graph
 from .core.policies import absolute, policy_name
 from .core.scheduler import check_pools
 from .core.simulate import Schedule, Stepper, durations_of, failures_of, simulate, worker_name
@@ -30,11 +31,12 @@ class Simulation:
     """One simulated run of a flow (see :meth:`nbflow.Flow.simulate`)."""
 
     def __init__(self, flow_name: str, schedule: Schedule, params: dict[str, Any],
-                 deadlines: dict[str, float] | None = None,
+                 graph: Graph, deadlines: dict[str, float] | None = None,
                  resources: dict[str, dict[str, int]] | None = None):
         self.flow_name = flow_name
         self.schedule = schedule
         self.params = params
+        self.graph = graph
         self.deadlines = deadlines or {}   # task -> seconds after the start
         self.resources = resources or {}   # task -> {pool: slots} it holds while it runs
         self.run_id: str | None = None   # set when the simulation was recorded
@@ -47,6 +49,37 @@ class Simulation:
     def makespan(self) -> float:
         """Simulated seconds from the start to the end of the last attempt."""
         return self.schedule.makespan
+
+    @property
+    def now(self) -> float:
+        """The virtual clock's time (seconds from the start): the end, once it is over."""
+        return self.makespan
+
+    @property
+    def done(self) -> bool:
+        """Whether the simulation has run to its end (a stepped one may not have)."""
+        return True
+
+    def running_workers(self) -> dict[str, str]:
+        """The worker each running task holds (none once the simulation is over)."""
+        return {}
+
+    @property
+    def label(self) -> str:
+        """What the widgets call this simulation: its run id when recorded."""
+        return self.run_id or f"simulation ({self._setup})"
+
+    @property
+    def _setup(self) -> str:
+        workers = self.params["workers"]
+        return f"{self.params['policy']}, {workers} worker{'' if workers == 1 else 's'}"
+
+    @property
+    def outcome(self) -> str:
+        """The state a run that did the same would end in."""
+        finals = set(self.schedule.final_states().values())
+        return ("failed" if finals & {"failed", "upstream_failed"} else
+                "cancelled" if "cancelled" in finals else "succeeded")
 
     @property
     def order(self) -> list[str]:
@@ -128,31 +161,65 @@ class Simulation:
         df.insert(4, "duration", df["finish"] - df["start"])
         return df
 
-    def gantt(self, by: str = "worker", title: str | None = None) -> Gantt:
-        """A Gantt chart: one lane per worker (``by="worker"``) or per task (``"task"``)."""
+    def gantt(self, by: str = "worker", title: str | None = None):
+        """A Gantt chart: one lane per worker (``by="worker"``) or per task (``"task"``).
+
+        In JupyterLab it is the dashboard's timeline widget (zoom, pan, hover) with the
+        static SVG beside it for saved notebooks; where no widget renders (nbconvert,
+        papermill), the SVG alone (a :class:`~nbflow.gantt.Gantt`).  Its ``svg`` is the SVG.
+        """
+        svg = self.gantt_svg(by, title)
+        from .notebook.context import renders_widgets
+        if not renders_widgets():
+            return Gantt(svg)
+        from .notebook.widgets.simulated import SimulationGantt
+        return SimulationGantt(self, svg, by)
+
+    def gantt_svg(self, by: str = "worker", title: str | None = None) -> str:
+        """The Gantt chart as an SVG document (see :meth:`gantt`)."""
         if by not in ("worker", "task"):
             raise ValueError(f"by must be 'worker' or 'task', got {by!r}")
         lanes = ([worker_name(k) for k in range(self.schedule.workers)] if by == "worker"
                  else self.schedule.names)
         if title is None:
-            title = (f"{self.params['policy']}, {self.params['workers']} workers: "
-                     f"makespan {self.makespan:g}s")
-        return Gantt(gantt_svg(self.schedule.spans, lanes, by=by, title=title,
-                               makespan=self.makespan))
+            title = (f"{self._setup}: makespan {self.makespan:g}s" if self.done
+                     else f"{self._setup}: t={self.now:g}s so far")
+        return gantt_svg(self.schedule.spans, lanes, by=by, title=title,
+                         makespan=self.makespan)
+
+    def dashboard(self, *, collapse_above: int | None = 300):
+        """The dashboard (DAG, timeline, task table) of this simulation, from its events in
+        memory (nothing is read from the store), times on the virtual clock; a static
+        picture with the Gantt chart where no widget renders."""
+        from .notebook.widgets.simulated import dashboard
+        return dashboard(self, collapse_above)
 
     def _repr_svg_(self) -> str:
-        return self.gantt().svg
+        return self.gantt_svg()
+
+    def _ipython_display_(self) -> None:
+        # Its Gantt chart: the live timeline where widgets render, else the SVG.
+        from IPython.display import display
+        display(self.gantt())
 
 
 class SteppedSimulation(Simulation):
     """A simulation advanced one instant at a time (``flow.simulate(..., step=True)``)."""
 
-    def __init__(self, flow_name: str, stepper: Stepper, params: dict[str, Any],
+    def __init__(self, flow_name: str, make: Callable[[], Stepper], params: dict[str, Any],
                  deadlines: dict[str, float] | None = None,
                  resources: dict[str, dict[str, int]] | None = None):
-        super().__init__(flow_name, stepper.schedule, params, deadlines, resources)
-        self._stepper = stepper
+        self._make = make
+        self._stepper = stepper = make()
+        super().__init__(flow_name, stepper.schedule, params, stepper.engine.graph, deadlines,
+                         resources)
+        self._views: list[Any] = []   # step widgets shown, refreshed after every change
         stepper.new_events()
+
+    def __repr__(self) -> str:
+        return (f"<nbflow.SteppedSimulation of {self.flow_name!r}: {self.params['policy']}, "
+                f"{self.params['workers']} workers, t={self.now:g}s"
+                + (", over>" if self.done else ">"))
 
     @property
     def done(self) -> bool:
@@ -162,19 +229,60 @@ class SteppedSimulation(Simulation):
     def now(self) -> float:
         return self._stepper.clock.now()
 
+    @property
+    def outcome(self) -> str:
+        return super().outcome if self.done else "stepping"
+
     def step(self) -> str:
         """Apply the next instant (every attempt ending then, and what starts); says what
         happened, one line per change."""
         events = self._stepper.step()
         if not events:
-            return "the run is over" if self.done else "nothing happened"
-        return f"t={self.now:g}s: " + "; ".join(f"{ev[2]} {ev[4]} -> {ev[5]}" for ev in events)
+            said = "the run is over" if self.done else "nothing happened"
+        else:
+            said = f"t={self.now:g}s: " + "; ".join(f"{ev[2]} {ev[4]} -> {ev[5]}"
+                                                     for ev in events)
+        self._changed(said)
+        return said
 
     def run(self) -> SteppedSimulation:
         """Step to the end."""
         while not self.done:
             self._stepper.step()
+        self._changed("the run is over")
         return self
+
+    def reset(self) -> SteppedSimulation:
+        """Back to the start (time 0, nothing run), with the same inputs and seed."""
+        old = self._stepper
+        while not old.done:   # to its end, so that its engine's thread ends too
+            old.step()
+        self._stepper = self._make()
+        self._stepper.new_events()
+        self.schedule = self._stepper.schedule
+        self._changed("reset to the start")
+        return self
+
+    def running_workers(self) -> dict[str, str]:
+        """The worker each running task holds."""
+        names = self.schedule.names
+        return {names[i]: worker for (i, _a), worker in self._stepper.running_workers()}
+
+    def widget(self, *, collapse_above: int | None = 300):
+        """The step view: Step, Run and Reset buttons, the clock, the ready queue in the
+        policy's order, the running and finished tasks, and the DAG and the timeline as
+        they go (displaying the simulation shows it too); a static picture of where it
+        stands where no widget renders."""
+        from .notebook.widgets.simulated import stepper
+        return stepper(self, collapse_above)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.widget())
+
+    def _changed(self, said: str) -> None:
+        for view in list(self._views):
+            view.refresh(said)
 
     def state(self) -> dict[str, Any]:
         """The clock, the ready queue in the policy's order, what runs, what is done."""
@@ -218,14 +326,17 @@ def simulate_flow(flow: Flow, *, workers: int = 4, policy: str | None = None,
     if step:
         if record:
             raise ValueError("record=True needs the whole run: use it without step=True")
-        stepper = Stepper(graph, specs, workers=workers, policy=policy, duration=duration,
-                          fails=fails, seed=seed, mode=mode, **scheduling)
-        return SteppedSimulation(flow.name, stepper, params, _deadlines(specs, 0.0),
-                                 resources)
+        # A reset starts again from the same inputs: a new failure draw from the seed.
+        def make() -> Stepper:
+            return Stepper(graph, specs, workers=workers, policy=policy, duration=duration,
+                           fails=failures_of(failures, seed), seed=seed, mode=mode,
+                           **scheduling)
+        return SteppedSimulation(flow.name, make, params, _deadlines(specs, 0.0), resources)
     if not record:
         schedule = simulate(graph, specs, workers=workers, policy=policy, duration=duration,
                             fails=fails, seed=seed, mode=mode, **scheduling)
-        return Simulation(flow.name, schedule, params, _deadlines(specs, 0.0), resources)
+        return Simulation(flow.name, schedule, params, graph, _deadlines(specs, 0.0),
+                          resources)
     # Recorded: a run of the store like any other, marked simulated, its virtual
     # clock starting now so that its times read as times.
     store = flow.store
@@ -234,12 +345,9 @@ def simulate_flow(flow: Flow, *, workers: int = 4, policy: str | None = None,
     schedule = simulate(graph, specs, workers=workers, policy=policy, duration=duration,
                         fails=fails, seed=seed, mode=mode, sinks=[store.sink(run_id)],
                         run_id=run_id, start=created, **scheduling)
-    finals = set(schedule.final_states().values())
-    state = ("failed" if finals & {"failed", "upstream_failed"} else
-             "cancelled" if "cancelled" in finals else "succeeded")
-    store.finish_run(run_id, state, created + schedule.makespan)
-    sim = Simulation(flow.name, schedule, params, _deadlines(specs, created), resources)
+    sim = Simulation(flow.name, schedule, params, graph, _deadlines(specs, created), resources)
     sim.run_id = run_id
+    store.finish_run(run_id, sim.outcome, created + schedule.makespan)
     return sim
 
 
@@ -278,4 +386,4 @@ def gantts(sims: Sequence[Simulation] | Any, by: str = "worker",
     names = list(titles) if titles is not None else [None] * len(sims)
     if len(names) != len(sims):
         raise ValueError(f"{len(names)} titles for {len(sims)} simulations")
-    return Charts([sim.gantt(by=by, title=title).svg for sim, title in zip(sims, names)])
+    return Charts([sim.gantt_svg(by, title) for sim, title in zip(sims, names)])

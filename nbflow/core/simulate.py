@@ -30,12 +30,12 @@ instant at a time (``step()``) and look at the engine's state in between.
 
 from __future__ import annotations
 
-import heapq
 import random
 import threading
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from heapq import heapreplace
 from typing import Any
 
 from .clock import VirtualClock
@@ -52,6 +52,14 @@ Duration = Callable[[str, int], float]
 Fails = Callable[[str, int], bool]
 _END_STATES = {s.value for s in TERMINAL} | {State.RETRYING.value}
 _outcome = tuple.__new__   # as the worker builds outcomes: without namedtuple's Python frame
+
+
+_INF = float("inf")
+
+
+def never(_name: str, _attempt: int) -> bool:
+    """``fails`` when nothing fails (the executor then skips asking)."""
+    return False
 
 
 class SimulatedFailure(Exception):
@@ -87,20 +95,20 @@ class SimulatedExecutor:
         self._report = report
 
     def submit(self, token: tuple[int, int], fn: Any, kwargs: dict, ctx: Any) -> None:
-        now = self._clock.t
+        clock, free = self._clock, self._free
+        now = clock.t
         name, attempt = ctx.name, ctx.attempt
         end = now + self._duration(name, attempt)
-        k = self._free[0][1]
-        heapq.heapreplace(self._free, (end, k))
+        k = free[0][1]
+        heapreplace(free, (end, k))
         worker = self._names[k]
-        if self._fails(name, attempt):
+        if self._fails is not never and self._fails(name, attempt):
             error = SimulatedFailure(f"simulated failure of {name!r} (attempt {attempt})")
             text = "".join(traceback.format_exception_only(error))
             outcome = _outcome(Outcome, (False, None, error, text, now, end, "", "", worker))
         else:
             outcome = _outcome(Outcome, (True, None, None, None, now, end, "", "", worker))
-        self._clock.at(end, (token, outcome))
-
+        clock.at(end, (token, outcome))
 
     def cancel(self, token: tuple[int, int]) -> None:
         pass   # an attempt runs its course, as a thread that cannot be stopped does
@@ -125,7 +133,12 @@ def durations_of(durations: Any, names: Sequence[str], default: float = DEFAULT_
     if durations is None:
         durations = {}
     if isinstance(durations, Mapping):
-        table = {name: _seconds(name, durations.get(name, default)) for name in names}
+        get, table = durations.get, {}
+        for name in names:
+            value = get(name, default)
+            # A float in range as it is (most are); anything else is checked and converted.
+            table[name] = (value if type(value) is float and 0 <= value < _INF
+                           else _seconds(name, value))
         unknown = sorted(set(durations) - set(names))
         if unknown:
             raise ValueError(f"durations name tasks the flow does not have: "
@@ -160,7 +173,7 @@ def failures_of(failures: Any, seed: int | None) -> Fails:
         a probability outside [0, 1], a count that is not a whole number >= 0.
     """
     if failures is None:
-        return lambda _name, _attempt: False
+        return never
     if isinstance(failures, Mapping):
         for name, k in failures.items():
             if isinstance(k, bool) or not isinstance(k, int) or k < 0:
@@ -230,7 +243,12 @@ class Schedule:
     @property
     def makespan(self) -> float:
         """From the start (time 0) to the end of the last attempt."""
-        return max((s.end for s in self.spans), default=0.0)
+        # The virtual clock never goes back, so the events are in time order: the last
+        # attempt's end is the last event out of running (not a walk over every span).
+        for ev in reversed(self.events):
+            if ev[4] == "running":
+                return ev[6] - self.origin
+        return 0.0
 
     def waits(self) -> dict[str, float]:
         """Seconds each task spent ready but not running (all its attempts)."""
@@ -317,6 +335,10 @@ class _StepClock(VirtualClock):
             self._stepper._pause()
         return super().wait(inbox, deadline)
 
+    def due(self) -> list[Any]:
+        """The messages scheduled and not yet delivered (the running attempts' outcomes)."""
+        return [message for _when, _seq, message in self._due]
+
 
 class Stepper:
     """A simulation advanced by hand, one instant at a time (for teaching).
@@ -376,6 +398,11 @@ class Stepper:
                 self._cond.wait()
         if self.error is not None:
             raise self.error
+
+    def running_workers(self) -> list[tuple[tuple[int, int], str]]:
+        """``((task, attempt), worker)`` of each running attempt: the worker its
+        outcome, scheduled when it started, names."""
+        return [(token, outcome.worker) for token, outcome in self.clock.due()]
 
     def new_events(self) -> list[tuple]:
         """The events since the last call (the first call: everything so far)."""

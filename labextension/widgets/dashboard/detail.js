@@ -3,7 +3,7 @@
 // the latest error. While an attempt runs its output streams in and its duration ticks.
 import { h, put } from "./dom.js";
 import { ansi } from "./ansi.js";
-import { clock, duration } from "./format.js";
+import { duration } from "./format.js";
 
 export function detailView(store, signal) {
   const el = h("div", { class: "nbflow-detail" });
@@ -24,7 +24,7 @@ export function detailView(store, signal) {
     const facts = [
       ["level", String(g.levels[i])],
       ["attempt", restored ? "restored" : String(store.attempt[i] || "")],
-      ["started", clock(store.started[i])],
+      ["started", store.time(store.started[i])],
       ["duration", duration(store.duration(i)) + (state === "running" ? " so far" : "")],
       ["after", deps.length ? deps.join(", ") : "(no dependencies)"],
     ];
@@ -61,7 +61,7 @@ export function detailView(store, signal) {
         h("summary", {},
           h("span", { class: "nbflow-badge", style: store.paint(a.state) }, a.state),
           ` attempt ${a.attempt}`,
-          a.start !== null ? ` · ${clock(a.start)}` : "",
+          a.start !== null ? ` · ${store.time(a.start)}` : "",
           took !== null ? ` · ${duration(took)}${running ? " so far" : ""}` : "",
           a.worker ? ` · ${a.worker}` : ""),
         a.error ? h("div", { class: "nbflow-detail-error" }, a.error) : null,

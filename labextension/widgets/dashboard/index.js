@@ -10,6 +10,7 @@ import { dagView } from "./dag.js";
 import { detailView } from "./detail.js";
 import { timelineView } from "./timeline.js";
 import { tableView } from "./table.js";
+import { stepperView } from "./stepper.js";
 
 // One store per model; the key is the model's `_uid`, as anywidget hands initialize and
 // render different proxies of the same model.
@@ -42,6 +43,7 @@ export default {
     el.classList.add("nbflow-dashboard");
     el.append(...[
       parts.has("header") ? header(store, signal) : null,
+      parts.has("stepper") ? section("Step by step", stepperView(store, signal)) : null,
       graph && detail ? h("div", { class: "nbflow-main" }, graph, detail) : graph,
       parts.has("timeline") ? section("Timeline", timelineView(store, signal)) : null,
       parts.has("table") ? section("Tasks", tableView(store, signal)) : null,

@@ -5,6 +5,8 @@
 // rendered later (a second view, a re-rendered output) starts from the current state.
 // The wire format is described in nbflow/notebook/bridge.py and widgets/dashboard.py.
 
+import { clock } from "./format.js";
+
 const EMPTY = {
   flow: "", run: null, names: [], levels: [], deps: [], workers: null,
   colors: {}, ink: {}, terminal: [], legend: [], jump: [],
@@ -220,6 +222,13 @@ export class RunStore {
     if (this.t0 === null) return null;
     const end = this.running ? this.clock() : this.t1;
     return end === null ? null : Math.max(0, end - this.t0);
+  }
+
+  /** A time as the views show it: the wall clock, or seconds on a simulation's virtual
+   * clock. */
+  time(t) {
+    if (!this.graph.virtual) return clock(t);
+    return t === null || t === undefined ? "" : `t=${Number(t.toFixed(3))}s`;
   }
 
   duration(i) {

@@ -1,6 +1,6 @@
 // The status table: one row per task, sortable, filterable by state and name, paged.
 import { h, put } from "./dom.js";
-import { clock, duration } from "./format.js";
+import { duration } from "./format.js";
 
 const PAGE = 100;
 const COLUMNS = [
@@ -115,7 +115,7 @@ export function tableView(store, signal) {
       h("td", {}, h("span", { class: "nbflow-badge", style: store.paint(st) }, st)),
       h("td", {}, String(store.graph.levels[i])),
       h("td", {}, store.restored.has(i) ? "restored" : store.attempt[i] ? String(store.attempt[i]) : ""),
-      h("td", {}, clock(store.started[i])),
+      h("td", {}, store.time(store.started[i])),
       h("td", {}, duration(store.duration(i))),
       h("td", { class: "nbflow-error-cell" }, store.errors.get(i)?.[0] ?? ""));
     }));

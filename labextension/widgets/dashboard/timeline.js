@@ -9,7 +9,7 @@
 // "fit" (or a double click) shows the whole run again. Rows are drawn only where the
 // scroll box shows them, so the per-task view of a big flow stays cheap.
 import { h, put } from "./dom.js";
-import { clock, duration } from "./format.js";
+import { duration } from "./format.js";
 
 const ROW = 20, LABEL = 130, AXIS = 20, PAD = 14, MAX_HEIGHT = 320, TICK_SPACING = 90;
 
@@ -29,7 +29,7 @@ export function timelineView(store, signal) {
   const el = h("div", { class: "nbflow-timeline" },
     h("div", { class: "nbflow-toolbar" }, ...modes, legend, h("span", { class: "nbflow-spring" }), ...zoomButtons),
     scroller, card);
-  store.ui.timeline ??= "workers";
+  store.ui.timeline ??= store.graph.timeline ?? "workers";
   let rows = [];          // [{label, bars, level?}]
   let hits = [];          // [{x, y, w, bar}] from the last draw, for hover and click
   let slotOf = new Map(); // bar key -> worker slot, kept for the bars' lifetime
@@ -54,6 +54,17 @@ export function timelineView(store, signal) {
     return slots.length;
   }
 
+  // A simulation names every attempt's worker from its start: its lanes are the workers.
+  function simulatedSlots(bars) {
+    let n = store.graph.workers ?? 1;
+    for (const bar of bars) {
+      const k = Number(/(\d+)$/.exec(bar[2] ?? "")?.[1] ?? 0);
+      slotOf.set(key(bar), k);
+      n = Math.max(n, k + 1);
+    }
+    return n;
+  }
+
   function arrange() {
     const bars = [...store.bars.values()].sort((a, b) => a[3] - b[3] || a[0] - b[0] || a[1] - b[1]);
     if (store.ui.timeline === "tasks") {
@@ -66,7 +77,7 @@ export function timelineView(store, signal) {
       rows = [...byTask.keys()].sort((a, b) => levels[a] - levels[b] || a - b)
         .map((i) => ({ label: store.graph.names[i], bars: byTask.get(i), level: levels[i] }));
     } else {
-      const n = assignSlots(bars);
+      const n = store.graph.virtual ? simulatedSlots(bars) : assignSlots(bars);
       rows = Array.from({ length: n }, (_, k) => ({ label: `worker ${k}`, bars: [] }));
       for (const bar of bars) rows[slotOf.get(key(bar))].bars.push(bar);
     }
@@ -90,7 +101,9 @@ export function timelineView(store, signal) {
   }
 
   function draw() {
-    if (signal.aborted) return;
+    // Hidden (JupyterLab switching themes, a closed tab): drawn when shown again, at the
+    // width it then has, not at a guess.
+    if (signal.aborted || (!scroller.clientWidth && el.isConnected && !el.offsetParent)) return;
     const style = getComputedStyle(el);
     const fg = style.getPropertyValue("--nbflow-fg").trim() || "#222";
     const muted = style.getPropertyValue("--nbflow-muted").trim() || "#666";
@@ -269,7 +282,7 @@ export function timelineView(store, signal) {
     const [i, attempt, worker, start, end, state] = bar;
     put(card, h("div", { class: "nbflow-card-title" }, store.graph.names[i]),
       h("div", {}, `attempt ${attempt}: ${state}`),
-      h("div", {}, `start: ${clock(start)}`),
+      h("div", {}, `start: ${store.time(start)}`),
       h("div", {}, `duration: ${duration((end ?? store.clock()) - start)}${end === null ? " so far" : ""}`),
       h("div", {}, `worker: ${worker ?? "(known when it ends)"}`));
     card.hidden = false;

@@ -222,13 +222,14 @@ class Dashboard(_Follower, anywidget.AnyWidget):
     _uid = t.Unicode().tag(sync=True)
     _parts = t.List(t.Unicode()).tag(sync=True)
     PARTS: tuple[str, ...] = PARTS
+    KNOWN_PARTS: tuple[str, ...] = PARTS   # what ``parts`` may name
 
     def __init__(self, run: Any = None, *, flow: Any = None, collapse_above: int | None = 300,
                  interval: float = INTERVAL, parts: Sequence[str] | None = None):
         parts = list(self.PARTS if parts is None else parts)
-        unknown = [p for p in parts if p not in PARTS]
+        unknown = [p for p in parts if p not in self.KNOWN_PARTS]
         if unknown or not parts:
-            raise ValueError(f"a dashboard's parts are some of {', '.join(PARTS)}; got "
+            raise ValueError(f"a dashboard's parts are some of {', '.join(self.KNOWN_PARTS)}; got "
                              f"{parts!r}")
         self.collapse_above = collapse_above
         self.interval = interval

@@ -53,10 +53,15 @@ def static_html(title: str, run_id: str | None, layout: DagLayout, snapshot: dic
     if picture is None:
         picture = _table(layout, rows, errors)
     picture += _failed(layout, states, errors)
+    return framed(f"<div>{head}</div>{_progress(counts, len(rows))}{picture}", uid)
+
+
+def framed(body: str, uid: str = "") -> str:
+    """``body`` (HTML) as a widget's static picture: the element the live view hides while
+    it is on screen, and that hides the dead widget's error in a notebook without kernel."""
     uid = html.escape(uid)
     return (f'<div class="nbflow-static" data-nbflow-static="{uid}" '
-            f'style="font-family:sans-serif;font-size:13px">'
-            f"<div>{head}</div>{_progress(counts, len(rows))}{picture}</div>"
+            f'style="font-family:sans-serif;font-size:13px">{body}</div>'
             + (_HIDE_DEAD_WIDGET.format(uid=uid) if uid else ""))
 
 
