@@ -127,7 +127,7 @@ TABLE: dict[tuple[State, Trigger], State | Guarded] = {
 COLORS: dict[str, str] = {state.value: fill for state, (fill, _ink) in APPEARANCE.items()}
 
 
-def vocabulary() -> dict:
+def vocabulary() -> dict[str, list[str] | dict[str, str]]:
     """The states as the front ends read them (``labextension/src/states.json`` is this,
     written by ``python -m nbflow.core.states``; a test keeps the two equal)."""
     return {"states": [s.value for s in State],
@@ -149,7 +149,7 @@ def transition(state: State, trigger: Trigger, task: str | None = None, **facts:
         target = TABLE[state, trigger]
     except KeyError:
         raise IllegalTransition(state.value, trigger.value, task) from None
-    if type(target) is Guarded:
+    if isinstance(target, Guarded):
         return target.if_true if facts[target.guard] else target.if_false
     return target
 
