@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .core.engine import Engine
 from .core.graph import Graph
+from .core.safe import add_note
 from .core.worker import capturing
 from .errors import NoSuchTask, TaskFailedError
 from .render import join_attempts
@@ -230,7 +231,7 @@ class Run:
             if err is not None:
                 note = f"nbflow: raised by task {name!r} in run {self.id}"
                 if note not in getattr(err, "__notes__", ()):
-                    err.add_note(note)
+                    add_note(err, note)
                 raise err
 
     def status(self, by: str | None = None):

@@ -14,8 +14,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _find(name: str) -> str | None:
+    return shutil.which(name, path=str(Path(sys.executable).parent))
+
+
 def _tool(name: str) -> str:
-    path = shutil.which(name, path=str(Path(sys.executable).parent))
+    path = _find(name)
     if path is None:
         pytest.fail(f"{name} is not installed in this environment: pip install -e '.[test]'")
     return path
@@ -23,5 +27,18 @@ def _tool(name: str) -> str:
 
 def test_ruff_finds_nothing():
     done = subprocess.run([_tool("ruff"), "check", "--no-cache", "nbflow", "tests", "benchmarks"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_mypy_strict_finds_nothing_in_core_and_executors():
+    mypy = _find("mypy")
+    if mypy is None:
+        pytest.skip("mypy is not installed in this environment (the test extra has it: "
+                    "pip install -e '.[test]', as scripts/setup.sh does)")
+    # The configuration (strict for these two, the rest read but not reported) is
+    # pyproject.toml's [tool.mypy]; the cache makes a rerun a few seconds.
+    done = subprocess.run([mypy, "nbflow/core", "nbflow/executors"],
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

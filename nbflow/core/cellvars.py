@@ -36,7 +36,7 @@ def analyse(source: str) -> CellNames:
     return CellNames(frozenset(reads - _BUILTINS), owned)
 
 
-def _scan(stmts: list[ast.stmt], assigns: dict[str, None], reads: set[str]) -> None:
+def _scan(stmts: list[ast.stmt], assigns: dict[str, str | None], reads: set[str]) -> None:
     """Statements that run in the module namespace, in order."""
     for stmt in stmts:
         parts = _block_parts(stmt)
@@ -91,7 +91,7 @@ def _block_parts(stmt: ast.stmt) -> list[_Part] | None:
 _TRY = (ast.Try, ast.TryStar) if hasattr(ast, "TryStar") else (ast.Try,)
 
 
-def _read(node: ast.AST, assigns: dict[str, None], reads: set[str]) -> None:
+def _read(node: ast.AST, assigns: dict[str, str | None], reads: set[str]) -> None:
     """Add the names ``node`` reads that nothing bound before it."""
     loads, inner = set(), set()
     simple = isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr, ast.expr))

@@ -12,9 +12,23 @@ import heapq
 import queue
 import time
 from heapq import heappop
-from typing import Any
+from typing import Any, Protocol
+
+#: What the engine's inbox carries: ``(token, outcome)`` from an executor, or
+#: ``(None, (verb, argument))`` for a control message (cancel, add_sink).
+Message = tuple[tuple[int, int] | None, Any]
+Inbox = queue.SimpleQueue[Message]
 
 LONGEST_WAIT = 3600.0   # seconds one wait on the inbox may last
+
+
+class Clock(Protocol):
+    """What the engine asks of a clock: the time, and the next inbox message."""
+
+    def now(self) -> float: ...
+
+    def wait(self, inbox: Inbox, deadline: float | None) -> Message | None:
+        """The next message, or None once ``deadline`` (in ``now()`` time) passed."""
 
 
 class RealClock:
@@ -22,7 +36,7 @@ class RealClock:
 
     now = staticmethod(time.time)  # the engine calls it per event: no wrapper frame
 
-    def wait(self, inbox: queue.SimpleQueue, deadline: float | None) -> Any:
+    def wait(self, inbox: Inbox, deadline: float | None) -> Message | None:
         """Next inbox message, or None once ``deadline`` (in ``now()`` time) passes."""
         if deadline is None:
             # A bounded wait keeps KeyboardInterrupt deliverable in the cell thread.
@@ -67,7 +81,7 @@ class VirtualClock:
         heapq.heappush(self._due, (when, self._seq, message))
         self._seq += 1
 
-    def wait(self, inbox: queue.SimpleQueue, deadline: float | None) -> Any:
+    def wait(self, inbox: Inbox, deadline: float | None) -> Message | None:
         # Checked, not tried: a simulation finds the inbox empty on every turn, and
         # raising Empty each time cost more than the check.
         if not inbox.empty():

@@ -44,10 +44,10 @@ import random
 import threading
 from collections.abc import Callable, Sequence
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 
 from ..errors import SkipTask, TaskCancelled
-from .clock import RealClock
+from .clock import Clock, Inbox, Message, RealClock
 from .events import Detail
 from .executor import Executor, lookahead
 from .gcfreeze import frozen
@@ -121,10 +121,10 @@ class Engine(RunState, Saga):
     """
 
     def __init__(self, graph: Graph, specs: Sequence[TaskSpec], executor: Executor, *,
-                 sinks: Sequence[Sink] = (), clock=None, mode: str = "eager",
+                 sinks: Sequence[Sink] = (), clock: Clock | None = None, mode: str = "eager",
                  policy: str = "priority", cancel_grace: float = 10.0, run_id: str = "",
                  fail_fast: bool = False, on_failure: str | None = None,
-                 keyer: Callable[[int, list], str | None] | None = None,
+                 keyer: Callable[[int, list[str | None]], str | None] | None = None,
                  restore: Callable[[int, str], tuple[bool, Any]] | None = None,
                  seed: int | None = None, fns: Sequence[Callable[..., Any]] | None = None,
                  pools: dict[str, int] | None = None, inherit_priority: bool = False,
@@ -145,7 +145,7 @@ class Engine(RunState, Saga):
         self.on_failure = on_failure
         self.keyer, self.restore = keyer, restore
         self.rng = random.Random(seed)
-        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.inbox: Inbox = queue.SimpleQueue()
         self.info = RunInfo(graph, specs, self.clock, history or {}, inherit_priority)
         self.ready = Scheduler(self.info, policy, pools)
         self._pooled = self.ready.pooled
@@ -260,7 +260,7 @@ class Engine(RunState, Saga):
             if self.cancelled is not None and not self.running:
                 self._finish_cancel()
 
-    def _drain(self, msg: Any) -> None:
+    def _drain(self, msg: Message | None) -> None:
         inbox = self.inbox
         while msg is not None:
             token, payload = msg
@@ -277,10 +277,10 @@ class Engine(RunState, Saga):
             # turn cost more than the check).
             msg = inbox.get_nowait() if not inbox.empty() else None
 
-    def _queued_sinks(self) -> list:
+    def _queued_sinks(self) -> list[Message]:
         """Subscribe the sinks whose ``add_sink`` is in the inbox now; return the
         other messages taken out of it."""
-        others = []
+        others: list[Message] = []
         while not self.inbox.empty():   # only this thread takes from the inbox
             msg = self.inbox.get_nowait()
             if msg[0] is None and msg[1][0] == "add_sink":
@@ -293,7 +293,7 @@ class Engine(RunState, Saga):
         results, index = self.results, self.graph.index
         kwargs = {}
         for param, (dep, key) in self.specs[i].inputs.items():
-            if type(dep) is tuple:   # inputs={param: [tasks]}: the list of their results
+            if isinstance(dep, tuple):   # inputs={param: [tasks]}: the list of their results
                 kwargs[param] = [results[index[d]] for d in dep]
                 continue
             value = results[index[dep]]
@@ -506,7 +506,7 @@ class Engine(RunState, Saga):
         if not retries_left:
             # Enough to inspect and requeue it later (the dead-letter record).
             keys, index = self.keys, self.graph.index
-            detail["inputs"] = {p: [keys[index[d]] for d in dep] if type(dep) is tuple
+            detail["inputs"] = {p: [keys[index[d]] for d in dep] if isinstance(dep, tuple)
                                 else keys[index[dep]] for p, (dep, _k) in spec.inputs.items()}
             if self.keys[i] is not None:
                 detail["key"] = self.keys[i]
@@ -595,7 +595,7 @@ class Engine(RunState, Saga):
             elif kind == "grace" and self.running:
                 self._finish_cancel()
             elif kind == "deadline" and self.state[i] in ACTIVE:
-                due = self.info.deadlines[i]
+                due = cast(float, self.info.deadlines[i])   # its timer was set for one
                 self._move(i, T.MISS_DEADLINE, Detail(deadline=due, late=now - due))
 
     # -- sinks -----------------------------------------------------------------------

@@ -72,9 +72,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from .worker import TaskContext
+from .worker import Outcome, TaskContext
 
 Token = tuple[int, int]   # (task index, attempt number)
+#: How an executor posts ``(token, outcome)`` to the engine's inbox.
+Report = Callable[[tuple[Token, Outcome]], None]
+#: One attempt as an executor queues it: what ``submit`` was given.
+Job = tuple[Token, Callable[..., Any], dict[str, Any], TaskContext | None]
 
 
 class Executor(Protocol):
@@ -82,7 +86,7 @@ class Executor(Protocol):
 
     workers: int
 
-    def start(self, report: Callable[[tuple[Token, Any]], None]) -> None:
+    def start(self, report: Report) -> None:
         """Get ready for a run; ``report((token, outcome))`` posts to the engine's inbox."""
 
     def submit(self, token: Token, fn: Callable[..., Any], kwargs: dict[str, Any],

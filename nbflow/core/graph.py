@@ -40,7 +40,10 @@ class Graph:
         index = dict(zip(self.names, range(n)))
         if len(index) != n:
             seen: set[str] = set()
-            dup = next(name for name in self.names if name in seen or seen.add(name))
+            for dup in self.names:   # stops at the first name seen before
+                if dup in seen:
+                    break
+                seen.add(dup)
             raise DuplicateTaskError(
                 f"two tasks are named {dup!r}. Task names must be unique in a flow: "
                 "rename one of them.")
@@ -140,7 +143,7 @@ class Graph:
         return {self.names[i] for i in self._reach(self.index[name], self.preds)}
 
     @staticmethod
-    def _reach(start: int, edges: list[tuple[int, ...]]) -> set[int]:
+    def _reach(start: int, edges: Sequence[Sequence[int]]) -> set[int]:
         seen: set[int] = set()
         stack = list(edges[start])
         while stack:

@@ -81,9 +81,21 @@ class Option:
 
 # -- checks (value -> normalised value, or Wrong) ---------------------------------------
 
+def _finite(v: Any) -> float | None:
+    """``v`` as a float if it is a finite real number (not a bool), else None; an
+    int too large for a float is None too, not an OverflowError."""
+    if not isinstance(v, numbers.Real) or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
 def _whole(low: int) -> Callable[[Any], int]:
     def check(v: Any) -> int:
-        if isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= low:
+        if isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= low:
             return int(v)
         raise Wrong
     return check
@@ -91,9 +103,9 @@ def _whole(low: int) -> Callable[[Any], int]:
 
 def _seconds(*, above_zero: bool) -> Callable[[Any], float]:
     def check(v: Any) -> float:
-        if (isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
-                and (v > 0 if above_zero else v >= 0) and v <= MAX_SECONDS):
-            return float(v)
+        f = _finite(v)
+        if f is not None and (f > 0 if above_zero else f >= 0) and f <= MAX_SECONDS:
+            return f
         raise Wrong
     return check
 
@@ -103,14 +115,16 @@ def _or_none(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def _factor(v: Any) -> float:
-    if isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v >= 0:
-        return float(v)
+    f = _finite(v)
+    if f is not None and f >= 0:
+        return f
     raise Wrong
 
 
 def _fraction(v: Any) -> float:
-    if isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= v <= 1:
-        return float(v)
+    f = _finite(v)
+    if f is not None and 0 <= f <= 1:
+        return f
     raise Wrong
 
 
@@ -210,7 +224,7 @@ def _executor(v: Any) -> Any:
     raise Wrong
 
 
-def _items(value: Any) -> tuple | None:
+def _items(value: Any) -> tuple[Any, ...] | None:
     """``value`` as a tuple, or None when it is not iterable (or a mapping)."""
     if isinstance(value, (dict, bytes)) or value is None:
         return None
@@ -225,9 +239,9 @@ def _items(value: Any) -> tuple | None:
 def _deadline(v: Any) -> Any:
     if v is None or isinstance(v, datetime):
         return v
-    if (isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
-            and 0 < v <= MAX_SECONDS):
-        return float(v)
+    f = _finite(v)
+    if f is not None and 0 < f <= MAX_SECONDS:
+        return f
     raise Wrong
 
 
@@ -237,7 +251,7 @@ def _resources(v: Any) -> dict[str, int]:
     for pool, n in v.items():
         if not isinstance(pool, str) or not pool:
             raise Wrong
-        if not (isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1):
+        if not (isinstance(n, numbers.Integral) and not isinstance(n, bool) and int(n) >= 1):
             raise Wrong
     return dict(v)
 

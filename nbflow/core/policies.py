@@ -39,8 +39,9 @@ import numbers
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from .clock import Clock
 from .graph import Graph
 
 if TYPE_CHECKING:   # spec.py takes its defaults from options.py, which names the policies
@@ -49,14 +50,31 @@ if TYPE_CHECKING:   # spec.py takes its defaults from options.py, which names th
 #: Seconds assumed for a task with neither ``expected=`` nor a history.
 DEFAULT_EXPECTED = 1.0
 
+#: A queue's head: compared lexicographically, smaller first (keys are a policy's own).
+Rank = tuple[Any, ...]
+#: A heap entry of :class:`HeapQueue`: ``(key, ready order, task)``.
+HeapEntry = tuple[Any, int, int]
+#: An entry of one of :class:`AgingQueue`'s heaps: ``(rank or time, seq, task)``, or
+#: ``(seq, task)`` at the cap; the last two are always the seq and the task.
+AgingEntry = tuple[float, int, int] | tuple[int, int]
+
 
 class ReadyQueue(Protocol):
     def push(self, i: int) -> None: ...
     def pop(self) -> int: ...
-    def head(self) -> tuple: ...
+    def head(self) -> Rank: ...
     def peek(self) -> int: ...
     def final(self, i: int) -> bool: ...
+    def ranked(self) -> list[tuple[Rank, int]]: ...
     def __len__(self) -> int: ...
+
+
+class Policy(Protocol):
+    """See the module's docstring."""
+
+    name: str
+
+    def prepare(self, run: RunInfo) -> Callable[[], ReadyQueue]: ...
 
 
 class RunInfo:
@@ -70,7 +88,7 @@ class RunInfo:
     priority, raised to that of any task waiting on it when ``inherit_priority``.
     """
 
-    def __init__(self, graph: Graph, specs: Sequence[TaskSpec], clock: Any,
+    def __init__(self, graph: Graph, specs: Sequence[TaskSpec], clock: Clock,
                  history: Mapping[str, float] | None = None, inherit_priority: bool = False):
         self.graph, self.specs, self.clock = graph, specs, clock
         self.history = history or {}
@@ -129,13 +147,13 @@ class FifoQueue:
         self._order[i] = next(self._seq)
         self._q.append(i)
 
-    def head(self) -> tuple:
+    def head(self) -> Rank:
         return (self._order[self._q[0]],)
 
     def peek(self) -> int:
         return self._q[0]
 
-    def ranked(self) -> list[tuple[tuple, int]]:
+    def ranked(self) -> list[tuple[Rank, int]]:
         """``(rank, task)`` of every queued task (a stepped simulation shows them)."""
         return [((self._order[i],), i) for i in self._q]
 
@@ -167,7 +185,7 @@ class Future:
     def __init__(self, keys: Sequence[Any], specs: Sequence[TaskSpec]):
         self.keys, self._specs = keys, specs
         self.queued = bytearray(len(keys))
-        self._order: list[tuple] | None = None
+        self._order: list[tuple[Any, int]] | None = None
         self._next = 0
         # Equal keys tie by ready order: nothing that comes later can rank first.
         self.uniform = not keys or min(keys) == max(keys)
@@ -197,7 +215,7 @@ class HeapQueue:
     """Smallest ``(key, ready order)`` first."""
 
     def __init__(self, keys: Sequence[Any], future: Future, seq: Iterator[int]):
-        self._heap: list[tuple] = []
+        self._heap: list[HeapEntry] = []
         self._keys, self._seq = keys, seq
         self._queued = future.queued
         self.final = future.final
@@ -209,13 +227,13 @@ class HeapQueue:
     def pop(self) -> int:
         return heapq.heappop(self._heap)[2]
 
-    def head(self) -> tuple:
+    def head(self) -> Rank:
         return self._heap[0][:2]
 
     def peek(self) -> int:
         return self._heap[0][2]
 
-    def ranked(self) -> list[tuple[tuple, int]]:
+    def ranked(self) -> list[tuple[Rank, int]]:
         """``(rank, task)`` of every queued task (a stepped simulation shows them)."""
         return [(e[:2], e[2]) for e in self._heap]
 
@@ -305,7 +323,7 @@ class AgingHeapQueue(HeapQueue):
     a plain heap whose key is made at push time (head ranks stay comparable
     between queues: the ``rate * now`` they leave out is common to all)."""
 
-    def __init__(self, prio: Sequence[int], rate: float, clock: Any, future: Future,
+    def __init__(self, prio: Sequence[int], rate: float, clock: Clock, future: Future,
                  seq: Iterator[int]):
         super().__init__(prio, future, seq)
         self._rate, self._now = rate, clock.now
@@ -325,16 +343,16 @@ class AgingQueue:
     at or over the cap: those never age).  Entries leave lazily.
     """
 
-    def __init__(self, prio: Sequence[int], rate: float, cap: float | None, clock: Any,
+    def __init__(self, prio: Sequence[int], rate: float, cap: float | None, clock: Clock,
                  future: Future, seq: Iterator[int]):
         self._prio, self._rate, self._cap, self._now = prio, rate, cap, clock.now
         self._seq = seq
         self._queued = future.queued
         self.final = future.final   # on -priority: the highest priority that may still come
-        self._aging: list[tuple] = []     # (-(p - rate * ready_at), seq, i)
-        self._reach: list[tuple] = []     # (time it reaches the cap, seq, i)
-        self._capped: list[tuple] = []    # (seq, i)
-        self._fixed: list[tuple] = []     # (-p, seq, i): p >= cap
+        self._aging: list[tuple[float, int, int]] = []    # (-(p - rate * ready_at), seq, i)
+        self._reach: list[tuple[float, int, int]] = []    # (time it reaches the cap, seq, i)
+        self._capped: list[tuple[int, int]] = []          # (seq, i)
+        self._fixed: list[tuple[float, int, int]] = []    # (-p, seq, i): p >= cap
         self._live: set[int] = set()      # seqs still queued
         self._at_cap: set[int] = set()    # seqs moved from _aging to _capped
         self._n = 0
@@ -352,7 +370,7 @@ class AgingQueue:
         if cap is not None and self._rate > 0:
             heapq.heappush(self._reach, (t + (cap - p) / self._rate, k, i))
 
-    def _best_heap(self) -> tuple[tuple, list[tuple]]:
+    def _best_heap(self) -> tuple[Rank, list[Any]]:
         now, live = self._now(), self._live
         while self._reach and self._reach[0][0] <= now:
             _, k, i = heapq.heappop(self._reach)
@@ -360,12 +378,17 @@ class AgingQueue:
                 self._at_cap.add(k)
                 heapq.heappush(self._capped, (k, i))
         at_cap = self._at_cap
-        found: list[tuple[tuple, list[tuple]]] = []
-        for heap, rank in ((self._aging, lambda e: (e[0] - self._rate * now, e[1])),
-                           (self._capped, lambda e: (-self._cap, e[0])),
+        # The three heaps' entries differ in shape (AgingEntry), which a list type
+        # cannot say for one variable: the entries taken out are typed instead.
+        found: list[tuple[Rank, list[Any]]] = []
+        heap: list[Any]
+        aging: list[Any] = self._aging
+        rank: Callable[[Any], Rank]
+        for heap, rank in ((aging, lambda e: (e[0] - self._rate * now, e[1])),
+                           (self._capped, lambda e: (-cast(float, self._cap), e[0])),
                            (self._fixed, lambda e: (e[0], e[1]))):
             while heap and (heap[0][-2] not in live
-                            or (heap is self._aging and heap[0][-2] in at_cap)):
+                            or (heap is aging and heap[0][-2] in at_cap)):
                 heapq.heappop(heap)
             if heap:
                 found.append((rank(heap[0]), heap))
@@ -373,19 +396,20 @@ class AgingQueue:
 
     def pop(self) -> int:
         _, heap = self._best_heap()
-        entry = heapq.heappop(heap)
+        entry: AgingEntry = heapq.heappop(heap)
         self._live.discard(entry[-2])
         self._at_cap.discard(entry[-2])
         self._n -= 1
         return entry[-1]
 
-    def head(self) -> tuple:
+    def head(self) -> Rank:
         return self._best_heap()[0]
 
     def peek(self) -> int:
-        return self._best_heap()[1][0][-1]
+        entry: AgingEntry = self._best_heap()[1][0]
+        return entry[-1]
 
-    def ranked(self) -> list[tuple[tuple, int]]:
+    def ranked(self) -> list[tuple[Rank, int]]:
         """``(rank, task)`` of every queued task, ranked as :meth:`pop` would now."""
         if not self._n:
             return []
@@ -393,7 +417,8 @@ class AgingQueue:
         now, live, at_cap, rate = self._now(), self._live, self._at_cap, self._rate
         out = [((e[0] - rate * now, e[1]), e[2]) for e in self._aging
                if e[1] in live and e[1] not in at_cap]
-        out += [((-self._cap, e[0]), e[1]) for e in self._capped if e[0] in live]
+        # Only a queue with a cap moves entries to _capped.
+        out += [((-cast(float, self._cap), e[0]), e[1]) for e in self._capped if e[0] in live]
         out += [((e[0], e[1]), e[2]) for e in self._fixed if e[1] in live]
         return out
 
@@ -440,11 +465,11 @@ class Aging:
         return f"Aging(rate={self.rate:g}, cap={self.cap!r})"
 
 
-POLICIES: dict[str, Callable[[], Any]] = {cls.name: cls for cls in (
+POLICIES: dict[str, Callable[[], Policy]] = {cls.name: cls for cls in (
     Fifo, Priority, Aging, ShortestJobFirst, EarliestDeadlineFirst, CriticalPath)}
 
 
-def make_policy(policy: Any):
+def make_policy(policy: Any) -> Policy:
     """A policy object from its name, or ``policy`` itself if it is one.
 
     Raises
@@ -464,7 +489,7 @@ def make_policy(policy: Any):
     if not callable(getattr(policy, "prepare", None)):
         raise TypeError(f"policy must be a name ({', '.join(sorted(POLICIES))}) or a policy "
                         f"object such as nbflow.policies.Aging(rate=1.0); got {policy!r:.80}")
-    return policy
+    return cast(Policy, policy)   # an object with prepare(): a policy by duck typing
 
 
 def policy_name(policy: Any) -> str:

@@ -8,27 +8,31 @@ so replaying the log reproduces the table by construction, and a test checks it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
+
+from .sinks import Event
 
 # State is a str enum: its members hash and compare equal to the strings in events.
 from .states import TERMINAL
 
 # A row is a list, in this column order (the writer updates many per commit).
 COLUMNS = ("state", "attempt", "started", "finished", "error")
+Row = list[Any]
 
 
-def new_row() -> list:
+def new_row() -> Row:
     """A task as the run creates it: pending, never attempted."""
     return ["pending", 0, None, None, None]
 
 
-def fold(rows: dict[str, list], events: Iterable[tuple]) -> dict[str, list]:
+def fold(rows: dict[str, Row], events: Iterable[Event]) -> dict[str, Row]:
     """Apply ``events`` (see ``events.py``) to ``rows`` by task name, in order.
 
     A task not in ``rows`` starts as :func:`new_row`.  Returns the rows that
     changed.  ``running`` (from another state) sets ``started`` and clears the rest of the attempt;
     a terminal state sets ``finished``; a detail with an ``error`` sets it.
     """
-    changed: dict[str, list] = {}
+    changed: dict[str, Row] = {}
     terminal = TERMINAL
     for _run, _seq, task, attempt, frm, to, at, detail in events:
         row = rows.get(task)
@@ -47,12 +51,12 @@ def fold(rows: dict[str, list], events: Iterable[tuple]) -> dict[str, list]:
     return changed
 
 
-def replay(names: Iterable[str], events: Iterable[tuple]) -> dict[str, list]:
+def replay(names: Iterable[str], events: Iterable[Event]) -> dict[str, Row]:
     """Task rows of a run with tasks ``names``, from its events in ``seq`` order.
 
     Every task starts ``pending`` when the run is created, so the log needs no
     creation events.
     """
-    rows: dict[str, list] = {name: new_row() for name in names}
+    rows: dict[str, Row] = {name: new_row() for name in names}
     fold(rows, events)
     return rows

@@ -39,7 +39,7 @@ def rollup(states: Iterable[str]) -> str:
     return "succeeded" if seen & {"succeeded", "compensated"} else "skipped"
 
 
-def by_group(groups: Sequence[str | None], states: Sequence[str]) -> list[dict]:
+def by_group(groups: Sequence[str | None], states: Sequence[str]) -> list[dict[str, str | int]]:
     """One row per group and parent group, in first-declared order:
     ``{"group", "state", "tasks", <state>: count...}``."""
     members: dict[str, list[str]] = {}
@@ -52,8 +52,10 @@ def by_group(groups: Sequence[str | None], states: Sequence[str]) -> list[dict]:
             members.setdefault("/".join(parts[:k]), []).append(state)
     rows = []
     for group, mine in members.items():
-        row = {"group": group, "state": rollup(mine), "tasks": len(mine)}
+        counts: dict[str, int] = {}
         for state in mine:
-            row[state] = row.get(state, 0) + 1
+            counts[state] = counts.get(state, 0) + 1
+        row: dict[str, str | int] = {"group": group, "state": rollup(mine), "tasks": len(mine),
+                                     **counts}
         rows.append(row)
     return rows

@@ -4,6 +4,7 @@ stop a run (nor leave its tasks ``running`` in the store)."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 LIMIT = 200   # characters of a value shown in a message
@@ -33,3 +34,12 @@ def describe(error: BaseException) -> str:
 
 def _type_name(obj: Any) -> str:
     return type(obj).__name__
+
+
+def add_note(error: BaseException, note: str) -> None:
+    """``error.add_note(note)``; on Python 3.10, which has no ``add_note`` (nbflow
+    supports it), the note goes where 3.11 keeps it, for code that reads ``__notes__``."""
+    if sys.version_info >= (3, 11):
+        error.add_note(note)
+    else:
+        vars(error).setdefault("__notes__", []).append(note)

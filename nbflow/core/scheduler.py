@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
-from .policies import RunInfo, make_policy
+from .policies import ReadyQueue, RunInfo, make_policy
 from .spec import TaskSpec
 
 
@@ -92,11 +92,12 @@ class Scheduler:
             # The plain path: one queue, its methods bound (no per-task Python here).
             q = factory()
             self._q = q
-            self.push = q.push
-            self.release = _nothing
+            # Instance attributes over the methods: mypy forbids it, on purpose here.
+            self.push = q.push   # type: ignore[method-assign]
+            self.release = _nothing   # type: ignore[method-assign]
             return
         self._need = [tuple(sorted(s.resources.items())) for s in run.specs]
-        self._queues: dict[tuple, Any] = {}
+        self._queues: dict[tuple[tuple[str, int], ...], ReadyQueue] = {}
         self._factory = factory
         self._n = 0
 
@@ -136,11 +137,12 @@ class Scheduler:
             if not ahead:
                 pop = q.pop
                 return [pop() for _ in range(n)]
-            out = []
+            out: list[int] = []
             while len(out) < n and q.final(q.peek()):
                 out.append(q.pop())
             return out
-        out, closed, free = [], set(), self.free
+        closed: set[str] = set()
+        out, free = [], self.free
         while len(out) < n:
             best = None
             for need, q in self._queues.items():

@@ -38,12 +38,14 @@ from dataclasses import dataclass, field
 from heapq import heapreplace
 from typing import Any
 
-from .clock import VirtualClock
+from .clock import Inbox, Message, VirtualClock
 from .engine import Engine
+from .executor import Report, Token
 from .graph import Graph
+from .sinks import Event, LogRecord, Sink
 from .spec import TaskSpec
 from .states import TERMINAL, State
-from .worker import Outcome
+from .worker import Outcome, TaskContext
 
 #: Seconds an attempt takes when the durations say nothing about its task.
 DEFAULT_DURATION = 1.0
@@ -89,12 +91,13 @@ class SimulatedExecutor:
         # (then the lowest numbered), so lanes read the same every time.
         self._free = [(float("-inf"), k) for k in range(workers)]
         self._names = [worker_name(k) for k in range(workers)]
-        self._report: Callable[[tuple], None] | None = None
+        self._report: Report | None = None
 
-    def start(self, report: Callable[[tuple], None]) -> None:
+    def start(self, report: Report) -> None:
         self._report = report
 
-    def submit(self, token: tuple[int, int], fn: Any, kwargs: dict, ctx: Any) -> None:
+    def submit(self, token: Token, fn: Callable[..., Any], kwargs: dict[str, Any],
+               ctx: TaskContext) -> None:
         clock, free = self._clock, self._free
         now = clock.t
         name, attempt = ctx.name, ctx.attempt
@@ -110,7 +113,7 @@ class SimulatedExecutor:
             outcome = _outcome(Outcome, (True, None, None, None, now, end, "", "", worker))
         clock.at(end, (token, outcome))
 
-    def cancel(self, token: tuple[int, int]) -> None:
+    def cancel(self, token: Token) -> None:
         pass   # an attempt runs its course, as a thread that cannot be stopped does
 
     def shutdown(self) -> None:
@@ -212,7 +215,7 @@ class Schedule:
     workers: int
     policy: str
     origin: float = 0.0    # the clock's time at the start; spans count from it
-    events: list[tuple] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
 
     @property
     def spans(self) -> list[Span]:
@@ -282,19 +285,19 @@ class Schedule:
 class _Collector:
     """The sink that keeps a simulation's events."""
 
-    def __init__(self, kept: list[tuple]):
+    def __init__(self, kept: list[Event]):
         self.kept = kept
 
-    def events(self, batch: list[tuple]) -> None:
+    def events(self, batch: list[Event]) -> None:
         self.kept.extend(batch)
 
-    def logs(self, batch: list[tuple]) -> None:
+    def logs(self, batch: list[LogRecord]) -> None:
         pass
 
 
 def _engine(graph: Graph, specs: Sequence[TaskSpec], schedule: Schedule, clock: VirtualClock,
             duration: Duration, fails: Fails, seed: int | None, mode: str,
-            sinks: Sequence[Any], run_id: str, scheduling: dict[str, Any]) -> Engine:
+            sinks: Sequence[Sink], run_id: str, scheduling: dict[str, Any]) -> Engine:
     executor = SimulatedExecutor(schedule.workers, clock, duration, fails)
     return Engine(graph, specs, executor, sinks=[_Collector(schedule.events), *sinks],
                   clock=clock, mode=mode, policy=schedule.policy, run_id=run_id, seed=seed,
@@ -304,7 +307,7 @@ def _engine(graph: Graph, specs: Sequence[TaskSpec], schedule: Schedule, clock: 
 def simulate(graph: Graph, specs: Sequence[TaskSpec], *, workers: int,
              policy: str = "priority", duration: Duration | None = None,
              fails: Fails | None = None, seed: int | None = None, mode: str = "eager",
-             sinks: Sequence[Any] = (), run_id: str = "simulation", start: float = 0.0,
+             sinks: Sequence[Sink] = (), run_id: str = "simulation", start: float = 0.0,
              pools: dict[str, int] | None = None, inherit_priority: bool = False,
              history: dict[str, float] | None = None) -> Schedule:
     """Run ``specs`` on ``workers`` simulated workers to the end; the schedule.
@@ -330,7 +333,7 @@ class _StepClock(VirtualClock):
         super().__init__()
         self._stepper = stepper
 
-    def wait(self, inbox, deadline):
+    def wait(self, inbox: Inbox, deadline: float | None) -> Message | None:
         if inbox.empty():   # the engine is done with this instant: let the caller look
             self._stepper._pause()
         return super().wait(inbox, deadline)
@@ -399,18 +402,18 @@ class Stepper:
         if self.error is not None:
             raise self.error
 
-    def running_workers(self) -> list[tuple[tuple[int, int], str]]:
+    def running_workers(self) -> list[tuple[Token, str]]:
         """``((task, attempt), worker)`` of each running attempt: the worker its
         outcome, scheduled when it started, names."""
         return [(token, outcome.worker) for token, outcome in self.clock.due()]
 
-    def new_events(self) -> list[tuple]:
+    def new_events(self) -> list[Event]:
         """The events since the last call (the first call: everything so far)."""
         events = self.schedule.events[self._seen:]
         self._seen += len(events)
         return events
 
-    def step(self) -> list[tuple]:
+    def step(self) -> list[Event]:
         """Apply the next instant; the events it made (empty once the run is over)."""
         with self._cond:
             if self.done:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import warnings
 from typing import Any, Protocol
 
-Event = tuple  # (run_id, seq, task, attempt, from_state, to_state, at, detail): events.py
-LogRecord = tuple  # (task, attempt, stdout, stderr)
+from .events import Detail
+
+#: (run_id, seq, task, attempt, from_state, to_state, at, detail): see events.py
+Event = tuple[str, int, str, int, str, str, float, Detail | None]
+LogRecord = tuple[str, int, str, str]  # (task, attempt, stdout, stderr)
 
 
 class Sink(Protocol):
@@ -27,7 +30,7 @@ class Sink(Protocol):
     def logs(self, batch: list[LogRecord]) -> None: ...
 
 
-def publish(sinks: list, method: str, batch: Any, optional: bool = False) -> None:
+def publish(sinks: list[Sink], method: str, batch: Any, optional: bool = False) -> None:
     """Hand ``batch`` to ``method`` of every sink in ``sinks``; drop a sink that raises."""
     for sink in list(sinks):
         try:

@@ -19,14 +19,15 @@ threads) to the stream that was there before.
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
 import sys
 import threading
 import time
 import traceback
 import types
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any, Final, Literal, NamedTuple, TextIO
 
 from ..errors import SkipTask, TaskCancelled
 from .safe import describe
@@ -64,7 +65,8 @@ class TaskContext:
         if self.cancelled:
             raise TaskCancelled(f"task {self.name!r} (attempt {self.attempt}) was cancelled")
 
-    def __reduce__(self):  # crosses to process workers without the live flag
+    def __reduce__(self) -> tuple[type[TaskContext], tuple[str, int, str, str | None]]:
+        # crosses to process workers without the live flag
         return (TaskContext, (self.name, self.attempt, self.run_id, self.key))
 
     def __repr__(self) -> str:
@@ -79,7 +81,7 @@ def current_task() -> TaskContext:
     RuntimeError
         when called outside a task.
     """
-    ctx = getattr(_local, "ctx", None)
+    ctx = _local.ctx
     if ctx is None:
         raise RuntimeError("nbflow.current_task() was called outside a running task; call it "
                            "from inside a task function or %%task cell")
@@ -89,7 +91,7 @@ def current_task() -> TaskContext:
 def check_cancelled() -> None:
     """Raise :class:`nbflow.TaskCancelled` if the current task should stop; a no-op
     outside a task."""
-    ctx = getattr(_local, "ctx", None)
+    ctx = _local.ctx
     if ctx is not None and ctx.cancelled:
         ctx.check_cancelled()
 
@@ -122,11 +124,32 @@ class Saved(NamedTuple):
     blob: bytes | None
 
 
-_local = threading.local()
+class _Nothing(enum.Enum):
+    NOTHING = 0
+
+
+#: The buffer of a task that has written nothing to a stream yet.
+_NOTHING: Final = _Nothing.NOTHING
+#: An attempt's buffer of one stream; None outside a task.
+_Buffer = CappedText | Literal[_Nothing.NOTHING]
+
+
+class _Thread(threading.local):
+    """What the current thread runs: the attempt, its output buffers and their
+    key in ``_running`` (the class's values until its first task)."""
+
+    ctx: TaskContext | None = None
+    stdout: _Buffer | None = None
+    stderr: _Buffer | None = None
+    live: tuple[str, str, int] | None = None
+    worker: str   # the thread's name, read once (unset until then)
+
+
+_local = _Thread()
 _new_outcome = tuple.__new__
 # What the attempts running in this process have printed so far, by (run, task,
 # attempt): read (never written) by the dashboard's thread to stream it live.
-_running: dict[tuple[str, str, int], list[Any]] = {}   # [stdout, stderr] buffers
+_running: dict[tuple[str, str, int], list[_Buffer]] = {}   # [stdout, stderr] buffers
 
 
 def output_so_far(run_id: str, task: str, attempt: int) -> str | None:
@@ -192,10 +215,15 @@ def _end_capture() -> tuple[str, str]:
     """What the attempt printed to stdout and stderr; later writes go to the streams."""
     out, err = _local.stdout, _local.stderr
     _local.stdout = _local.stderr = _local.ctx = None
-    live = getattr(_local, "live", None)
+    live = _local.live
     if live is not None:
         _running.pop(live, None)
-    return ("" if out is _NOTHING else out.text()), ("" if err is _NOTHING else err.text())
+    return _text(out), _text(err)
+
+
+def _text(buf: _Buffer | None) -> str:
+    # None: a task that ran in a thread which then ended its attempt (run_coroutine's).
+    return "" if buf is None or buf is _NOTHING else buf.text()
 
 
 def format_error(exc: BaseException) -> str:
@@ -221,7 +249,8 @@ def run_coroutine(fn: Callable[..., Any], /, **kwargs: Any) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(fn(**kwargs))
-    slots = _running.get(getattr(_local, "live", None))
+    live = _local.live
+    slots = None if live is None else _running.get(live)
     for k, attr in enumerate(("stdout", "stderr")):   # buffers both threads write to, made now
         if getattr(_local, attr, None) is _NOTHING:
             setattr(_local, attr, CappedText())
@@ -264,17 +293,13 @@ class RunIf:
         return self.fn(**kwargs)
 
 
-#: The buffer of a task that has written nothing to a stream yet.
-_NOTHING = object()
-
-
 class _Router:
     """A text stream that writes to the current task's buffer, else to ``target``.
 
     A buffer keeps at most ``TEXT_LIMIT`` characters (``text.py``): its start and end.
     """
 
-    def __init__(self, target: Any, attr: str):
+    def __init__(self, target: TextIO, attr: str):
         self._target = target
         self._attr = attr
 
@@ -287,13 +312,14 @@ class _Router:
         if buf is _NOTHING:
             buf = CappedText()
             setattr(_local, self._attr, buf)
-            slots = _running.get(getattr(_local, "live", None))
+            live = _local.live
+            slots = None if live is None else _running.get(live)
             if slots is not None:   # seen live by output_so_far
                 slots[self._attr == "stderr"] = buf
         buf.write(s)
         return len(s)
 
-    def writelines(self, lines) -> None:
+    def writelines(self, lines: Iterable[str]) -> None:
         for line in lines:
             self.write(line)
 

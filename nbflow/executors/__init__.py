@@ -5,6 +5,9 @@ The contract they meet is written down once, in :mod:`nbflow.core.executor`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from ..core.executor import Executor
 from ..core.options import EXECUTOR_NAMES, check
 from .dask import DaskExecutor
@@ -15,11 +18,12 @@ from .threads import ThreadExecutor
 __all__ = ["EXECUTORS", "DaskExecutor", "Executor", "ProcessExecutor", "SyncExecutor",
            "ThreadExecutor", "make_executor"]
 
-EXECUTORS = dict(zip(EXECUTOR_NAMES, (ThreadExecutor, ProcessExecutor, SyncExecutor,
+EXECUTORS: dict[str, Callable[..., Executor]] = dict(zip(EXECUTOR_NAMES, (ThreadExecutor, ProcessExecutor, SyncExecutor,
                                       DaskExecutor), strict=True))
 
 
-def make_executor(kind, workers: int | None = None, *, tasks: int | None = None, **options):
+def make_executor(kind: str | Executor, workers: int | None = None, *, tasks: int | None = None,
+                  **options: Any) -> Executor:
     """An executor from its name (``"threads"``, ``"processes"``, ``"sync"``, ``"dask"``)
     or an instance given as is.
 

@@ -43,14 +43,19 @@ import itertools
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..core.executor import Report, Token
+from ..core.safe import add_note
 from ..core.worker import Outcome, TaskContext, capturing
 from ..errors import NbflowError, TaskCancelled
 from ..extras import need
 from .wire import FunctionBlobs, dumps, failed, received, run_job, who
+
+if TYPE_CHECKING:   # imported when a run starts (need()): Dask is an optional extra
+    from distributed import Client, Future
 
 POLL = 0.1   # seconds between two looks at an attempt's stop event on the worker
 # Attempts queued per worker thread by default.  The round trip from a worker's
@@ -141,11 +146,11 @@ class DaskExecutor:
         self._client: Any = None
         self._cluster: Any = None
         self._lock = threading.Lock()   # guards _running against Dask's callback thread
-        self._running: dict[tuple[int, int], tuple[Any, TaskContext]] = {}
+        self._running: dict[Token, tuple[Future[bytes], TaskContext | None]] = {}
         self._resources: dict[int, dict[str, float]] = {}
         self._advertised: dict[str, float] = {}   # resource -> most any one worker has
         self._signals: ThreadPoolExecutor | None = None
-        self._report: Any = None
+        self._report: Report   # set by start()
 
     def __repr__(self) -> str:
         where = self._address or ("local cluster" if self._own else repr(self._client_arg))
@@ -170,7 +175,7 @@ class DaskExecutor:
         self._resources = {i: dict(r) for i, s in enumerate(specs)
                            if (r := getattr(s, "resources", None))}
 
-    def start(self, report) -> None:
+    def start(self, report: Report) -> None:
         """Connect to (or start) the cluster and read what its workers offer."""
         distributed = need("distributed", "executor='dask'")
         self._report = report
@@ -202,7 +207,8 @@ class DaskExecutor:
                 advertised[name] = max(advertised.get(name, 0), amount)
         self._advertised = advertised
 
-    def submit(self, token, fn, kwargs, ctx=None) -> None:
+    def submit(self, token: Token, fn: Callable[..., Any], kwargs: dict[str, Any],
+               ctx: TaskContext | None = None) -> None:
         started = time.time()
         wanted = self._resources.get(token[0])
         resources = None
@@ -214,10 +220,10 @@ class DaskExecutor:
         try:
             job = dumps((self._blobs(fn), kwargs, ctx))
         except Exception as exc:  # noqa: BLE001 - reported as the attempt's outcome
-            exc.add_note(f"nbflow: {who(ctx)} cannot be sent to a Dask worker. Functions run "
-                         "with executor='dask' must not refer to open files, locks, "
-                         "connections or a %%task cell's namespace; use executor='threads' "
-                         "for those.")
+            add_note(exc, f"nbflow: {who(ctx)} cannot be sent to a Dask worker. Functions run "
+                          "with executor='dask' must not refer to open files, locks, "
+                          "connections or a %%task cell's namespace; use executor='threads' "
+                          "for those.")
             self._report((token, failed(exc, started, "dask")))
             return
         key = f"{ctx.name if ctx else 'task'}-{token[1]}-{self._nonce}-{next(self._keys)}"
@@ -230,7 +236,7 @@ class DaskExecutor:
         # and waits, a round trip per attempt while a worker sits idle.
         self._client.loop.add_callback(self._track, token, fut, started)
 
-    def cancel(self, token) -> None:
+    def cancel(self, token: Token) -> None:
         """Signal the attempt to stop (its stop event), or restart its worker
         (``kill_on_timeout``); returns at once, the outcome comes when it ends."""
         with self._lock:
@@ -259,23 +265,23 @@ class DaskExecutor:
             self._cluster = None
 
     # -- on the client's event loop and its threads -------------------------------------------------------------
-    async def _track(self, token, fut, started: float) -> None:
-        data, error = None, None
+    async def _track(self, token: Token, fut: Future[bytes], started: float) -> None:
+        result: bytes | BaseException
         try:
-            data = await fut
+            result = await fut
         # cancelled, or the worker died: still one outcome
         except BaseException as exc:  # noqa: BLE001 - see above
-            data, error = None, exc
+            result = exc
         with self._lock:
             entry = self._running.pop(token, None)
         if entry is None:   # already reported (its worker was restarted), or shut down
             return
         ctx = entry[1]
-        out = _lost(error, ctx, started) if data is None else received(data, ctx, started,
-                                                                         "dask")
+        out = (_lost(result, ctx, started) if isinstance(result, BaseException)
+               else received(result, ctx, started, "dask"))
         self._report((token, out))
 
-    def _stop(self, client, token, fut) -> None:
+    def _stop(self, client: Client, token: Token, fut: Future[bytes]) -> None:
         distributed = need("distributed", "executor='dask'")
         try:
             distributed.Event(fut.key, client=client).set()
@@ -302,7 +308,8 @@ class DaskExecutor:
         except Exception:  # noqa: BLE001 - see above
             pass
 
-    def _dask_resources(self, wanted: Mapping[str, float]) -> tuple[dict | None, str]:
+    def _dask_resources(self, wanted: Mapping[str, float]
+                        ) -> tuple[dict[str, float] | None, str]:
         """What to ask Dask for, and why the task cannot run (empty if it can)."""
         offered = self._advertised
         mine = {k: v for k, v in wanted.items() if k in offered}
@@ -320,8 +327,8 @@ def _lost(exc: BaseException, ctx: TaskContext | None, started: float) -> Outcom
     if type(exc).__name__ == "CancelledError":
         return failed(TaskCancelled(f"{who(ctx)} was cancelled on the Dask cluster"),
                       started, "dask")
-    exc.add_note(f"nbflow: Dask could not run {who(ctx)} to the end (its worker died or "
-                 "the cluster went away).")
+    add_note(exc, f"nbflow: Dask could not run {who(ctx)} to the end (its worker died or "
+                  "the cluster went away).")
     return failed(exc, started, "dask")
 
 
@@ -344,7 +351,7 @@ class _RemoteContext(TaskContext):
         # then, and each look is a round trip to the scheduler.
         self._event, self._seen, self._next = key, False, time.monotonic() + POLL
 
-    @property   # type: ignore[override]
+    @property
     def cancelled(self) -> bool:
         now = time.monotonic()
         if not self._seen and now >= self._next:

@@ -44,11 +44,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
 from ..children import reap
+from ..core.executor import Job, Report, Token
 from ..core.options import check
+from ..core.safe import add_note
 from ..core.worker import Outcome, TaskContext, capturing
 from ..errors import NbflowError, TaskCancelled
 from .wire import RemoteError, dumps, failed, received, run_job, who
@@ -89,14 +92,14 @@ class ProcessExecutor:
     def __init__(self, workers: int | None = None):
         workers = check("workers", workers, "ProcessExecutor()")
         self.workers = workers or os.cpu_count() or 1
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()   # None: stop
         self._lock = threading.Lock()   # guards the slots' token/stopping/proc and the two below
         self._closing = False
         self._dropped: set[tuple[int, int]] = set()   # cancelled before a slot took them
         self._slots: list[_Slot] = []
-        self._report: Any = None
+        self._report: Report | None = None
 
-    def start(self, report) -> None:
+    def start(self, report: Report) -> None:
         """Start the worker processes (all at once) and their slot threads.
 
         Raises
@@ -118,10 +121,11 @@ class ProcessExecutor:
                 f"{type(exc).__name__}: {exc}. Use fewer workers (workers=N), or allow more "
                 "processes and open files (ulimit -u, ulimit -n).") from exc
 
-    def submit(self, token, fn, kwargs, ctx=None) -> None:
+    def submit(self, token: Token, fn: Callable[..., Any], kwargs: dict[str, Any],
+               ctx: TaskContext | None = None) -> None:
         self._jobs.put((token, fn, kwargs, ctx))
 
-    def cancel(self, token) -> None:
+    def cancel(self, token: Token) -> None:
         """Kill the worker running ``token`` (a replacement starts), or drop it unstarted."""
         with self._lock:
             for slot in self._slots:
@@ -165,6 +169,7 @@ class _Slot:
         self.name = f"nbflow-process-{k}"
         self.token: tuple[int, int] | None = None   # the attempt the worker runs
         self.stopping = False                       # cancel() killed the worker
+        self.proc: subprocess.Popen[bytes] | None   # None once kill_now() reaped it
         self.proc, self.conn = _spawn(self.name)
         self.thread = threading.Thread(target=self._work, name=self.name, daemon=True)
         self.thread.start()
@@ -172,7 +177,8 @@ class _Slot:
     def stop(self) -> None:
         """Kill the worker (caller holds the pool's lock)."""
         self.stopping = True
-        self.proc.kill()
+        if self.proc is not None:
+            self.proc.kill()
 
     def kill_now(self) -> None:
         with self.pool._lock:
@@ -203,21 +209,23 @@ class _Slot:
             # for ever.
             except Exception as exc:  # noqa: BLE001 - reported as the attempt's failure
                 out = failed(exc, time.time(), self.name)
-            if not pool._closing:
-                pool._report((token, out))
+            report = pool._report
+            if not pool._closing and report is not None:
+                report((token, out))
         self._close()
 
-    def _attempt(self, fn, kwargs, ctx: TaskContext | None) -> Outcome:
+    def _attempt(self, fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | None
+                 ) -> Outcome:
         started = time.time()
         try:
             job = dumps((fn, kwargs, ctx))
         except Exception as exc:  # noqa: BLE001 - a task that does not pickle fails its attempt
             with self.pool._lock:
                 self.token = None
-            exc.add_note(f"nbflow: {who(ctx)} cannot be sent to a worker process. Functions "
-                         "run with executor='processes' must not refer to open files, locks, "
-                         "connections or a %%task cell's namespace; use executor='threads' "
-                         "for those.")
+            add_note(exc, f"nbflow: {who(ctx)} cannot be sent to a worker process. Functions "
+                          "run with executor='processes' must not refer to open files, locks, "
+                          "connections or a %%task cell's namespace; use executor='threads' "
+                          "for those.")
             return failed(exc, started, self.name)
         with self.pool._lock:
             cancelled_early = self.stopping   # cancel() came while the job was pickled
@@ -226,7 +234,7 @@ class _Slot:
         if cancelled_early:
             self._replace()
             return _cancelled(ctx, self.name, started)
-        if self.proc.poll() is not None:   # died while idle (killed from outside)
+        if self.proc is None or self.proc.poll() is not None:   # died idle (killed from outside)
             self._replace()
         try:
             self.conn.send_bytes(job)
@@ -249,8 +257,11 @@ class _Slot:
 
     def _replace(self) -> int:
         """Reap the worker and start a new one unless the pool is closing; its exit code."""
-        self.proc.kill()
-        code = self.proc.wait()
+        if self.proc is not None:
+            self.proc.kill()
+            code = self.proc.wait()
+        else:   # shutdown's kill_now() killed and reaped it while this attempt ran
+            code = -signal.SIGKILL
         self.conn.close()
         with self.pool._lock:
             if not self.pool._closing:
@@ -263,7 +274,7 @@ class _Slot:
             reap(self.proc, EXIT_WAIT)
 
 
-def _spawn(name: str) -> tuple[subprocess.Popen, Connection]:
+def _spawn(name: str) -> tuple[subprocess.Popen[bytes], Connection]:
     parent, child = socket.socketpair()
     # SIGINT is ignored from the first line: see serve().
     code = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "

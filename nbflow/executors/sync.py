@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from ..core.executor import Report, Token
 from ..core.options import check
-from ..core.worker import execute
+from ..core.worker import TaskContext, execute
 
 
 class SyncExecutor:
@@ -15,20 +19,22 @@ class SyncExecutor:
 
     def __init__(self, workers: int | None = None):
         self.workers = check("workers", workers, "SyncExecutor()") or 1
-        self._report = None
+        self._report: Report | None = None
 
-    def start(self, report) -> None:
+    def start(self, report: Report) -> None:
         self._report = report
 
-    def submit(self, token, fn, kwargs, ctx=None) -> None:
+    def submit(self, token: Token, fn: Callable[..., Any], kwargs: dict[str, Any],
+               ctx: TaskContext | None = None) -> None:
         out = execute(fn, kwargs, ctx)
         if isinstance(out.error, KeyboardInterrupt):
             # The task ran on the engine's thread, where Ctrl-C lands: it
             # interrupts the run (the engine cancels it), as it would between tasks.
             raise out.error
+        assert self._report is not None, "submit() before start()"
         self._report((token, out))
 
-    def cancel(self, token) -> None:
+    def cancel(self, token: Token) -> None:
         pass  # nothing is ever in flight
 
     def shutdown(self) -> None:

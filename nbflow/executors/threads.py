@@ -27,9 +27,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
+from ..core.executor import Job, Report, Token
 from ..core.options import check
-from ..core.worker import execute
+from ..core.worker import TaskContext, execute
 
 # Two queued attempts close the gaps between 10 ms tasks on 8 workers (one left
 # a quarter of them; more gained nothing measurable: benchmarks/README.md), and
@@ -61,7 +63,7 @@ class ThreadExecutor:
         self.initializer = initializer
         self._threads: list[threading.Thread] = []
 
-    def start(self, report) -> None:
+    def start(self, report: Report) -> None:
         # Threads start on demand, as ThreadPoolExecutor's do: a chain of tasks
         # keeps passing the same thread its next task, instead of handing each
         # to the next of ``workers`` threads, which the OS wakes on whichever
@@ -69,13 +71,13 @@ class ThreadExecutor:
         # A new queue per run: a thread an earlier run abandoned (still inside
         # a task) must not take this run's jobs, nor leave its stop signal here.
         self._report = report
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()   # None: stop
         # One entry per thread blocked waiting for a job, taken by the submit
         # that gives it one (deque appends and pops are atomic under the GIL).
-        self._waiting: collections.deque = collections.deque()
+        self._waiting: collections.deque[None] = collections.deque()
         # Attempts the engine gave up on (cancel()) whose threads may still be
         # inside them: each allows one thread more until its attempt returns.
-        self._abandoned: set = set()
+        self._abandoned: set[Token] = set()
 
     def _work(self) -> None:
         if self.initializer is not None:
@@ -104,7 +106,8 @@ class ThreadExecutor:
                 abandoned.discard(token)
                 leaving = True
 
-    def submit(self, token, fn, kwargs, ctx=None) -> None:
+    def submit(self, token: Token, fn: Callable[..., Any], kwargs: dict[str, Any],
+               ctx: TaskContext | None = None) -> None:
         self._jobs.put((token, fn, kwargs, ctx))
         try:
             self._waiting.pop()
@@ -119,7 +122,7 @@ class ThreadExecutor:
             t.start()
             self._threads.append(t)
 
-    def cancel(self, token) -> None:
+    def cancel(self, token: Token) -> None:
         """Give up on ``token``: the engine discards its late result, and the pool may
         start another thread while this attempt's thread is still inside it.
 

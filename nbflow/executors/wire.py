@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import cloudpickle
 
-from ..core.safe import safe_str
+from ..core.safe import add_note, safe_str
 from ..core.worker import Outcome, TaskContext, execute, format_error
 from ..errors import NbflowError
 
@@ -39,7 +39,7 @@ class RemoteError(NbflowError):
         super().__init__(f"{type_name}: {message}")
         self.type_name, self.message, self.remote_traceback = type_name, message, remote_traceback
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[RemoteError], tuple[str, str, str]]:
         return (RemoteError, (self.type_name, self.message, self.remote_traceback))
 
 
@@ -56,16 +56,17 @@ class _RemoteTraceback(Exception):
 _cloudpickle_code = cloudpickle.Pickler.dispatch_table.get(types.CodeType)
 
 
-def _code_reduce(code: types.CodeType):
+def _code_reduce(code: types.CodeType) -> tuple[Callable[..., types.CodeType], tuple[Any, ...]]:
     # cloudpickle names the code it ships "<dynamic-code>"; keeping the real file
     # name lets a worker's traceback point at the user's file or notebook cell.
     ctor, args = _cloudpickle_code(code)
     return ctor, tuple(code.co_filename if a == "<dynamic-code>" else a for a in args)
 
 
-class _Pickler(cloudpickle.Pickler):
-    dispatch_table: ClassVar[ChainMap] = ChainMap({types.CodeType: _code_reduce} if _cloudpickle_code else {},
-                              cloudpickle.Pickler.dispatch_table)
+class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle ships no types
+    dispatch_table: ClassVar[ChainMap[type, Callable[[Any], Any]]] = ChainMap(
+        {types.CodeType: _code_reduce} if _cloudpickle_code else {},
+        cloudpickle.Pickler.dispatch_table)
 
 
 def dumps(obj: Any) -> bytes:
@@ -123,8 +124,8 @@ def received(data: bytes, ctx: TaskContext | None, started: float, worker: str) 
     try:
         out = pickle.loads(data)
     except Exception as exc:  # noqa: BLE001 - reported as the attempt's outcome
-        exc.add_note(f"nbflow: the outcome of {who(ctx)} could not be read back from the "
-                     "worker that ran it.")
+        add_note(exc, f"nbflow: the outcome of {who(ctx)} could not be read back from the "
+                      "worker that ran it.")
         return failed(exc, started, worker)
     return with_remote_cause(out)
 
@@ -141,7 +142,7 @@ class FunctionBlobs:
     (one result wrapper) for thousands of tasks, and cloudpickle takes ~0.1 ms
     a call by value.  Holds the functions, so an id is not reused meanwhile."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._blobs: dict[int, tuple[Any, bytes]] = {}
 
     def __call__(self, fn: Any) -> bytes:
@@ -182,8 +183,8 @@ def run_job(job: bytes, worker: str, place: str,
         fn, kwargs, ctx = pickle.loads(job)
         fn = _function(fn)
     except Exception as exc:  # noqa: BLE001 - reported as the attempt's outcome
-        exc.add_note(f"nbflow: the task could not be loaded on its {place}: it refers to a "
-                     f"module or object the {place} cannot import (install it there).")
+        add_note(exc, f"nbflow: the task could not be loaded on its {place}: it refers to a "
+                      f"module or object the {place} cannot import (install it there).")
         out = failed(exc, started, worker)
     else:
         run_ctx = context(ctx) if context is not None and ctx is not None else ctx

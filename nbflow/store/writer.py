@@ -88,15 +88,29 @@ def resolve_timeout(timeout: float | None) -> float:
     return value
 
 
+class WallClock:
+    """The writer's time: ``now()`` (monotonic seconds) and ``wait(event, seconds)``,
+    a commit window that ``event`` (set by a flush or a close) cuts short.  Tests
+    of the window pass a clock of their own, which moves only when they say."""
+
+    now = staticmethod(time.monotonic)
+
+    @staticmethod
+    def wait(event: threading.Event, seconds: float) -> None:
+        event.wait(seconds)
+
+
 class Writer:
     """One background thread writing batches for any number of runs of one store."""
 
     def __init__(self, engine: Engine, label: str, path: str | None = None,
-                 busy_timeout: float = 5.0, timeout: float | None = None):
+                 busy_timeout: float = 5.0, timeout: float | None = None,
+                 clock: WallClock | None = None):
         """``path``: the SQLite file behind ``engine``, written from a child process;
         None writes through ``engine`` in this thread.  ``timeout``: see
-        :func:`resolve_timeout`."""
+        :func:`resolve_timeout`.  ``clock``: see :class:`WallClock` (the default)."""
         self._label = label
+        self._clock = clock or WallClock()
         self.timeout = resolve_timeout(timeout)
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self.error: BaseException | None = None
@@ -105,7 +119,7 @@ class Writer:
         self.refused: deque[str] = deque(maxlen=1000)
         self._retry: list[tuple] = []   # items not yet written, to write first
         self._urgent = threading.Event()   # set by flush/close: commit without waiting
-        self._progress = time.monotonic()  # when the last write ended, well or not
+        self._progress = self._clock.now()  # when the last write ended, well or not
         self._stalled_at: float | None = None   # _progress when a flush found it stalled
         self._dbapi_error = engine.dialect.dbapi.Error
         self._id = uuid.uuid4().hex       # this writer's row in the commits table
@@ -148,13 +162,13 @@ class Writer:
         """
         timeout = self.timeout if timeout is None else timeout
         done = threading.Event()
-        start = time.monotonic()
+        start = self._clock.now()
         self._q.put(("flush", None, done))
         self._urgent.set()
         # A writer that works through a backlog is not stalled: the bound is on
         # the time without progress, not on the whole flush.
         while not done.wait(min(timeout, 1.0)):
-            if time.monotonic() - max(start, self._progress) >= timeout:
+            if self._clock.now() - max(start, self._progress) >= timeout:
                 self._stalled_at = self._progress
                 raise StoreError(self._stalled(timeout))
         err, self.error = self.error, None
@@ -218,7 +232,7 @@ class Writer:
             # (a big run), the next transaction starts at once.  A flush or a
             # close cuts the window short.
             if self._window > busy and items and items[0][0] not in ("flush", "stop"):
-                self._urgent.wait(self._window - busy)
+                self._clock.wait(self._urgent, self._window - busy)
             self._urgent.clear()
             while True:
                 try:
@@ -227,9 +241,9 @@ class Writer:
                     break
             waiters = [p for k, _r, p in items if k == "flush"]
             stop = any(k == "stop" for k, _r, _p in items)
-            start = time.monotonic()
+            start = self._clock.now()
             self._write([it for it in items if it[0] not in ("flush", "stop")])
-            self._progress = time.monotonic()
+            self._progress = self._clock.now()
             busy = self._progress - start
             for w in waiters:
                 w.set()
@@ -292,7 +306,7 @@ class Writer:
                         self._report(statements, refused)
                 self._statements.committed()
                 done = end
-                self._progress = time.monotonic()   # a long backlog is not a stall
+                self._progress = self._clock.now()   # a long backlog is not a stall
             # A failure that a later try wrote through is no longer news.
             self.error = None
         except Exception as exc:  # noqa: BLE001 - kept for flush(); the engine must go on

@@ -7,6 +7,9 @@ import time
 import pytest
 
 import nbflow
+from nbflow.core.graph import Graph
+from nbflow.core.simulate import Stepper, durations_of
+from nbflow.core.spec import TaskSpec
 from nbflow.simulation import compare, gantts
 
 
@@ -90,6 +93,24 @@ def test_step_mode_shows_the_ready_queue_in_policy_order():
     sim.run()
     assert sim.done and sim.order == ["first", "high", "mid", "low"]
     assert sim.step() == "the run is over"
+
+
+def test_a_stepper_stops_before_each_instant():
+    # The engine steps in a thread of its own: this is here, not in tests/core.
+    specs = [TaskSpec(name, lambda: None, deps) for name, deps in
+             [("a", ()), ("b", ()), ("c", ("a", "b"))]]
+    graph = Graph([s.name for s in specs], [s.deps for s in specs])
+    stepper = Stepper(graph, specs, workers=2,
+                      duration=durations_of({"a": 1, "b": 3, "c": 1}, graph.names))
+    assert [(ev[2], ev[5]) for ev in stepper.new_events()] == [
+        ("a", "ready"), ("b", "ready"), ("a", "running"), ("b", "running")]
+    assert stepper.clock.now() == 0 and not stepper.done
+    assert [(ev[2], ev[5]) for ev in stepper.step()] == [("a", "succeeded")]
+    assert stepper.clock.now() == 1
+    assert [(ev[2], ev[5]) for ev in stepper.step()] == [
+        ("b", "succeeded"), ("c", "ready"), ("c", "running")]
+    assert [(ev[2], ev[5]) for ev in stepper.step()] == [("c", "succeeded")]
+    assert stepper.done and stepper.step() == []
 
 
 def test_a_recorded_simulation_is_a_run_marked_simulated(store_path):

@@ -6,13 +6,12 @@ default thread pool), and it waits on nothing but ``Engine.run`` returning.
 
 from __future__ import annotations
 
-import threading
 import traceback
 
 import pytest
 
 from nbflow import Flow
-from nbflow.core.clock import RealClock, VirtualClock
+from nbflow.core.clock import VirtualClock
 from nbflow.core.engine import TaskTimeout
 from nbflow.core.events import AT, ATTEMPT, DETAIL, TASK, TO
 from nbflow.core.worker import Outcome, capturing
@@ -84,20 +83,6 @@ def test_the_users_exception_and_traceback_are_kept(spec, run):
     assert detail["error"] == "Boom: bad input 42"
     assert 'raise Boom(f"bad input {n}")' in detail["traceback"]
     assert "nbflow/core" not in detail["traceback"]
-
-
-@pytest.mark.parametrize("kind", ["function", "cell"])
-def test_the_traceback_starts_in_user_code_through_flow(kind, store_path):
-    flow = Flow("f", store=store_path, executor="sync")
-    if kind == "function":
-        flow.task(lambda: user_code(7), name="parse")
-    else:
-        flow.cell_task("parse", "from test_engine import user_code\nuser_code(7)",
-                       {"__name__": "cell"})
-    run = flow.run()
-    frames = traceback.extract_tb(run._engine.errors[0].__traceback__)
-    assert frames[-1].name == "user_code"
-    assert [f.filename for f in frames if "/nbflow/" in f.filename] == []
 
 
 def flaky(failures: int):
@@ -292,30 +277,6 @@ def test_the_virtual_clock_refuses_to_wait_for_nothing():
     import queue
     with pytest.raises(RuntimeError, match="waiting for a message that nothing will send"):
         VirtualClock().wait(queue.SimpleQueue(), None)
-
-
-def test_transitions_happen_on_the_engine_thread(spec, engine_for):
-    """One thread owns the run state: every event is produced on the thread that
-    called ``run``, while the tasks run on the pool's worker threads."""
-    sink_threads, task_threads = set(), set()
-
-    class ThreadSink:
-        def events(self, batch):
-            sink_threads.add(threading.current_thread().name)
-
-        def logs(self, batch):
-            pass
-
-    def work():
-        task_threads.add(threading.current_thread().name)
-
-    engine, _ = engine_for([spec(f"t{k}", work) for k in range(8)],
-                           executor=ThreadExecutor(3), clock=RealClock())
-    engine.sinks.append(ThreadSink())
-    engine.run()
-    assert sink_threads == {threading.current_thread().name}
-    assert task_threads and all(n.startswith("nbflow-worker-") for n in task_threads)
-    assert all(s.value == "succeeded" for s in engine.state)
 
 
 def test_the_thread_pool_is_the_default_executor():

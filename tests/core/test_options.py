@@ -113,6 +113,9 @@ def declare(**options):
      r"timeout\.$"),
     ({"timeout": 1e20}, r"^task 't': timeout must be .*, got 1e\+20; use None for no timeout"),
     ({"timeout": math.nan}, r"^task 't': timeout must be .*, got nan; "),
+    # too large for a float: before, an OverflowError from the check itself
+    ({"timeout": 10 ** 400}, r"^task 't': timeout must be .*, got 1000000.*; use None for no "),
+    ({"backoff": 10 ** 400}, r"^task 't': backoff must be a finite number of at least 0, "),
     ({"timeout": 0}, r"^task 't': timeout must be .*, got 0; "),
     ({"retry_delay": math.inf}, r"^task 't': retry_delay must be a number of seconds from 0 "
      r"to 31536000 \(a year\), got inf\.$"),

@@ -7,11 +7,9 @@ by advancing the clock.  The lookahead case runs real threads.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
-from nbflow.core.clock import RealClock, VirtualClock
+from nbflow.core.clock import VirtualClock
 from nbflow.core.graph import Graph
 from nbflow.core.policies import (
     DEFAULT_EXPECTED,
@@ -20,7 +18,6 @@ from nbflow.core.policies import (
     RunInfo,
     make_policy,
 )
-from nbflow.executors.threads import ThreadExecutor
 
 POLICY_NAMES = ["fifo", "priority", "aging", "sjf", "edf", "critical_path"]
 
@@ -154,39 +151,3 @@ def test_bad_policies_say_how_to_fix_them():
     assert isinstance(make_policy(EarliestDeadlineFirst()), EarliestDeadlineFirst)
 
 
-def test_starts_follow_the_policy_despite_the_pools_lookahead(spec, engine_for):
-    # While "a" holds the only worker, b and c wait ready.  When a ends, d (after
-    # a) is ready too and is the shortest: sjf must start it before c and b.  Had
-    # b and c been queued in the pool behind a (its lookahead), they would go first.
-    started, release = threading.Event(), threading.Event()
-
-    def hold():
-        started.set()
-        assert release.wait(10)
-
-    specs = [spec("a", hold, expected=0.0), spec("b", expected=5.0), spec("c", expected=1.0),
-             spec("d", after=["a"], expected=0.1)]
-    executor = ThreadExecutor(1, lookahead=2)
-    engine, rec = engine_for(specs, executor=executor, clock=RealClock(), policy="sjf")
-    t = threading.Thread(target=engine.run)
-    t.start()
-    assert started.wait(10)
-    release.set()
-    t.join(10)
-    assert rec.starts() == ["a", "d", "c", "b"]
-    # where nothing can outrank the queued tasks (fifo), the lookahead still queues
-    started.clear()
-    release.clear()
-    executor = ThreadExecutor(1, lookahead=2)
-    engine, rec = engine_for(specs, executor=executor, clock=RealClock(), policy="fifo")
-    t = threading.Thread(target=engine.run)
-    t.start()
-    assert started.wait(10)
-    for _ in range(1000):
-        if executor._jobs.qsize() == 2:
-            break
-        threading.Event().wait(0.002)
-    assert executor._jobs.qsize() == 2
-    release.set()
-    t.join(10)
-    assert rec.starts() == ["a", "b", "c", "d"]

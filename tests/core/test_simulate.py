@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from nbflow.core.clock import VirtualClock
 from nbflow.core.engine import Engine
 from nbflow.core.graph import Graph
-from nbflow.core.simulate import SimulatedExecutor, Stepper, durations_of, failures_of, simulate
+from nbflow.core.simulate import SimulatedExecutor, durations_of, failures_of, simulate
 from nbflow.core.spec import TaskSpec
 from nbflow.executors.sync import SyncExecutor
 
@@ -125,22 +125,6 @@ def test_a_real_run_on_the_synchronous_executor_makes_the_same_decisions():
     real = [(ev[2], ev[6]) for ev in events if ev[5] == "running"]
     simulated = simulate(graph, specs, workers=1, duration=durations_of(lengths, graph.names))
     assert real == [(s.task, s.start) for s in simulated.spans]
-
-
-# -- stepping -------------------------------------------------------------------------
-def test_a_stepper_stops_before_each_instant():
-    graph, specs = specs_of({"a": [], "b": [], "c": ["a", "b"]})
-    stepper = Stepper(graph, specs, workers=2,
-                      duration=durations_of({"a": 1, "b": 3, "c": 1}, graph.names))
-    assert [(ev[2], ev[5]) for ev in stepper.new_events()] == [
-        ("a", "ready"), ("b", "ready"), ("a", "running"), ("b", "running")]
-    assert stepper.clock.now() == 0 and not stepper.done
-    assert [(ev[2], ev[5]) for ev in stepper.step()] == [("a", "succeeded")]
-    assert stepper.clock.now() == 1
-    assert [(ev[2], ev[5]) for ev in stepper.step()] == [
-        ("b", "succeeded"), ("c", "ready"), ("c", "running")]
-    assert [(ev[2], ev[5]) for ev in stepper.step()] == [("c", "succeeded")]
-    assert stepper.done and stepper.step() == []
 
 
 # -- inputs -----------------------------------------------------------------------------

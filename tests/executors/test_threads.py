@@ -9,6 +9,7 @@ import time
 import pytest
 
 from nbflow import Flow
+from nbflow.core.clock import RealClock
 from nbflow.executors.threads import ThreadExecutor
 
 WAIT = 10.0
@@ -142,3 +143,27 @@ def test_an_async_task_runs_on_a_worker_thread(tmp_path):
     run = flow.run()
     assert run.result("fetch").startswith("nbflow-worker-")
     assert run.result("shout") == run.result("fetch").upper()
+
+
+def test_transitions_happen_on_the_engine_thread(spec, engine_for):
+    """One thread owns the run state: every event is produced on the thread that
+    called ``run``, while the tasks run on the pool's worker threads."""
+    sink_threads, task_threads = set(), set()
+
+    class ThreadSink:
+        def events(self, batch):
+            sink_threads.add(threading.current_thread().name)
+
+        def logs(self, batch):
+            pass
+
+    def work():
+        task_threads.add(threading.current_thread().name)
+
+    engine, _ = engine_for([spec(f"t{k}", work) for k in range(8)],
+                           executor=ThreadExecutor(3), clock=RealClock())
+    engine.sinks.append(ThreadSink())
+    engine.run()
+    assert sink_threads == {threading.current_thread().name}
+    assert task_threads and all(n.startswith("nbflow-worker-") for n in task_threads)
+    assert all(s.value == "succeeded" for s in engine.state)

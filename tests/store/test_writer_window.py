@@ -1,36 +1,70 @@
 """The writer's commit window: batches gather for it, but not on top of a slow write;
-and the bounds of one transaction, however much has gathered."""
+and the bounds of one transaction, however much has gathered.
+
+The window runs on a :class:`SteppedClock`: it ends when the test says, and a
+write takes the time the test gives it, so nothing here sleeps or races the
+writer's thread."""
 
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from sqlalchemy import create_engine
 
 from nbflow.core.text import TEXT_LIMIT
 from nbflow.store.batches import TXN_CHARS, TXN_ROWS, group_end
-from nbflow.store.writer import Writer
+from nbflow.store.writer import WallClock, Writer
 
 WINDOW = 0.5
+WAIT = 10.0   # seconds a test waits for the writer's thread to get somewhere
+
+
+class SteppedClock(WallClock):
+    """The writer's time, moved by the test: a write advances it (``Recorded``), and
+    each commit window is recorded and lasts until :meth:`end_window` (a flush or a
+    close ends it too, as the real one)."""
+
+    def __init__(self):
+        self.t = 0.0
+        self.windows: list[float] = []   # the seconds each window was to last
+        self._entered = threading.Semaphore(0)
+        self._cut: threading.Event | None = None   # what ends the current window
+
+    def now(self) -> float:
+        return self.t
+
+    def wait(self, event: threading.Event, seconds: float) -> None:
+        self.windows.append(seconds)
+        self._cut = event
+        self._entered.release()
+        event.wait(WAIT)
+
+    def in_window(self) -> None:
+        """Wait until the writer's thread is inside a commit window."""
+        assert self._entered.acquire(timeout=WAIT), "the writer never began a commit window"
+
+    def end_window(self) -> None:
+        """End the window the writer is in, as a flush would (the writer clears it)."""
+        assert self._cut is not None
+        self._cut.set()
 
 
 class Recorded:
     """Stands in for the writer's transactions: keeps each one's rows and times,
-    taking ``seconds[k]`` (default 0) to write the k-th."""
+    the k-th taking ``seconds[k]`` (default 0) of the clock's time."""
 
-    def __init__(self, seconds: list[float]):
-        self.seconds = seconds
+    def __init__(self, clock: SteppedClock, seconds: list[float]):
+        self.clock, self.seconds = clock, seconds
         self.calls: list[tuple[float, float, int]] = []   # start, end, rows
         self.done = threading.Event()
 
     def execute(self, statements) -> list:
-        start = time.monotonic()
+        start = self.clock.t
         k = len(self.calls)
-        time.sleep(self.seconds[k] if k < len(self.seconds) else 0.0)
+        self.clock.t += self.seconds[k] if k < len(self.seconds) else 0.0
         # The writer's own record of the transaction (the commits table) is not counted.
-        self.calls.append((start, time.monotonic(),
+        self.calls.append((start, self.clock.t,
                            sum(len(rows) for sql, rows in statements if "commits" not in sql)))
         self.done.set()
         return []
@@ -40,8 +74,13 @@ class Recorded:
 
 
 @pytest.fixture
-def writer():
-    w = Writer(create_engine("sqlite://"), "test")
+def clock():
+    return SteppedClock()
+
+
+@pytest.fixture
+def writer(clock):
+    w = Writer(create_engine("sqlite://"), "test", clock=clock)
     w._window = WINDOW
     yield w
     w.close()
@@ -51,35 +90,40 @@ def log(k: int) -> tuple:
     return (f"t{k}", 1, f"line {k}\n", "")
 
 
-def test_batches_that_arrive_within_the_window_share_one_transaction(writer):
-    writer._transactions = rec = Recorded([])
-    for k in range(3):
+def test_batches_that_arrive_within_the_window_share_one_transaction(writer, clock):
+    writer._transactions = rec = Recorded(clock, [])
+    writer.put("logs", "run", [log(0)])
+    clock.in_window()
+    for k in (1, 2):
         writer.put("logs", "run", [log(k)])
-        time.sleep(0.02)
-    assert rec.done.wait(5)
+    clock.end_window()
+    assert rec.done.wait(WAIT)
     writer.flush()
     assert [rows for _s, _e, rows in rec.calls] == [3]
+    assert clock.windows == [WINDOW]
 
 
-def test_after_a_write_slower_than_the_window_the_next_starts_at_once(writer):
-    writer._transactions = rec = Recorded([WINDOW + 0.3])
+def test_after_a_write_slower_than_the_window_the_next_starts_at_once(writer, clock):
+    writer._transactions = rec = Recorded(clock, [WINDOW + 0.3])
     writer.put("logs", "run", [log(0)])
-    time.sleep(WINDOW + 0.1)   # the first write has started and is still going on
+    clock.in_window()
+    clock.end_window()
+    assert rec.done.wait(WAIT)   # the first write, which took longer than a window
     writer.put("logs", "run", [log(1)])
-    deadline = time.monotonic() + 10
-    while len(rec.calls) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    writer.flush()
     (_s1, end1, rows1), (start2, _e2, rows2) = rec.calls
     assert (rows1, rows2) == (1, 1)
-    # before, it slept a whole window after every write
-    assert start2 - end1 < WINDOW / 2
+    # No second window (before, it waited a whole one after every write), so the
+    # second write starts when the first ended.
+    assert clock.windows == [WINDOW]
+    assert start2 == end1
 
 
 class Kept(Recorded):
     """Recorded, keeping each transaction's statements too."""
 
-    def __init__(self):
-        super().__init__([])
+    def __init__(self, clock: SteppedClock):
+        super().__init__(clock, [])
         self.transactions: list[list] = []
 
     def execute(self, statements) -> list:
@@ -88,10 +132,10 @@ class Kept(Recorded):
         return super().execute(statements)
 
 
-def test_a_big_group_is_written_as_bounded_transactions_in_order(writer):
-    writer._transactions = rec = Kept()
+def test_a_big_group_is_written_as_bounded_transactions_in_order(writer, clock):
+    writer._transactions = rec = Kept(clock)
     big = "x" * (TEXT_LIMIT - 200)
-    writer._window = 2.0   # everything below arrives in one group
+    # Everything below arrives in one group: the window lasts until the flush.
     for k in range(24):    # 24 MiB of logs: before, one transaction
         writer.put("logs", "run", [(f"t{k}", 1, big, "")])
     writer.put("logs", "run", [(f"many{k}", 1, "", "") for k in range(TXN_ROWS + 5)])
@@ -105,8 +149,8 @@ def test_a_big_group_is_written_as_bounded_transactions_in_order(writer):
     assert written == [f"t{k}" for k in range(24)] + [f"many{k}" for k in range(TXN_ROWS + 5)]
 
 
-def test_one_engine_turn_of_many_big_logs_is_split_too(writer):
-    writer._transactions = rec = Kept()
+def test_one_engine_turn_of_many_big_logs_is_split_too(writer, clock):
+    writer._transactions = rec = Kept(clock)
     big = "y" * (TEXT_LIMIT - 200)
     writer.put("logs", "run", [(f"t{k}", 1, "", big) for k in range(20)])
     writer.flush()

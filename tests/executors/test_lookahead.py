@@ -4,7 +4,8 @@ While every worker is busy the engine queues up to ``lookahead`` ready attempts
 in the pool, so a worker that finishes starts the next at once.  A queued
 attempt is still ``ready``: it becomes ``running`` (and its timeout starts)
 when a worker takes it, and one cancelled while queued never runs.  These run
-real threads on the real clock.
+real threads on the real clock.  What did not happen is read once the engine
+waits with nothing left to do (:class:`WatchedClock`), never after a sleep.
 """
 
 from __future__ import annotations
@@ -35,11 +36,29 @@ def blocker():
     return fn, started, release
 
 
-def wait_queued(executor: ThreadExecutor, n: int) -> None:
-    """Wait until ``n`` attempts wait in the pool's queue."""
-    deadline = time.monotonic() + WAIT
-    while executor._jobs.qsize() < n and time.monotonic() < deadline:
-        time.sleep(0.001)
+class WatchedClock(RealClock):
+    """The real clock, counting the engine's waits begun with an empty inbox: at
+    such a wait every message so far is handled and every attempt the engine
+    could hand out is handed out, so what has not happened by then will not
+    happen until a new message (an outcome, a cancel) comes."""
+
+    def __init__(self):
+        self._turn = threading.Condition()
+        self.idle = 0   # such waits so far
+
+    def wait(self, inbox, deadline):
+        if inbox.empty():
+            with self._turn:
+                self.idle += 1
+                self._turn.notify_all()
+        return super().wait(inbox, deadline)
+
+    def until_idle(self, after: int = 0) -> int:
+        """Wait for the engine's idle wait number ``after + 1`` (or later); its number."""
+        with self._turn:
+            assert self._turn.wait_for(lambda: self.idle > after, WAIT), \
+                "the engine never came to wait with nothing to do"
+            return self.idle
 
 
 def run_in_thread(engine) -> threading.Thread:
@@ -53,13 +72,12 @@ def test_queued_attempts_stay_ready_until_a_worker_takes_them(spec, engine_for, 
     calls: list[str] = []
     specs = [spec("a", fn), spec("b", lambda: calls.append("b")),
              spec("c", lambda: calls.append("c"))]
-    executor = ThreadExecutor(1, lookahead=2)
-    engine, rec = engine_for(specs, executor=executor, clock=RealClock())
+    executor, clock = ThreadExecutor(1, lookahead=2), WatchedClock()
+    engine, rec = engine_for(specs, executor=executor, clock=clock)
     t = run_in_thread(engine)
     assert started.wait(WAIT)
-    wait_queued(executor, 2)
+    clock.until_idle()
     assert executor._jobs.qsize() == 2   # b and c wait in the pool's queue...
-    time.sleep(0.05)
     assert rec.starts() == ["a"] and calls == []   # ...still ready, not running
     release.set()
     t.join(WAIT)
@@ -73,13 +91,12 @@ def test_queued_attempts_stay_ready_until_a_worker_takes_them(spec, engine_for, 
 
 def test_without_lookahead_nothing_waits_in_the_queue(spec, engine_for, final_states):
     fn, started, release = blocker()
-    executor = ThreadExecutor(1, lookahead=0)
-    engine, rec = engine_for([spec("a", fn), spec("b")],
-                              executor=executor, clock=RealClock())
+    executor, clock = ThreadExecutor(1, lookahead=0), WatchedClock()
+    engine, rec = engine_for([spec("a", fn), spec("b")], executor=executor, clock=clock)
     t = run_in_thread(engine)
     assert started.wait(WAIT)
-    time.sleep(0.05)
-    assert executor._jobs.qsize() == 0
+    clock.until_idle()
+    assert executor._jobs.qsize() == 0 and rec.starts() == ["a"]
     release.set()
     t.join(WAIT)
     assert rec.starts() == ["a", "b"]
@@ -90,13 +107,14 @@ def test_an_attempt_cancelled_while_queued_never_runs(spec, engine_for, final_st
     calls: list[str] = []
     specs = [spec("a", fn), spec("b", lambda: calls.append("b")),
              spec("c", lambda: calls.append("c")), spec("d", after=["b"])]
-    executor = ThreadExecutor(1, lookahead=2)
-    engine, rec = engine_for(specs, executor=executor, clock=RealClock())
+    executor, clock = ThreadExecutor(1, lookahead=2), WatchedClock()
+    engine, rec = engine_for(specs, executor=executor, clock=clock)
     t = run_in_thread(engine)
     assert started.wait(WAIT)
-    wait_queued(executor, 2)
+    turn = clock.until_idle()
+    assert executor._jobs.qsize() == 2   # b and c queued behind a
     engine.cancel("stop")
-    time.sleep(0.05)
+    clock.until_idle(after=turn)   # the cancel is handled before a ends
     release.set()
     t.join(WAIT)
     assert not t.is_alive()
@@ -108,9 +126,9 @@ def test_an_attempt_cancelled_while_queued_never_runs(spec, engine_for, final_st
 
 
 def test_a_timeout_counts_from_the_start_not_from_the_queue(spec, engine_for, final_states):
-    # b waits 0.3 s behind a in the queue; its 0.2 s timeout must not run meanwhile.
-    specs = [spec("a", lambda: time.sleep(0.3)),
-             spec("b", lambda: time.sleep(0.01), timeout=0.2)]
+    # b waits 0.3 s behind a in the queue; its 0.2 s timeout must not run meanwhile
+    # (b itself takes no time: only its wait in the queue could exceed the timeout).
+    specs = [spec("a", lambda: time.sleep(0.3)), spec("b", lambda: None, timeout=0.2)]
     engine, rec = engine_for(specs, executor=ThreadExecutor(1, lookahead=1),
                               clock=RealClock())
     engine.run()
@@ -167,6 +185,10 @@ class NewestFirst:
 
     def _work(self):
         from nbflow.core.worker import execute
+        # The first job waits until the engine has handed out all it may (one
+        # running, lookahead queued): the newest is then one it counts as queued.
+        with self._ready:
+            self._ready.wait_for(lambda: len(self._jobs) > self.lookahead)
         while True:
             with self._ready:
                 self._ready.wait_for(lambda: self._jobs)
@@ -174,7 +196,6 @@ class NewestFirst:
             if job is None:
                 return
             token, fn, kwargs, ctx = job
-            time.sleep(0.01)   # while it runs, the engine queues the others
             self._report((token, execute(fn, kwargs, ctx)))
 
     def submit(self, token, fn, kwargs, ctx=None):
@@ -202,3 +223,38 @@ def test_an_outcome_of_an_attempt_still_queued_counts(spec, engine_for, final_st
     for name in engine.graph.names:   # each started before it ended
         tos = [ev[TO] for ev in rec.log if ev[TASK] == name]
         assert tos == ["ready", "running", "succeeded"]
+
+
+def test_starts_follow_the_policy_despite_the_pools_lookahead(spec, engine_for):
+    # While "a" holds the only worker, b and c wait ready.  When a ends, d (after
+    # a) is ready too and is the shortest: sjf must start it before c and b.  Had
+    # b and c been queued in the pool behind a (its lookahead), they would go first.
+    started, release = threading.Event(), threading.Event()
+
+    def hold():
+        started.set()
+        assert release.wait(WAIT)
+
+    specs = [spec("a", hold, expected=0.0), spec("b", expected=5.0), spec("c", expected=1.0),
+             spec("d", after=["a"], expected=0.1)]
+    executor, clock = ThreadExecutor(1, lookahead=2), WatchedClock()
+    engine, rec = engine_for(specs, executor=executor, clock=clock, policy="sjf")
+    t = run_in_thread(engine)
+    assert started.wait(WAIT)
+    clock.until_idle()
+    assert executor._jobs.qsize() == 0   # nothing queued ahead: d may still outrank b, c
+    release.set()
+    t.join(WAIT)
+    assert rec.starts() == ["a", "d", "c", "b"]
+    # where nothing can outrank the queued tasks (fifo), the lookahead still queues
+    started.clear()
+    release.clear()
+    executor, clock = ThreadExecutor(1, lookahead=2), WatchedClock()
+    engine, rec = engine_for(specs, executor=executor, clock=clock, policy="fifo")
+    t = run_in_thread(engine)
+    assert started.wait(WAIT)
+    clock.until_idle()
+    assert executor._jobs.qsize() == 2
+    release.set()
+    t.join(WAIT)
+    assert rec.starts() == ["a", "b", "c", "d"]
