@@ -177,7 +177,8 @@ def test_the_kernel_runs_this_virtualenvs_python(shared_kernel):
     assert shared_kernel.value("__import__('sys').prefix") == sys.prefix
 
 
-USAGE_TASK = r"Usage: %%task NAME \[--after A,B\] \[--retries N\] \[--retry-delay S\] " \
+USAGE_TASK = r"Usage: %%task NAME \[--after A,B\] \[--reads A,B\] \[--assigns X,Y\] " \
+             r"\[--retries N\] \[--retry-delay S\] " \
              r"\[--backoff F\] \[--max-delay S\] \[--jitter J\] \[--timeout S\] " \
              r"\[--priority P\] \[--tags a,b\] \[--trigger RULE\] \[--expected S\] " \
              r"\[--deadline S\|ISO\] \[--resources POOL=N,\.\.\.\] \[--group PATH\] " \
