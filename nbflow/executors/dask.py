@@ -39,6 +39,7 @@ nbflow's own pools.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import threading
@@ -149,6 +150,7 @@ class DaskExecutor:
         self._flush_asked = False
         self._ended: list[tuple] = []     # ended, result not fetched yet: the loop's only
         self._gathering = False
+        self._tracking: set[asyncio.Task] = set()
         self._cells: dict[int, CellTask] = {}
         self._resources: dict[int, dict[str, float]] = {}
         self._advertised: dict[str, float] = {}   # resource -> most any one worker has
@@ -288,7 +290,11 @@ class DaskExecutor:
             fut = client.submit(_run_remote, job, key, key=key, pure=False, resources=resources)
             with self._lock:
                 self._running[token] = (fut, ctx, publish)
-            client.loop.add_callback(self._track, client, token, fut, started)
+            # Started here, on the loop, not through add_callback (a pipe write each);
+            # held until it ends, as asyncio asks of a task nobody awaits.
+            task = asyncio.ensure_future(self._track(client, token, fut, started))
+            self._tracking.add(task)
+            task.add_done_callback(self._tracking.discard)
 
     async def _track(self, client, token, fut, started: float) -> None:
         # Waits for the attempt to end without fetching its result: results are

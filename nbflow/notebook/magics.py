@@ -167,16 +167,23 @@ class FlowMagics(Magics):
     def task_magic(self, line: str, cell: str) -> None:
         """Declare this cell as a task of the flow; it does not run it.
 
-        Usage: ``%%task NAME [--after A,B] [--retries N] [--retry-delay S]
-        [--backoff F] [--max-delay S] [--jitter J] [--timeout S] [--priority P]
-        [--tags a,b] [--trigger RULE] [--expected S] [--deadline S|ISO]
-        [--resources POOL=N,...] [--group PATH] [--phase NAME]``  (the options of
-        ``Flow.task``; an option not given takes the flow's default)
+        Usage: ``%%task NAME [--after A,B] [--reads A,B] [--assigns X,Y]
+        [--retries N] [--retry-delay S] [--backoff F] [--max-delay S] [--jitter J]
+        [--timeout S] [--priority P] [--tags a,b] [--trigger RULE] [--expected S]
+        [--deadline S|ISO] [--resources POOL=N,...] [--group PATH] [--phase NAME]``
+        (the options of ``Flow.task``; an option not given takes the flow's default)
 
         Without ``--after`` the task depends on the task cells that assign the
         names this cell reads (``--after ""`` turns that off).  When the flow
         runs, the cell runs in the notebook's namespace, so what it assigns
         becomes ordinary variables.  Re-running the cell redeclares the task.
+
+        ``--reads A,B --assigns X,Y`` declare the variables the cell reads and
+        the ones that come back into the notebook (only those; ``""`` for none).
+        A cell that declares both can run on a Dask worker (``executor='dask'``):
+        its reads are sent there when it starts and its assigns come back when it
+        ends.  On Dask a cell that does not is refused before anything is
+        submitted, with the flags to add.
         """
         args = TASK_PARSER.parse_line(line)
         if args.name.startswith("-"):
