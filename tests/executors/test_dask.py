@@ -203,6 +203,17 @@ def test_a_declared_task_cell_runs_on_the_cluster_and_its_assigns_come_back(clie
         run.result("lost")
 
 
+def test_a_task_cell_that_timed_out_writes_nothing_back_when_it_ends(client, store_path):
+    ns: dict = {}
+    flow = Flow("late", store=store_path)
+    flow.cell_task("slow", "import time\ntime.sleep(1.5)\nz = 1\n", ns, reads=[],
+                   assigns=["z"], timeout=0.5)
+    flow.task(lambda: time.sleep(4), name="keeps_the_run_going")
+    run = flow.run(executor=DaskExecutor(client))
+    assert run.task_state("slow") == "failed"
+    assert "z" not in ns   # its attempt ended during the run, after it was given up
+
+
 def test_without_distributed_the_error_gives_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(ImportError, match=r"^executor='dask' needs the 'distributed' package, "
