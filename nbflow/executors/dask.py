@@ -11,8 +11,8 @@ defined in the notebook work) before it is submitted, so an argument that
 does not pickle fails that attempt at once, with the task named, instead of
 somewhere inside Dask.  The worker runs :func:`nbflow.core.worker.execute`
 with its output captured and sends the :class:`Outcome` back the same way.
-Every attempt is its own Dask key (task, attempt, run): Dask hands a key that
-is still held the first result it had, so a retry must never reuse one.
+Every attempt is its own Dask key (function, run, task, attempt): Dask hands a
+key that is still held the first result it had, so a retry must never reuse one.
 
 Timeouts and cancel
 -------------------
@@ -242,7 +242,11 @@ class DaskExecutor:
             self._report((token, failed(exc, started, "dask")))
             return
         publish = None if cell is None else functools.partial(cell.publish, cell.ticket())
-        key = f"{ctx.name if ctx else 'task'}-{token[1]}-{self._nonce}-{next(self._keys)}"
+        # The function's name first: Dask groups keys by that prefix (key_split), as it
+        # does its own; a prefix per task name made one Dask task group per task, and
+        # its scheduler walks every group on each tick.
+        key = (f"{getattr(fn, '__name__', 'task')}-{self._nonce}-{ctx.name if ctx else 'task'}"
+               f"-{token[1]}-{next(self._keys)}")
         with self._lock:
             self._pending.append((token, job, key, resources, ctx, publish, started))
             if self._flush_asked:
