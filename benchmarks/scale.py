@@ -20,9 +20,10 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import statistics
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import load, measure
 from .run import interleave
@@ -70,11 +71,29 @@ def executor_vs_client(repeat: int, tiny: bool) -> dict:
             return measure.timed(submit_gather)
 
         nbflow_run(), plain()   # warm-up: imports, the first connections
-        seconds, _cpu = interleave({"nbflow": nbflow_run, "client": plain}, repeat)
+        rounds = paired({"nbflow": nbflow_run, "client": plain}, repeat)
         flow.store.close()
+    for k, r in enumerate(rounds, 1):
+        print(f"executor round {k}: nbflow {r['nbflow'].seconds:.3f} s, client "
+              f"{r['client'].seconds:.3f} s: {r['nbflow'].seconds / r['client'].seconds:.2f}x "
+              f"(CPU {r['nbflow'].cpu / r['client'].cpu:.2f}x)", file=sys.stderr)
     return {"name": "executor", "what": f"{n} value-returning tasks, DaskExecutor vs "
-            f"client.submit+gather, LocalCluster of {workers} threads",
-            "nbflow": seconds["nbflow"], "baseline": seconds["client"], "limit": 1.3}
+            f"client.submit+gather, LocalCluster of {workers} threads (median of {repeat} "
+            f"rounds' ratios)", "nbflow": statistics.median(r["nbflow"].seconds for r in rounds),
+            "baseline": statistics.median(r["client"].seconds for r in rounds), "limit": 1.3,
+            "ratio": statistics.median(r["nbflow"].seconds / r["client"].seconds
+                                       for r in rounds)}
+
+
+def paired(runners: dict[str, Callable[[], measure.Timing]], repeat: int
+           ) -> list[dict[str, measure.Timing]]:
+    """Each round's timing of every runner, the first one rotating: the ratio within a
+    round compares runs made under the same load."""
+    order, rounds = list(runners), []
+    for k in range(repeat):
+        rounds.append({name: runners[name]()
+                       for name in order[k % len(order):] + order[:k % len(order)]})
+    return rounds
 
 
 def get_vs_threaded(kind: str, repeat: int, tiny: bool) -> dict:
@@ -188,7 +207,7 @@ def table(rows: Sequence[dict]) -> str:
     for r in rows:
         unit = r.get("unit", "s")
         fmt = (lambda v: f"{v * 1e6:.1f} us") if unit == "s/task" else (lambda v: f"{v:.3f} s")
-        ratio = r["nbflow"] / r["baseline"] if r["baseline"] else float("nan")
+        ratio = r.get("ratio") or (r["nbflow"] / r["baseline"] if r["baseline"] else float("nan"))
         target = "-" if r["limit"] is None else (
             f"<= {r['limit']:g}x " + ("PASS" if ratio <= r["limit"] else "FAIL"))
         lines.append(f"| {r['name']}: {r['what']} | {fmt(r['nbflow'])} | "

@@ -254,20 +254,27 @@ class Flow:
                              "flow.each()") from None
 
     def cell_task(self, name: str, source: str, namespace: dict[str, Any], *,
-                  after: Iterable[str] | None = None, cell_id: str | None = None,
+                  after: Iterable[str] | None = None, reads: Iterable[str] | None = None,
+                  assigns: Iterable[str] | None = None, cell_id: str | None = None,
                   **options: Any) -> None:
         """Declare notebook-cell code as a task (what ``%%task`` calls).
 
         Without ``after`` its dependencies are the task cells that assign names
         it reads.  It runs in ``namespace`` and its result is a dict of the
-        variables it assigned.  ``options`` are those of :meth:`task`.
+        variables it assigned.  ``reads`` and ``assigns`` (``--reads``,
+        ``--assigns``) declare the variables it reads and the ones that come
+        back into ``namespace``; with both it can run on a Dask worker.
+        ``options`` are those of :meth:`task`.
         """
         from .notebook.context import valid_cell_id
         cell_id = valid_cell_id(cell_id)   # it came from the network: recorded only if sane
         name = check("name", name, "%%task")
         deps = None if after is None else check("after", after, f"task {name!r}")
         merged = self._scoped(task_options(self.defaults, options, name), name)
-        self._add(cell_declaration(name, source, namespace, deps, merged, cell_id), cell_id)
+        declared = {k: check(k, v, f"task {name!r}") for k, v in
+                    (("reads", reads), ("assigns", assigns))}
+        self._add(cell_declaration(name, source, namespace, deps, merged, cell_id, **declared),
+                  cell_id)
         for old in self._maps.pop(name, ()):   # it was a mapped cell before
             self.remove(old)
         self._namespaces[name] = namespace

@@ -27,6 +27,7 @@ from .core.spec import TaskSpec
 from .core.worker import current_task, run_coroutine
 from .errors import DuplicateTaskError, InvalidOption, UnknownDependencyError
 from .mapping import item_salt
+from .shipped import CellTask
 
 
 @dataclass
@@ -124,31 +125,44 @@ def _analysed(fn: Callable[..., Any]
 
 
 def cell_declaration(name: str, source: str, namespace: dict[str, Any], after: Iterable[str] | None,
-                     options: dict[str, Any], cell_id: str | None = None) -> Declaration:
+                     options: dict[str, Any], cell_id: str | None = None,
+                     reads: tuple[str, ...] | None = None,
+                     assigns: tuple[str, ...] | None = None) -> Declaration:
     """A task whose body is notebook cell ``source``, run against ``namespace``.
 
     It reads the notebook's variables live, binds names in globals of its own
     and, when its attempt ends and is still wanted, writes every name it bound
-    into ``namespace`` (``_Publisher``).  Its result is a dict of the variables
-    it assigned.
+    into ``namespace`` (``_Publisher``), or only ``assigns`` when they are
+    declared.  Its result is a dict of the variables it assigned.  Declared
+    ``reads`` replace the analysis's for its dependencies; a cell that declares
+    both can be sent to a worker elsewhere (``nbflow/shipped.py``).
+
+    Raises
+    ------
+    InvalidOption
+        ``reads`` leaves out a name the cell reads, or ``assigns`` names one it
+        does not assign.
     """
     names, code = compiled_cell(name, source)
-    assigns = names.assigns
-
+    _check_declared(name, names, reads, assigns)
     publish = _Publisher(namespace)
+    cell = CellTask(name, source, namespace, names, reads, assigns, publish)
+    wanted = cell.assigns
 
     def run_cell() -> dict[str, Any]:
         ticket = publish.ticket()
         scratch = {"__builtins__": _Fallthrough(namespace)}
         exec(code, scratch)
         del scratch["__builtins__"]
-        publish(ticket, scratch)
-        return {k: scratch[k] for k in assigns if k in scratch}
+        values = {k: scratch[k] for k in wanted if k in scratch}
+        publish(ticket, scratch if assigns is None else values)
+        return values
 
     run_cell.__qualname__ = run_cell.__name__ = name
+    run_cell.nbflow_cell = cell   # type: ignore[attr-defined]  (read by executors and wire.py)
     spec = TaskSpec(name=name, fn=run_cell, deps=tuple(after or ()), kind="cell",
                     origin=f"cell {cell_id}" if cell_id else "a %%task cell", **options)
-    return Declaration(spec, reads=names.reads, assigns=assigns,
+    return Declaration(spec, reads=frozenset(cell.reads), assigns=wanted,
                        explicit_after=after is not None, identity=("cell", cell_id or name))
 
 
@@ -208,6 +222,20 @@ def cell_collector_declaration(name: str, items: list[str], assigns: tuple[str, 
                        explicit_after=True, identity=("cell", cell_id or name))
 
 
+def _check_declared(name: str, names: Any, reads: tuple[str, ...] | None,
+                    assigns: tuple[str, ...] | None) -> None:
+    if reads is not None and (left := sorted(names.reads - set(reads))):
+        raise InvalidOption(
+            f"task {name!r}: the cell reads {', '.join(left)}, which --reads does not list; "
+            f"add them (--reads {','.join(sorted({*reads, *left}))}), or define them in "
+            "the cell", option="reads", value=reads)
+    if assigns is not None and (stray := [n for n in assigns if n not in names.assigns]):
+        raise InvalidOption(
+            f"task {name!r}: --assigns names {', '.join(stray)}, which the cell does not "
+            f"assign at top level (it assigns: {', '.join(names.assigns) or 'nothing'})",
+            option="assigns", value=assigns)
+
+
 class _Fallthrough(dict):
     """The builtins of a cell task's private globals: a name the cell did not bind
     is read from the notebook's namespace (live), then from Python's builtins.
@@ -255,9 +283,12 @@ class _Publisher:
     def ticket(self) -> int:
         return next(self._tickets)
 
-    def __call__(self, ticket: int, values: dict[str, Any]) -> None:
+    def __call__(self, ticket: int, values: dict[str, Any], given_up: bool | None = None
+                 ) -> None:
+        """``given_up``: whether the attempt was given up; None asks the running task's
+        context (when called in the attempt itself)."""
         with self._lock:
-            if ticket < self._published or _given_up():
+            if ticket < self._published or (_given_up() if given_up is None else given_up):
                 return
             self._published = ticket
             self.namespace.update(values)

@@ -90,7 +90,7 @@ class VirtualClock:
         if due and (deadline is None or due[0][0] <= deadline):
             self.t = t = max(self.t, due[0][0])
             # The first message is the answer; the others of the instant wait in the inbox.
-            first = heappop(due)[2]
+            first: Message = heappop(due)[2]
             while due and due[0][0] <= t:
                 inbox.put(heappop(due)[2])
             return first

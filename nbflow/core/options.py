@@ -15,7 +15,8 @@ else is derived from the table:
 
 Scopes: ``flow`` options are task options that a ``Flow(...)`` can default
 for all its tasks; ``task`` options are per task only; ``declare`` are the
-name and dependencies given when a task is declared; ``run`` options are
+name and dependencies given when a task is declared; ``cell`` options are
+those of ``%%task`` cells only (``Flow.cell_task``); ``run`` options are
 those of ``Flow.run`` (``workers``, ``executor`` and ``policy`` a ``Flow(...)``
 can default too).
 
@@ -31,6 +32,7 @@ Standard library only (``core``): the executor names are listed here and
 from __future__ import annotations
 
 import argparse
+import keyword
 import math
 import numbers
 from collections.abc import Callable
@@ -59,7 +61,7 @@ class Option:
 
     name: str
     default: Any
-    scope: str                          # "flow", "task", "declare" or "run"
+    scope: str                          # "flow", "task", "declare", "cell" or "run"
     check: Callable[[Any], Any]         # value -> normalised value; raises Wrong
     accepts: str                        # "a whole number of at least 0"
     help: str
@@ -203,6 +205,15 @@ def _inputs(v: Any) -> dict[str, str | tuple[str, ...]] | None:
     return out
 
 
+def _variables(v: Any) -> tuple[str, ...] | None:
+    if v is None:
+        return None
+    items = _strings(v)
+    if all(t.isidentifier() and not keyword.iskeyword(t) for t in items):
+        return tuple(dict.fromkeys(items))
+    raise Wrong
+
+
 def _nonempty_text(v: Any) -> str:
     if isinstance(v, str) and v.strip() and v.isprintable():
         return v
@@ -332,6 +343,16 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            "a dict of parameter names to a task name or a list of task names",
            "which upstream results the parameters receive (a list: the list of results)",
            "e.g. inputs={'raw': 'fetch-3', 'parts': ['clean-1', 'clean-2']}"),
+    # A cell that declares both is self-contained: its reads are sent to a worker
+    # that does not share the notebook (executor='dask'), its assigns come back.
+    Option("reads", None, "cell", _variables, "a list of variable names, or None",
+           "the notebook variables the cell reads (sent with it to a Dask worker)",
+           "e.g. --reads df,threshold (--reads \"\" for none)", flag="--reads",
+           metavar="A,B", text=_names_text),
+    Option("assigns", None, "cell", _variables, "a list of variable names, or None",
+           "the variables the cell assigns that come back into the notebook (only those)",
+           "e.g. --assigns summary (--assigns \"\" for none)", flag="--assigns",
+           metavar="X,Y", text=_names_text),
     Option("retries", 0, "flow", _whole(0), "a whole number of at least 0",
            "how many times a failed attempt is retried", flag="--retries", metavar="N",
            text=_int_text),

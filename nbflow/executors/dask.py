@@ -11,8 +11,8 @@ defined in the notebook work) before it is submitted, so an argument that
 does not pickle fails that attempt at once, with the task named, instead of
 somewhere inside Dask.  The worker runs :func:`nbflow.core.worker.execute`
 with its output captured and sends the :class:`Outcome` back the same way.
-Every attempt is its own Dask key (task, attempt, run): Dask hands a key that
-is still held the first result it had, so a retry must never reuse one.
+Every attempt is its own Dask key (function, run, task, attempt): Dask hands a
+key that is still held the first result it had, so a retry must never reuse one.
 
 Timeouts and cancel
 -------------------
@@ -39,6 +39,8 @@ nbflow's own pools.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import itertools
 import threading
 import time
@@ -52,10 +54,18 @@ from ..core.safe import add_note
 from ..core.worker import Outcome, TaskContext, capturing
 from ..errors import NbflowError, TaskCancelled
 from ..extras import need
+from ..shipped import CellTask
 from .wire import FunctionBlobs, dumps, failed, received, run_job, who
 
 if TYPE_CHECKING:   # imported when a run starts (need()): Dask is an optional extra
     from distributed import Client, Future
+
+#: What a %%task cell's attempt calls with its result to write its assigns back.
+Publish = Callable[[Any, TaskContext | None], None]
+#: An attempt submitted, not yet handed to Dask: token, job, key, resources, context,
+#: publish, start time.
+Pending = tuple[Token, bytes, str, dict[str, float] | None, TaskContext | None, Publish | None,
+                float]
 
 POLL = 0.1   # seconds between two looks at an attempt's stop event on the worker
 # Attempts queued per worker thread by default.  The round trip from a worker's
@@ -145,8 +155,16 @@ class DaskExecutor:
         self.workers = workers or maximum or 1
         self._client: Any = None
         self._cluster: Any = None
-        self._lock = threading.Lock()   # guards _running against Dask's callback thread
-        self._running: dict[Token, tuple[Future[bytes], TaskContext | None]] = {}
+        # Guards _running and _pending between the engine's thread and the client's loop.
+        self._lock = threading.Lock()
+        self._running: dict[Token, tuple[Future[bytes], TaskContext | None, Publish | None]] = {}
+        self._pending: list[Pending] = []   # submitted, not yet handed to Dask (_flush)
+        self._flush_asked = False
+        # ended, result not fetched yet: the loop's only
+        self._ended: list[tuple[Token, Future[bytes], float]] = []
+        self._gathering = False
+        self._tracking: set[asyncio.Task[None]] = set()
+        self._cells: dict[int, CellTask] = {}
         self._resources: dict[int, dict[str, float]] = {}
         self._advertised: dict[str, float] = {}   # resource -> most any one worker has
         self._signals: ThreadPoolExecutor | None = None
@@ -158,20 +176,24 @@ class DaskExecutor:
 
     # -- the contract ----------------------------------------------------------------
     def prepare(self, specs: Sequence[Any]) -> None:
-        """Refuse ``%%task`` cells; note each task's resources (read again at start).
+        """Refuse ``%%task`` cells that do not declare their reads and assigns; note
+        each task's resources (read again at start) and cells.
 
         Raises
         ------
         ValueError
-            a ``%%task`` cell: it runs in the notebook's namespace.
+            such a cell: it runs in the notebook's namespace.
         """
-        cell = next((s.name for s in specs if s.kind == "cell"), None)
-        if cell is not None:
+        cells = {i: s.fn.nbflow_cell for i, s in enumerate(specs) if s.kind == "cell"}
+        vague = next((c for c in cells.values() if not c.declared), None)
+        if vague is not None:
             raise ValueError(
-                f"task {cell!r} is a %%task cell: it runs in the notebook's namespace, which "
-                f"a Dask worker does not share. Declare {cell!r} as a function with "
-                f"@flow.task (its inputs as parameters, its outputs as the return value), "
-                f"or run this flow with executor='threads'.")
+                f"task {vague.name!r} is a %%task cell that does not declare what it reads "
+                f"and assigns, so it can only run in the notebook's namespace, which a Dask "
+                f"worker does not share. Add {vague.flags_to_add()} to its %%task line "
+                f"(what nbflow sees it read and assign; only --assigns come back into the "
+                f"notebook), or run this flow with executor='threads'.")
+        self._cells = cells
         self._resources = {i: dict(r) for i, s in enumerate(specs)
                            if (r := getattr(s, "resources", None))}
 
@@ -217,24 +239,36 @@ class DaskExecutor:
             if missing:
                 self._report((token, failed(NbflowError(missing), started, "dask")))
                 return
+        cell = self._cells.get(token[0])
+        if cell is not None:
+            try:
+                kwargs = {**kwargs, **cell.inputs()}
+            except NameError as exc:
+                self._report((token, failed(exc, started, "dask")))
+                return
         try:
             job = dumps((self._blobs(fn), kwargs, ctx))
         except Exception as exc:  # noqa: BLE001 - reported as the attempt's outcome
-            add_note(exc, f"nbflow: {who(ctx)} cannot be sent to a Dask worker. Functions run "
-                          "with executor='dask' must not refer to open files, locks, "
-                          "connections or a %%task cell's namespace; use executor='threads' "
-                          "for those.")
+            add_note(exc, f"nbflow: {who(ctx)} cannot be sent to a Dask worker"
+                      f"{_culprit(kwargs, cell)}. Functions run with executor='dask' must "
+                      "not refer to open files, locks, connections or a %%task cell's "
+                      "namespace; use executor='threads' for those.")
             self._report((token, failed(exc, started, "dask")))
             return
-        key = f"{ctx.name if ctx else 'task'}-{token[1]}-{self._nonce}-{next(self._keys)}"
-        fut = self._client.submit(_run_remote, job, key, key=key, pure=False,
-                                  resources=resources)
+        publish = None if cell is None else functools.partial(cell.publish, cell.ticket())
+        # The function's name first: Dask groups keys by that prefix (key_split), as it
+        # does its own; a prefix per task name made one Dask task group per task, and
+        # its scheduler walks every group on each tick.
+        key = (f"{getattr(fn, '__name__', 'task')}-{self._nonce}-{ctx.name if ctx else 'task'}"
+               f"-{token[1]}-{next(self._keys)}")
         with self._lock:
-            self._running[token] = (fut, ctx)
-        # Awaited on the client's own event loop, not through add_done_callback:
-        # that hops to a callback thread whose fut.result() goes back to the loop
-        # and waits, a round trip per attempt while a worker sits idle.
-        self._client.loop.add_callback(self._track, token, fut, started)
+            self._pending.append((token, job, key, resources, ctx, publish, started))
+            if self._flush_asked:
+                return
+            self._flush_asked = True
+        # One wake-up of the client's event loop for all the attempts submitted
+        # until it runs (each wake-up from this thread is a write to its pipe).
+        self._client.loop.add_callback(self._flush, self._client)
 
     def cancel(self, token: Token) -> None:
         """Signal the attempt to stop (its stop event), or restart its worker
@@ -251,13 +285,13 @@ class DaskExecutor:
             self._signals.shutdown(wait=True)
             self._signals = None
         with self._lock:
-            left, self._running = list(self._running.values()), {}
+            left, self._running, self._pending = list(self._running.values()), {}, []
         self._blobs = FunctionBlobs()   # lets the run's functions go
         client, self._client = self._client, None
         if client is None:
             return
         if left:
-            client.cancel([fut for fut, _ in left], force=True)
+            client.cancel([entry[0] for entry in left], force=True)
         if client is not self._client_arg:
             client.close()
         if self._cluster is not None:
@@ -265,20 +299,74 @@ class DaskExecutor:
             self._cluster = None
 
     # -- on the client's event loop and its threads -------------------------------------------------------------
-    async def _track(self, token: Token, fut: Future[bytes], started: float) -> None:
-        result: bytes | BaseException
+    def _flush(self, client: Client) -> None:
+        with self._lock:
+            batch, self._pending, self._flush_asked = self._pending, [], False
+        if self._client is not client:   # shut down meanwhile: the run no longer reads them
+            return
+        for token, job, key, resources, ctx, publish, started in batch:
+            fut = client.submit(_run_remote, job, key, key=key, pure=False, resources=resources)
+            with self._lock:
+                self._running[token] = (fut, ctx, publish)
+            # Started here, on the loop, not through add_callback (a pipe write each);
+            # held until it ends, as asyncio asks of a task nobody awaits.
+            task = asyncio.ensure_future(self._track(client, token, fut, started))
+            self._tracking.add(task)
+            task.add_done_callback(self._tracking.discard)
+
+    async def _track(self, client: Client, token: Token, fut: Future[bytes],
+                     started: float) -> None:
+        # Waits for the attempt to end without fetching its result: results are
+        # fetched in batches (_collect), one gather per batch instead of the
+        # round trip to the worker that awaiting each future makes.
+        state = fut._state
+        if state is not None:   # None only once the future was released
+            await state.wait()
+        self._ended.append((token, fut, started))
+        if self._gathering:   # the running gather's loop takes it next
+            return
+        self._gathering = True
         try:
-            result = await fut
-        # cancelled, or the worker died: still one outcome
-        except BaseException as exc:  # noqa: BLE001 - see above
-            result = exc
+            while self._ended:
+                batch, self._ended = self._ended, []
+                await self._collect(client, batch)
+        finally:
+            self._gathering = False
+
+    async def _collect(self, client: Client,
+                       batch: list[tuple[Token, Future[bytes], float]]) -> None:
+        done = [fut for _, fut, _ in batch if fut.status == "finished"]
+        data: dict[Any, bytes] = {}
+        if done:
+            try:
+                data = dict(zip([f.key for f in done],
+                                await client.gather(done, asynchronous=True)))
+            except BaseException:  # noqa: BLE001 - each is awaited alone below, which says why
+                data = {}
+        for token, fut, started in batch:
+            blob, error = data.get(fut.key), None
+            if blob is None:
+                try:
+                    blob = await fut
+                # cancelled, or the worker died: still one outcome
+                except BaseException as exc:  # noqa: BLE001 - see above
+                    error = exc
+            self._finish(token, blob, error, started)
+
+    def _finish(self, token: Token, blob: bytes | None, error: BaseException | None,
+                started: float) -> None:
         with self._lock:
             entry = self._running.pop(token, None)
         if entry is None:   # already reported (its worker was restarted), or shut down
             return
-        ctx = entry[1]
-        out = (_lost(result, ctx, started) if isinstance(result, BaseException)
-               else received(result, ctx, started, "dask"))
+        _, ctx, publish = entry
+        if blob is None:
+            out = _lost(error or RuntimeError("the Dask future ended without a result"), ctx,
+                        started)
+        else:
+            out = received(blob, ctx, started, "dask")
+        if publish is not None and out.ok:   # a %%task cell's assigns, before its successors run
+            publish(out.value, ctx)
         self._report((token, out))
 
     def _stop(self, client: Client, token: Token, fut: Future[bytes]) -> None:
@@ -321,6 +409,17 @@ class DaskExecutor:
                           f"({have}); start workers with more (dask worker --resources "
                           "'NAME=N') or ask for less")
         return mine or None, ""
+
+
+def _culprit(kwargs: Mapping[str, Any], cell: CellTask | None) -> str:
+    """``: its argument 'x' does not pickle`` (or the variable a cell reads), or ''."""
+    for name, value in kwargs.items():
+        try:
+            dumps(value)
+        except Exception:  # noqa: BLE001 - this is the one that does not pickle
+            what = "the variable" if cell is not None and name in cell.reads else "its argument"
+            return f": {what} {name!r} does not pickle"
+    return ""
 
 
 def _lost(exc: BaseException, ctx: TaskContext | None, started: float) -> Outcome:

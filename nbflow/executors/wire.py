@@ -4,6 +4,8 @@ and Dask executors.
 Functions and their arguments go with cloudpickle, so functions and classes
 defined in a notebook (module ``__main__``) work; code keeps its real file
 name, so a worker's traceback points at the user's file or notebook cell.
+A ``%%task`` cell that declares its reads and assigns goes as its source
+(``nbflow/shipped.py``).
 An :class:`Outcome` comes back the same way.  The user's own exception comes
 back as itself when it pickles, with the worker's traceback as its
 ``__cause__`` (as ``concurrent.futures`` does); otherwise a
@@ -67,6 +69,15 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle ships 
     dispatch_table: ClassVar[ChainMap[type, Callable[[Any], Any]]] = ChainMap(
         {types.CodeType: _code_reduce} if _cloudpickle_code else {},
         cloudpickle.Pickler.dispatch_table)
+
+    def reducer_override(self, obj: Any) -> Any:
+        # A %%task cell that declares its reads and assigns goes as its code alone
+        # (nbflow/shipped.py): its function refers to the notebook's namespace.
+        if type(obj) is types.FunctionType:
+            cell = getattr(obj, "nbflow_cell", None)
+            if cell is not None and cell.declared:
+                return cell.code.__reduce__()
+        return super().reducer_override(obj)
 
 
 def dumps(obj: Any) -> bytes:

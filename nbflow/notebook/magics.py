@@ -173,10 +173,11 @@ class FlowMagics(Magics):
     def task_magic(self, line: str, cell: str) -> None:
         """Declare this cell as a task of the flow; it does not run it.
 
-        Usage: ``%%task NAME [--after A,B] [--retries N] [--retry-delay S]
-        [--backoff F] [--max-delay S] [--jitter J] [--timeout S] [--priority P]
-        [--tags a,b] [--trigger RULE] [--expected S] [--deadline S|ISO]
-        [--resources POOL=N,...] [--group PATH] [--phase NAME] [--map ITEMS [--as VAR]]``
+        Usage: ``%%task NAME [--after A,B] [--reads A,B] [--assigns X,Y]
+        [--retries N] [--retry-delay S] [--backoff F] [--max-delay S] [--jitter J]
+        [--timeout S] [--priority P] [--tags a,b] [--trigger RULE] [--expected S]
+        [--deadline S|ISO] [--resources POOL=N,...] [--group PATH] [--phase NAME]
+        [--map ITEMS [--as VAR]]``
         (the options of ``Flow.task``; an option not given takes the flow's default)
 
         Without ``--after`` the task depends on the task cells that assign the
@@ -188,6 +189,13 @@ class FlowMagics(Magics):
         (evaluated now, like ``flow.map``'s ``over=``): ``NAME[k]`` runs the cell
         with the item as ``item`` (``--as VAR`` names it), and each variable the
         cell assigns becomes the list of the items' values, in order.
+
+        ``--reads A,B --assigns X,Y`` declare the variables the cell reads and
+        the ones that come back into the notebook (only those; ``""`` for none).
+        A cell that declares both can run on a Dask worker (``executor='dask'``):
+        its reads are sent there when it starts and its assigns come back when it
+        ends.  On Dask a cell that does not is refused before anything is
+        submitted, with the flags to add.
         """
         args = TASK_PARSER.parse_line(line)
         if args.name.startswith("-"):
@@ -210,6 +218,9 @@ class FlowMagics(Magics):
             raise UsageError(f"task {args.name!r} is not valid Python: {_where(e)}") from None
 
     def _map(self, args: argparse.Namespace, source: str, options: dict[str, Any]) -> None:
+        if options.pop("reads") is not None or options.pop("assigns") is not None:
+            TASK_PARSER.error("--reads and --assigns declare one cell task for Dask; a --map "
+                              "cell's items run in the kernel: leave them out")
         items = self._items(args.name, args.map_over)
         try:
             self.flow.cell_map(args.name, source, self.shell.user_ns, items,

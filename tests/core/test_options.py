@@ -62,7 +62,7 @@ def test_the_executor_names_are_the_executors():
 def test_every_row_has_help_and_says_what_it_accepts():
     for o in OPTIONS.values():
         assert o.help and o.accepts, o.name
-        assert o.scope in ("declare", "flow", "task", "run"), o.name
+        assert o.scope in ("declare", "cell", "flow", "task", "run"), o.name
 
 
 def _refused(call, message: str):

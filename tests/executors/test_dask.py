@@ -4,6 +4,7 @@ processes where it matters (pickling by value, restarting a worker)."""
 from __future__ import annotations
 
 import queue
+import re
 import sys
 import threading
 import time
@@ -64,7 +65,8 @@ def test_every_attempt_has_its_own_key_and_records_its_worker(client, store_path
     flow.task(key_and_worker, retries=1)
     run = flow.run(executor=DaskExecutor(client))
     key, address = run.result("key_and_worker")
-    assert key.startswith("key_and_worker-2-")
+    # function, run, task, attempt: Dask groups the keys by the function's name
+    assert re.match(r"^key_and_worker-[0-9a-f]{8}-key_and_worker-2-\d+$", key)
     assert address in client.scheduler_info()["workers"]
     (ok,) = [ev for ev in events_of(run) if ev[TO] == "succeeded"]
     assert ok[DETAIL]["worker"] == address
@@ -161,13 +163,57 @@ def test_executor_dask_by_name_is_a_local_cluster_sized_by_workers(store_path):
     assert isinstance(ex, DaskExecutor) and ex.workers == 3
 
 
-def test_a_task_cell_is_refused_with_the_fix(store_path):
+def test_a_task_cell_that_does_not_declare_its_names_is_refused_with_the_flags_to_add(
+        store_path):
     flow = Flow("cells", store=store_path)
     flow.cell_task("load", "x = 1\n", {})
-    with pytest.raises(ValueError, match=r"^task 'load' is a %%task cell: it runs in the "
-                                         r"notebook's namespace, which a Dask worker does "
-                                         r"not share\. Declare 'load' as a function"):
+    flow.cell_task("use", "y = x + base\n", {}, reads=["x", "base"])
+    with pytest.raises(ValueError, match=r"^task 'load' is a %%task cell that does not declare "
+                                         r"what it reads and assigns, .* which a Dask worker "
+                                         r"does not share\. Add --reads \"\" --assigns x to its "
+                                         r"%%task line"):
         flow.run(executor=DaskExecutor(processes=False))
+    flow.remove("load")
+    flow.cell_task("load", "x = 1\n", {}, reads=[], assigns=["x"])
+    with pytest.raises(ValueError, match=r"^task 'use' is a %%task cell .* Add --assigns y to "):
+        flow.run(executor=DaskExecutor(processes=False))
+
+
+def test_a_declared_task_cell_runs_on_the_cluster_and_its_assigns_come_back(client, store_path):
+    ns = {"base": 10, "lock": threading.Lock()}
+    flow = Flow("cells", store=store_path)
+    flow.cell_task("load", "import distributed\nx = 1\nwhere = distributed.get_worker().address"
+                   "\nhelper = 5\n", ns, reads=[], assigns=["x", "where"])
+    flow.cell_task("use", "y = x + base\n", ns, reads=["x", "base"], assigns=["y"])
+    run = flow.run(executor=DaskExecutor(client))
+    assert run.state == "succeeded"
+    assert ns["x"] == 1 and ns["y"] == 11
+    assert ns["where"] in client.scheduler_info()["workers"]
+    assert "helper" not in ns   # only the declared assigns come back
+    assert run.result("use") == {"y": 11}
+
+    flow.cell_task("held", "z = lock.locked()\n", ns, reads=["lock"], assigns=["z"])
+    flow.cell_task("lost", "w = nowhere\n", ns, reads=["nowhere"], assigns=["w"])
+    run = flow.run(executor=DaskExecutor(client))
+    assert run.task_state("held") == "failed" and "z" not in ns
+    with pytest.raises(TypeError) as info:
+        run.result("held")
+    assert "task 'held' (attempt 1) cannot be sent to a Dask worker: the variable 'lock' " \
+        "does not pickle" in "".join(info.value.__notes__)
+    with pytest.raises(NameError, match=r"^task 'lost' reads 'nowhere' \(--reads\), but the "
+                                        r"notebook has no such variable yet"):
+        run.result("lost")
+
+
+def test_a_task_cell_that_timed_out_writes_nothing_back_when_it_ends(client, store_path):
+    ns: dict = {}
+    flow = Flow("late", store=store_path)
+    flow.cell_task("slow", "import time\ntime.sleep(1.5)\nz = 1\n", ns, reads=[],
+                   assigns=["z"], timeout=0.5)
+    flow.task(lambda: time.sleep(4), name="keeps_the_run_going")
+    run = flow.run(executor=DaskExecutor(client))
+    assert run.task_state("slow") == "failed"
+    assert "z" not in ns   # its attempt ended during the run, after it was given up
 
 
 def test_without_distributed_the_error_gives_the_install_command(monkeypatch):

@@ -1,8 +1,12 @@
 """The Dask executor driven from a real kernel: functions defined in the notebook run on
 worker processes, retries get new keys, cancel stops the futures, a resource no worker
-can give fails at submit, and a ``%%task`` cell is refused with the fix."""
+can give fails at submit; a ``%%task`` cell that declares what it reads and assigns runs
+on the cluster (worker processes and an in-process one), one that does not is refused
+with the flags to add."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -40,10 +44,10 @@ second_key = run.result("keyed")
 """)
     assert kernel.value("int(first)") == 2
     key = kernel.value("second_key")
-    assert key.startswith("keyed-2-")
+    assert re.match(r"^keyed-[0-9a-f]{8}-keyed-2-\d+$", key)
     errors = kernel.value("[e[7]['error'] for e in run.store.events(run.id) "
                           "if e[5] == 'retrying' or (e[5] == 'failed')]")
-    assert errors and errors[0].startswith("ConnectionError: keyed-1-")   # its own key
+    assert errors and re.match(r"^ConnectionError: keyed-[0-9a-f]{8}-keyed-1-", errors[0])
 
     kernel.ok("""
 waits = nbflow.Flow("nb-cancel")
@@ -78,10 +82,56 @@ ex.shutdown()
     assert kernel.value("str(got[0][1].error)").startswith("this task needs GPU=4, more than "
                                                            "any Dask worker advertises (GPU=1)")
 
-    cell = kernel.execute("%%task load\nx = 1\n")
-    assert cell.reply["status"] == "ok"
-    refused = kernel.execute("get_ipython().magics_manager.registry['FlowMagics'].flow"
-                             ".run(executor=DaskExecutor(client))")
-    assert refused.reply["status"] == "error"
-    assert "task 'load' is a %%task cell" in refused.reply["evalue"]
+    _task_cells_on(kernel, "client")
+    assert kernel.value("pid != __import__('os').getpid()")   # it ran in a worker process
     kernel.ok("client.close(); cluster.close()")
+
+
+def _task_cells_on(kernel, client: str) -> None:
+    """``%%task`` cells on the cluster of ``client``: one that does not declare its names
+    is refused before anything is submitted, naming the flags to add; declared ones run
+    there, and their assigns come back into the notebook."""
+    kernel.ok(f"""
+cells = nbflow.Flow("nb-cells", executor=DaskExecutor({client}))
+base = 10
+""")
+    kernel.ok("%flow use cells")
+    assert kernel.execute("%%task load\nx = base + 1\n").reply["status"] == "ok"
+    submitted = f"sum(len(p) for p in {client}.processing().values())"
+    kernel.ok(f"before = len({client}.who_has())")
+    refused = kernel.execute("%flow run")
+    assert refused.reply["status"] == "error"
+    assert refused.reply["evalue"].startswith(
+        "task 'load' is a %%task cell that does not declare what it reads and assigns")
+    assert "Add --reads base --assigns x to its %%task line" in refused.reply["evalue"]
+    assert kernel.value(f"len({client}.who_has()) == before and {submitted} == 0")
+    assert kernel.value("cells.store.runs(flow='nb-cells')") == []   # nothing was recorded
+
+    kernel.ok("%%task load --reads base --assigns x\n"
+              "import distributed\nx = base + 1\nwhere = distributed.get_worker().address\n")
+    kernel.ok("%%task double --reads x --assigns y,pid\nimport os\ny = 2 * x\npid = os.getpid()\n")
+    kernel.ok("%flow run")
+    assert kernel.value("get_ipython().magics_manager.registry['FlowMagics'].last_run.state") \
+        == "succeeded"
+    assert kernel.value("[x, y]") == [11, 22]
+    assert kernel.value("'where' in globals()") is False   # only --assigns come back
+    kernel.ok("done = get_ipython().magics_manager.registry['FlowMagics'].last_run\n"
+              "done.store.flush()")
+    workers = kernel.value("[e[7]['worker'] for e in done.store.events(done.id) "
+                           "if e[5] == 'succeeded']")
+    assert len(workers) == 2 and set(workers) <= set(kernel.value(
+        f"list({client}.scheduler_info()['workers'])"))
+    kernel.ok("%flow reset")
+
+
+def test_task_cells_on_an_in_process_cluster(kernel):
+    kernel.ok("""
+import distributed, nbflow
+from nbflow.executors import DaskExecutor
+local = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                 dashboard_address=":0")
+inproc = distributed.Client(local, set_as_default=False)
+""")
+    _task_cells_on(kernel, "inproc")
+    assert kernel.value("pid") == kernel.value("__import__('os').getpid()")
+    kernel.ok("inproc.close(); local.close()")

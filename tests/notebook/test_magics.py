@@ -177,7 +177,8 @@ def test_the_kernel_runs_this_virtualenvs_python(shared_kernel):
     assert shared_kernel.value("__import__('sys').prefix") == sys.prefix
 
 
-USAGE_TASK = r"Usage: %%task NAME \[--after A,B\] \[--retries N\] \[--retry-delay S\] " \
+USAGE_TASK = r"Usage: %%task NAME \[--after A,B\] \[--reads A,B\] \[--assigns X,Y\] " \
+             r"\[--retries N\] \[--retry-delay S\] " \
              r"\[--backoff F\] \[--max-delay S\] \[--jitter J\] \[--timeout S\] " \
              r"\[--priority P\] \[--tags a,b\] \[--trigger RULE\] \[--expected S\] " \
              r"\[--deadline S\|ISO\] \[--resources POOL=N,\.\.\.\] \[--group PATH\] " \
@@ -341,6 +342,7 @@ def test_map_mistakes_are_one_line_usage_errors(kernel: KernelSession):
         ("%%task t --map '[1]' --as 'not a name'", r"task 't': --as needs a Python name"),
         ("%%task t --map '[1]' --as class", r"task 't': --as needs a Python name"),
         ("%%task t --as x", r"--as names the item of --map; give --map ITEMS too"),
+        ("%%task t --map '[1]' --reads a", r"--reads and --assigns declare one cell task"),
     ]:
         message = one_line_error(kernel.execute(f"{line}\nx = 1"), "UsageError")
         assert re.search(expected, message), (line, message)
