@@ -10,6 +10,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from nbflow.render import STATE_COLORS
+
 pytestmark = pytest.mark.browser
 
 FLOW = '''
@@ -94,7 +96,7 @@ def test_maps_groups_phases_and_pools_in_the_graph(lab):
     card = dash.locator(".nbflow-dag .nbflow-card")
     expect(card).to_contain_text("pool db: 1 of 2 slots, 2 of 2 in use now")
     task.click()
-    expect(dash.locator(".nbflow-detail")).to_contain_text("pool db: 1 of 2 slots, 2 of 2 in use now")
+    expect(dash.locator(".nbflow-detail dl")).to_contain_text("pooldb: 1 of 2 slots, 2 of 2 in use now")
     mapped.hover()
     expect(card).to_contain_text("12 mapped tasks")
     expect(card).to_contain_text("state: succeeded")
@@ -120,6 +122,7 @@ def test_maps_groups_phases_and_pools_in_the_graph(lab):
     assert not page.js_errors, page.js_errors
 
 
+FAILED = STATE_COLORS["failed"]
 BIG = '''
 import nbflow
 flow = nbflow.Flow("big map", workers=4)
@@ -138,6 +141,9 @@ def test_a_five_thousand_task_map_is_one_node(lab):
     expect(mapped).to_contain_text("clean[5,000]", timeout=60_000)
     expect(canvas.locator("g.node")).to_have_count(3)
     expect(mapped).to_have_attribute("data-rollup", "failed", timeout=30_000)
+    # The one failed item of 5,000 shows in the bar (2 px), after the succeeded part.
+    failed = mapped.locator(f'.nbflow-unit-bar rect[fill="{FAILED}"]')
+    assert failed.evaluate("(r) => r.getBBox().width") >= 2
     mapped.hover()
     card = dash.locator(".nbflow-dag .nbflow-card")
     expect(card).to_contain_text("succeeded: 4,999")

@@ -65,7 +65,7 @@ def test_groups_are_clusters_and_a_big_flow_folds_by_group_first():
     view = layout.view()
     assert set(view["clusters"]) == {"G0"} and view["clusters"]["G0"]["members"] == [0, 1, 2]
     dot = DagLayout("g", graph, groups=groups, limit=None).view()["dot"]
-    assert "subgraph cluster_G0" in dot and 'label="<load>"' in dot and "newrank=true" in dot
+    assert "subgraph cluster_G0" in dot and 'label="<load> · ' in dot and "newrank=true" in dot
 
 
 def test_a_group_too_big_when_opened_folds_its_subgroups_then_its_levels():
@@ -130,7 +130,7 @@ def test_phases_are_drawn_in_order():
                        groups=["one", "one", "two", None], phases=["one", "one", "two", None])
     assert layout.shape.rank == [0, 1, 2, 0]
     dot = layout.view()["dot"]
-    assert 'label="phase 1 · one"' in dot and 'label="phase 2 · two"' in dot
+    assert 'label="phase 1 · one · ' in dot and 'label="phase 2 · two · ' in dot
 
 
 def test_a_static_picture_labels_clusters_with_their_rolled_up_state():

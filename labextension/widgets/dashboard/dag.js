@@ -272,12 +272,17 @@ export function dagView(store, layout, signal) {
     const left = x + 8, span = width - 16, top = y + height - 11;
     let at = left;
     const parts = [s("rect", { x: left, y: top, width: span, height: 6, fill: store.color(store.states[0]) })];
-    for (const st of store.progressOrder) {
-      if (!counts[st]) continue;
-      const w = (span * counts[st]) / node.members.length;
-      parts.push(s("rect", { x: at, y: top, width: w, height: 6, fill: store.color(st) }));
-      at += w;
-    }
+    // A state of a few tasks among thousands (one failed item of a 5,000-task map) keeps
+    // 2 px, taken from the widest part, so that it can be seen.
+    const shown = store.progressOrder.filter((st) => counts[st]);
+    const widths = shown.map((st) => Math.max(2, (span * counts[st]) / node.members.length));
+    const widest = widths.indexOf(Math.max(...widths));
+    const done = shown.reduce((sum, st) => sum + counts[st], 0);
+    widths[widest] -= widths.reduce((a, b) => a + b, 0) - (span * done) / node.members.length;
+    shown.forEach((st, k) => {
+      parts.push(s("rect", { x: at, y: top, width: widths[k], height: 6, fill: store.color(st) }));
+      at += widths[k];
+    });
     put(node.bar, ...parts);
     if (node.kind !== "levels") {  // a map or a group is one thing: outlined by its state
       const st = rollup(store, node.members);

@@ -28,7 +28,7 @@ export function detailView(store, signal) {
       ["started", clock(store.started[i])],
       ["duration", duration(store.duration(i)) + (state === "running" ? " so far" : "")],
       ["after", deps.length ? deps.join(", ") : "(no dependencies)"],
-      ...poolLines(store, i).map((line) => ["pools", line]),
+      ...poolLines(store, i, "").map((line) => ["pool", line]),
     ];
     const attempts = store.attempts(i);
     const chosen = open.get(i) ?? new Set();

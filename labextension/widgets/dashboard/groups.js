@@ -24,14 +24,15 @@ export function poolUse(store) {
   return use;
 }
 
-/** One line per pool task `i` holds: "pool db: 1 of 2 slots, 2 of 2 in use now". */
-export function poolLines(store, i) {
+/** One line per pool task `i` holds: "pool db: 1 of 2 slots, 2 of 2 in use now"
+ * (`prefix` before the pool's name). */
+export function poolLines(store, i, prefix = "pool ") {
   const holds = (store.graph.resources ?? {})[i];
   if (!holds) return [];
   const use = poolUse(store);
   return Object.entries(holds).map(([pool, n]) => {
     const slots = (store.graph.pools ?? {})[pool];
     const of = slots === undefined ? "" : ` of ${slots}`;
-    return `pool ${pool}: ${n}${of} slot${(slots ?? n) === 1 ? "" : "s"}, ${use[pool] ?? 0}${of} in use now`;
+    return `${prefix}${pool}: ${n}${of} slot${(slots ?? n) === 1 ? "" : "s"}, ${use[pool] ?? 0}${of} in use now`;
   });
 }

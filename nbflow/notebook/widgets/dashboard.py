@@ -275,7 +275,7 @@ class Dashboard(_Follower, anywidget.AnyWidget):
     def collapse(self) -> None:
         """Fold every expanded DAG node again."""
         with self._sync_lock:
-            if self._layout is not None and self._layout.expanded:
+            if self._layout is not None and (self._layout.expanded or self._layout.folded):
                 self._layout.collapse_all()
                 self._view = self._layout.view()
 
