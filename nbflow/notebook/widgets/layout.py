@@ -78,16 +78,17 @@ class DagLayout:
         self._labels: dict[str, str] = {}
         self._kinds: dict[str, str] = {}
         members: list[list[int]] = [[] for _ in self.shape.paths]
-        for i, chain in enumerate(self.shape.chain):
+        for i, chain in enumerate(self.shape.chain if self.shape.paths else ()):
             for g in chain:
                 members[g].append(i)
         self._members = members
         self._big = [self._too_many(m) for m in members]
         self._big_all = self._too_many(range(len(graph)))
-        self._by_rank = sorted(range(len(graph)), key=self.shape.rank.__getitem__)
+        self._by_rank = (sorted(range(len(graph)), key=self.shape.rank.__getitem__)
+                         if self.phases else [i for lv in graph.levels_idx for i in lv])
 
     def _too_many(self, members) -> bool:
-        return self.limit is not None and len(self.shape.entities(members)) > self.limit
+        return self.limit is not None and self.shape.count(members) > self.limit
 
     def refolded(self, limit: int | None) -> DagLayout:
         """The same graph folded with another ``limit``, nothing expanded."""
@@ -109,6 +110,8 @@ class DagLayout:
 
     def _cluster_of(self, i: int) -> int | None:
         """The innermost open group of task ``i``: the cluster its node is drawn in."""
+        if not self.shape.paths:
+            return None
         open_ = None
         for g in self.shape.chain[i]:
             if self._group_folded(g):
@@ -120,8 +123,13 @@ class DagLayout:
     def _level_units(self, tasks: list[int]) -> dict[str, list[int]]:
         by_group: dict[int | None, dict[int, list[int]]] = {}
         rank = self.shape.rank
-        for i in tasks:
-            by_group.setdefault(self._cluster_of(i), {}).setdefault(rank[i], []).append(i)
+        if self.shape.paths:
+            for i in tasks:
+                by_group.setdefault(self._cluster_of(i), {}).setdefault(rank[i], []).append(i)
+        else:  # once per view on every task of a big flow: no method call per task
+            levels = by_group[None] = {}
+            for i in tasks:
+                levels.setdefault(rank[i], []).append(i)
         band = math.ceil(sum(len(levels) for levels in by_group.values()) / MAX_UNITS)
         units: dict[str, list[int]] = {}
         for group, levels in by_group.items():
@@ -169,9 +177,9 @@ class DagLayout:
     def units(self) -> dict[str, list[int]]:
         """Every unit shown now: ``{node id: member task indices}``."""
         shown: dict[str, list[int]] = {}
-        rest = []
-        for i in range(len(self.graph)):
-            g = self._outer_folded(i) if self.shape.paths else None
+        rest = [] if self.shape.paths else list(range(len(self.graph)))
+        for i in range(len(self.graph)) if self.shape.paths else ():
+            g = self._outer_folded(i)
             if g is None:
                 rest.append(i)
             else:
@@ -180,8 +188,9 @@ class DagLayout:
         if self._too_many(rest):
             for key, members in self._level_units(rest).items():
                 self._place(key, members, shown)
-        placed = {i for members in shown.values() for i in members}
-        self._fold_maps([i for i in rest if i not in placed], shown)
+        if self.shape.maps:
+            placed = {i for members in shown.values() for i in members}
+            self._fold_maps([i for i in rest if i not in placed], shown)
         return shown
 
     def _fold_maps(self, tasks: list[int], shown: dict[str, list[int]]) -> None:
@@ -253,17 +262,16 @@ class DagLayout:
         "members"}}, "clusters": {G<k>: {"label", "members"}}, "expanded": [unit keys],
         "folded": [groups folded by hand]}``."""
         units = self.units()
-        clusters = self._clusters(units)
-        return {"dot": self.digraph(units, clusters=clusters).source,
+        g, clusters = self._digraph(units, None)
+        return {"dot": g.source,
                 "expanded": sorted(self.expanded), "folded": sorted(self.folded),
                 "units": {node: {"label": self.unit_label(node), "kind": self._kinds[node[1:]],
                                  "members": members} for node, members in units.items()},
                 "clusters": {f"G{g}": {"label": self.shape.group_label(g),
                                        "members": self._members[g]} for g in clusters if g is not None}}
 
-    def _clusters(self, units: dict[str, list[int]]) -> dict[int | None, list[str]]:
+    def _clusters(self, node_of: list[str]) -> dict[int | None, list[str]]:
         """The nodes drawn in each open group (None: in no group), in rank order."""
-        node_of = self._node_of(units)
         out: dict[int | None, list[str]] = {}
         declared = set()
         for i in self._by_rank:  # a unit is ranked with its first member
@@ -287,18 +295,20 @@ class DagLayout:
         return node_of
 
     def digraph(self, units: dict[str, list[int]] | None = None,
-                states: Sequence[str] | None = None,
-                clusters: dict[int | None, list[str]] | None = None):
+                states: Sequence[str] | None = None):
         """A ``graphviz.Digraph`` of the view: ranks left to right, groups as clusters.
 
         With ``states`` (one per task) nodes are filled by state, unit labels carry
         their counts and cluster labels their group's rolled-up state, for a static
         picture; without, the browser styles them.
         """
-        units = self.units() if units is None else units
-        clusters = self._clusters(units) if clusters is None else clusters
+        return self._digraph(self.units() if units is None else units, states)[0]
+
+    def _digraph(self, units: dict[str, list[int]], states: Sequence[str] | None):
+        """The digraph and the nodes in each cluster (``_clusters``)."""
         graph = self.graph
         node_of = self._node_of(units)
+        clusters = self._clusters(node_of)
         g = base_digraph(self.title)
         g.attr(newrank="true", nodesep="0.15", ranksep="0.45")
         g.attr("node", fontsize="11", height="0.3")
@@ -334,7 +344,7 @@ class DagLayout:
         for a, b in edges:
             if a != b:
                 g.edge(a, b)
-        return g
+        return g, clusters
 
     def _emit(self, parent, group: int | None, clusters: dict[int | None, list[str]],
               units: dict[str, list[int]], states: Sequence[str] | None) -> None:

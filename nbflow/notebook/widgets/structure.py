@@ -35,8 +35,9 @@ class Structure:
                  phases: Sequence[str | None] | None = None):
         n = len(graph)
         found: dict[str, list[int]] = {}
-        for i, name in enumerate(graph.names):
-            match = _ITEM.fullmatch(name)
+        names = graph.names
+        for i in [i for i, name in enumerate(names) if name[-1:] == "]"]:
+            match = _ITEM.fullmatch(names[i])
             if match:
                 found.setdefault(match[1], []).append(i)
         self.maps = [(name, members) for name, members in found.items() if len(members) > 1]
@@ -73,9 +74,18 @@ class Structure:
         name = self.paths[g].rpartition("/")[2]
         return f"phase {self.phase_of[g] + 1} · {name}" if g in self.phase_of else name
 
+    def count(self, members: Sequence[int]) -> int:
+        """How many nodes ``members`` are once nothing else folds them (see ``entities``)."""
+        if not self.maps:   # the common case, once per view on every task: kept cheap
+            return len(members)
+        mapped = {self.map_of[i] for i in members} - {-1}
+        return sum(1 for i in members if self.map_of[i] < 0) + len(mapped)
+
     def entities(self, members: Sequence[int]) -> list[list[int]]:
         """``members`` as what the view draws as one node each once nothing else folds
         them: a task, or the tasks of one map together (at its first)."""
+        if not self.maps:
+            return [[i] for i in members]
         out: list[list[int]] = []
         at: dict[int, list[int]] = {}
         for i in members:
