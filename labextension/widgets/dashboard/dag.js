@@ -119,7 +119,7 @@ export function dagView(store, layout, signal) {
     setScale(natural > 2 * (canvas.clientWidth || 800) ? 1 : null);
     const shown = nodes.size;
     info.textContent = shown < store.n
-      ? `${count(shown, "node")} for ${count(store.n, "task")}: click a grey-bordered node to expand it`
+      ? `${count(shown, "node")} for ${count(store.n, "task")}: click a node with a bar of states to open it`
       : count(store.n, "task");
     collapse.hidden = !((view.expanded ?? []).length || (view.folded ?? []).length);
     restyle(null);
