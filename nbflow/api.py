@@ -230,7 +230,8 @@ class Flow:
         for old in set(self._maps.get(group, ())) - {task for task, *_ in planned}:
             self.remove(old)
         for task_name, call, task_inputs, salt in planned:
-            decl_options = task_options(self.defaults, options, task_name)
+            decl_options = self._scoped(task_options(self.defaults, options, task_name),
+                                        task_name)
             self._add(function_declaration(call, task_name, after, decl_options, task_inputs,
                                            salt), _declaring_cell())
         self._maps[group] = [task for task, *_ in planned]
@@ -601,6 +602,12 @@ class Flow:
         groups = {s.name: s.group for s in specs if s.group is not None}
         if groups:   # read by `nbflow status --by group` (tasks has no column for it)
             params["groups"] = groups
+        phases = {s.name: s.phase for s in specs if s.phase is not None}
+        if phases:   # the dashboard of a new kernel draws them as the live one does
+            params["phases"] = phases
+        holds = {s.name: dict(s.resources) for s in specs if s.resources}
+        if holds:
+            params["resources"] = holds
         if any(s.deadline is not None for s in specs):
             params["deadlines"] = True   # `nbflow status` then lists the missed ones
         if resumed is not None:

@@ -22,21 +22,33 @@ from collections.abc import Iterable, Sequence
 #: The label of tasks that belong to no group.
 NO_GROUP = "(no group)"
 
-_WAITING = {"pending", "ready"}
+_WAITING = ("pending", "ready")
+
+#: The rule above as data, first match wins, so that the dashboard's page applies the
+#: same rule (the kernel ships it): ``(state, test, states)``; ``any``: some task is in
+#: ``states``; ``mixed``: some are and some are not; ``all``: every task is (or none
+#: exists); ``else``: always.
+RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("failed", "any", ("failed", "upstream_failed")),
+    ("running", "any", ("running", "retrying", "compensating")),
+    ("running", "mixed", _WAITING),
+    ("cancelled", "any", ("cancelled",)),
+    ("pending", "all", _WAITING),
+    ("succeeded", "any", ("succeeded", "compensated")),
+    ("skipped", "else", ()),
+)
 
 
 def rollup(states: Iterable[str]) -> str:
     """The state of a group whose tasks are in ``states`` (see the table above)."""
     seen = set(states)
-    if seen & {"failed", "upstream_failed"}:
-        return "failed"
-    if seen & {"running", "retrying", "compensating"} or (seen & _WAITING and seen - _WAITING):
-        return "running"
-    if "cancelled" in seen:
-        return "cancelled"
-    if not seen or seen <= _WAITING:
-        return "pending"
-    return "succeeded" if seen & {"succeeded", "compensated"} else "skipped"
+    for state, test, among in RULES:
+        inside = seen.intersection(among)
+        if (test == "else" or (test == "any" and inside)
+                or (test == "mixed" and inside and len(inside) < len(seen))
+                or (test == "all" and len(inside) == len(seen))):
+            return state
+    raise AssertionError("RULES ends with an 'else' rule")
 
 
 def by_group(groups: Sequence[str | None], states: Sequence[str]) -> list[dict[str, str | int]]:

@@ -133,3 +133,11 @@ def test_a_function_without_a_parameter_cannot_be_mapped():
         return 1
     with pytest.raises(TypeError, match=r"'nothing' has no parameter to receive the item"):
         nbflow.Flow("m").map(nothing, over=[1])
+
+
+def test_a_map_inside_a_phase_and_a_group_is_in_them(tmp_path):
+    flow = nbflow.Flow("scoped map", store=f"sqlite:///{tmp_path}/s.db")
+    with flow.phase("extract"), flow.group("api"):
+        flow.map(lambda x: x, over=[1, 2], name="clean")
+    _graph, specs = flow.build()
+    assert [(s.phase, s.group) for s in specs] == [("extract", "extract/api")] * 2

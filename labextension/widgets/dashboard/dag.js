@@ -1,10 +1,13 @@
 // The DAG view: Graphviz lays the DOT out once; status changes only restyle nodes.
 //
-// Node ids in the DOT are `t<i>` (task i) and `u<key>` (a folded unit of tasks); they are
-// read back from each node's <title>, which is then removed so the browser shows our
-// hover card instead of a native tooltip.
+// Node ids in the DOT are `t<i>` (task i) and `u<key>` (a folded unit of tasks: levels,
+// a map `uM<k>`, a group `uG<k>`), clusters `cluster_G<k>` (an open group); they are read
+// back from each <title>, which is then removed so the browser shows our hover card
+// instead of a native tooltip. A cluster's label says its group's rolled-up state and,
+// clicked, folds the group into one node.
 import { h, s, put } from "./dom.js";
 import { count, taskLines } from "./format.js";
+import { rollup } from "./groups.js";
 
 // Above this many nodes to lay out unfolded, the graph waits for the user to ask: Graphviz
 // runs on the page's thread and would freeze it for seconds.
@@ -35,6 +38,7 @@ export function dagView(store, layout, signal) {
 
   let nodes = new Map();      // node id -> {g, shape, box, bar, members}
   let unitOf = new Map();     // task index -> unit node id
+  let clusters = new Map();   // G<k> -> {g, text, shape, label, members}
   let generation = 0;
   let scale = null;           // null: fit the width; else a zoom factor on the natural size
   let natural = 0;            // the drawing's natural width in px
@@ -78,12 +82,32 @@ export function dagView(store, layout, signal) {
       g.setAttribute("role", "button");
       if (id.startsWith("u") && view.units[id]) {
         node.members = view.units[id].members;
+        node.kind = view.units[id].kind;
         for (const i of node.members) unitOf.set(i, id);
         node.bar = s("g", { class: "nbflow-unit-bar" });
         g.append(node.bar);
-        g.classList.add("nbflow-unit");
+        g.classList.add("nbflow-unit", `nbflow-unit-${node.kind}`);
       }
       nodes.set(id, node);
+    }
+    clusters = new Map();
+    for (const g of svg.querySelectorAll("g.cluster")) {
+      const title = g.querySelector("title");
+      const key = title ? title.textContent.replace(/^cluster_/, "") : "";
+      title?.remove();
+      const about = (view.clusters ?? {})[key];
+      if (!about) continue;
+      const text = g.querySelector("text");
+      g.dataset.cluster = key;
+      g.classList.add("nbflow-cluster");
+      if (text) {
+        text.setAttribute("tabindex", "0");
+        text.setAttribute("role", "button");
+        text.classList.add("nbflow-cluster-label");
+        text.append(s("title", {}, "click to fold this group into one node"));
+      }
+      clusters.set(key, { g, text, shape: g.querySelector("path, polygon"), label: about.label,
+        members: about.members });
     }
     svg.querySelector("g.graph > title")?.remove();
     // Graphviz paints a white page under the graph: the theme's background shows instead.
@@ -95,9 +119,9 @@ export function dagView(store, layout, signal) {
     setScale(natural > 2 * (canvas.clientWidth || 800) ? 1 : null);
     const shown = nodes.size;
     info.textContent = shown < store.n
-      ? `${count(shown, "node")} for ${count(store.n, "task")}: click a grey-bordered node to expand it`
+      ? `${count(shown, "node")} for ${count(store.n, "task")}: click a node with a bar of states to open it`
       : count(store.n, "task");
-    collapse.hidden = !(view.expanded && view.expanded.length);
+    collapse.hidden = !((view.expanded ?? []).length || (view.folded ?? []).length);
     restyle(null);
     // What was just expanded comes into view (the old scroll position means nothing now).
     if (pendingReveal !== null) reveal(nodeOf(pendingReveal));
@@ -126,7 +150,19 @@ export function dagView(store, layout, signal) {
       node.g.dataset.state = store.state[i];
     }
     for (const id of units) drawBar(nodes.get(id));
+    styleClusters();
     highlight();
+  }
+
+  // A cluster's label and outline show its group's rolled-up state.
+  function styleClusters() {
+    for (const c of clusters.values()) {
+      const st = rollup(store, c.members);
+      if (c.g.dataset.state === st) continue;
+      c.g.dataset.state = st;
+      if (c.text) c.text.firstChild.textContent = `${c.label} · ${st}`;
+      if (c.shape) c.shape.style.stroke = store.color(st);
+    }
   }
 
   /** The node that shows task i: its own, or the folded one that holds it. */
@@ -209,7 +245,7 @@ export function dagView(store, layout, signal) {
   }, { signal, passive: false });
   let drag = null;
   canvas.addEventListener("pointerdown", (event) => {
-    if (event.button === 0 && !nodeAt(event.target)) {
+    if (event.button === 0 && !nodeAt(event.target) && !clusterAt(event.target)) {
       drag = { x: event.clientX, y: event.clientY, left: canvas.scrollLeft, top: canvas.scrollTop };
     }
   }, { signal });
@@ -220,7 +256,7 @@ export function dagView(store, layout, signal) {
   }, { signal });
   canvas.addEventListener("pointerup", () => { drag = null; }, { signal });
   canvas.addEventListener("keydown", (event) => {
-    if (nodeAt(event.target) && (event.key === "Enter" || event.key === " ")) return;
+    if ((nodeAt(event.target) || clusterAt(event.target)) && (event.key === "Enter" || event.key === " ")) return;
     const step = 60;
     const action = { "+": () => zoomBy(1.5), "=": () => zoomBy(1.5), "-": () => zoomBy(1 / 1.5),
       "0": () => setScale(null), ArrowLeft: () => { canvas.scrollLeft -= step; },
@@ -236,13 +272,23 @@ export function dagView(store, layout, signal) {
     const left = x + 8, span = width - 16, top = y + height - 11;
     let at = left;
     const parts = [s("rect", { x: left, y: top, width: span, height: 6, fill: store.color(store.states[0]) })];
-    for (const st of store.progressOrder) {
-      if (!counts[st]) continue;
-      const w = (span * counts[st]) / node.members.length;
-      parts.push(s("rect", { x: at, y: top, width: w, height: 6, fill: store.color(st) }));
-      at += w;
-    }
+    // A state of a few tasks among thousands (one failed item of a 5,000-task map) keeps
+    // 2 px, taken from the widest part, so that it can be seen.
+    const shown = store.progressOrder.filter((st) => counts[st]);
+    const widths = shown.map((st) => Math.max(2, (span * counts[st]) / node.members.length));
+    const widest = widths.indexOf(Math.max(...widths));
+    const done = shown.reduce((sum, st) => sum + counts[st], 0);
+    widths[widest] -= widths.reduce((a, b) => a + b, 0) - (span * done) / node.members.length;
+    shown.forEach((st, k) => {
+      parts.push(s("rect", { x: at, y: top, width: widths[k], height: 6, fill: store.color(st) }));
+      at += widths[k];
+    });
     put(node.bar, ...parts);
+    if (node.kind !== "levels") {  // a map or a group is one thing: outlined by its state
+      const st = rollup(store, node.members);
+      node.g.dataset.rollup = st;
+      for (const shape of node.g.querySelectorAll("path, polygon")) shape.style.stroke = store.color(st);
+    }
     const busy = node.members.length - counts[store.states[0]] - store.done(counts) > 0;
     node.g.dataset.state = busy ? "running" : "";
   }
@@ -260,9 +306,11 @@ export function dagView(store, layout, signal) {
     if (node.members) {
       const view = store.model.get("_view");
       const counts = store.counts(node.members);
-      lines = [view.units[id].label, count(node.members.length, "task"),
+      const map = node.kind === "map";
+      lines = [view.units[id].label, count(node.members.length, map ? "mapped task" : "task"),
+        ...(node.kind === "levels" ? [] : [`state: ${rollup(store, node.members)}`]),
         ...store.states.filter((st) => counts[st]).map((st) => `${st}: ${counts[st].toLocaleString()}`),
-        "click to expand"];
+        map ? "click to unfold into its tasks" : "click to expand"];
     } else {
       const i = Number(id.slice(1));
       lines = [store.graph.names[i], ...taskLines(store, i)];
@@ -285,6 +333,15 @@ export function dagView(store, layout, signal) {
   }, 1000);
   signal.addEventListener("abort", () => clearInterval(ticker));
   canvas.addEventListener("mouseleave", () => { card.hidden = true; hovered = null; }, { signal });
+  function fold(key) {
+    card.hidden = true;
+    info.textContent = store.send({ type: "fold", cluster: key })
+      ? "folding…" : "folding a group needs the kernel: run the cell again";
+  }
+  function clusterAt(target) {
+    const text = target.closest ? target.closest("text.nbflow-cluster-label") : null;
+    return text ? text.closest("g.cluster").dataset.cluster : null;
+  }
   function activate(id) {
     if (nodes.get(id)?.members) {
       card.hidden = true;  // the node it describes is about to go
@@ -298,12 +355,13 @@ export function dagView(store, layout, signal) {
   canvas.addEventListener("click", (event) => {
     const id = nodeAt(event.target);
     if (id) activate(id);
+    else if (clusterAt(event.target)) fold(clusterAt(event.target));
   }, { signal });
   canvas.addEventListener("keydown", (event) => {
-    const id = nodeAt(event.target);
-    if (id && (event.key === "Enter" || event.key === " ")) {
+    const id = nodeAt(event.target), key = clusterAt(event.target);
+    if ((id || key) && (event.key === "Enter" || event.key === " ")) {
       event.preventDefault();
-      activate(id);
+      if (id) activate(id); else fold(key);
     }
   }, { signal });
 

@@ -4,6 +4,7 @@
 import { h, put } from "./dom.js";
 import { ansi } from "./ansi.js";
 import { duration } from "./format.js";
+import { poolLines } from "./groups.js";
 
 export function detailView(store, signal) {
   const el = h("div", { class: "nbflow-detail" });
@@ -27,6 +28,7 @@ export function detailView(store, signal) {
       ["started", store.time(store.started[i])],
       ["duration", duration(store.duration(i)) + (state === "running" ? " so far" : "")],
       ["after", deps.length ? deps.join(", ") : "(no dependencies)"],
+      ...poolLines(store, i, "").map((line) => ["pool", line]),
     ];
     const attempts = store.attempts(i);
     const chosen = open.get(i) ?? new Set();

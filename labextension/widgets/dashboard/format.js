@@ -1,4 +1,5 @@
 // Number and time formatting shared by the views.
+import { poolLines } from "./groups.js";
 
 export function duration(seconds) {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "";
@@ -26,6 +27,7 @@ export function taskLines(store, i) {
   const d = store.duration(i);
   if (d !== null) lines.push(`duration: ${duration(d)}${store.state[i] === "running" ? " so far" : ""}`);
   const error = store.errors.get(i);
+  lines.push(...poolLines(store, i));
   if (error) lines.push(`error: ${error[0]}`);
   return lines;
 }

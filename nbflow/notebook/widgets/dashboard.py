@@ -15,7 +15,12 @@ The widget's synced state is the wire protocol with ``labextension/widgets/dashb
 ``_viz``       the page's Graphviz runtime (``viz.py``).
 ``_uid``       a unique id: the browser keeps one task table per dashboard under it.
 
+``_graph["rollup"]`` is the rule of a group's state (``core/rollup.py``),
+``_graph["pools"]`` ``{pool: slots}`` and ``_graph["resources"]``
+``{task index: {pool: slots held}}`` for the tasks that hold any.
+
 Messages from the browser: ``{"type": "cancel"}``, ``{"type": "expand", "node"}``,
+``{"type": "fold", "cluster"}`` (a group's cluster folds into one node),
 ``{"type": "collapse"}`` and ``{"type": "resync"}``.
 
 Threads: the bridge publishes from its own thread, the cell thread handles
@@ -35,12 +40,13 @@ from typing import Any
 import anywidget
 import traitlets as t
 
+from ...core.rollup import RULES
 from ...core.states import TERMINAL, State
 from ...render import STATE_COLORS, STATE_INK
 from ..bridge import INTERVAL, Bridge
 from ..context import for_the_running_cell_too, renders_widgets, thread_initializer
 from ._bundles import bundle
-from .layout import DagLayout
+from .layout import DagLayout, layout_of
 from .static import static_html
 from .stored import latest_stored
 from .viz import viz_runtime
@@ -77,12 +83,16 @@ class _Follower:
         stored = latest_stored(flow, self.collapse_above)
         if stored is not None:  # a new kernel: the run the last one made, as stored
             layout, run_id, params, snapshot = stored
-            state = initial_state(flow.name, run_id, layout, params)
+            index = layout.graph.index
+            holds = {index[name]: slots for name, slots in (params.get("resources") or {}).items()
+                     if name in index}
+            state = initial_state(flow.name, run_id, layout, params, holds)
             state["_snapshot"] = snapshot
             return None, layout, state
-        graph, _specs = flow.build()
-        layout = DagLayout(flow.name, graph, limit=self.collapse_above)
-        return None, layout, initial_state(flow.name, None, layout, None)
+        graph, specs = flow.build()
+        layout = layout_of(flow.name, graph, specs, self.collapse_above)
+        return None, layout, initial_state(flow.name, None, layout, {"pools": flow.pools},
+                                           _holds(specs))
 
     def _start(self, latest: Any, flow: Any, layout: DagLayout) -> None:
         self.run = None
@@ -111,8 +121,9 @@ class _Follower:
             setattr(self, name, value)
 
     def _structure(self, run: Any) -> tuple[DagLayout, dict]:
-        layout = DagLayout(run.flow.name, run.graph, limit=self.collapse_above)
-        state = initial_state(run.flow.name, run.id, layout, _params(run))
+        specs = run._engine.specs
+        layout = layout_of(run.flow.name, run.graph, specs, self.collapse_above)
+        state = initial_state(run.flow.name, run.id, layout, _params(run), _holds(specs))
         state["_graph"]["cancel_grace"] = getattr(run, "cancel_grace", None)
         return layout, state
 
@@ -256,10 +267,16 @@ class Dashboard(_Follower, anywidget.AnyWidget):
             if self._layout is not None and self._layout.expand(node):
                 self._view = self._layout.view()
 
+    def fold(self, cluster: str) -> None:
+        """Fold the group drawn as cluster ``cluster`` (a ``G...`` id) into one node."""
+        with self._sync_lock:
+            if self._layout is not None and self._layout.fold(cluster):
+                self._view = self._layout.view()
+
     def collapse(self) -> None:
         """Fold every expanded DAG node again."""
         with self._sync_lock:
-            if self._layout is not None and self._layout.expanded:
+            if self._layout is not None and (self._layout.expanded or self._layout.folded):
                 self._layout.collapse_all()
                 self._view = self._layout.view()
 
@@ -274,6 +291,8 @@ class Dashboard(_Follower, anywidget.AnyWidget):
             self.cancel()
         elif kind == "expand":
             self.expand(str(content.get("node")))
+        elif kind == "fold":
+            self.fold(str(content.get("cluster")))
         elif kind == "collapse":
             self.collapse()
         elif kind == "resync":
@@ -388,6 +407,11 @@ def dashboard(run: Any = None, *, flow: Any = None, collapse_above: int | None =
     return cls(run, flow=flow, collapse_above=collapse_above, interval=interval)
 
 
+def _holds(specs: Sequence[Any]) -> dict[int, dict]:
+    """The pool slots each task holds while it runs, for the tasks that hold any."""
+    return {i: dict(spec.resources) for i, spec in enumerate(specs) if spec.resources}
+
+
 def _params(run: Any) -> dict:
     try:
         params = (run.store.run(run.id) or {}).get("params")
@@ -397,9 +421,9 @@ def _params(run: Any) -> dict:
 
 
 def initial_state(title: str, run_id: str | None, layout: DagLayout,
-                  params: dict | None) -> dict:
+                  params: dict | None, holds: dict[int, dict] | None = None) -> dict:
     """The synced traits that describe a run (or a flow not run yet) before its first event;
-    ``params``: the run's, as the store has them."""
+    ``params``: the run's, as the store has them; ``holds``: ``{task: {pool: slots}}``."""
     graph = layout.graph
     params = params or {}
     return {
@@ -408,7 +432,9 @@ def initial_state(title: str, run_id: str | None, layout: DagLayout,
                    "resumed_from": params.get("resumed_from"), "cancel_grace": None,
                    "colors": STATE_COLORS, "ink": STATE_INK,
                    "terminal": [s.value for s in State if s in TERMINAL],
-                   "legend": ALWAYS_EXPLAINED, "jump": JUMP_TO},
+                   "legend": ALWAYS_EXPLAINED, "jump": JUMP_TO,
+                   "pools": params.get("pools") or {}, "resources": holds or {},
+                   "rollup": RULES},
         "_view": layout.view(),
         "_snapshot": {"run": run_id, "seq": 0, "now": None, "t0": None, "t1": None,
                       "running": run_id is not None, "outcome": None,

@@ -47,8 +47,7 @@ def static_html(title: str, run_id: str | None, layout: DagLayout, snapshot: dic
             + f" · {html.escape(outcome)} · " + state_chips(counts))
     errors = {e[0]: e[1] for e in snapshot.get("errors", ())}
     if len(rows) > STATIC_LIMIT:
-        layout = DagLayout(layout.title, layout.graph, groups=layout.groups,
-                           limit=min(layout.limit or STATIC_LIMIT, STATIC_LIMIT))
+        layout = layout.refolded(min(layout.limit or STATIC_LIMIT, STATIC_LIMIT))
     picture = _svg(layout, states)
     if picture is None:
         picture = _table(layout, rows, errors)

@@ -44,7 +44,10 @@ def latest_stored(flow: Any, collapse_above: int | None) -> tuple[DagLayout, str
     snapshot.update(run=record["id"], seq=0, now=time.time(), running=False,
                     outcome=_outcome(store, record))
     params = json.loads(record["params"]) if record.get("params") else {}
-    return DagLayout(flow.name, graph, limit=collapse_above), record["id"], params, snapshot
+    groups = params.get("groups") or {}
+    layout = DagLayout(flow.name, graph, [groups.get(name) for name in names], collapse_above,
+                       [(params.get("phases") or {}).get(name) for name in names])
+    return layout, record["id"], params, snapshot
 
 
 def _outcome(store: Any, record: dict) -> str:
