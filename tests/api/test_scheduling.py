@@ -219,6 +219,37 @@ def test_only_the_latest_runs_keep_their_durations(flow):
         assert conn.execute(select(func.count()).select_from(durations)).scalar() == KEEP
 
 
+def test_expected_durations_are_the_medians_of_the_runs_each_task_ran_in(flow):
+    import statistics
+
+    from nbflow.store.history import KEEP, History
+    failing = {"now": True}
+
+    def flaky():
+        if failing["now"]:
+            raise ValueError("not this time")
+
+    flow.task(lambda: None, name="steady")
+    flow.task(flaky, name="flaky")
+    graph = flow.build()[0]
+
+    def medians(took):   # by hand, over the runs each task succeeded in
+        return {name: statistics.median(ts) for name, ts in
+                zip(graph.names, [[t for t in col if t is not None] for col in zip(*took)]) if ts}
+
+    took = []
+    for fail in (True, False, True, False, False):   # flaky did not run in two of them
+        failing["now"] = fail
+        took.append(list(flow.run()._engine.took))
+    assert flow.history.expected(graph, flow._bases) == medians(took)
+    # Read back from the store by another kernel's History: the same.
+    assert History(flow.store, flow.name).expected(graph, flow._bases) == medians(took)
+    for _ in range(KEEP):   # every task ran in every kept run
+        took.append(list(flow.run()._engine.took))
+    assert flow.history.expected(graph, flow._bases) == medians(took[-KEEP:])
+    assert History(flow.store, flow.name).expected(graph, flow._bases) == medians(took[-KEEP:])
+
+
 def test_policy_settings_flow_run_and_environment(flow, monkeypatch):
     flow.task(lambda: 1, name="t")
     runs = flow.store.run
