@@ -61,9 +61,11 @@ class Statements:
         # latest ``keep`` dropped: in the run's last transaction, not one of their own.
         self._sql_durations = ("INSERT INTO durations (flow, run_id, names, codes, seconds) "
                                f"VALUES ({', '.join([p] * 5)})")
+        # Latest by the runs' creation time: run ids sort by it only to the second.
         self._sql_durations_trim = (
-            f"DELETE FROM durations WHERE flow = {p} AND run_id NOT IN (SELECT run_id FROM "
-            f"durations WHERE flow = {p} ORDER BY run_id DESC LIMIT {p})")
+            f"DELETE FROM durations WHERE flow = {p} AND run_id NOT IN (SELECT d.run_id FROM "
+            f"durations d JOIN runs r ON r.id = d.run_id WHERE d.flow = {p} "
+            f"ORDER BY r.created DESC, d.run_id DESC LIMIT {p})")
         self._sql_task_insert = ("INSERT INTO tasks (run_id, name, idx, level, deps, kind,"
                                  " cell_id, state, attempt, started, finished, error, version)"
                                  f" VALUES ({', '.join([p] * 12)}, 1)")

@@ -91,9 +91,12 @@ class History:
     def _load(self) -> deque:
         if self._runs is None:
             with self.store._reading() as conn:
+                # In the order the runs were created (their ids sort by it only to
+                # the second), as the writer keeps the latest.
                 rows = conn.exec_driver_sql(
-                    f"SELECT names, codes, seconds FROM durations WHERE flow = "
-                    f"{_mark(self.store)} ORDER BY run_id", (self.flow,)).all()
+                    f"SELECT d.names, d.codes, d.seconds FROM durations d JOIN runs r ON "
+                    f"r.id = d.run_id WHERE d.flow = {_mark(self.store)} "
+                    f"ORDER BY r.created, d.run_id", (self.flow,)).all()
             self._runs = deque(maxlen=KEEP)
             for names, codes, blob in rows:
                 seconds = array("d")

@@ -250,6 +250,28 @@ def test_expected_durations_are_the_medians_of_the_runs_each_task_ran_in(flow):
     assert History(flow.store, flow.name).expected(graph, flow._bases) == medians(took[-KEEP:])
 
 
+def test_a_runs_durations_are_written_by_the_store_writer_not_the_kernel(flow):
+    from sqlalchemy import event, func, select
+
+    from nbflow.store.schema import durations
+    flow.task(lambda: None, name="t")
+    flow.run()   # opens the store
+    seen = []
+
+    def statement(_conn, _cursor, sql, *_args):
+        seen.append(sql)
+
+    event.listen(flow.store.engine, "before_cursor_execute", statement)
+    try:
+        flow.run()
+    finally:
+        event.remove(flow.store.engine, "before_cursor_execute", statement)
+    assert seen, "the kernel's connection wrote the run's row and its end"
+    assert not [sql for sql in seen if "durations" in sql]
+    with flow.store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(durations)).scalar() == 2
+
+
 def test_policy_settings_flow_run_and_environment(flow, monkeypatch):
     flow.task(lambda: 1, name="t")
     runs = flow.store.run
