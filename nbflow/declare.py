@@ -34,9 +34,9 @@ from .shipped import CellTask
 class Declaration:
     """A task as declared, before its dependencies are resolved."""
 
-    spec: TaskSpec
-    params: tuple[tuple[str, bool], ...] = ()   # (name, has default) of a function task
-    inputs: tuple[tuple[str, str | tuple[str, ...]], ...] = ()  # inputs= of a function task
+    spec: TaskSpec      # deps and inputs as far as the declaration alone decides them
+    after: tuple[str, ...] = ()                 # the dependencies given by name (after=)
+    params: tuple[tuple[str, bool], ...] = ()   # (name, has default): those inputs= does not feed
     reads: frozenset[str] = frozenset()         # names a cell task reads
     assigns: tuple[str, ...] = ()               # names a cell task assigns
     explicit_after: bool = False                # a cell's --after replaces inference
@@ -69,14 +69,24 @@ def function_declaration(fn: Callable[..., Any], name: str, after: Iterable[str]
             raise TypeError(f"task {name!r}: parameter {param!r} is positional-only; nbflow "
                             "passes upstream results by keyword, so drop the '/' marker.")
     inputs = OPTIONS["inputs"].validate(inputs, f"task {name!r}")
-    mapped = _check_inputs(name, inputs, params, any_keyword) if inputs else ()
+    after = tuple(after)
+    ordered = dict.fromkeys(after)   # after=, then each input's tasks, each once
+    given: dict[str, tuple[str | tuple[str, ...], None]] = {}
+    if inputs:
+        for param, source in _check_inputs(name, inputs, params, any_keyword):
+            given[param] = (source, None)
+            ordered.update(dict.fromkeys((source,) if isinstance(source, str) else source))
+        # Parameters that ``inputs`` does not feed: only these can name other tasks.
+        params = tuple(p for p in params if p[0] not in given)
+    deps = tuple(ordered)
     # The partial keeps ``fn`` visible to result keys (results.code_digest).
     call = functools.partial(run_coroutine, fn) if kind == "coroutine" else fn
-    spec = TaskSpec(name=name, fn=call, deps=tuple(after), kind="function",
+    # The spec a run uses as it is, unless resolving adds to its deps (``resolve``).
+    spec = TaskSpec(name=name, fn=call, deps=deps, inputs=given, kind="function",
                     origin=origin, **options)
     base = fn.func if isinstance(fn, functools.partial) else fn   # a map's item bound
     identity = (getattr(base, "__module__", None), getattr(base, "__qualname__", None))
-    return Declaration(spec, params=params, inputs=mapped, identity=identity, salt=salt)
+    return Declaration(spec, after=after, params=params, identity=identity, salt=salt)
 
 
 def _check_inputs(task: str, inputs: dict[str, Any], params: tuple, any_keyword: bool
@@ -160,9 +170,10 @@ def cell_declaration(name: str, source: str, namespace: dict[str, Any], after: I
 
     run_cell.__qualname__ = run_cell.__name__ = name
     run_cell.nbflow_cell = cell   # type: ignore[attr-defined]  (read by executors and wire.py)
-    spec = TaskSpec(name=name, fn=run_cell, deps=tuple(after or ()), kind="cell",
+    deps = tuple(dict.fromkeys(after or ()))
+    spec = TaskSpec(name=name, fn=run_cell, deps=deps, kind="cell",
                     origin=f"cell {cell_id}" if cell_id else "a %%task cell", **options)
-    return Declaration(spec, reads=frozenset(cell.reads), assigns=wanted,
+    return Declaration(spec, after=deps, reads=frozenset(cell.reads), assigns=wanted,
                        explicit_after=after is not None, identity=("cell", cell_id or name))
 
 
@@ -194,9 +205,11 @@ def cell_item_declaration(name: str, names: CellNames, code: types.CodeType,
         return {k: scratch[k] for k in assigns if k in scratch}
 
     run_item.__qualname__ = run_item.__name__ = name
-    spec = TaskSpec(name=name, fn=run_item, deps=tuple(after or ()), kind="cell",
+    deps = tuple(dict.fromkeys(after or ()))
+    spec = TaskSpec(name=name, fn=run_item, deps=deps, kind="cell",
                     origin=f"cell {cell_id}" if cell_id else "a %%task --map cell", **options)
-    return Declaration(spec, reads=names.reads - {bind}, explicit_after=after is not None,
+    return Declaration(spec, after=deps, reads=names.reads - {bind},
+                       explicit_after=after is not None,
                        identity=("cell", cell_id or name), salt=item_salt(item))
 
 
@@ -217,8 +230,9 @@ def cell_collector_declaration(name: str, items: list[str], assigns: tuple[str, 
 
     collect.__qualname__ = collect.__name__ = name
     spec = TaskSpec(name=name, fn=collect, deps=tuple(items), kind="cell",
+                    inputs={"parts": (tuple(items), None)},
                     origin=f"cell {cell_id}" if cell_id else "a %%task --map cell", **options)
-    return Declaration(spec, inputs=(("parts", tuple(items)),), assigns=assigns,
+    return Declaration(spec, assigns=assigns,
                        explicit_after=True, identity=("cell", cell_id or name))
 
 
@@ -335,38 +349,45 @@ def resolve(decls: Iterable[Declaration]) -> tuple[Graph, list[TaskSpec]]:
                     "cell only, or rename it in one of them.")
     specs = []
     for d in decls:
-        deps = dict.fromkeys(d.spec.deps)
-        for dep in deps:
-            if dep not in task_names:
-                raise UnknownDependencyError(d.spec.name, dep, close_names(dep, names))
-        inputs: dict[str, tuple[str | tuple[str, ...], str | None]] = {}
-        for param, source in d.inputs:
-            for dep in (source,) if isinstance(source, str) else source:
-                if dep not in task_names:
-                    raise UnknownDependencyError(d.spec.name, dep, close_names(dep, names),
-                                                 how="inputs")
-                deps.setdefault(dep)
-            inputs[param] = (source, None)
-        for param, has_default in d.params:
-            if param in inputs:
-                continue
+        spec = d.spec
+        if not task_names.issuperset(spec.deps):
+            _unknown_dependency(d, task_names, names)
+        deps: dict[str, None] | None = None    # made only when resolving adds a dependency
+        inputs = spec.inputs
+        for param, has_default in d.params:   # the ones inputs= does not feed
             if param in task_names:
-                inputs[param] = (param, None)
+                source = (param, None)
             elif param in owner:
-                inputs[param] = (owner[param], param)
+                source = (owner[param], param)
             elif not has_default:
                 raise UnknownDependencyError(
-                    d.spec.name, param, close_names(param, [*names, *owner]), how="parameter")
+                    spec.name, param, close_names(param, [*names, *owner]), how="parameter")
             else:
                 continue
-            deps.setdefault(inputs[param][0])
-        if d.spec.kind == "cell" and not d.explicit_after:
+            if deps is None:
+                deps, inputs = dict.fromkeys(spec.deps), dict(inputs)
+            inputs[param] = source
+            deps.setdefault(source[0])
+        if spec.kind == "cell" and not d.explicit_after:
             for var in sorted(d.reads):
-                if var in owner and owner[var] != d.spec.name:
+                if var in owner and owner[var] != spec.name:
+                    if deps is None:
+                        deps = dict.fromkeys(spec.deps)
                     deps.setdefault(owner[var])
-        specs.append(d.spec.resolved(tuple(deps), inputs))
+        # Most declarations resolve to what they declared: their spec is the run's.
+        unchanged = deps is None or (inputs is spec.inputs and len(deps) == len(spec.deps))
+        specs.append(spec if unchanged else spec.resolved(tuple(deps), inputs))
     graph = Graph(names, [s.deps for s in specs])
     return graph, specs
+
+
+def _unknown_dependency(d: Declaration, task_names: set[str], names: list[str]) -> None:
+    """Raise for the first dependency of ``d`` that names no task: one of ``after``,
+    else one of ``inputs`` (the order its spec lists them in)."""
+    for dep in d.spec.deps:
+        if dep not in task_names:
+            how = {} if dep in d.after else {"how": "inputs"}
+            raise UnknownDependencyError(d.spec.name, dep, close_names(dep, names), **how)
 
 
 def _origin(fn: Callable[..., Any]) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .core.engine import Engine
 from .core.graph import Graph
 from .core.safe import add_note
+from .core.states import State
 from .core.worker import capturing
 from .errors import NoSuchTask, TaskFailedError
 from .render import join_attempts
@@ -51,12 +52,12 @@ class Run:
             self._engine_error = exc
             raise
         finally:
+            # Queued first: the durations go in with the run's last events.
+            self._record_durations()
             try:
                 self.store.finish_run(self.id, self.state, time.time())
             except Exception as exc:  # noqa: BLE001 - reported by wait()/the blocking run, not lost
                 self._store_error = exc
-            else:
-                self._record_durations()
             for callback in list(self._when_done):
                 try:
                     callback(self)
@@ -180,7 +181,7 @@ class Run:
         if e.unfinished:
             return "running"
         # A failure explains a fail_fast cancel better than the cancel does.
-        if any(s.value in ("failed", "upstream_failed") for s in e.state):
+        if State.FAILED in e.state or State.UPSTREAM_FAILED in e.state:
             return "failed"
         if e.cancelled is not None:
             return "cancelled"

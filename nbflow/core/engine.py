@@ -205,8 +205,17 @@ class Engine(RunState, Saga):
         call_hook(sink, "snapshot", rows)
 
     # -- the loop ----------------------------------------------------------------
-    def run(self) -> None:
-        """Run until every task is terminal.  Mutates the run state (owner thread only)."""
+    def run(self, *, freeze: bool = True) -> None:
+        """Run until every task is terminal.  Mutates the run state (owner thread only).
+
+        ``freeze``: hide the objects that exist before the run from the garbage
+        collector while it goes (``gcfreeze.py``).  A stepped simulation, which
+        waits on a person between instants, passes False: frozen for that long,
+        the kernel's garbage would pile up.
+        """
+        if not freeze:
+            self._run()
+            return
         with frozen():
             self._run()
 

@@ -439,6 +439,7 @@ DEFAULTS = {o.name: o.default for o in OPTIONS.values()}
 FLOW_DEFAULTS = tuple(n for n, o in OPTIONS.items() if o.scope == "flow")
 TASK_OPTIONS = tuple(n for n, o in OPTIONS.items() if o.scope in ("flow", "task"))
 RUN_OPTIONS = tuple(n for n, o in OPTIONS.items() if o.scope == "run")
+_TASK_SET = frozenset(TASK_OPTIONS)
 
 
 def check(name: str, value: Any, who: str) -> Any:
@@ -460,15 +461,18 @@ def unknown(given: Any, allowed: tuple[str, ...], who: str) -> None:
 
 
 def task_options(defaults: dict[str, Any], given: dict[str, Any], task: str) -> dict[str, Any]:
-    """The options of task ``task``: ``given`` (None means unset) over the flow's
-    ``defaults`` (already checked) over the table's, every given value checked."""
-    unknown(given, TASK_OPTIONS, f"task {task!r}")
-    out = {n: DEFAULTS[n] for n in TASK_OPTIONS}
-    out.update(defaults)
-    who = f"task {task!r}"
+    """The options task ``task`` sets: ``given`` (None means unset) over the flow's
+    ``defaults`` (already checked), every given value checked.  Options set by
+    neither are left out: ``TaskSpec``'s fields default to the table's values.
+
+    Once per declaration, so the common case (nothing given) costs a dict copy.
+    """
+    if not _TASK_SET.issuperset(given):
+        unknown(given, TASK_OPTIONS, f"task {task!r}")
+    out = dict(defaults)
     for key, value in given.items():
         if value is not None:
-            out[key] = OPTIONS[key].validate(value, who)
+            out[key] = OPTIONS[key].validate(value, f"task {task!r}")
     return out
 
 

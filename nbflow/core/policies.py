@@ -185,21 +185,24 @@ class Future:
     def __init__(self, keys: Sequence[Any], specs: Sequence[TaskSpec]):
         self.keys, self._specs = keys, specs
         self.queued = bytearray(len(keys))
-        self._order: list[tuple[Any, int]] | None = None
+        self._order: list[int] | None = None
         self._next = 0
         # Equal keys tie by ready order: nothing that comes later can rank first.
         self.uniform = not keys or min(keys) == max(keys)
 
     def best(self) -> Any:
         """The smallest key of a task that may still become ready, or None."""
+        keys = self.keys
         if self._order is None:
-            self._order = sorted((k, i) for i, k in enumerate(self.keys))
+            # Task numbers by key; a stable sort leaves equal keys in task order,
+            # and needs no (key, i) tuple per task.
+            self._order = sorted(range(len(keys)), key=keys.__getitem__)
             self._retries = [s.retries for s in self._specs]
         order, queued, retries = self._order, self.queued, self._retries
         while self._next < len(order):
-            i = order[self._next][1]
+            i = order[self._next]
             if not queued[i] or retries[i]:
-                return order[self._next][0]
+                return keys[i]
             self._next += 1
         return None
 
@@ -310,10 +313,11 @@ class CriticalPath(Keyed):
     def keys(self, run: RunInfo) -> list[Any]:
         exp, succs = run.expected, run.graph.succs
         rank = list(exp)
+        of = rank.__getitem__
         for level in reversed(run.graph.levels_idx):
             for i in level:
                 if succs[i]:
-                    rank[i] = exp[i] + max(rank[s] for s in succs[i])
+                    rank[i] = exp[i] + max(map(of, succs[i]))
         return [-r for r in rank]
 
 

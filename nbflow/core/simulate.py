@@ -377,7 +377,7 @@ class Stepper:
 
     def _run(self) -> None:
         try:
-            self.engine.run()
+            self.engine.run(freeze=False)
         except BaseException as exc:  # noqa: BLE001 - reported by step(), never lost in the thread
             self.error = exc
         finally:

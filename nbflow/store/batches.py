@@ -1,6 +1,7 @@
 """Turning queued batches into the SQL of bounded transactions.
 
-The engine's batches (events, task definitions, logs, result rows) arrive as
+The engine's batches (events, task definitions, logs, result rows, a run's task
+durations) arrive as
 ``(kind, run_id, payload)`` items; ``valued_events`` are events with the
 pickles of some successes' results (``{seq: bytes}``), each stored in its
 event's row.  :class:`Statements` folds the events into
@@ -56,6 +57,15 @@ class Statements:
                           f" inputs, key, created) VALUES ({', '.join([p] * 8)})")
         self._sql_result = ("INSERT INTO results (run_id, task, key, kind, created) VALUES "
                             f"({', '.join([p] * 5)})")
+        # A run's task durations (``history.py``), then the flow's rows past the
+        # latest ``keep`` dropped: in the run's last transaction, not one of their own.
+        self._sql_durations = ("INSERT INTO durations (flow, run_id, names, codes, seconds) "
+                               f"VALUES ({', '.join([p] * 5)})")
+        # Latest by the runs' creation time: run ids sort by it only to the second.
+        self._sql_durations_trim = (
+            f"DELETE FROM durations WHERE flow = {p} AND run_id NOT IN (SELECT d.run_id FROM "
+            f"durations d JOIN runs r ON r.id = d.run_id WHERE d.flow = {p} "
+            f"ORDER BY r.created DESC, d.run_id DESC LIMIT {p})")
         self._sql_task_insert = ("INSERT INTO tasks (run_id, name, idx, level, deps, kind,"
                                  " cell_id, state, attempt, started, finished, error, version)"
                                  f" VALUES ({', '.join([p] * 12)}, 1)")
@@ -75,6 +85,8 @@ class Statements:
                        self._sql_log: ("log", 0, 1), self._sql_dead: ("dead letter", 0, 1),
                        self._sql_result: ("result index row", 0, 1),
                        self._sql_task_insert: ("task row", 0, 1),
+                       self._sql_durations: ("task durations", 1, None),
+                       self._sql_durations_trim: ("trim of the task durations", None, None),
                        self._sql_finish: ("final state", 2, None)}
 
     def build(self, items: list[tuple]) -> Transaction:
@@ -83,6 +95,7 @@ class Statements:
         self._forget = []
         event_rows: list[tuple] = []
         log_rows, dead_rows, result_rows, finish_rows = [], [], [], []
+        duration_rows, trim_rows = [], []
         changed: dict[str, dict[str, list]] = {}  # run -> task -> row, once per group
         valued_rows: list[tuple] = []   # events that carry a result's pickle
         for kind, run_id, payload in items:
@@ -126,6 +139,10 @@ class Statements:
                 finish_rows.append((state, finished, run_id, owner))
             elif kind == "forget":
                 self._forget.append(run_id)
+            elif kind == "durations":
+                flow, names, codes, seconds, keep = payload
+                duration_rows.append((flow, run_id, names, codes, seconds))
+                trim_rows.append((flow, flow, keep))
         # Task rows not yet in the database go in once, already in their current
         # state, rather than as an insert followed by an update.
         task_inserts: list[tuple] = []
@@ -145,7 +162,8 @@ class Statements:
             (self._sql_valued_event, valued_rows),
             (self._sql_task, task_rows), (self._sql_log, log_rows),
             (self._sql_dead, dead_rows), (self._sql_result, result_rows),
-            (self._sql_finish, finish_rows)) if rows]
+            (self._sql_finish, finish_rows), (self._sql_durations, duration_rows),
+            (self._sql_durations_trim, trim_rows)) if rows]
 
     def describe(self, sql: str, row: tuple) -> str:
         """What ``row`` of the statement ``sql`` records, for a warning that it was refused."""

@@ -20,11 +20,7 @@ import json
 import math
 from array import array
 from collections import deque
-from collections.abc import Mapping, Sequence
-
-from sqlalchemy.exc import DBAPIError
-
-from .sql import translate_error
+from collections.abc import Iterable, Mapping, Sequence
 
 #: How many of a flow's latest runs keep their durations.
 KEEP = 5
@@ -39,7 +35,8 @@ class History:
 
     def __init__(self, store, flow: str):
         self.store, self.flow = store, flow
-        self._runs: deque[tuple[str, str, array]] | None = None  # (names, codes, seconds)
+        # (names, codes, seconds, whether every task ran: no NaN in seconds)
+        self._runs: deque[tuple[str, str, array, bool]] | None = None
         self._encoded: tuple = (None, "", "")   # (graph, names JSON, codes)
 
     def expected(self, graph, bases: Mapping[str, str]) -> dict[str, float]:
@@ -47,11 +44,14 @@ class History:
         code they have now (``bases``: their code hashes), in the kept runs."""
         names_json, codes = self._encode(graph, bases)
         names = graph.names
+        runs = self._load()
+        if all(n == names_json and c == codes and whole for n, c, _s, whole in runs):
+            # The same tasks with the same code, in the same order, every one of
+            # them run (the usual case): one row of seconds per task, no lookup.
+            return _medians(names, zip(*[seconds for _n, _c, seconds, _w in runs]))
         values: list[list[float]] = [[] for _ in names]
-        for run_names, run_codes, seconds in self._load():
+        for run_names, run_codes, seconds, _whole in runs:
             if run_names == names_json and run_codes == codes:
-                # The same tasks with the same code, in the same order (the usual
-                # case): column by column, no lookup.
                 for column, s in zip(values, seconds):
                     if s == s:   # NaN: did not run
                         column.append(s)
@@ -62,39 +62,24 @@ class History:
                 if j is not None and run_codes[j * CODE:(j + 1) * CODE] == \
                         codes[k * CODE:(k + 1) * CODE] and seconds[j] == seconds[j]:
                     values[k].append(seconds[j])
-        return {name: _median(v) for name, v in zip(names, values) if v}
+        return _medians(names, values)
 
     def record(self, run_id: str, graph, bases: Mapping[str, str],
                took: Sequence[float | None]) -> None:
-        """Store how long each task of ``graph`` ran in run ``run_id`` (None: it did
+        """Queue how long each task of ``graph`` ran in run ``run_id`` (None: it did
         not run), ``bases`` being the tasks' code hashes; then remember it.
 
-        Raises
-        ------
-        StoreError
-            the store refused the write (translated, with what to do).
+        The row goes through the store's writer, so it is committed with the
+        run's last events (``Store.finish_run`` waits for them) rather than in a
+        transaction of its own on the kernel's thread; a row the database
+        refuses is reported and dropped by the writer, like any other.
         """
         names_json, codes = self._encode(graph, bases)
         seconds = array("d", [math.nan if t is None else t for t in took])
-        p = _mark(self.store)
-        try:
-            with self.store.engine.begin() as conn:
-                conn.exec_driver_sql(
-                    f"INSERT INTO durations (flow, run_id, names, codes, seconds) "
-                    f"VALUES ({p}, {p}, {p}, {p}, {p})",
-                    (self.flow, run_id, names_json, codes, seconds.tobytes()))
-                # Run ids sort by creation time (``api.new_run_id``).
-                oldest = conn.exec_driver_sql(
-                    f"SELECT run_id FROM durations WHERE flow = {p} ORDER BY run_id DESC "
-                    f"LIMIT 1 OFFSET {KEEP - 1}", (self.flow,)).scalar()
-                if oldest is not None:
-                    conn.exec_driver_sql(
-                        f"DELETE FROM durations WHERE flow = {p} AND run_id < {p}",
-                        (self.flow, oldest))
-        except DBAPIError as exc:
-            raise translate_error(exc, self.store.label) from exc
+        self.store.record_durations(run_id, (self.flow, names_json, codes, seconds.tobytes(),
+                                             KEEP))
         if self._runs is not None:
-            self._runs.append((names_json, codes, seconds))
+            self._runs.append((names_json, codes, seconds, None not in took))
 
     def _encode(self, graph, bases: Mapping[str, str]) -> tuple[str, str]:
         # Once per graph: a flow's graph is rebuilt whenever a declaration changes.
@@ -106,21 +91,28 @@ class History:
     def _load(self) -> deque:
         if self._runs is None:
             with self.store._reading() as conn:
+                # In the order the runs were created (their ids sort by it only to
+                # the second), as the writer keeps the latest.
                 rows = conn.exec_driver_sql(
-                    f"SELECT names, codes, seconds FROM durations WHERE flow = "
-                    f"{_mark(self.store)} ORDER BY run_id", (self.flow,)).all()
+                    f"SELECT d.names, d.codes, d.seconds FROM durations d JOIN runs r ON "
+                    f"r.id = d.run_id WHERE d.flow = {_mark(self.store)} "
+                    f"ORDER BY r.created, d.run_id", (self.flow,)).all()
             self._runs = deque(maxlen=KEEP)
             for names, codes, blob in rows:
                 seconds = array("d")
                 seconds.frombytes(bytes(blob))
-                self._runs.append((names, codes, seconds))
+                self._runs.append((names, codes, seconds, not any(map(math.isnan, seconds))))
         return self._runs
 
 
-def _median(values: list[float]) -> float:
-    values = sorted(values)
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+def _medians(names: Sequence[str], rows: Iterable[Sequence[float]]) -> dict[str, float]:
+    """``{name: the median of its row of seconds}``, for the names whose row is not empty."""
+    out = {}
+    for name, row in zip(names, map(sorted, rows)):
+        k = len(row)
+        if k:
+            out[name] = row[k // 2] if k % 2 else (row[k // 2 - 1] + row[k // 2]) / 2
+    return out
 
 
 def _mark(store) -> str:

@@ -213,6 +213,11 @@ class Store:
         ``(run_id, task, key, kind, created)``."""
         self._get_writer().put("results", run_id, rows)
 
+    def record_durations(self, run_id: str, row: tuple) -> None:
+        """Queue ``run_id``'s task durations, ``(flow, names, codes, seconds, keep)``
+        (``history.py``): the flow keeps its latest ``keep`` rows."""
+        self._get_writer().put("durations", run_id, row)
+
     def finish_run(self, run_id: str, state: str, finished: float) -> None:
         """Record the run's final state after its events are committed.
 

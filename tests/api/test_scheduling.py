@@ -219,6 +219,59 @@ def test_only_the_latest_runs_keep_their_durations(flow):
         assert conn.execute(select(func.count()).select_from(durations)).scalar() == KEEP
 
 
+def test_expected_durations_are_the_medians_of_the_runs_each_task_ran_in(flow):
+    import statistics
+
+    from nbflow.store.history import KEEP, History
+    failing = {"now": True}
+
+    def flaky():
+        if failing["now"]:
+            raise ValueError("not this time")
+
+    flow.task(lambda: None, name="steady")
+    flow.task(flaky, name="flaky")
+    graph = flow.build()[0]
+
+    def medians(took):   # by hand, over the runs each task succeeded in
+        return {name: statistics.median(ts) for name, ts in
+                zip(graph.names, [[t for t in col if t is not None] for col in zip(*took)]) if ts}
+
+    took = []
+    for fail in (True, False, True, False, False):   # flaky did not run in two of them
+        failing["now"] = fail
+        took.append(list(flow.run()._engine.took))
+    assert flow.history.expected(graph, flow._bases) == medians(took)
+    # Read back from the store by another kernel's History: the same.
+    assert History(flow.store, flow.name).expected(graph, flow._bases) == medians(took)
+    for _ in range(KEEP):   # every task ran in every kept run
+        took.append(list(flow.run()._engine.took))
+    assert flow.history.expected(graph, flow._bases) == medians(took[-KEEP:])
+    assert History(flow.store, flow.name).expected(graph, flow._bases) == medians(took[-KEEP:])
+
+
+def test_a_runs_durations_are_written_by_the_store_writer_not_the_kernel(flow):
+    from sqlalchemy import event, func, select
+
+    from nbflow.store.schema import durations
+    flow.task(lambda: None, name="t")
+    flow.run()   # opens the store
+    seen = []
+
+    def statement(_conn, _cursor, sql, *_args):
+        seen.append(sql)
+
+    event.listen(flow.store.engine, "before_cursor_execute", statement)
+    try:
+        flow.run()
+    finally:
+        event.remove(flow.store.engine, "before_cursor_execute", statement)
+    assert seen, "the kernel's connection wrote the run's row and its end"
+    assert not [sql for sql in seen if "durations" in sql]
+    with flow.store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(durations)).scalar() == 2
+
+
 def test_policy_settings_flow_run_and_environment(flow, monkeypatch):
     flow.task(lambda: 1, name="t")
     runs = flow.store.run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -111,6 +112,15 @@ def test_a_stepper_stops_before_each_instant():
         ("b", "succeeded"), ("c", "ready"), ("c", "running")]
     assert [(ev[2], ev[5]) for ev in stepper.step()] == [("c", "succeeded")]
     assert stepper.done and stepper.step() == []
+
+
+def test_a_paused_stepped_simulation_leaves_the_garbage_collector_alone():
+    # A student may leave it between two steps for an hour: a run's gc freeze for
+    # that long would let the kernel's garbage pile up.
+    before = gc.get_threshold()
+    sim = diamond().simulate(workers=1, durations=DURATIONS, step=True)
+    sim.step()
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
 
 
 def test_a_recorded_simulation_is_a_run_marked_simulated(store_path):
