@@ -11,7 +11,7 @@ import warnings
 from typing import Any, Protocol
 
 Event = tuple  # (run_id, seq, task, attempt, from_state, to_state, at, detail): events.py
-LogRecord = tuple  # (task, attempt, stdout, stderr)
+LogRecord = tuple  # (task, attempt, stdout, stderr, displays): displays, worker.record_display's
 
 
 class Sink(Protocol):

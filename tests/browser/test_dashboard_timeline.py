@@ -56,12 +56,8 @@ def test_lanes_are_the_workers_and_by_task_labels_survive_narrow(lab):
         assert int(timeline.get_attribute("data-plot")) >= 0.6 * canvas_width
         lab.shot(f"2-by-task-{width}", dash.locator(".nbflow-timeline"))
     expect(timeline).to_have_attribute("data-labels", "stacked")
-    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', "
-                  "{theme: 'JupyterLab Dark'})")
-    page.wait_for_function("document.body.dataset.jpThemeLight === 'false'"
-                           " && !document.querySelector('#jupyterlab-splash')", timeout=30_000)
+    lab.theme(dark=True)
     page.wait_for_timeout(300)
     lab.shot("3-by-task-narrow-dark", dash.locator(".nbflow-timeline"))
-    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', "
-                  "{theme: 'JupyterLab Light'})")
+    lab.theme(dark=False)
     assert not page.js_errors, page.js_errors

@@ -4,8 +4,10 @@ The widget's synced state is the wire protocol with ``labextension/widgets/dashb
 
 ``_graph``     the flow's structure, sent when the dashboard shows a run:
                ``{"flow", "run", "names", "levels", "deps", "workers", "resumed_from", "colors",
-               "ink", "terminal", "legend"}``: the states' fills and text colours
-               (``core/states.py``), which are terminal, which the legend always shows.
+               "ink", "terminal", "legend", "store_file"}``: the states' fills and text
+               colours (``core/states.py``), which are terminal, which the legend always
+               shows; the store's SQLite file (the page asks the server extension about the
+               run there once the kernel is gone).
 ``_view``      what the DAG view draws, ``{"dot", "units"}`` (``layout.py``); it
                changes only when a unit is expanded or collapsed, never on a
                status change, so the browser lays the graph out once.
@@ -26,6 +28,7 @@ step, because ipywidgets' ``hold_sync`` is not thread-safe.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 import warnings
@@ -77,7 +80,7 @@ class _Follower:
         stored = latest_stored(flow, self.collapse_above)
         if stored is not None:  # a new kernel: the run the last one made, as stored
             layout, run_id, params, snapshot = stored
-            state = initial_state(flow.name, run_id, layout, params)
+            state = initial_state(flow.name, run_id, layout, params, _store_file(flow))
             state["_snapshot"] = snapshot
             return None, layout, state
         graph, _specs = flow.build()
@@ -112,7 +115,7 @@ class _Follower:
 
     def _structure(self, run: Any) -> tuple[DagLayout, dict]:
         layout = DagLayout(run.flow.name, run.graph, limit=self.collapse_above)
-        state = initial_state(run.flow.name, run.id, layout, _params(run))
+        state = initial_state(run.flow.name, run.id, layout, _params(run), _store_file(run))
         state["_graph"]["cancel_grace"] = getattr(run, "cancel_grace", None)
         return layout, state
 
@@ -395,16 +398,28 @@ def _params(run: Any) -> dict:
         return {}
 
 
+def _store_file(owner: Any) -> str | None:
+    """The real path of the SQLite file ``owner`` (a run or flow) keeps its runs in, or None
+    (a server database, or a store that cannot be opened)."""
+    try:
+        path = owner.store.path
+    except Exception:  # noqa: BLE001 - only what a page whose kernel is gone asks the server
+        return None
+    return os.path.realpath(path) if path else None
+
+
 def initial_state(title: str, run_id: str | None, layout: DagLayout,
-                  params: dict | None) -> dict:
+                  params: dict | None, store_file: str | None = None) -> dict:
     """The synced traits that describe a run (or a flow not run yet) before its first event;
-    ``params``: the run's, as the store has them."""
+    ``params``: the run's, as the store has them; ``store_file``: where a page whose kernel
+    is gone asks the server extension how the run ended."""
     graph = layout.graph
     params = params or {}
     return {
         "_graph": {"flow": title, "run": run_id, "names": graph.names, "levels": graph.level,
                    "deps": [list(p) for p in graph.preds], "workers": params.get("workers"),
                    "resumed_from": params.get("resumed_from"), "cancel_grace": None,
+                   "store_file": store_file,
                    "colors": STATE_COLORS, "ink": STATE_INK,
                    "terminal": [s.value for s in State if s in TERMINAL],
                    "legend": ALWAYS_EXPLAINED, "jump": JUMP_TO},
@@ -412,7 +427,7 @@ def initial_state(title: str, run_id: str | None, layout: DagLayout,
         "_snapshot": {"run": run_id, "seq": 0, "now": None, "t0": None, "t1": None,
                       "running": run_id is not None, "outcome": None,
                       "tasks": [[i, "pending", 0, None, None] for i in range(len(graph))],
-                      "errors": [], "logs": [], "bars": [], "restored": [], "abandoned": [],
+                      "errors": [], "logs": [], "displays": [], "bars": [], "restored": [], "abandoned": [],
                       "cancel": None},
         "_diff": {},
     }
