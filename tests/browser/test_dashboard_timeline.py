@@ -30,14 +30,20 @@ run = flow.run()
 '''
 
 
-def test_lanes_are_the_workers_and_by_task_labels_survive_narrow(lab):
-    page = lab.page
-    lab.open([FLOW, "run.dashboard()"])
+def finished_dashboard(lab, flow: str):
+    """Run ``flow`` (its cell runs it to its end), show its dashboard; the dashboard and
+    its timeline's canvas."""
+    lab.open([flow, "run.dashboard()"])
     lab.run(0, timeout=300)
     lab.run(1)
-    dash = page.locator(".nbflow-dashboard")
+    dash = lab.page.locator(".nbflow-dashboard")
     expect(dash.locator(".nbflow-status")).to_have_text("succeeded", timeout=60_000)
-    timeline = dash.locator(".nbflow-timeline-canvas")
+    return dash, dash.locator(".nbflow-timeline-canvas")
+
+
+def test_lanes_are_the_workers_and_by_task_labels_survive_narrow(lab):
+    page = lab.page
+    dash, timeline = finished_dashboard(lab, FLOW)
     expect(timeline).to_have_attribute("data-bars", str(600 + 86))
     # Four workers ran, so four lanes: never a "worker 4".
     expect(timeline).to_have_attribute("data-rows", "4")
@@ -60,4 +66,41 @@ def test_lanes_are_the_workers_and_by_task_labels_survive_narrow(lab):
     page.wait_for_timeout(300)
     lab.shot("3-by-task-narrow-dark", dash.locator(".nbflow-timeline"))
     lab.theme(dark=False)
+    assert not page.js_errors, page.js_errors
+
+
+POOL_FLOW = '''
+import time
+import nbflow
+
+flow = nbflow.Flow("pools", workers=4)
+flow.pool("db", slots=2)
+for k in range(5):
+    flow.task(lambda: time.sleep(0.1), name=f"load{k}", resources={"db": 1})
+flow.task(lambda: time.sleep(0.1), name="big", resources={"db": 2})
+flow.task(lambda: time.sleep(0.1), name="free")
+run = flow.run()
+'''
+
+
+def test_the_timeline_shows_which_pool_slots_each_task_held(lab):
+    page = lab.page
+    dash, timeline = finished_dashboard(lab, POOL_FLOW)
+    dash.locator('.nbflow-timeline-mode[data-mode="pools"]').click()
+    # Two lanes, the pool's two slots; five attempts in one each, "big" in both, "free"
+    # in none.
+    expect(timeline).to_have_attribute("data-rows", "2")
+    expect(timeline).to_have_attribute("data-drawn", "7")
+    lab.shot("1-by-pool", dash.locator(".nbflow-timeline"))
+    lab.theme(dark=True)
+    lab.shot("2-by-pool-dark", dash.locator(".nbflow-timeline"))
+    lab.theme(dark=False)
+    # A run without pools has no such view.
+    lab.open(["import nbflow\nflow = nbflow.Flow('no pools')\nflow.task(lambda: 1, name='a')\n"
+              "run = flow.run()", "run.dashboard()"])
+    lab.run(0)
+    lab.run(1)
+    expect(page.locator(".nbflow-dashboard .nbflow-status")).to_have_text("succeeded",
+                                                                          timeout=60_000)
+    expect(page.locator('.nbflow-timeline-mode[data-mode="pools"]')).to_be_hidden()
     assert not page.js_errors, page.js_errors

@@ -6,6 +6,10 @@
 //              when it starts and keeps it (it never jumps), no lane is empty, and there
 //              are never more lanes than the run has workers.
 //   by task    one row per task that ran, grouped by level, in declaration order.
+//   by pool    (a run with resource pools) one lane per slot of each pool, "db 0" to
+//              "db n-1": an attempt of a task that holds n slots of a pool is drawn in n of
+//              its lanes, the first ones free when it started (the engine counts slots;
+//              which ones is the view's choice, and never more than the pool has).
 // The time axis zooms (wheel, +/-, buttons) around the pointer and pans (drag, arrows);
 // "fit" (or a double click) shows the whole run again. Rows are drawn only where the
 // scroll box shows them, so the per-task view of a big flow stays cheap.
@@ -30,7 +34,7 @@ export function timelineView(store, signal) {
   const scroller = h("div", { class: "nbflow-timeline-scroll" }, canvas, spacer);
   const card = h("div", { class: "nbflow-card", hidden: true });
   const legend = h("span", { class: "nbflow-legend" });
-  const modes = [["workers", "by worker"], ["tasks", "by task"]].map(([mode, label]) =>
+  const modes = [["workers", "by worker"], ["tasks", "by task"], ["pools", "by pool"]].map(([mode, label]) =>
     h("button", { type: "button", class: "nbflow-timeline-mode", "data-mode": mode,
       onclick: () => { store.ui.timeline = mode; scroller.scrollTop = 0; schedule(true); } }, label));
   const zoomButtons = [["−", "zoom out", () => zoom(2)], ["+", "zoom in", () => zoom(0.5)],
@@ -73,7 +77,11 @@ export function timelineView(store, signal) {
 
   function arrange() {
     const bars = [...store.bars.values()].sort((a, b) => a[3] - b[3] || a[0] - b[0] || a[1] - b[1]);
-    if (store.ui.timeline === "tasks") {
+    const pools = Object.entries(store.graph.pools ?? {});
+    if (store.ui.timeline === "pools" && !pools.length) store.ui.timeline = "workers";
+    if (store.ui.timeline === "pools") {
+      rows = poolLanes(pools, bars);
+    } else if (store.ui.timeline === "tasks") {
       const byTask = new Map();
       for (const bar of bars) {
         if (!byTask.has(bar[0])) byTask.set(bar[0], []);
@@ -92,7 +100,33 @@ export function timelineView(store, signal) {
       h("span", { class: "nbflow-swatch", style: `background:${store.color(st)}` }), st)));
     for (const button of modes) {
       button.setAttribute("aria-pressed", String(button.dataset.mode === store.ui.timeline));
+      button.hidden = button.dataset.mode === "pools" && !pools.length;
     }
+  }
+
+  /** One lane per slot of each pool, each attempt in as many lanes as it holds slots. */
+  function poolLanes(pools, bars) {
+    const held = new Map(store.graph.resources ?? []);
+    const out = [];
+    for (const [pool, slots] of pools) {
+      const ends = new Array(slots).fill(-Infinity);   // per lane: when it is free again
+      const lanes = Array.from({ length: slots }, (_, k) => ({ label: `${pool} ${k}`, bars: [] }));
+      for (const bar of bars) {
+        const n = held.get(bar[0])?.[pool];
+        if (!n) continue;
+        // The lanes free at its start, else (clocks of worker and engine differ by a hair)
+        // those that free first: never a lane the pool does not have.
+        const busy = (k) => ends[k] > bar[3];
+        const order = ends.map((end, k) => k).sort((a, b) =>
+          busy(a) - busy(b) || (busy(a) ? ends[a] - ends[b] : 0) || a - b);
+        for (const k of order.slice(0, n)) {
+          ends[k] = bar[4] ?? Infinity;
+          lanes[k].bars.push(bar);
+        }
+      }
+      out.push(...lanes);
+    }
+    return out;
   }
 
   function runSpan() {
@@ -280,6 +314,14 @@ export function timelineView(store, signal) {
   scroller.addEventListener("scroll", () => schedule(false), { signal });
 
   // -- hover and clicks ------------------------------------------------------------------
+  /** The pool slots task i holds while it runs, for the hover card (null: none). */
+  function held(i) {
+    const found = (store.graph.resources ?? []).find(([j]) => j === i);
+    if (!found) return null;
+    const slots = Object.entries(found[1]).map(([pool, n]) => `${pool} × ${n}`).join(", ");
+    return h("div", {}, `pool slots: ${slots}`);
+  }
+
   function hitAt(event) {
     const rect = canvas.getBoundingClientRect();
     const px = event.clientX - rect.left, py = event.clientY - rect.top;
@@ -298,7 +340,8 @@ export function timelineView(store, signal) {
       h("div", {}, `attempt ${attempt}: ${state}`),
       h("div", {}, `start: ${clock(start)}`),
       h("div", {}, `duration: ${duration((end ?? store.clock()) - start)}${end === null ? " so far" : ""}`),
-      h("div", {}, `worker: ${worker ?? "(known when it ends)"}`));
+      h("div", {}, `worker: ${worker ?? "(known when it ends)"}`),
+      held(i));
     card.hidden = false;
     const rect = el.getBoundingClientRect();
     card.style.left = `${Math.min(event.clientX - rect.left + 14, rect.width - 260)}px`;

@@ -4,10 +4,11 @@ The widget's synced state is the wire protocol with ``labextension/widgets/dashb
 
 ``_graph``     the flow's structure, sent when the dashboard shows a run:
                ``{"flow", "run", "names", "levels", "deps", "workers", "resumed_from", "colors",
-               "ink", "terminal", "legend", "store_file"}``: the states' fills and text
-               colours (``core/states.py``), which are terminal, which the legend always
-               shows; the store's SQLite file (the page asks the server extension about the
-               run there once the kernel is gone).
+               "ink", "terminal", "legend", "store_file", "pools", "resources"}``: the
+               states' fills and text colours (``core/states.py``), which are terminal,
+               which the legend always shows; the store's SQLite file (the page asks the
+               server extension about the run there once the kernel is gone); the run's
+               pools ``{name: slots}`` and what tasks hold ``[[i, {pool: n}], ...]``.
 ``_view``      what the DAG view draws, ``{"dot", "units"}`` (``layout.py``); it
                changes only when a unit is expanded or collapsed, never on a
                status change, so the browser lays the graph out once.
@@ -117,6 +118,9 @@ class _Follower:
         layout = DagLayout(run.flow.name, run.graph, limit=self.collapse_above)
         state = initial_state(run.flow.name, run.id, layout, _params(run), _store_file(run))
         state["_graph"]["cancel_grace"] = getattr(run, "cancel_grace", None)
+        specs = getattr(getattr(run, "_engine", None), "specs", ())
+        state["_graph"]["resources"] = [[i, dict(s.resources)] for i, s in enumerate(specs)
+                                        if s.resources]
         return layout, state
 
     def _follow(self, run: Any) -> None:
@@ -419,7 +423,8 @@ def initial_state(title: str, run_id: str | None, layout: DagLayout,
         "_graph": {"flow": title, "run": run_id, "names": graph.names, "levels": graph.level,
                    "deps": [list(p) for p in graph.preds], "workers": params.get("workers"),
                    "resumed_from": params.get("resumed_from"), "cancel_grace": None,
-                   "store_file": store_file,
+                   "store_file": store_file, "pools": params.get("pools") or {},
+                   "resources": [],
                    "colors": STATE_COLORS, "ink": STATE_INK,
                    "terminal": [s.value for s in State if s in TERMINAL],
                    "legend": ALWAYS_EXPLAINED, "jump": JUMP_TO},
