@@ -46,7 +46,9 @@ class Run:
         try:
             if initializer is not None:
                 initializer()
-            with capturing():
+            # Tasks' display() too, in a kernel (IPython is then imported already).
+            from .notebook.displays import capturing_displays
+            with capturing(), capturing_displays():
                 self._engine.run()
         except Exception as exc:  # an engine bug must not look like a run still going
             self._engine_error = exc
@@ -298,6 +300,14 @@ class Run:
                  + (rec["stderr"] if stream != "stdout" else "")
                  for rec in self.store.logs(self.id, name)}
         return join_attempts(texts)
+
+    def displays(self, name: str) -> list[dict]:
+        """What task ``name`` displayed (``display(df)``, figures), all attempts in order:
+        ``[{"attempt": 1, "data": {mime: text}}, ...]``, as the dashboard shows it."""
+        self._index(name)
+        self.store.flush()
+        return [{"attempt": rec["attempt"], **shown}
+                for rec in self.store.logs(self.id, name) for shown in rec["displays"]]
 
 
 def _lateness(deadlines, finished, now: float) -> list[float]:

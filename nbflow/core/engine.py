@@ -473,8 +473,8 @@ class Engine(RunState, Saga):
         i, a = token
         if self._pooled and a != COMPENSATION:
             self.ready.release(i)
-        if out.stdout or out.stderr:
-            self._logs.append((self._names[i], a, out.stdout, out.stderr))
+        if out.stdout or out.stderr or out.displays:
+            self._logs.append((self._names[i], a, out.stdout, out.stderr, out.displays))
         if a == COMPENSATION:
             self._compensated(i, out)
         elif out.ok:

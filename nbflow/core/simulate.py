@@ -108,9 +108,9 @@ class SimulatedExecutor:
         if self._fails is not never and self._fails(name, attempt):
             error = SimulatedFailure(f"simulated failure of {name!r} (attempt {attempt})")
             text = "".join(traceback.format_exception_only(error))
-            outcome = _outcome(Outcome, (False, None, error, text, now, end, "", "", worker))
+            outcome = _outcome(Outcome, (False, None, error, text, now, end, "", "", worker, ()))
         else:
-            outcome = _outcome(Outcome, (True, None, None, None, now, end, "", "", worker))
+            outcome = _outcome(Outcome, (True, None, None, None, now, end, "", "", worker, ()))
         clock.at(end, (token, outcome))
 
     def cancel(self, token: Token) -> None:

@@ -14,7 +14,8 @@ from .events import Detail
 
 #: (run_id, seq, task, attempt, from_state, to_state, at, detail): see events.py
 Event = tuple[str, int, str, int, str, str, float, Detail | None]
-LogRecord = tuple[str, int, str, str]  # (task, attempt, stdout, stderr)
+#: (task, attempt, stdout, stderr, displays): displays as worker.record_display keeps them
+LogRecord = tuple[str, int, str, str, tuple[Any, ...]]
 
 
 class Sink(Protocol):

@@ -13,7 +13,9 @@ stopped from outside).
 Output capture is per thread: :func:`capturing` swaps ``sys.stdout`` and
 ``sys.stderr`` for routers that send each write to the buffer of the task the
 writing thread is running, and everything else (the cell's own prints, other
-threads) to the stream that was there before.
+threads) to the stream that was there before.  Rich output (``display(df)``)
+is the notebook layer's to catch (``notebook/displays.py``); it hands each
+bundle to :func:`record_display`, which keeps it with the attempt like its text.
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ class Outcome(NamedTuple):
     stdout: str
     stderr: str
     worker: str
+    displays: tuple[dict[str, Any], ...] = ()   # the rich outputs it displayed (record_display)
 
 
 class Saved(NamedTuple):
@@ -142,6 +145,8 @@ class _Thread(threading.local):
     stdout: _Buffer | None = None
     stderr: _Buffer | None = None
     live: tuple[str, str, int] | None = None
+    displays: list[dict[str, Any]] | None = None   # what the attempt displayed (record_display)
+    display_chars: int = 0
     worker: str   # the thread's name, read once (unset until then)
 
 
@@ -150,6 +155,65 @@ _new_outcome = tuple.__new__
 # What the attempts running in this process have printed so far, by (run, task,
 # attempt): read (never written) by the dashboard's thread to stream it live.
 _running: dict[tuple[str, str, int], list[_Buffer]] = {}   # [stdout, stderr] buffers
+_shown: dict[tuple[str, str, int], list[dict[str, Any]]] = {}    # ... and what they displayed
+#: What one attempt keeps of its rich output: bundles, and characters in all.
+DISPLAY_LIMIT, DISPLAY_CHARS = 50, 800_000   # under the store's TEXT_LIMIT
+
+
+def record_display(bundle: dict[str, Any], size: int, display_id: str | None = None) -> bool:
+    """Keep ``bundle`` (a JSON-able dict, ``size`` characters) as rich output of the task
+    this thread runs; False if it runs none (the caller shows the bundle as usual).
+
+    A bundle with the ``display_id`` of an earlier one replaces it (``update_display``).
+    Past ``DISPLAY_LIMIT`` bundles or ``DISPLAY_CHARS`` characters an attempt keeps one
+    note that says how many more it displayed.
+    """
+    if getattr(_local, "ctx", None) is None:
+        return False
+    shown = _local.displays
+    if shown is None:
+        shown = _local.displays = []
+        _local.display_chars = 0
+        live = getattr(_local, "live", None)
+        if live is not None:
+            _shown[live] = shown
+    if display_id is not None:
+        for k, old in enumerate(shown):
+            if old.get("id") == display_id:
+                shown[k] = {**bundle, "id": display_id}
+                return True
+    if len(shown) >= DISPLAY_LIMIT or _local.display_chars + size > DISPLAY_CHARS:
+        last = shown[-1] if shown else {}
+        more = last.get("dropped", 0) + 1
+        note = {"data": {"text/plain": f"[{more} more outputs not kept: an attempt keeps "
+                         f"{DISPLAY_LIMIT} outputs and {DISPLAY_CHARS:,} characters]"},
+                "dropped": more}
+        if last.get("dropped"):
+            shown[-1] = note
+        else:
+            shown.append(note)
+        return True
+    _local.display_chars += size
+    shown.append(bundle if display_id is None else {**bundle, "id": display_id})
+    return True
+
+
+def clear_displays() -> bool:
+    """Forget what the task this thread runs displayed (``clear_output``); False if it
+    runs none."""
+    if getattr(_local, "ctx", None) is None:
+        return False
+    if _local.displays:
+        _local.displays.clear()
+        _local.display_chars = 0
+    return True
+
+
+def displays_so_far(run_id: str, task: str, attempt: int) -> list[dict[str, Any]] | None:
+    """What a running attempt has displayed so far, or None if nothing (or it is not
+    running in this process)."""
+    shown = _shown.get((run_id, task, attempt))
+    return list(shown) if shown else None
 
 
 def output_so_far(run_id: str, task: str, attempt: int) -> str | None:
@@ -183,6 +247,7 @@ def execute(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | N
                        _worker_name())
     # A task's first write makes its buffer (most tasks print nothing).
     _local.stdout = _local.stderr = _NOTHING
+    _local.displays = None
     _local.ctx = ctx
     live = _local.live = None if ctx is None else (ctx.run_id, ctx.name, ctx.attempt)
     if live is not None:   # the buffers, once made (_Router), for output_so_far
@@ -198,27 +263,33 @@ def execute(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | N
         # executor that runs tasks there (sync.py).
         finished = time.time()
         exc = exc.with_traceback(_user_frames(exc.__traceback__))
-        return Outcome(False, None, exc, format_error(exc), started, finished,
-                       *_end_capture(), _worker_name())
+        printed, errors, displayed = _end_capture()
+        return Outcome(False, None, exc, format_error(exc), started, finished, printed, errors,
+                       _worker_name(), displayed)
     # _end_capture() inline: this is every task's way back.
-    out, err = _local.stdout, _local.stderr
+    out, err, shown = _local.stdout, _local.stderr, _local.displays
     _local.stdout = _local.stderr = _local.ctx = None
     if live is not None:
         _running.pop(live, None)
+        if shown is not None:
+            _shown.pop(live, None)
     # tuple.__new__ as namedtuple's own __new__ does, without its Python frame.
     return _new_outcome(Outcome, (True, value, None, None, started, time.time(),
                                   "" if out is _NOTHING else out.text(),
-                                  "" if err is _NOTHING else err.text(), _worker_name()))
+                                  "" if err is _NOTHING else err.text(), _worker_name(),
+                                  () if shown is None else tuple(shown)))
 
 
-def _end_capture() -> tuple[str, str]:
-    """What the attempt printed to stdout and stderr; later writes go to the streams."""
-    out, err = _local.stdout, _local.stderr
+def _end_capture() -> tuple[str, str, tuple[dict[str, Any], ...]]:
+    """What the attempt printed to stdout and stderr and displayed; later writes go to
+    the streams."""
+    out, err, shown = _local.stdout, _local.stderr, getattr(_local, "displays", None)
     _local.stdout = _local.stderr = _local.ctx = None
     live = _local.live
     if live is not None:
         _running.pop(live, None)
-    return _text(out), _text(err)
+        _shown.pop(live, None)
+    return _text(out), _text(err), () if shown is None else tuple(shown)
 
 
 def _text(buf: _Buffer | None) -> str:
@@ -256,11 +327,17 @@ def run_coroutine(fn: Callable[..., Any], /, **kwargs: Any) -> Any:
             setattr(_local, attr, CappedText())
             if slots is not None:
                 slots[k] = getattr(_local, attr)
-    attempt = (_local.stdout, _local.stderr, _local.ctx)
+    if getattr(_local, "displays", None) is None:   # shared with the coroutine's thread too
+        _local.displays, _local.display_chars = [], 0
+        if slots is not None and live is not None:
+            _shown[live] = _local.displays
+    attempt = (_local.stdout, _local.stderr, _local.ctx, _local.displays, _local.live)
     box: list[Any] = []
 
     def main() -> None:
-        _local.stdout, _local.stderr, _local.ctx = attempt
+        (_local.stdout, _local.stderr, _local.ctx, _local.displays,
+         _local.live) = attempt
+        _local.display_chars = 0
         try:
             box.append((True, asyncio.run(fn(**kwargs))))
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as is

@@ -29,8 +29,8 @@ sent before it.
 What is published (plain JSON)
 ------------------------------
 snapshot ``{"run", "seq", "now", "t0", "t1", "running", "outcome", "tasks",
-"errors", "logs", "bars", "restored", "abandoned", "cancel"}`` and diff (the same
-without ``outcome``), where
+"errors", "logs", "displays", "bars", "restored", "abandoned", "cancel"}`` and diff
+(the same without ``outcome``), where
 
 * ``tasks``: ``[[i, state, attempt, started, finished], ...]`` (all tasks in a
   snapshot, the changed ones in a diff; ``i`` is the declaration index);
@@ -39,6 +39,9 @@ without ``outcome``), where
 * ``logs``: ``[[i, attempt, text], ...]``: what that attempt printed (the last
   ``LOG_LIMIT`` characters), so far while it runs (read every ``LIVE_EVERY``
   seconds from a thread worker's buffer; process and Dask workers report at the end);
+* ``displays``: ``[[i, attempt, [{"data": {mime: text}, "metadata"?}, ...]], ...]``: the
+  rich output that attempt displayed (``notebook/displays.py``), so far while it runs
+  (read like its output), the whole list each time it changes;
 * ``bars``: ``[[i, attempt, worker, start, end, state, error], ...]``: one per
   attempt, for the timeline and the attempt list (``worker`` is known once the
   attempt ended, ``end`` is None while it runs, ``error`` its error's summary);
@@ -47,8 +50,11 @@ without ``outcome``), where
   cancelled, their outcome discarded), and ``[when, why]`` once the run is cancelled;
   a diff carries them only when one changed (else empty lists and None).
 
-``seq`` counts diffs: a front end applies a diff only if its ``seq`` follows the
-last one it saw, and a snapshot resets it.  ``t0`` and ``t1`` are the times of
+``seq`` counts diffs: a diff holds every change since the diff or snapshot numbered
+``base`` (normally ``seq - 1``; for ``CATCH_UP`` seconds after a page asked for the
+whole state, the seq of the table it got then, so a reloaded page that missed the diffs
+sent meanwhile needs no resync).  A front end applies a diff if its ``base`` is at most
+the last seq it saw, and asks for a resync if not; a snapshot resets it.  ``t0`` and ``t1`` are the times of
 the run's first and latest events, ``now`` the time the message was made (all
 Unix seconds); ``outcome`` is the run's final state once ``running`` is false.
 """
@@ -58,16 +64,17 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..core.events import AT, ATTEMPT, DETAIL, FROM, SEQ, TASK, TO
-from ..core.worker import output_so_far
+from ..core.worker import displays_so_far, output_so_far
 
 FINAL_WAIT = 10.0  # seconds a run's end waits for the dashboard's final message, at most
 LOG_LIMIT = 20_000
 TRACEBACK_LIMIT = 20_000
 INTERVAL = 0.1
+CATCH_UP = 2.0  # seconds after a page's full-state request in which diffs hold all since it
 LIVE_EVERY = 0.5  # seconds between two reads of a running attempt's output, at least
 NO_MARKS = {"restored": [], "abandoned": [], "cancel": None}  # a diff where none changed
 
@@ -96,6 +103,7 @@ class TaskTable:
         self.errors: dict[int, tuple[str | None, str | None]] = {}
         self.outputs: dict[tuple[int, int], str] = {}   # what each ended attempt printed
         self.live: dict[tuple[int, int], str] = {}      # ... and each running one, so far
+        self.displays: dict[tuple[int, int], list] = {}  # what each attempt displayed
         self.bars: dict[tuple[int, int], list] = {}
         self.restored: set[int] = set()                 # restored from a run or the cache
         self.abandoned: set[int] = set()                # still running when a cancel gave up
@@ -107,8 +115,11 @@ class TaskTable:
         self._dirty: set[int] = set()
         self._dirty_errors: set[int] = set()
         self._dirty_logs: set[tuple[int, int]] = set()
+        self._dirty_displays: set[tuple[int, int]] = set()
         self._dirty_bars: set[tuple[int, int]] = set()
         self._dirty_marks = False
+        self._kept: tuple[set, ...] | None = None   # keep_changes
+        self._kept_marks = False
 
     # -- recording ---------------------------------------------------------------
     def apply(self, event: tuple) -> None:
@@ -155,12 +166,31 @@ class TaskTable:
         self.bars[i, a] = bar
         self._dirty_bars.add((i, a))
 
-    def add_output(self, task: str, attempt: int, stdout: str, stderr: str) -> None:
-        """Record what one attempt printed (a repeated record replaces the first)."""
+    def add_output(self, task: str, attempt: int, stdout: str, stderr: str,
+                   displays: Sequence[dict] = ()) -> None:
+        """Record what one attempt printed and displayed (a repeated record replaces
+        the first)."""
         key = self.index[task], attempt
         self.outputs[key] = _tail((stdout or "") + (stderr or ""), LOG_LIMIT)
         self.live.pop(key, None)
         self._dirty_logs.add(key)
+        if displays or key in self.displays:
+            self.displays[key] = list(displays)
+            self._dirty_displays.add(key)
+
+    def add_stored(self, records: list[dict]) -> None:
+        """Record the attempts' logs as ``Store.logs`` reads them."""
+        for rec in records:
+            self.add_output(rec["task"], rec["attempt"], rec["stdout"], rec["stderr"],
+                            rec.get("displays") or ())
+
+    def add_live_displays(self, i: int, attempt: int, shown: list[dict]) -> None:
+        """What a running attempt displayed so far (its record, once it ends, wins)."""
+        key = (i, attempt)
+        if key in self.outputs or self.displays.get(key) == shown:
+            return
+        self.displays[key] = shown
+        self._dirty_displays.add(key)
 
     def add_live_output(self, i: int, attempt: int, text: str) -> None:
         """What a running attempt printed so far (its record, once it ends, wins)."""
@@ -177,16 +207,41 @@ class TaskTable:
     def _row(self, i: int) -> list:
         return [i, self.state[i], self.attempt[i], self.started[i], self.finished[i]]
 
+    def keep_changes(self) -> None:
+        """From now on each diff holds every change since this call, not only those since
+        the previous diff, until :meth:`forget_changes` (a page that reloaded may miss a
+        diff or two: its next one then still has all it needs).  Already keeping: kept on
+        from the earlier call."""
+        if self._kept is None:
+            self._kept = (set(), set(), set(), set(), set())
+            self._kept_marks = False
+
+    def forget_changes(self) -> None:
+        """Diffs hold the changes since the previous diff again."""
+        self._kept = None
+
     def take_diff(self) -> dict | None:
-        """What changed since the last call, or None if nothing did."""
-        if not (self._dirty or self._dirty_errors or self._dirty_logs or self._dirty_bars):
+        """What changed since the last call (since :meth:`keep_changes`, while keeping),
+        or None if nothing did."""
+        dirty = (self._dirty, self._dirty_errors, self._dirty_logs, self._dirty_displays,
+                 self._dirty_bars)
+        if not any(dirty):
             return None
-        diff = {"tasks": [self._row(i) for i in sorted(self._dirty)],
-                "errors": [[i, *self.errors[i]] for i in sorted(self._dirty_errors)],
-                "logs": [self._log(k) for k in sorted(self._dirty_logs)],
-                "bars": [self.bars[k] for k in sorted(self._dirty_bars)],
-                **(self._marks() if self._dirty_marks else NO_MARKS)}
+        marks = self._dirty_marks
+        if self._kept is not None:
+            for kept, new in zip(self._kept, dirty):
+                kept |= new
+            marks = self._kept_marks = self._kept_marks or marks
+            dirty = self._kept
+        rows, errors, logs, displays, bars = dirty
+        diff = {"tasks": [self._row(i) for i in sorted(rows)],
+                "errors": [[i, *self.errors[i]] for i in sorted(errors)],
+                "logs": [self._log(k) for k in sorted(logs)],
+                "displays": [[*k, self.displays[k]] for k in sorted(displays)],
+                "bars": [self.bars[k] for k in sorted(bars)],
+                **(self._marks() if marks else NO_MARKS)}
         self._dirty.clear()
+        self._dirty_displays.clear()
         self._dirty_errors.clear()
         self._dirty_logs.clear()
         self._dirty_bars.clear()
@@ -202,6 +257,7 @@ class TaskTable:
         return {"tasks": [self._row(i) for i in range(len(self.state))],
                 "errors": [[i, *e] for i, e in sorted(self.errors.items()) if e[0] is not None],
                 "logs": [self._log(k) for k in sorted(self.outputs.keys() | self.live.keys())],
+                "displays": [[*k, v] for k, v in sorted(self.displays.items()) if v],
                 "bars": [self.bars[k] for k in sorted(self.bars)],
                 **self._marks(), "t0": self.first_at, "t1": self.last_at}
 
@@ -229,6 +285,7 @@ class Bridge:
         self.table = TaskTable(run.names)
         self.seq = 0
         self._last_sent = -float("inf")
+        self._catch_up: tuple[int, float] | None = None   # (base, until): see table_now
         self._next_live = 0.0
         self._lock = threading.Lock()
         # Re-entrant: a page's full-state request holds it from taking the table to
@@ -320,6 +377,14 @@ class Bridge:
             return None
         with self._send_lock:
             with self._lock:
+                # The page may miss the diffs sent before its state reaches it (ipywidgets
+                # answers every model's state in one message, sent after this returns): for a
+                # while each diff holds all that changed since this snapshot, with its seq as
+                # ``base``, so the page needs no resync round trip.
+                until = time.monotonic() + CATCH_UP
+                base = self.seq if self._catch_up is None else self._catch_up[0]
+                self.table.keep_changes()
+                self._catch_up = (base, until)
                 return self._snapshot()
 
     def close(self) -> None:
@@ -380,8 +445,7 @@ class Bridge:
         with self._lock:
             for event in events:
                 table.apply(event)
-            for rec in outputs:
-                table.add_output(rec["task"], rec["attempt"], rec["stdout"], rec["stderr"])
+            table.add_stored(outputs)
             for event in self._early:
                 table.apply(event)
             for record in self._early_logs:
@@ -400,10 +464,15 @@ class Bridge:
             with self._lock:
                 self._read_live_output()
                 diff = self.table.take_diff()
+                catch_up = self._catch_up
+                if catch_up is not None and time.monotonic() > catch_up[1]:
+                    self.table.forget_changes()   # this diff still holds all since base
+                    self._catch_up = None
             if diff is None:
                 return False
+            base = self.seq if catch_up is None else catch_up[0]
             self.seq += 1
-            diff.update(run=self.run.id, seq=self.seq, now=time.time(), running=True,
+            diff.update(run=self.run.id, seq=self.seq, base=base, now=time.time(), running=True,
                         t0=self.table.first_at, t1=self.table.last_at)
             self.target.publish_diff(diff)
             self._last_sent = time.monotonic()
@@ -421,6 +490,9 @@ class Bridge:
             text = output_so_far(run_id, table.names[i], attempt)
             if text:
                 table.add_live_output(i, attempt, text)
+            shown = displays_so_far(run_id, table.names[i], attempt)
+            if shown:
+                table.add_live_displays(i, attempt, shown)
 
     def _snapshot(self, running: bool | None = None) -> dict:
         running = not self._ended.is_set() if running is None else running

@@ -19,12 +19,13 @@ import time
 import urllib.parse
 from typing import Any
 
-from ..store.leases import DEFAULT_TTL
+from ..store.leases import DEFAULT_TTL, host_identity, owner_gone
 from ..store.schema import SCHEMA_VERSION
 
 LOG_LIMIT = 200_000      # bytes of one attempt's stream a response carries (its end)
 EVENTS_LIMIT = 2_000     # events per response; the next request goes on from there
 OWNER_TTL = DEFAULT_TTL  # a kernel that missed its heartbeats this long is gone (leases.py)
+_HERE = host_identity()  # a kernel's process on this host is known gone at once
 
 
 class ReadError(Exception):
@@ -203,10 +204,12 @@ TASK_COLUMNS = ("name", "idx", "level", "deps", "kind", "state", "attempt", "sta
 
 
 def owner_alive(run: dict[str, Any], now: float) -> bool | None:
-    """For a run still ``running``: whether its kernel's heartbeat is recent; else None."""
+    """For a run still ``running``: whether its kernel is there (its process runs, when it
+    is on the server's host; its heartbeat is recent); else None."""
     if run["state"] != "running":
         return None
-    return run["heartbeat"] is not None and now - run["heartbeat"] < OWNER_TTL
+    return not owner_gone(run.get("host"), run.get("pid"), run["heartbeat"], now, OWNER_TTL,
+                          _HERE)
 
 
 def _translate(exc: sqlite3.Error, shown: str) -> ReadError:

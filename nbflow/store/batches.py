@@ -27,7 +27,7 @@ import json
 from collections.abc import Callable
 
 from ..core.replay import fold, new_row
-from ..core.text import storable
+from ..core.text import TEXT_LIMIT, storable
 from .transactions import Transaction
 
 
@@ -51,8 +51,8 @@ class Statements:
                                   f" to_state, at, detail, value) VALUES ({', '.join([p] * 9)})")
         self._sql_task = (f"UPDATE tasks SET state={p}, attempt={p}, started={p}, finished={p},"
                           f" error={p}, version=version+1 WHERE run_id={p} AND name={p}")
-        self._sql_log = (f"INSERT INTO logs (run_id, task, attempt, stdout, stderr) "
-                         f"VALUES ({p}, {p}, {p}, {p}, {p})")
+        self._sql_log = (f"INSERT INTO logs (run_id, task, attempt, stdout, stderr, displays) "
+                         f"VALUES ({p}, {p}, {p}, {p}, {p}, {p})")
         self._sql_dead = ("INSERT INTO dead_letters (run_id, task, attempt, error, traceback,"
                           f" inputs, key, created) VALUES ({', '.join([p] * 8)})")
         self._sql_result = ("INSERT INTO results (run_id, task, key, kind, created) VALUES "
@@ -130,8 +130,8 @@ class Statements:
                     rows[row[0]] = new_row()
             elif kind == "logs":
                 # Process executors bring their own text: capped and escaped here too.
-                log_rows.extend((run_id, task, attempt, storable(out), storable(err))
-                                for task, attempt, out, err in payload)
+                log_rows.extend((run_id, rec[0], rec[1], storable(rec[2]), storable(rec[3]),
+                                 _displays_json(rec)) for rec in payload)
             elif kind == "results":
                 result_rows.extend(payload)
             elif kind == "finish":
@@ -202,7 +202,7 @@ def group_end(items: list[tuple], start: int, max_rows: int = TXN_ROWS,
             n, c = len(batch), sum(map(len, values.values()))
         else:
             n = len(payload) if isinstance(payload, (list, dict)) else 1
-            c = sum([len(r[2]) + len(r[3]) for r in payload]) if kind == "logs" else 0
+            c = sum([_log_chars(r) for r in payload]) if kind == "logs" else 0
         if end > start and (rows + n > max_rows or chars + c > max_chars):
             break
         rows, chars, end = rows + n, chars + c, end + 1
@@ -215,19 +215,41 @@ def split_logs(items: list[tuple], max_chars: int = TXN_CHARS) -> list[tuple]:
     out = []
     for item in items:
         kind, run_id, payload = item
-        if kind != "logs" or sum([len(r[2]) + len(r[3]) for r in payload]) <= max_chars:
+        if kind != "logs" or sum([_log_chars(r) for r in payload]) <= max_chars:
             out.append(item)
             continue
         part: list[tuple] = []
         size = 0
         for rec in payload:
-            if part and size + len(rec[2]) + len(rec[3]) > max_chars:
+            if part and size + _log_chars(rec) > max_chars:
                 out.append((kind, run_id, part))
                 part, size = [], 0
             part.append(rec)
-            size += len(rec[2]) + len(rec[3])
+            size += _log_chars(rec)
         out.append((kind, run_id, part))
     return out
+
+
+def _displays_json(rec: tuple) -> str | None:
+    """A log record's rich outputs as the ``displays`` column holds them (None: none).
+
+    ASCII JSON, so that ``storable`` never has to cut it (which would break it): what
+    does not fit in a column is replaced by a note that says so.
+    """
+    shown = rec[4] if len(rec) > 4 else ()
+    if not shown:
+        return None
+    text = json.dumps(list(shown))
+    if len(text) > TEXT_LIMIT:
+        text = json.dumps([{"data": {"text/plain": f"[{len(shown)} outputs, {len(text):,} "
+                                                   "characters: too big to keep]"}}])
+    return text
+
+
+def _log_chars(rec: tuple) -> int:
+    """About how many characters a log record adds to a transaction."""
+    shown = rec[4] if len(rec) > 4 else ()
+    return len(rec[2]) + len(rec[3]) + sum([len(v) for b in shown for v in b["data"].values()])
 
 
 # Ends whose events carry the user's text in their detail.

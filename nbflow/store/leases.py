@@ -218,11 +218,20 @@ def lease_status(row: Any, keeper: LeaseKeeper, now: float) -> str:
         return "free"
     if row.owner == keeper.owner.id:
         return "live" if keeper.holds(row.id) else "expired"
-    if row.host == keeper.owner.host and row.pid is not None and not _alive(row.pid):
-        return "expired"
-    if row.heartbeat is None or now - row.heartbeat > keeper.ttl:
-        return "expired"
-    return "live"
+    return "expired" if owner_gone(row.host, row.pid, row.heartbeat, now, keeper.ttl,
+                                   keeper.owner.host) else "live"
+
+
+def owner_gone(host: str | None, pid: int | None, heartbeat: float | None, now: float,
+               ttl: float, here: str | None = None) -> bool:
+    """Whether the kernel that holds a running run's lease is gone: its process ended (on
+    this host, ``here``: ``host_identity()`` by default), or its heartbeat is older than
+    ``ttl``."""
+    if here is None:
+        here = host_identity()
+    if host == here and pid is not None and not _alive(pid):
+        return True
+    return heartbeat is None or now - heartbeat > ttl
 
 
 def _alive(pid: int) -> bool:

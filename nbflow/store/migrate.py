@@ -23,6 +23,7 @@ from .schema import SCHEMA_VERSION, meta, metadata
 ADDED_COLUMNS: dict[int, list[tuple[str, str]]] = {
     2: [("events", "value")],   # small results stored with their success event
     3: [("tasks", "cell_id"), ("runs", "notebook")],   # where tasks and runs come from
+    4: [("logs", "displays")],   # what each attempt displayed (display(df), figures)
 }
 
 

@@ -21,9 +21,9 @@ from sqlalchemy import (
                         Text,
 )
 
-#: Version 2 added ``events.value``; version 3 ``tasks.cell_id`` and ``runs.notebook``
-#: (``migrate.py`` upgrades an older store).
-SCHEMA_VERSION = 3
+#: Version 2 added ``events.value``; version 3 ``tasks.cell_id`` and ``runs.notebook``;
+#: version 4 ``logs.displays`` (``migrate.py`` upgrades an older store).
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -100,6 +100,9 @@ logs = Table(
     Column("attempt", Integer, primary_key=True, autoincrement=False),
     Column("stdout", Text, nullable=False),
     Column("stderr", Text, nullable=False),
+    # The rich outputs the attempt displayed, as JSON: [{"data": {mime: text}}, ...]
+    # (NULL: none, or written before version 4).
+    Column("displays", Text),
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
 )
 

@@ -366,7 +366,10 @@ class Store:
         if task is not None:
             q = q.where(logs.c.task == task)
         with self._reading() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+        for r in rows:   # rich outputs: JSON in the column, a list here
+            r["displays"] = json.loads(r["displays"]) if r["displays"] else []
+        return rows
 
     def restored_tasks(self, run_id: str) -> set[str]:
         """Tasks of the run that succeeded without running (restored results)."""

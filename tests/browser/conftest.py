@@ -228,6 +228,15 @@ class Lab:
                     && prompt !== null && !prompt.textContent.includes('*');
             }""", arg=index, timeout=timeout * 1000)
 
+    def theme(self, dark: bool) -> None:
+        """Switch JupyterLab to its dark (or light) theme and wait until it is applied."""
+        name, light = ("JupyterLab Dark", "false") if dark else ("JupyterLab Light", "true")
+        self.page.evaluate(f"window.jupyterapp.commands.execute('apputils:change-theme', "
+                           f"{{theme: '{name}'}})")
+        self.page.wait_for_function(f"document.body.dataset.jpThemeLight === '{light}'"
+                                    " && !document.querySelector('#jupyterlab-splash')",
+                                    timeout=30_000)
+
     def outputs_text(self, index: int) -> str:
         return self.page.evaluate(
             "(k) => window.jupyterapp.shell.currentWidget.content.widgets[k]"

@@ -83,10 +83,7 @@ def test_progress_legend_lanes_order_keyboard_and_themes(lab):
     expect(card).to_be_hidden()
 
     # Dark theme: the dashboard follows JupyterLab's colours.
-    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', "
-                  "{theme: 'JupyterLab Dark'})")
-    page.wait_for_function("document.body.dataset.jpThemeLight === 'false'"
-                           " && !document.querySelector('#jupyterlab-splash')", timeout=30_000)
+    lab.theme(dark=True)
     first.scroll_into_view_if_needed()
     fg = first.evaluate("(el) => getComputedStyle(el).color")
     assert sum(int(c) for c in fg[fg.index("(") + 1:-1].split(",")[:3]) > 450, fg
@@ -99,9 +96,6 @@ def test_progress_legend_lanes_order_keyboard_and_themes(lab):
                    > 0.9 * el.getBoundingClientRect().width""",
         arg=first.element_handle(), timeout=10_000)
     lab.shot("4-dark-narrow", first)
-    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', "
-                  "{theme: 'JupyterLab Light'})")
-    page.wait_for_function("document.body.dataset.jpThemeLight === 'true'"
-                           " && !document.querySelector('#jupyterlab-splash')", timeout=30_000)
+    lab.theme(dark=False)
     lab.shot("5-light-narrow", first)
     assert not page.js_errors, page.js_errors

@@ -259,7 +259,7 @@ def test_task_output_is_captured_per_task(spec, run, capsys):
     with capturing():
         print("the cell's own print")
         _, rec = run([spec("talk", talk)])
-    assert rec.output == [("talk", 1, "to stdout\n", "to stderr\n")]
+    assert rec.output == [("talk", 1, "to stdout\n", "to stderr\n", ())]
     assert capsys.readouterr() == ("the cell's own print\n", "")
 
 

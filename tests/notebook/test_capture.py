@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from kernelsession import KernelSession
 
@@ -56,11 +58,51 @@ def test_a_background_run_keeps_its_output_away_from_the_cell_running_now(
     started = kernel.ok("run = flow.run(background=True)")
     other = kernel.ok("go.set()\nassert shown.wait(30)\nrun.wait(30)\nprint('other cell')")
     assert other.outputs == [("stream", {"name": "stdout", "text": "other cell\n"})]
-    # The task's display belongs to the cell that started the run (ipykernel 7
-    # needs the parent set in each worker thread for that) ...
-    [display] = [m for m in kernel.iopub if m["header"]["msg_type"] == "display_data"]
-    assert display["content"]["data"]["text/html"] == "<b>late display</b>"
-    assert display["parent_header"]["msg_id"] == started.msg_id
+    # The task's display belongs to the task: it reaches no cell, neither the one that
+    # started the run nor the one running now, and is kept with the attempt ...
+    assert started.outputs == []
+    assert not [m for m in kernel.iopub if m["header"]["msg_type"] == "display_data"
+                and "late display" in json.dumps(m["content"])]
+    assert kernel.value("[d['data']['text/html'] for d in run.displays('late')]") == [
+        "<b>late display</b>"]
     # ... and its print went to the task's log only.
     assert "late print" not in kernel.streams()
     assert kernel.value("(run.state, run.logs('late'))") == ("succeeded", "late print\n")
+
+
+def test_rich_output_of_cell_tasks_and_functions_is_kept_per_attempt(kernel: KernelSession):
+    kernel.ok("from IPython.display import display, HTML, Markdown, Image, clear_output\n"
+              "from nbflow.notebook.magics import current_flow, last_run\n"
+              "import base64\n"
+              "PNG = base64.b64decode('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4'\n"
+              "                       '2mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==')")
+    kernel.ok("%%task shows\ndisplay(HTML('<table><tr><td>1</td></tr></table>'))\n"
+              "display(Markdown('# *title*'))\nshown = 1")
+    kernel.ok("tries = []\n@current_flow().task(retries=1, retry_delay=0)\n"
+              "def figure(shown):\n"
+              "    tries.append(1)\n"
+              "    display(Image(PNG))\n"
+              "    h = display(HTML('step 1'), display_id=True)\n"
+              "    h.update(HTML('step 2'))\n"
+              "    if len(tries) == 1:\n"
+              "        raise RuntimeError('first try fails')\n"
+              "    display('a plain value')")
+    cell = kernel.ok("%flow run")
+    assert not [o for o in cell.outputs if o[0] == "display_data"
+                and ("<table>" in json.dumps(o[1]) or "step" in json.dumps(o[1]))]
+    kernel.ok("run = last_run()")
+    assert kernel.value("run.state") == "succeeded"
+    shows = kernel.value("run.displays('shows')")
+    assert [d["data"].get("text/html") for d in shows] == [
+        "<table><tr><td>1</td></tr></table>", None]
+    assert shows[1]["data"]["text/markdown"] == "# *title*"
+    figure = kernel.value("run.displays('figure')")
+    assert [(d["attempt"], sorted(d["data"])) for d in figure] == [
+        (1, ["image/png", "text/plain"]), (1, ["text/html", "text/plain"]),
+        (2, ["image/png", "text/plain"]), (2, ["text/html", "text/plain"]),
+        (2, ["text/plain"])]
+    assert figure[1]["data"]["text/html"] == "step 2"   # updated in place
+    assert figure[4]["data"]["text/plain"] == "'a plain value'"
+    # The cell's own display still reaches the cell.
+    own = kernel.ok("display(HTML('<i>mine</i>'))")
+    assert [o for o in own.outputs if o[0] == "display_data"]

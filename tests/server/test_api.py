@@ -284,3 +284,19 @@ def test_no_endpoint_is_left_unauthenticated(jp_serverapp):
     assert [app._check_handler_auth(pattern, handler) for pattern, handler in routes()] == (
         [[]] * len(routes()))
     assert "nbflow" in jp_serverapp.extension_manager.extensions
+
+
+def test_a_run_whose_kernel_process_ended_is_not_alive_at_once():
+    from nbflow.server.reader import OWNER_TTL, owner_alive
+    from nbflow.store.leases import host_identity
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    now = time.time()
+    row = {"state": "running", "host": host_identity(), "pid": int(ended.stdout),
+           "heartbeat": now}
+    assert owner_alive(row, now) is False   # its heartbeat is fresh, but it is gone
+    assert owner_alive({**row, "pid": os.getpid()}, now) is True
+    elsewhere = {**row, "host": "another machine"}   # there only the heartbeat tells
+    assert owner_alive(elsewhere, now) is True
+    assert owner_alive({**elsewhere, "heartbeat": now - OWNER_TTL - 1}, now) is False
+    assert owner_alive({**row, "state": "succeeded"}, now) is None

@@ -19,7 +19,8 @@ def test_rows_follow_the_events_and_a_diff_names_each_changed_task_once():
         table.apply(e)
     diff = table.take_diff()
     assert diff == {"tasks": [[0, "succeeded", 1, 2.0, 5.0], [1, "upstream_failed", 0, None, None]],
-                    "errors": [], "logs": [], "bars": [[0, 1, "w1", 2.0, 5.0, "succeeded", None]],
+                    "errors": [], "logs": [], "displays": [],
+                    "bars": [[0, 1, "w1", 2.0, 5.0, "succeeded", None]],
                     "restored": [], "abandoned": [], "cancel": None}
     assert table.take_diff() is None
     assert (table.first_at, table.last_at) == (1.0, 5.0)

@@ -1,8 +1,10 @@
 // The detail panel: the selected task's state, timings and dependencies, then one entry per
 // attempt (state, start, duration, worker, error, output), the latest open; the traceback of
 // the latest error. While an attempt runs its output streams in and its duration ticks.
+// What an attempt displayed (display(df), figures) follows its printed output (richout.js).
 import { h, put } from "./dom.js";
 import { ansi } from "./ansi.js";
+import { richOutput } from "./richout.js";
 import { duration } from "./format.js";
 import { poolLines } from "./groups.js";
 
@@ -69,7 +71,10 @@ export function detailView(store, signal) {
         a.error ? h("div", { class: "nbflow-detail-error" }, a.error) : null,
         // jp-RenderedText: JupyterLab's theme colours for the ansi-* classes apply inside.
         h("div", { class: "jp-RenderedText" },
-          h("pre", { class: "nbflow-log" }, ...(a.log ? ansi(a.log) : [running ? "(nothing printed yet)" : "(nothing printed)"]))));
+          h("pre", { class: "nbflow-log" }, ...(a.log ? ansi(a.log) : [running ? "(nothing printed yet)" : "(nothing printed)"]))),
+        a.displays.length ? h("div", { class: "nbflow-displays" },
+          h("div", { class: "nbflow-detail-label" }, `displayed (${a.displays.length})`),
+          ...a.displays.map(richOutput)) : null);
         // Remember what the user opened or closed (a click on the summary; not the
         // "toggle" event, which also fires for the initial state).
         entry.firstChild.addEventListener("click", () => {

@@ -51,11 +51,17 @@ export function header(store, signal) {
       ? `${g.flow} · run ${g.run}${g.resumed_from ? ` (resumes run ${g.resumed_from})` : ""}`
       : `${g.flow} · not run yet`;
     const known = store.running ? "running" : (store.outcome ?? (g.run ? "starting" : "not started"));
-    const state = store.disconnected === null || !store.running ? known : "disconnected";
+    // Once the kernel is gone, the store (read by the server extension) has the last word.
+    const stored = store.disconnected !== null && store.running ? store.stored : null;
+    const state = stored ? stored.state
+      : store.disconnected === null || !store.running ? known : "disconnected";
     status.textContent = state;
     status.dataset.state = state;
     status.style.cssText = store.states.includes(state) ? store.paint(state) : "";
     status.title = store.disconnected === null ? ""
+      : stored ? `${store.disconnected}, and the store says the run ${stored.state === "crashed"
+        ? "crashed: no kernel holds it any more (flow.run(resume=...) goes on with it)"
+        : `ended ${stored.state}`}; the counts are the last this page heard`
       : `${store.disconnected}: this is the run's last known state (${known}); `
         + "run the cell again to see it live";
     elapsed.textContent = elapsedText();

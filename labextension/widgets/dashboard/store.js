@@ -15,6 +15,9 @@ const EMPTY = {
 // Kernel states after which this model's kernel side is gone for good: a restarted
 // kernel is a new process that never heard of it.
 const GONE = new Set(["restarting", "autorestarting", "dead"]);
+// Once it is gone, how often the page asks the server extension what the store says of
+// the run (ms), first and at most (the wait doubles while the store says nothing new).
+const ASK_FIRST = 2000, ASK_MOST = 30000;
 
 export class RunStore {
   constructor(model, signal) {
@@ -23,6 +26,9 @@ export class RunStore {
     // Null while the kernel side answers, else why it does not (shown in the header).
     this.disconnected = null;
     this.gone = false;
+    // What the store says of the run once the kernel is gone: {state, alive} (askStore).
+    this.stored = null;
+    this.signal = signal;
     // What the user chose; kept per model so a re-rendered view keeps it.
     this.ui = { selected: null, sort: ["index", 1], filter: "", search: "", page: 0 };
     this.awaitingResync = false;
@@ -53,8 +59,49 @@ export class RunStore {
   }
 
   lose(why) {
+    const first = !this.gone;
     this.gone = true;
     this.setDisconnected(why);
+    if (first && this.running) this.askStore(ASK_FIRST);
+  }
+
+  /** The page's Jupyter server (base URL, token, root) from its page config, or null. */
+  static server() {
+    try {
+      const config = JSON.parse(document.getElementById("jupyter-config-data").textContent);
+      return { base: config.baseUrl ?? "/", token: config.token ?? "", root: config.serverRoot ?? null };
+    } catch {
+      return null;
+    }
+  }
+
+  // While the kernel is gone and the run was going, ask the server extension (which reads
+  // the store: nbflow/server) whether the run is still held by a live kernel: a run whose
+  // kernel died is "crashed" there as soon as its process is gone (or its lease expired).
+  async askStore(wait) {
+    const server = RunStore.server();
+    const file = this.graph.store_file, run = this.graph.run;
+    const root = server?.root?.replace(/\/+$/, "");
+    if (!server || !file || !run || !root || !file.startsWith(`${root}/`)) return;
+    await new Promise((done) => setTimeout(done, wait));
+    if (this.signal?.aborted || this.graph.run !== run || !this.gone) return;
+    const url = `${server.base.replace(/\/?$/, "/")}nbflow/api/runs/${encodeURIComponent(run)}`
+      + `?store=${encodeURIComponent(file.slice(root.length + 1))}`;
+    let answer = null;
+    try {
+      const response = await fetch(url, { credentials: "same-origin",
+        headers: server.token ? { Authorization: `token ${server.token}` } : {} });
+      if (response.ok) answer = (await response.json()).run;
+    } catch {
+      answer = null;  // no server extension, or the server is gone too: ask again later
+    }
+    if (answer && (answer.state !== "running" || answer.owner_alive === false)) {
+      this.stored = { state: answer.state === "running" ? "crashed" : answer.state,
+        alive: answer.owner_alive, heartbeat: answer.heartbeat };
+      this.emit({ connection: true });
+      return;
+    }
+    this.askStore(Math.min(ASK_MOST, wait * 2));
   }
 
   setDisconnected(why) {
@@ -112,6 +159,7 @@ export class RunStore {
     this.finished = new Array(n).fill(null);
     this.errors = new Map();
     this.logs = new Map();      // task -> Map(attempt -> what it printed)
+    this.displays = new Map();  // task -> Map(attempt -> [bundle]: what it displayed)
     this.bars = new Map();
     this.restored = new Set();
     this.abandoned = new Set();
@@ -137,6 +185,7 @@ export class RunStore {
     this.finished.fill(null);
     this.errors.clear();
     this.logs.clear();
+    this.displays.clear();
     this.bars.clear();
     this.restored = new Set();
     this.abandoned = new Set();
@@ -150,7 +199,10 @@ export class RunStore {
 
   applyDiff(diff) {
     if (!diff || diff.run !== this.graph.run || diff.run === null || diff.seq <= this.seq) return;
-    if (diff.seq !== this.seq + 1 && !this.awaitingResync) {
+    // A diff holds every change since `base` (bridge.py): right after the page got the
+    // whole table, that is the table's seq, so diffs it missed while it loaded leave no gap.
+    const base = diff.base ?? diff.seq - 1;
+    if (base > this.seq && !this.awaitingResync) {
       // A diff went missing (the page reloaded mid-run): values in this one are still
       // the newest, but ask for the whole table to fill the gap.
       this.awaitingResync = true;
@@ -178,6 +230,11 @@ export class RunStore {
     for (const [i, attempt, text] of msg.logs) {
       if (!this.logs.has(i)) this.logs.set(i, new Map());
       this.logs.get(i).set(attempt, text);
+      changed.add(i);
+    }
+    for (const [i, attempt, shown] of msg.displays ?? []) {
+      if (!this.displays.has(i)) this.displays.set(i, new Map());
+      this.displays.get(i).set(attempt, shown);
       changed.add(i);
     }
     if (msg.cancel) {
@@ -238,16 +295,20 @@ export class RunStore {
     return end === null ? null : Math.max(0, end - start);
   }
 
-  /** Task i's attempts, oldest first: [{attempt, state, start, end, worker, error, log}]. */
+  /** Task i's attempts, oldest first: [{attempt, state, start, end, worker, error, log,
+   * displays}]. */
   attempts(i) {
     const out = [];
     const logs = this.logs.get(i);
+    const displays = this.displays.get(i);
     for (let a = 1; a <= this.attempt[i]; a++) {
       const bar = this.bars.get(`${i}:${a}`);
       const log = logs?.get(a);
-      if (!bar && log === undefined) continue;
+      const shown = displays?.get(a) ?? [];
+      if (!bar && log === undefined && !shown.length) continue;
       out.push({ attempt: a, state: bar?.[5] ?? this.state[i], start: bar?.[3] ?? null,
-        end: bar?.[4] ?? null, worker: bar?.[2] ?? null, error: bar?.[6] ?? null, log: log ?? "" });
+        end: bar?.[4] ?? null, worker: bar?.[2] ?? null, error: bar?.[6] ?? null, log: log ?? "",
+        displays: shown });
     }
     return out;
   }

@@ -3,8 +3,13 @@
 // Two views of the same bars (one per attempt):
 //   by worker  one lane per worker slot, "worker 0" to "worker n-1". An attempt's worker is
 //              known only once it ended, so lanes are slots: a bar takes the first slot free
-//              when it starts and keeps it (it never jumps), and no lane is empty.
+//              when it starts and keeps it (it never jumps), no lane is empty, and there
+//              are never more lanes than the run has workers.
 //   by task    one row per task that ran, grouped by level, in declaration order.
+//   by pool    (a run with resource pools) one lane per slot of each pool, "db 0" to
+//              "db n-1": an attempt of a task that holds n slots of a pool is drawn in n of
+//              its lanes, the first ones free when it started (the engine counts slots;
+//              which ones is the view's choice, and never more than the pool has).
 // The time axis zooms (wheel, +/-, buttons) around the pointer and pans (drag, arrows);
 // "fit" (or a double click) shows the whole run again. Rows are drawn only where the
 // scroll box shows them, so the per-task view of a big flow stays cheap.
@@ -12,6 +17,15 @@ import { h, put } from "./dom.js";
 import { duration } from "./format.js";
 
 const ROW = 20, LABEL = 130, AXIS = 20, PAD = 14, MAX_HEIGHT = 320, TICK_SPACING = 90;
+// Below this width a label column would leave the bars no room (or the labels none).
+const NARROW = 340, LINE = 14;
+
+/** Where rows, labels and bars go at this width: beside each other, or, when narrow, each
+ * row's label on a line of its own above its bars, which then get the whole width. */
+function geometry(width) {
+  return width < NARROW ? { left: 4, row: ROW + LINE, top: LINE, labels: "stacked", room: width - 8 }
+    : { left: LABEL, row: ROW, top: 0, labels: "column", room: LABEL - 8 };
+}
 
 export function timelineView(store, signal) {
   const canvas = h("canvas", { class: "nbflow-timeline-canvas", tabindex: "0",
@@ -20,7 +34,7 @@ export function timelineView(store, signal) {
   const scroller = h("div", { class: "nbflow-timeline-scroll" }, canvas, spacer);
   const card = h("div", { class: "nbflow-card", hidden: true });
   const legend = h("span", { class: "nbflow-legend" });
-  const modes = [["workers", "by worker"], ["tasks", "by task"]].map(([mode, label]) =>
+  const modes = [["workers", "by worker"], ["tasks", "by task"], ["pools", "by pool"]].map(([mode, label]) =>
     h("button", { type: "button", class: "nbflow-timeline-mode", "data-mode": mode,
       onclick: () => { store.ui.timeline = mode; scroller.scrollTop = 0; schedule(true); } }, label));
   const zoomButtons = [["−", "zoom out", () => zoom(2)], ["+", "zoom in", () => zoom(0.5)],
@@ -35,6 +49,7 @@ export function timelineView(store, signal) {
   let slotOf = new Map(); // bar key -> worker slot, kept for the bars' lifetime
   let shown = null;      // [t0, t1] shown, or null: the whole run (following it live)
   let span = null;        // [t0, t1] of the whole run at the last draw
+  let geo = geometry(600); // the geometry of the last draw
 
   function assignSlots(bars) {
     const slots = [];     // per slot: the latest end of its bars (Infinity while one runs)
@@ -44,9 +59,15 @@ export function timelineView(store, signal) {
       while (slots.length <= k) slots.push(-Infinity);
       slots[k] = Math.max(slots[k], bar[4] ?? Infinity);
     }
+    // The run never has more attempts going than workers: a bar that seems to overlap
+    // every lane does so because its start and the previous end come from different
+    // clocks (a worker's own start, the engine's end; another machine's, on Dask), so it
+    // takes the lane that freed first rather than open a lane no worker had.
+    const workers = store.graph.workers ?? Infinity;
     for (const bar of bars) {
       if (slotOf.has(key(bar))) continue;
       let k = slots.findIndex((end) => end <= bar[3]);
+      if (k < 0 && slots.length >= workers) k = slots.indexOf(Math.min(...slots));
       if (k < 0) { k = slots.length; slots.push(-Infinity); }
       slots[k] = bar[4] ?? Infinity;
       slotOf.set(key(bar), k);
@@ -67,7 +88,11 @@ export function timelineView(store, signal) {
 
   function arrange() {
     const bars = [...store.bars.values()].sort((a, b) => a[3] - b[3] || a[0] - b[0] || a[1] - b[1]);
-    if (store.ui.timeline === "tasks") {
+    const pools = Object.entries(store.graph.pools ?? {});
+    if (store.ui.timeline === "pools" && !pools.length) store.ui.timeline = "workers";
+    if (store.ui.timeline === "pools") {
+      rows = poolLanes(pools, bars);
+    } else if (store.ui.timeline === "tasks") {
       const byTask = new Map();
       for (const bar of bars) {
         if (!byTask.has(bar[0])) byTask.set(bar[0], []);
@@ -86,7 +111,34 @@ export function timelineView(store, signal) {
       h("span", { class: "nbflow-swatch", style: `background:${store.color(st)}` }), st)));
     for (const button of modes) {
       button.setAttribute("aria-pressed", String(button.dataset.mode === store.ui.timeline));
+      button.hidden = button.dataset.mode === "pools" && !pools.length;
     }
+  }
+
+  /** One lane per slot of each pool, each attempt in as many lanes as it holds slots. */
+  function poolLanes(pools, bars) {
+    // {task index: {pool: slots}}; JSON made the indexes strings.
+    const held = new Map(Object.entries(store.graph.resources ?? {}).map(([i, r]) => [Number(i), r]));
+    const out = [];
+    for (const [pool, slots] of pools) {
+      const ends = new Array(slots).fill(-Infinity);   // per lane: when it is free again
+      const lanes = Array.from({ length: slots }, (_, k) => ({ label: `${pool} ${k}`, bars: [] }));
+      for (const bar of bars) {
+        const n = held.get(bar[0])?.[pool];
+        if (!n) continue;
+        // The lanes free at its start, else (clocks of worker and engine differ by a hair)
+        // those that free first: never a lane the pool does not have.
+        const busy = (k) => ends[k] > bar[3];
+        const order = ends.map((end, k) => k).sort((a, b) =>
+          busy(a) - busy(b) || (busy(a) ? ends[a] - ends[b] : 0) || a - b);
+        for (const k of order.slice(0, n)) {
+          ends[k] = bar[4] ?? Infinity;
+          lanes[k].bars.push(bar);
+        }
+      }
+      out.push(...lanes);
+    }
+    return out;
   }
 
   function runSpan() {
@@ -108,8 +160,13 @@ export function timelineView(store, signal) {
     const fg = style.getPropertyValue("--nbflow-fg").trim() || "#222";
     const muted = style.getPropertyValue("--nbflow-muted").trim() || "#666";
     const grid = style.getPropertyValue("--nbflow-border").trim() || "#e0e0e0";
-    const width = scroller.clientWidth || el.clientWidth || 600;
-    const full = AXIS + Math.max(1, rows.length) * ROW + PAD;
+    // Not on screen (a hidden output, a theme being swapped): drawn at a made-up width it
+    // would stay wrong once shown; the resize observer draws it when it has a width.
+    const width = scroller.clientWidth;
+    if (!width) return;
+    geo = geometry(width);
+    const ROW_H = geo.row, LEFT = geo.left;
+    const full = AXIS + Math.max(1, rows.length) * ROW_H + PAD;
     const height = Math.min(full, MAX_HEIGHT);
     spacer.style.height = `${Math.max(0, full - height)}px`;
     const ratio = globalThis.devicePixelRatio || 1;
@@ -127,12 +184,12 @@ export function timelineView(store, signal) {
     span = runSpan();
     if (!rows.length || span === null) {
       ctx.fillStyle = muted;
-      ctx.fillText(store.graph.run ? "no task has started yet" : "the timeline fills when the flow runs", LABEL, AXIS + ROW / 2);
+      ctx.fillText(store.graph.run ? "no task has started yet" : "the timeline fills when the flow runs", LEFT, AXIS + ROW / 2);
       return;
     }
     const [v0, v1] = shown ?? span;
-    const plot = width - LABEL - PAD;
-    const x = (t) => LABEL + ((t - v0) / (v1 - v0)) * plot;
+    const plot = width - LEFT - PAD;
+    const x = (t) => LEFT + ((t - v0) / (v1 - v0)) * plot;
     const now = store.clock();
 
     // The axis: round steps from the run's start, every label in one format, none cut off.
@@ -147,24 +204,26 @@ export function timelineView(store, signal) {
       if (px + ctx.measureText(text).width + 2 <= width) ctx.fillText(text, px + 2, AXIS / 2);
     }
 
-    const first = Math.floor(scroller.scrollTop / ROW);
-    const visible = Math.ceil((height - AXIS - PAD) / ROW) + 1;
+    const first = Math.floor(scroller.scrollTop / ROW_H);
+    const visible = Math.ceil((height - AXIS - PAD) / ROW_H) + 1;
     ctx.save();
     ctx.beginPath(); ctx.rect(0, AXIS, width, height - AXIS - PAD + 4); ctx.clip();
-    const offset = scroller.scrollTop - first * ROW;
-    let shownBars = 0;
+    const offset = scroller.scrollTop - first * ROW_H;
+    let shownBars = 0, clipped = 0;
     for (let r = first; r < Math.min(rows.length, first + visible); r++) {
       const row = rows[r];
-      const y = AXIS + (r - first) * ROW - offset;
+      const top = AXIS + (r - first) * ROW_H - offset, y = top + geo.top;
       if (row.level !== undefined && (r === 0 || rows[r - 1].level !== row.level)) {
         ctx.strokeStyle = muted;
-        ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(width - PAD, y); ctx.stroke();
+        ctx.beginPath(); ctx.moveTo(0, top); ctx.lineTo(width - PAD, top); ctx.stroke();
       }
       ctx.fillStyle = fg;
       const label = row.level !== undefined ? `L${row.level} ${row.label}` : row.label;
-      ctx.fillText(clip(ctx, label, LABEL - 8), 4, y + ROW / 2);
+      const labelText = clip(ctx, label, geo.room);
+      if (labelText !== label) clipped++;
+      ctx.fillText(labelText, 4, geo.top ? top + LINE / 2 + 1 : y + ROW / 2);
       ctx.save();
-      ctx.beginPath(); ctx.rect(LABEL, y, plot, ROW); ctx.clip();
+      ctx.beginPath(); ctx.rect(LEFT, y, plot, ROW); ctx.clip();
       for (const bar of row.bars) {
         const end = bar[4] ?? now ?? bar[3];
         if (end < v0 || bar[3] > v1) continue;
@@ -186,7 +245,7 @@ export function timelineView(store, signal) {
         const name = store.ui.timeline === "tasks" ? `#${bar[1]}` : store.graph.names[bar[0]];
         if (bw > 24) {
           ctx.fillStyle = store.ink(bar[5]);
-          ctx.fillText(clip(ctx, name, bw - 6), Math.max(bx, LABEL) + 3, y + ROW / 2);
+          ctx.fillText(clip(ctx, name, bw - 6), Math.max(bx, LEFT) + 3, y + ROW / 2);
         }
         hits.push({ x: bx, y: y + 3, w: bw, bar });
         shownBars++;
@@ -197,6 +256,9 @@ export function timelineView(store, signal) {
     canvas.dataset.bars = String(store.bars.size);
     canvas.dataset.drawn = String(shownBars);
     canvas.dataset.rows = String(rows.length);
+    canvas.dataset.labels = geo.labels;
+    canvas.dataset.clipped = String(clipped);
+    canvas.dataset.plot = String(Math.round(plot));
     if (store.live && now !== null && now >= v0 && now <= v1) {
       ctx.strokeStyle = fg; ctx.setLineDash([2, 2]);
       ctx.beginPath(); ctx.moveTo(x(now), AXIS - 4); ctx.lineTo(x(now), height - PAD + 2); ctx.stroke();
@@ -210,8 +272,8 @@ export function timelineView(store, signal) {
   function zoom(factor, at = null) {
     if (span === null) return;
     const [v0, v1] = shown ?? span;
-    const plot = (scroller.clientWidth || 600) - LABEL - PAD;
-    const pivot = at === null ? (v0 + v1) / 2 : v0 + ((at - LABEL) / plot) * (v1 - v0);
+    const plot = (scroller.clientWidth || 600) - geo.left - PAD;
+    const pivot = at === null ? (v0 + v1) / 2 : v0 + ((at - geo.left) / plot) * (v1 - v0);
     const width = Math.min(span[1] - span[0], Math.max(1e-4, (v1 - v0) * factor));
     setWindow(pivot - (pivot - v0) * (width / (v1 - v0)), width);
   }
@@ -260,12 +322,20 @@ export function timelineView(store, signal) {
     if (Math.abs(dx) < 3 && !drag.moved) return;
     drag.moved = true;
     drag.x = event.clientX;
-    pan(-dx / Math.max(1, (scroller.clientWidth || 600) - LABEL - PAD));
+    pan(-dx / Math.max(1, (scroller.clientWidth || 600) - geo.left - PAD));
   }, { signal });
   canvas.addEventListener("dblclick", fit, { signal });
   scroller.addEventListener("scroll", () => schedule(false), { signal });
 
   // -- hover and clicks ------------------------------------------------------------------
+  /** The pool slots task i holds while it runs, for the hover card (null: none). */
+  function held(i) {
+    const found = (store.graph.resources ?? {})[i];
+    if (!found) return null;
+    const slots = Object.entries(found).map(([pool, n]) => `${pool} × ${n}`).join(", ");
+    return h("div", {}, `pool slots: ${slots}`);
+  }
+
   function hitAt(event) {
     const rect = canvas.getBoundingClientRect();
     const px = event.clientX - rect.left, py = event.clientY - rect.top;
@@ -284,7 +354,8 @@ export function timelineView(store, signal) {
       h("div", {}, `attempt ${attempt}: ${state}`),
       h("div", {}, `start: ${store.time(start)}`),
       h("div", {}, `duration: ${duration((end ?? store.clock()) - start)}${end === null ? " so far" : ""}`),
-      h("div", {}, `worker: ${worker ?? "(known when it ends)"}`));
+      h("div", {}, `worker: ${worker ?? "(known when it ends)"}`),
+      held(i));
     card.hidden = false;
     const rect = el.getBoundingClientRect();
     card.style.left = `${Math.min(event.clientX - rect.left + 14, rect.width - 260)}px`;

@@ -4,8 +4,11 @@ The widget's synced state is the wire protocol with ``labextension/widgets/dashb
 
 ``_graph``     the flow's structure, sent when the dashboard shows a run:
                ``{"flow", "run", "names", "levels", "deps", "workers", "resumed_from", "colors",
-               "ink", "terminal", "legend"}``: the states' fills and text colours
-               (``core/states.py``), which are terminal, which the legend always shows.
+               "ink", "terminal", "legend", "store_file", "pools", "resources"}``: the
+               states' fills and text colours (``core/states.py``), which are terminal,
+               which the legend always shows; the store's SQLite file (the page asks the
+               server extension about the run there once the kernel is gone); the run's
+               pools ``{name: slots}`` and what tasks hold ``[[i, {pool: n}], ...]``.
 ``_view``      what the DAG view draws, ``{"dot", "units"}`` (``layout.py``); it
                changes only when a unit is expanded or collapsed, never on a
                status change, so the browser lays the graph out once.
@@ -31,6 +34,7 @@ step, because ipywidgets' ``hold_sync`` is not thread-safe.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 import warnings
@@ -86,7 +90,7 @@ class _Follower:
             index = layout.graph.index
             holds = {index[name]: slots for name, slots in (params.get("resources") or {}).items()
                      if name in index}
-            state = initial_state(flow.name, run_id, layout, params, holds)
+            state = initial_state(flow.name, run_id, layout, params, holds, _store_file(flow))
             state["_snapshot"] = snapshot
             return None, layout, state
         graph, specs = flow.build()
@@ -123,7 +127,8 @@ class _Follower:
     def _structure(self, run: Any) -> tuple[DagLayout, dict]:
         specs = run._engine.specs
         layout = layout_of(run.flow.name, run.graph, specs, self.collapse_above)
-        state = initial_state(run.flow.name, run.id, layout, _params(run), _holds(specs))
+        state = initial_state(run.flow.name, run.id, layout, _params(run), _holds(specs),
+                              _store_file(run))
         state["_graph"]["cancel_grace"] = getattr(run, "cancel_grace", None)
         return layout, state
 
@@ -420,16 +425,30 @@ def _params(run: Any) -> dict:
         return {}
 
 
+def _store_file(owner: Any) -> str | None:
+    """The real path of the SQLite file ``owner`` (a run or flow) keeps its runs in, or None
+    (a server database, or a store that cannot be opened)."""
+    try:
+        path = owner.store.path
+    except Exception:  # noqa: BLE001 - only what a page whose kernel is gone asks the server
+        return None
+    return os.path.realpath(path) if path else None
+
+
 def initial_state(title: str, run_id: str | None, layout: DagLayout,
-                  params: dict | None, holds: dict[int, dict] | None = None) -> dict:
+                  params: dict | None, holds: dict[int, dict] | None = None,
+                  store_file: str | None = None) -> dict:
     """The synced traits that describe a run (or a flow not run yet) before its first event;
-    ``params``: the run's, as the store has them; ``holds``: ``{task: {pool: slots}}``."""
+    ``params``: the run's, as the store has them; ``holds``: ``{task: {pool: slots}}``;
+    ``store_file``: where a page whose kernel is gone asks the server extension how the
+    run ended."""
     graph = layout.graph
     params = params or {}
     return {
         "_graph": {"flow": title, "run": run_id, "names": graph.names, "levels": graph.level,
                    "deps": [list(p) for p in graph.preds], "workers": params.get("workers"),
                    "resumed_from": params.get("resumed_from"), "cancel_grace": None,
+                   "store_file": store_file,
                    "colors": STATE_COLORS, "ink": STATE_INK,
                    "terminal": [s.value for s in State if s in TERMINAL],
                    "legend": ALWAYS_EXPLAINED, "jump": JUMP_TO,
@@ -439,7 +458,7 @@ def initial_state(title: str, run_id: str | None, layout: DagLayout,
         "_snapshot": {"run": run_id, "seq": 0, "now": None, "t0": None, "t1": None,
                       "running": run_id is not None, "outcome": None,
                       "tasks": [[i, "pending", 0, None, None] for i in range(len(graph))],
-                      "errors": [], "logs": [], "bars": [], "restored": [], "abandoned": [],
+                      "errors": [], "logs": [], "displays": [], "bars": [], "restored": [], "abandoned": [],
                       "cancel": None},
         "_diff": {},
     }

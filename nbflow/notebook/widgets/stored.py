@@ -38,8 +38,7 @@ def latest_stored(flow: Any, collapse_above: int | None) -> tuple[DagLayout, str
     table = TaskTable(names)
     for event in events:
         table.apply(event)
-    for rec in outputs:
-        table.add_output(rec["task"], rec["attempt"], rec["stdout"], rec["stderr"])
+    table.add_stored(outputs)
     snapshot = table.snapshot()
     snapshot.update(run=record["id"], seq=0, now=time.time(), running=False,
                     outcome=_outcome(store, record))
