@@ -28,7 +28,8 @@ exists (resume, caching); if so it is
 after a back-off while it has retries left and the error is one it retries on.
 ``fail_fast`` cancels the run at the first task that fails for good.  After
 the last task, a failed or cancelled run with ``on_failure="compensate"``
-undoes its successes one by one in reverse topological order.
+undoes its successes one by one in reverse topological order (``saga.py``).
+A cancel, its grace period and abandoned attempts are ``cancelling.py``'s.
 
 Every transition appends one event (``events.py``) to a buffer; once per loop
 turn the buffer goes to the sinks (the store's writer queue, widget bridges).
@@ -47,6 +48,7 @@ from operator import attrgetter
 from typing import Any, cast
 
 from ..errors import SkipTask, TaskCancelled
+from .cancelling import Cancelling
 from .clock import Clock, Inbox, Message, RealClock
 from .events import Detail
 from .executor import Executor, lookahead
@@ -84,7 +86,7 @@ def check_phases(mode: str, specs: Sequence[TaskSpec]) -> None:
                          "for the one before it)")
 
 
-class Engine(RunState, Saga):
+class Engine(RunState, Saga, Cancelling):
     """Runs ``specs`` (already validated into ``graph``) on ``executor``.
 
     Parameters
@@ -242,7 +244,7 @@ class Engine(RunState, Saga):
             if self.on_failure == "compensate" and self._needs_compensation():
                 self._compensate()
         except KeyboardInterrupt:
-            self._on_control("cancel", "interrupted")
+            self._cancel("interrupted")
             self._finish_cancel()
             raise
         finally:
@@ -528,48 +530,14 @@ class Engine(RunState, Saga):
         else:
             self._move(i, T.FAIL, detail, retries_left=False)
             if self.fail_fast and self.cancelled is None:
-                self._on_control("cancel", f"fail_fast: task {self._names[i]!r} failed")
+                self._cancel(f"fail_fast: task {self._names[i]!r} failed")
 
     def _on_control(self, kind: str, arg: Any) -> None:
         if kind == "add_sink":
             self._send_snapshot(arg)
             self.sinks.append(arg)
-            return
-        if kind != "cancel" or self.cancelled is not None:
-            return
-        self.cancelled = arg
-        for i, st in enumerate(self.state):
-            if st is S.PENDING or st is S.READY or st is S.RETRYING:
-                self._move(i, T.CANCEL, Detail(reason=arg))
-        inflight = (*self.running.items(), *self._ahead)
-        for _token, ctx in inflight:   # every flag first: a cancel may start a worker
-            ctx.cancelled = True       # (threads.py), which must find its job cancelled
-        for token, _ctx in inflight:
-            self.executor.cancel(token)
-        self._add_timer(self._now() + self.cancel_grace, "grace", -1, 0)
-
-    def _finish_cancel(self) -> None:
-        # Attempts still running past the grace period are abandoned: recorded
-        # as cancelled now, their late outcomes discarded.
-        for (i, a), ctx in list(self.running.items()):
-            ctx.cancelled = True
-            self._abandon((i, a))
-            self.ready.release(i)
-            if a == COMPENSATION:
-                self._move(i, T.FAIL, Detail(error=f"compensation interrupted: {self.cancelled}"))
-            else:
-                self._move(i, T.CANCEL, Detail(reason=self.cancelled, abandoned=True))
-        self.running.clear()
-        for i, st in enumerate(self.state):
-            if st is S.PENDING or st is S.READY or st is S.RETRYING:
-                self._move(i, T.CANCEL, Detail(reason=self.cancelled))
-
-    def _abandon(self, token: tuple[int, int]) -> None:
-        """Give up on an attempt: the executor is asked to stop it, and its worker
-        counts as busy until its outcome arrives (``executors`` report one for
-        every attempt, a cancelled one included)."""
-        self.abandoned.add(token)
-        self.executor.cancel(token)
+        elif kind == "cancel":
+            self._cancel(arg)
 
     def _compensated(self, i: int, out: Outcome) -> None:
         if out.ok:
