@@ -306,7 +306,8 @@ class Flow:
             raise ValueError(f"task {name!r}: --as needs a Python name for the item, got "
                              f"{bind!r}; e.g. %%task {name} --map files --as path")
         deps = None if after is None else check("after", after, f"task {name!r}")
-        items = items_of(over, name)
+        # A cell reads another map's results as its list variable, so it pairs with nothing.
+        items = items_of(over, name, "--map ITEMS", pairs=False)
         names, code = compiled_cell(name, source)
         planned = [item_name(name, k) for k in range(len(items))]
         for old in set(self._maps.get(name, ())) - set(planned):

@@ -88,17 +88,20 @@ def plan(fn: Callable[..., Any], over: Any, group: str, param: str | None,
     return out
 
 
-def items_of(over: Any, group: str) -> list[Any]:
-    """The items of map ``group``, in order.
+def items_of(over: Any, group: str, option: str = "over=", pairs: bool = True) -> list[Any]:
+    """The items of map ``group``, in order; ``option`` names where they came from in the
+    error, ``pairs`` says whether ``flow.each(...)`` of another map is accepted.
 
     Raises
     ------
     TypeError
-        ``over`` is a string or not iterable.
+        ``over`` is a string or not iterable (or an ``Each`` where it cannot pair).
     """
-    if isinstance(over, (str, bytes)) or not _iterable(over):
-        raise TypeError(f"map {group!r}: over= must be a list (or other iterable) of items, "
-                        f"or flow.each(NAME) of another map; got {type(over).__name__}")
+    each = ", or flow.each(NAME) of another map" if pairs else ""
+    if (isinstance(over, (str, bytes)) or not _iterable(over)
+            or (not pairs and isinstance(over, Each))):
+        raise TypeError(f"map {group!r}: {option} must be a list (or other iterable) of "
+                        f"items{each}; got {type(over).__name__}")
     return list(over)
 
 

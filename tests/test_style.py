@@ -33,10 +33,7 @@ def test_ruff_finds_nothing():
 
 @pytest.mark.slow
 def test_mypy_strict_finds_nothing_in_core_and_executors():
-    mypy = _find("mypy")
-    if mypy is None:
-        pytest.skip("mypy is not installed in this environment (the test extra has it: "
-                    "pip install -e '.[test]', as scripts/setup.sh does)")
+    mypy = _tool("mypy")   # the test extra has it, as it has ruff: missing is a failure
     # The configuration (strict for these two, the rest read but not reported) is
     # pyproject.toml's [tool.mypy]; the cache makes a rerun a few seconds.
     done = subprocess.run([mypy, "nbflow/core", "nbflow/executors"],

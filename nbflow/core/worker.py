@@ -177,11 +177,14 @@ def record_display(bundle: dict[str, Any], size: int, display_id: str | None = N
         live = getattr(_local, "live", None)
         if live is not None:
             _shown[live] = shown
-    if display_id is not None:
-        for k, old in enumerate(shown):
-            if old.get("id") == display_id:
-                shown[k] = {**bundle, "id": display_id}
-                return True
+    # An update (display_id seen before) counts its size too: a display updated without
+    # end is capped like one that grows.
+    updated = None if display_id is None else next(
+        (k for k, old in enumerate(shown) if old.get("id") == display_id), None)
+    if updated is not None and _local.display_chars + size <= DISPLAY_CHARS:
+        _local.display_chars += size
+        shown[updated] = {**bundle, "id": display_id}
+        return True
     if len(shown) >= DISPLAY_LIMIT or _local.display_chars + size > DISPLAY_CHARS:
         last = shown[-1] if shown else {}
         more = last.get("dropped", 0) + 1

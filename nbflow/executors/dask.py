@@ -184,6 +184,13 @@ class DaskExecutor:
         ValueError
             such a cell: it runs in the notebook's namespace.
         """
+        mapped = next((s.name for s in specs
+                       if s.kind == "cell" and getattr(s.fn, "nbflow_cell", None) is None), None)
+        if mapped is not None:
+            raise ValueError(
+                f"task {mapped!r} belongs to a %%task --map cell, whose items run in the "
+                f"notebook's namespace, which a Dask worker does not share. Run this flow "
+                f"with executor='threads', or map a function with flow.map(...) instead.")
         cells = {i: s.fn.nbflow_cell for i, s in enumerate(specs) if s.kind == "cell"}
         vague = next((c for c in cells.values() if not c.declared), None)
         if vague is not None:
@@ -275,7 +282,17 @@ class DaskExecutor:
         (``kill_on_timeout``); returns at once, the outcome comes when it ends."""
         with self._lock:
             entry = self._running.get(token)
-        if entry is None or self._signals is None:
+            if entry is None:   # not handed to Dask yet (_flush): it never will be
+                queued = next((p for p in self._pending if p[0] == token), None)
+                if queued is not None:
+                    self._pending.remove(queued)
+        if entry is None:
+            if queued is not None:
+                self._report((token, failed(TaskCancelled(f"{who(queued[4])} was cancelled "
+                                                          "before it reached the cluster"),
+                                            queued[6], "dask")))
+            return
+        if self._signals is None:
             return
         self._signals.submit(self._stop, self._client, token, entry[0])
 

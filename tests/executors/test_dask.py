@@ -179,6 +179,15 @@ def test_a_task_cell_that_does_not_declare_its_names_is_refused_with_the_flags_t
         flow.run(executor=DaskExecutor(processes=False))
 
 
+def test_a_mapped_cell_is_refused_before_anything_is_submitted(store_path):
+    flow = Flow("mapped", store=store_path)
+    flow.cell_map("double", "y = item * 2\n", {}, [1, 2])
+    with pytest.raises(ValueError, match=r"^task 'double\[0\]' belongs to a %%task --map cell, "
+                                         r"whose items run in the notebook's namespace"):
+        flow.run(executor=DaskExecutor(processes=False))
+    assert flow.store.runs(flow.name) == []
+
+
 def test_a_declared_task_cell_runs_on_the_cluster_and_its_assigns_come_back(client, store_path):
     ns = {"base": 10, "lock": threading.Lock()}
     flow = Flow("cells", store=store_path)
@@ -243,3 +252,21 @@ def test_kill_on_timeout_never_kills_a_worker_in_this_process(client, store_path
     flow.task(sleepy, timeout=0.3)
     run = flow.run(executor=DaskExecutor(client, kill_on_timeout=True))
     assert run.task_state("sleepy") == "failed"   # and this process is still here
+
+
+def test_an_attempt_cancelled_before_it_reaches_the_cluster_never_runs(client):
+    # submit() queues attempts for the client's loop to hand over in a burst; a cancel
+    # in between (a timeout, run.cancel()) must not let them start later.
+    ex = DaskExecutor(client)
+    outcomes: queue.SimpleQueue = queue.SimpleQueue()
+    ex.start(outcomes.put)
+    try:
+        for k in range(10):
+            ex.submit((k, 1), time.sleep, {"seconds": 0.01}, TaskContext(f"t{k}", 1, "r"))
+            ex.cancel((k, 1))
+        got = [outcomes.get(timeout=30) for _ in range(10)]
+    finally:
+        ex.shutdown()
+    assert sorted(token for token, _ in got) == [(k, 1) for k in range(10)]   # one each
+    early = [out for _, out in got if "before it reached the cluster" in str(out.error)]
+    assert early and all(not out.ok for out in early)

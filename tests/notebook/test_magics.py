@@ -337,8 +337,8 @@ def test_map_mistakes_are_one_line_usage_errors(kernel: KernelSession):
         ("%%task t --map missing", r"task 't': --map missing: name 'missing' is not defined\. "
                                    r"The items must exist when the cell is declared"),
         ("%%task t --map 'len(3)'", r"task 't': --map len\(3\) raised TypeError"),
-        ("%%task t --map \"'abc'\"", r"map 't': over= must be a list .* got str"),
-        ("%%task t --map 5", r"map 't': over= must be a list .* got int"),
+        ("%%task t --map \"'abc'\"", r"map 't': --map ITEMS must be a list .* got str"),
+        ("%%task t --map 5", r"map 't': --map ITEMS must be a list .* got int"),
         ("%%task t --map '[1]' --as 'not a name'", r"task 't': --as needs a Python name"),
         ("%%task t --map '[1]' --as class", r"task 't': --as needs a Python name"),
         ("%%task t --as x", r"--as names the item of --map; give --map ITEMS too"),

@@ -68,6 +68,16 @@ def test_a_recorded_simulation_is_shown_on_its_virtual_clock(comms, store_path):
     assert sorted((b[3], b[4]) for b in snapshot["bars"]) == [(0, 2), (2, 3), (2, 5), (5, 6)]
 
 
+def test_a_simulations_dashboard_knows_which_tasks_hold_pool_slots(comms):
+    flow = diamond()
+    flow.pool("db", slots=1)
+    flow.task(lambda: 1, name="load", resources={"db": 1})
+    dash = flow.simulate(workers=2, durations=DURATIONS).dashboard()
+    load = dash._graph["names"].index("load")
+    assert dash._graph["pools"] == {"db": 1}
+    assert dash._graph["resources"] == {load: {"db": 1}}   # the timeline's "by pool" lanes
+
+
 def test_where_no_widget_renders_each_is_its_picture(monkeypatch):
     monkeypatch.setenv("NBFLOW_DASHBOARD", "static")
     sim = diamond().simulate(workers=2, durations=DURATIONS)

@@ -278,7 +278,9 @@ export function dagView(store, layout, signal) {
     const widths = shown.map((st) => Math.max(2, (span * counts[st]) / node.members.length));
     const widest = widths.indexOf(Math.max(...widths));
     const done = shown.reduce((sum, st) => sum + counts[st], 0);
-    widths[widest] -= widths.reduce((a, b) => a + b, 0) - (span * done) / node.members.length;
+    // (never below those 2 px itself: alone, the widest is the few-task state).
+    const excess = widths.reduce((a, b) => a + b, 0) - (span * done) / node.members.length;
+    widths[widest] = Math.max(2, widths[widest] - excess);
     shown.forEach((st, k) => {
       parts.push(s("rect", { x: at, y: top, width: widths[k], height: 6, fill: store.color(st) }));
       at += widths[k];

@@ -153,15 +153,14 @@ export function timelineView(store, signal) {
   }
 
   function draw() {
-    // Hidden (JupyterLab switching themes, a closed tab): drawn when shown again, at the
-    // width it then has, not at a guess.
-    if (signal.aborted || (!scroller.clientWidth && el.isConnected && !el.offsetParent)) return;
+    if (signal.aborted) return;
     const style = getComputedStyle(el);
     const fg = style.getPropertyValue("--nbflow-fg").trim() || "#222";
     const muted = style.getPropertyValue("--nbflow-muted").trim() || "#666";
     const grid = style.getPropertyValue("--nbflow-border").trim() || "#e0e0e0";
-    // Not on screen (a hidden output, a theme being swapped): drawn at a made-up width it
-    // would stay wrong once shown; the resize observer draws it when it has a width.
+    // Not on screen (a hidden output, a closed tab, a theme being swapped): drawn at a
+    // made-up width it would stay wrong once shown; the resize observer draws it when it
+    // has a width.
     const width = scroller.clientWidth;
     if (!width) return;
     geo = geometry(width);

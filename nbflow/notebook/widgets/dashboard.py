@@ -7,8 +7,8 @@ The widget's synced state is the wire protocol with ``labextension/widgets/dashb
                "ink", "terminal", "legend", "store_file", "pools", "resources"}``: the
                states' fills and text colours (``core/states.py``), which are terminal,
                which the legend always shows; the store's SQLite file (the page asks the
-               server extension about the run there once the kernel is gone); the run's
-               pools ``{name: slots}`` and what tasks hold ``[[i, {pool: n}], ...]``.
+               server extension about the run there once the kernel is gone); the pools
+               and what tasks hold (below).
 ``_view``      what the DAG view draws, ``{"dot", "units"}`` (``layout.py``); it
                changes only when a unit is expanded or collapsed, never on a
                status change, so the browser lays the graph out once.

@@ -112,7 +112,9 @@ class SimulationDashboard(Dashboard):
 
     def _first(self, sim: Any, _flow: Any) -> tuple[None, DagLayout, dict]:
         layout = layout_of(sim, self.collapse_above)
-        state = initial_state(sim.flow_name, sim.label, layout, sim.params)
+        index = {name: i for i, name in enumerate(sim.schedule.names)}
+        holds = {index[name]: slots for name, slots in sim.resources.items() if name in index}
+        state = initial_state(sim.flow_name, sim.label, layout, sim.params, holds)
         state["_graph"].update(virtual=True, timeline=self._timeline)
         state["_snapshot"] = snapshot_of(sim, self._seq)
         return None, layout, state
