@@ -59,6 +59,20 @@ def test_the_step_views_buttons_step_run_and_reset(comms):
     assert sim.run().makespan == 7.0
 
 
+def test_a_step_that_fails_is_said_on_the_page_whose_buttons_wait_for_an_answer(
+        comms, monkeypatch):
+    sim = diamond().simulate(workers=1, durations=DURATIONS, step=True)
+    view = sim.widget()
+
+    def broken():
+        raise RuntimeError(EVIL)
+
+    monkeypatch.setattr(sim, "step", broken)
+    view._on_message(view, {"type": "step"}, [])
+    [update] = comms.updates(view)   # an answer: the page enables its buttons again
+    assert update["_step"]["said"] == f"step failed: RuntimeError: {EVIL}"
+
+
 def test_a_recorded_simulation_is_shown_on_its_virtual_clock(comms, store_path):
     sim = diamond(store=store_path).simulate(workers=2, durations=DURATIONS, record=True)
     dash = sim.dashboard()

@@ -16,6 +16,7 @@ from typing import Any
 import traitlets as t
 
 from ...core.events import AT, DETAIL
+from ...core.safe import safe_str
 from ..bridge import TaskTable
 from ..context import renders_widgets
 from .dashboard import PARTS as DASHBOARD_PARTS
@@ -186,14 +187,15 @@ class SimulationStepper(SimulationDashboard):
 
     def _on_message(self, widget: Any, content: Any, buffers: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
-        if kind == "step":
-            self._sim.step()
-        elif kind == "run":
-            self._sim.run()
-        elif kind == "reset":
-            self._sim.reset()
-        else:
+        action = {"step": self._sim.step, "run": self._sim.run, "reset": self._sim.reset}.get(
+            kind) if isinstance(kind, str) else None
+        if action is None:
             super()._on_message(widget, content, buffers)
+            return
+        try:
+            action()
+        except Exception as exc:  # noqa: BLE001 - said on the page, whose buttons wait for an answer
+            self.refresh(f"{kind} failed: {type(exc).__name__}: {safe_str(exc)}")
 
     def static_html(self, snapshot: dict | None = None) -> str:
         return stepper_picture(self._sim, self._step, self._layout,
