@@ -387,7 +387,13 @@ export function timelineView(store, signal) {
   const ticker = setInterval(() => { if (store.live) schedule(false); }, 250);
   const resize = new ResizeObserver(() => schedule(false));
   resize.observe(el);
-  signal.addEventListener("abort", () => { unsubscribe(); clearInterval(ticker); resize.disconnect(); });
+  // The canvas holds the theme's colours as they were when drawn: a theme switch (which
+  // JupyterLab marks on <body> once applied) changes no size, so it must ask for a redraw.
+  const themed = new MutationObserver(() => schedule(false));
+  themed.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
+  signal.addEventListener("abort", () => {
+    unsubscribe(); clearInterval(ticker); resize.disconnect(); themed.disconnect();
+  });
   arrange();
   draw();
   return el;
