@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from json.encoder import encode_basestring_ascii
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -348,28 +348,36 @@ class Store:
 
     def tasks(self, run_id: str) -> list[dict[str, Any]]:
         """Task rows of a run in declaration order."""
-        q = select(tasks).where(tasks.c.run_id == run_id).order_by(tasks.c.idx)
         with self._reading() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            return _task_rows(conn, run_id)
 
     def events(self, run_id: str) -> list[tuple]:
         """The run's event log in order, as the engine made it (``core/events.py``)."""
-        q = (select(events.c.run_id, events.c.seq, events.c.task, events.c.attempt,
-                    events.c.from_state, events.c.to_state, events.c.at, events.c.detail)
-             .where(events.c.run_id == run_id).order_by(events.c.seq))
         with self._reading() as conn:
-            return [(*r[:7], Detail(json.loads(r[7])) if r[7] is not None else None)
-                    for r in conn.execute(q)]
+            return _event_rows(conn, run_id)
 
     def logs(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]:
-        q = select(logs).where(logs.c.run_id == run_id).order_by(logs.c.task, logs.c.attempt)
-        if task is not None:
-            q = q.where(logs.c.task == task)
         with self._reading() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(q)]
-        for r in rows:   # rich outputs: JSON in the column, a list here
-            r["displays"] = json.loads(r["displays"]) if r["displays"] else []
-        return rows
+            return _log_rows(conn, run_id, task)
+
+    def record(self, run_id: str) -> RunRecord:
+        """The run's task rows, events and logs as of one moment.
+
+        Three separate reads can straddle a commit of the writer (this kernel's
+        or another's): the events would then name tasks whose rows were read
+        before they were committed.  Whoever rebuilds a run from its rows and
+        its events (a stored dashboard, a replay) reads them here.
+        """
+        with self._reading() as conn:
+            if conn.dialect.name == "sqlite":
+                # pysqlite starts no transaction for a SELECT: one read
+                # transaction (one WAL snapshot) only by asking for it.  The
+                # connection's rollback on return ends it.
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            return RunRecord(_task_rows(conn, run_id), _event_rows(conn, run_id),
+                             _log_rows(conn, run_id, None))
 
     def restored_tasks(self, run_id: str) -> set[str]:
         """Tasks of the run that succeeded without running (restored results)."""
@@ -562,3 +570,33 @@ def _release_now(held: _Held) -> None:
     except Exception as exc:  # noqa: BLE001 - a finalizer has nobody to raise to
         warnings.warn(f"nbflow: the store {held.label} was released, unreferenced, with "
                       f"writes it could not commit: {exc}", RuntimeWarning, stacklevel=1)
+
+
+class RunRecord(NamedTuple):
+    """What :meth:`Store.record` read."""
+    tasks: list[dict[str, Any]]
+    events: list[tuple]
+    logs: list[dict[str, Any]]
+
+
+def _task_rows(conn: Any, run_id: str) -> list[dict[str, Any]]:
+    q = select(tasks).where(tasks.c.run_id == run_id).order_by(tasks.c.idx)
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def _event_rows(conn: Any, run_id: str) -> list[tuple]:
+    q = (select(events.c.run_id, events.c.seq, events.c.task, events.c.attempt,
+                events.c.from_state, events.c.to_state, events.c.at, events.c.detail)
+         .where(events.c.run_id == run_id).order_by(events.c.seq))
+    return [(*r[:7], Detail(json.loads(r[7])) if r[7] is not None else None)
+            for r in conn.execute(q)]
+
+
+def _log_rows(conn: Any, run_id: str, task: str | None) -> list[dict[str, Any]]:
+    q = select(logs).where(logs.c.run_id == run_id).order_by(logs.c.task, logs.c.attempt)
+    if task is not None:
+        q = q.where(logs.c.task == task)
+    rows = [dict(r._mapping) for r in conn.execute(q)]
+    for r in rows:   # rich outputs: JSON in the column, a list here
+        r["displays"] = json.loads(r["displays"]) if r["displays"] else []
+    return rows

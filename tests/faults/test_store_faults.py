@@ -76,8 +76,7 @@ def record(path: str) -> dict:
     """Every run's row, task rows and events (the committed state to compare)."""
     store = Store(path)
     try:
-        return {r["id"]: (r["state"], store.tasks(r["id"]), store.events(r["id"]))
-                for r in store.runs()}
+        return {r["id"]: (r["state"], *store.record(r["id"])[:2]) for r in store.runs()}
     finally:
         store.close()
 

@@ -29,8 +29,7 @@ def latest_stored(flow: Any, collapse_above: int | None) -> tuple[DagLayout, str
         if not found:
             return None
         record = found[0]
-        rows = store.tasks(record["id"])
-        events, outputs = store.events(record["id"]), store.logs(record["id"])
+        rows, events, outputs = store.record(record["id"])
     except Exception:  # noqa: BLE001 - a missing or locked store: show the flow's tasks
         return None
     names = [row["name"] for row in rows]
