@@ -15,7 +15,7 @@ import collections
 from typing import Protocol
 
 from .events import Detail
-from .executor import Executor
+from .mixins import EngineCore
 from .saga import COMPENSATION
 from .scheduler import Scheduler
 from .states import State, Trigger
@@ -24,20 +24,14 @@ from .worker import TaskContext
 S, T = State, Trigger
 
 
-class _Engine(Protocol):
-    """What of the engine cancelling uses."""
+class _Engine(EngineCore, Protocol):
+    """What else of the engine cancelling uses."""
 
-    cancelled: str | None
     cancel_grace: float
-    state: list[State]
-    running: dict[tuple[int, int], TaskContext]
     abandoned: set[tuple[int, int]]
     _ahead: collections.deque[tuple[tuple[int, int], TaskContext]]
-    executor: Executor
     ready: Scheduler
 
-    def _move(self, i: int, trigger: Trigger, detail: Detail | None = None, **facts: bool
-              ) -> State: ...
     def _add_timer(self, when: float, kind: str, i: int, a: int) -> None: ...
     def _now(self) -> float: ...
     def _abandon(self, token: tuple[int, int]) -> None: ...

@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .clock import Clock, Inbox, Message
-from .events import Detail
-from .executor import Executor
 from .graph import Graph
+from .mixins import EngineCore
 from .spec import TaskSpec
 from .states import State, Trigger
 from .worker import TaskContext
@@ -24,24 +23,18 @@ S, T = State, Trigger
 COMPENSATION = -1  # the attempt number in the token of a compensation call
 
 
-class _Engine(Protocol):
-    """What of the engine the compensation uses."""
+class _Engine(EngineCore, Protocol):
+    """What else of the engine the compensation uses."""
 
-    cancelled: str | None
-    state: list[State]
     results: list[Any]
-    running: dict[tuple[int, int], TaskContext]
     timers: list[tuple[float, int, str, int, int]]
     specs: Sequence[TaskSpec]
     graph: Graph
-    executor: Executor
     clock: Clock
     inbox: Inbox
     run_id: str
     _names: list[str]
 
-    def _move(self, i: int, trigger: Trigger, detail: Detail | None = None, **facts: bool
-              ) -> State: ...
     def _flush(self) -> None: ...
     def _drain(self, msg: Message | None) -> None: ...
     def _fire_timers(self) -> None: ...
