@@ -19,9 +19,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import itertools
+import os
 import pickle
 from collections.abc import Callable, Iterable
 from typing import Any
+
+
+#: Most items one map may have (``NBFLOW_MAX_MAP`` sets another bound): an endless
+#: iterator (``itertools.count()``, a generator that never returns) must be an error,
+#: not a kernel that hangs while the cell is declared.
+MAX_ITEMS = 100_000
 
 
 class Each(tuple):
@@ -96,13 +104,33 @@ def items_of(over: Any, group: str, option: str = "over=", pairs: bool = True) -
     ------
     TypeError
         ``over`` is a string or not iterable (or an ``Each`` where it cannot pair).
+    ValueError
+        ``over`` has more than :data:`MAX_ITEMS` items (or ``NBFLOW_MAX_MAP``'s).
     """
     each = ", or flow.each(NAME) of another map" if pairs else ""
     if (isinstance(over, (str, bytes)) or not _iterable(over)
             or (not pairs and isinstance(over, Each))):
         raise TypeError(f"map {group!r}: {option} must be a list (or other iterable) of "
                         f"items{each}; got {type(over).__name__}")
-    return list(over)
+    bound = _max_items()
+    items = list(itertools.islice(over, bound + 1))
+    if len(items) > bound:
+        raise ValueError(f"map {group!r}: {option} has more than {bound:,} items (an endless "
+                         "iterator, such as itertools.count()?). Pass a list of the items; for "
+                         "a bigger map, set NBFLOW_MAX_MAP to a higher bound.")
+    return items
+
+
+def _max_items() -> int:
+    raw = os.environ.get("NBFLOW_MAX_MAP", "")
+    try:
+        bound = int(raw) if raw.strip() else MAX_ITEMS
+    except ValueError:
+        raise ValueError(f"NBFLOW_MAX_MAP={raw!r} is not a whole number of items; set it to "
+                         f"one (the default is {MAX_ITEMS:,}), or unset it.") from None
+    if bound < 1:
+        raise ValueError(f"NBFLOW_MAX_MAP={raw!r}: a map needs a bound of at least 1 item.")
+    return bound
 
 
 def _iterable(value: Any) -> bool:

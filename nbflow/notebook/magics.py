@@ -56,7 +56,14 @@ class _Parser(argparse.ArgumentParser):
             words = shlex.split(line)
         except ValueError as e:  # an unclosed quote
             self.error(str(e))
-        return self.parse_args(words)
+        try:
+            return self.parse_args(words)
+        except UsageError as e:
+            # `--map {'a': 1, 'b': 2}` is split at its spaces like any argument.
+            if "--map" in words and str(e).startswith("unrecognized arguments"):
+                raise UsageError(f"{e} An ITEMS expression with spaces must be quoted "
+                                 "(--map \"[a, b]\") or named in a variable first.") from None
+            raise
 
 
 def _number(kind: type, *, low: float, strict: bool = False) -> Callable[[str], Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import pathlib
 
 import pytest
@@ -105,6 +106,23 @@ def test_bad_over_is_refused(over, message):
         return x
     with pytest.raises(TypeError, match=message):
         nbflow.Flow("bad").map(f, over=over)
+
+
+def test_an_endless_or_too_long_over_is_refused_within_the_bound(monkeypatch):
+    def f(x):
+        return x
+    flow = nbflow.Flow("endless")
+    with pytest.raises(ValueError, match=r"map 'f': over= has more than 100,000 items \(an "
+                                         r"endless iterator, such as itertools.count\(\)\?\)"):
+        flow.map(f, over=itertools.count())
+    monkeypatch.setenv("NBFLOW_MAX_MAP", "3")
+    flow.map(f, over=iter(range(3)))   # exactly the bound
+    with pytest.raises(ValueError, match=r"has more than 3 items.*set NBFLOW_MAX_MAP"):
+        flow.map(f, over=range(4))
+    monkeypatch.setenv("NBFLOW_MAX_MAP", "lots")
+    with pytest.raises(ValueError, match=r"NBFLOW_MAX_MAP='lots' is not a whole number"):
+        flow.map(f, over=[1])
+    assert flow.tasks == ["f[0]", "f[1]", "f[2]"]
 
 
 def test_paired_maps_must_have_the_same_length():

@@ -343,6 +343,10 @@ def test_map_mistakes_are_one_line_usage_errors(kernel: KernelSession):
         ("%%task t --map '[1]' --as class", r"task 't': --as needs a Python name"),
         ("%%task t --as x", r"--as names the item of --map; give --map ITEMS too"),
         ("%%task t --map '[1]' --reads a", r"--reads and --assigns declare one cell task"),
+        ("%%task t --map \"__import__('itertools').count()\"",
+         r"map 't': --map ITEMS has more than 100,000 items \(an endless iterator"),
+        ("%%task t --map {'a': 1, 'b': 2}",
+         r"unrecognized arguments: 1, b: 2}\..* An ITEMS expression with spaces must be quoted"),
     ]:
         message = one_line_error(kernel.execute(f"{line}\nx = 1"), "UsageError")
         assert re.search(expected, message), (line, message)
