@@ -52,6 +52,10 @@ __all__ = [
 ]
 
 
+#: Submodules reachable as attributes of a bare ``import nbflow``, as the docs write them.
+SUBMODULES = ("policies", "executors", "dask")
+
+
 def __getattr__(name: str):
     if name in ("Flow", "Run"):
         from . import api
@@ -59,6 +63,9 @@ def __getattr__(name: str):
     if name == "compare":
         from .simulation import compare
         return compare
+    if name in SUBMODULES:   # nbflow.policies.Aging(...) without importing it first
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'nbflow' has no attribute {name!r}")
 
 
