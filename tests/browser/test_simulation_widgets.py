@@ -300,3 +300,48 @@ def test_the_gantt_chart_is_the_live_timeline_and_an_svg_once_saved(lab):
     expect(picture.locator("svg g rect")).to_have_count(3)
     expect(page.get_by_text("Error displaying widget: model not found").first).to_be_hidden()
     lab.shot("2-reopened-dark", page.locator(".jp-Cell").nth(1))
+
+
+PAPER = '''
+from nbflow.gantt import Gantt
+
+ms = flow.simulate(workers=2, durations=DURATIONS, unit="ms")
+Gantt(ms.gantt_svg())   # what nbconvert --execute stores: the SVG alone, no widget
+'''
+
+# The chart as JupyterLab draws an SVG output (an <img>): the colour at its corner, and how
+# many of its pixels are dark ink, read back through a canvas.
+PIXELS = """(img) => {
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const ctx = c.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    let ink = 0;
+    for (let k = 0; k < d.length; k += 4) if (d[k + 3] > 200 && d[k] + d[k + 1] + d[k + 2] < 200) ink++;
+    return {corner: Array.from(d.slice(4 * (3 * c.width + 3), 4 * (3 * c.width + 3) + 4)), ink};
+}"""
+
+
+def test_a_lone_gantt_svg_reads_in_the_dark_theme_and_counts_in_its_unit(lab):
+    page = lab.page
+    lab.open([TEACH, PAPER, "ms.dashboard()"])
+    for k in range(3):
+        lab.run(k)
+    img = page.locator(".jp-Cell").nth(1).locator(".jp-RenderedSVG img, .jp-RenderedImage img")
+    expect(img).to_be_visible(timeout=60_000)
+    dash = page.locator(".jp-Cell").nth(2).locator(".nbflow-dashboard")
+    # The live dashboard counts in the simulation's unit too (ms, not s).
+    expect(dash.locator(".nbflow-elapsed")).to_have_text("6ms", timeout=60_000)
+    row = dash.locator(".nbflow-table tbody tr").filter(has_text="features")
+    expect(row).to_contain_text("t=2ms")
+    expect(row).to_contain_text("1ms")
+    for theme in ("light", "dark"):
+        if theme == "dark":
+            dark(page)
+        pixels = img.evaluate(PIXELS)
+        # Its own white card under dark text, on either page.
+        assert pixels["corner"] == [255, 255, 255, 255] and pixels["ink"] > 100, pixels
+        lab.shot(f"1-svg-{theme}", page.locator(".jp-Cell").nth(1))
+        lab.shot(f"2-dashboard-{theme}", dash)
+    assert not page.js_errors, page.js_errors
