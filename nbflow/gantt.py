@@ -56,8 +56,8 @@ def gantt_svg(spans: Sequence[Any], lanes: Sequence[str], *, by: str = "worker",
     left = PAD + LABEL
     row = {name: k for k, name in enumerate(lanes)}
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" '
-           f'font-size="11" role="img" aria-label="{html.escape(title or "Gantt chart")}">'
+           f'viewBox="0 0 {width} {height}" style="max-width:100%;height:auto" '
+           f'font-family="Helvetica, Arial, sans-serif" font-size="11" role="img" aria-label="{html.escape(title or "Gantt chart")}">'
            f'<rect width="{width}" height="{height}" rx="4" fill="{PAPER}"/>']
     if title:
         out.append(f'<text x="{PAD}" y="{PAD + 13}" font-weight="bold" fill="{INK}">'
@@ -106,7 +106,7 @@ def _clip(text: str, n: int) -> str:
 
 def side_by_side(svgs: Sequence[str]) -> str:
     """HTML that shows several charts next to each other (wrapping when narrow)."""
-    cells = "".join(f'<div style="flex:0 0 auto">{svg}</div>' for svg in svgs)
+    cells = "".join(f'<div style="flex:0 1 auto;min-width:0">{svg}</div>' for svg in svgs)
     return f'<div style="display:flex;flex-wrap:wrap;gap:12px">{cells}</div>'
 
 

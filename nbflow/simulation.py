@@ -84,7 +84,8 @@ class Simulation:
     @property
     def _setup(self) -> str:
         workers = self.params["workers"]
-        return f"{self.params['policy']}, {workers} worker{'' if workers == 1 else 's'}"
+        levels = ", level by level" if self.params.get("mode") == "levels" else ""
+        return f"{self.params['policy']}, {workers} worker{'' if workers == 1 else 's'}{levels}"
 
     @property
     def outcome(self) -> str:

@@ -336,6 +336,8 @@ def test_a_simulation_counts_in_the_unit_it_was_given():
     stepped = diamond().simulate(workers=1, durations=DURATIONS, unit="ms", step=True)
     assert stepped.step().startswith("t=3ms: a running -> succeeded")
     assert "t=3ms so far" in stepped.gantt_svg()
+    levels = diamond().simulate(workers=2, durations=DURATIONS, mode="levels", unit="min")
+    assert 'aria-label="priority, 2 workers, level by level: makespan 7 min"' in levels.gantt_svg()
     # Seconds unless told, as before.
     assert "makespan 10s" in diamond().simulate(workers=1, durations=DURATIONS).gantt_svg()
     df = compare(diamond(), policies=["fifo"], workers=[1], durations=DURATIONS, unit="ms")
