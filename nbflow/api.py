@@ -687,7 +687,7 @@ class Flow:
     def simulate(self, *, workers: int = 4, policy: str | None = None, durations: Any = None,
                  default: float = 1.0, failures: Any = None, seed: int | None = None,
                  mode: str = "eager", step: bool = False, record: bool = False,
-                 inherit_priority: bool | None = None):
+                 inherit_priority: bool | None = None, unit: str = "s"):
         """Simulate a run on a virtual clock: the same engine and policies, no task's code.
 
         ``durations``: a dict ``{task: seconds}``, a function ``(task, attempt) ->
@@ -699,12 +699,15 @@ class Flow:
         ``step=True`` the result advances by ``sim.step()``; with ``record=True`` the
         simulation is stored as a run marked simulated (``params["simulated"]``).
         The flow's pools apply, and its ``inherit_priority`` unless this overrides it.
+        ``unit``: what the durations count ("ms", "min", "" for plain numbers...), as the
+        charts and the step view label the clock; nothing is converted.
         Returns a :class:`nbflow.simulation.Simulation` (see ``docs/simulation.md``).
         """
         from .simulation import simulate_flow
         return simulate_flow(self, workers=workers, policy=policy, durations=durations,
                              default=default, failures=failures, seed=seed, mode=mode,
-                             step=step, record=record, inherit_priority=inherit_priority)
+                             step=step, record=record, inherit_priority=inherit_priority,
+                             unit=unit)
 
     def prune(self, keep: int | None = None, *, older_than: Any = None, before: Any = None,
               dry_run: bool = False, vacuum: bool | None = None):

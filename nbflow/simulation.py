@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from .core.policies import absolute, policy_name
 from .core.scheduler import check_pools
 from .core.simulate import Schedule, Stepper, durations_of, failures_of, simulate, worker_name
 from .core.states import TERMINAL
-from .gantt import Charts, Gantt, gantt_svg
+from .gantt import Charts, Gantt, gantt_svg, time_text
 
 if TYPE_CHECKING:
     from .api import Flow
@@ -40,10 +41,21 @@ class Simulation:
         self.deadlines = deadlines or {}   # task -> seconds after the start
         self.resources = resources or {}   # task -> {pool: slots} it holds while it runs
         self.run_id: str | None = None   # set when the simulation was recorded
+        # The widgets shown for it, refreshed after each change (a stepped one's steps).
+        self._views: list[Any] = []
 
     def __repr__(self) -> str:
         return (f"<nbflow.Simulation of {self.flow_name!r}: {self.params['policy']}, "
-                f"{self.params['workers']} workers, makespan {self.makespan:g}s>")
+                f"{self.params['workers']} workers, makespan {self.time(self.makespan)}>")
+
+    @property
+    def unit(self) -> str:
+        """What the clock counts (``flow.simulate(unit=...)``): seconds unless told."""
+        return self.params.get("unit", "s")
+
+    def time(self, t: float) -> str:
+        """``t`` on this simulation's clock, in its unit: ``3s``, ``125ms``, ``4 min``."""
+        return time_text(t, self.unit)
 
     @property
     def makespan(self) -> float:
@@ -72,7 +84,8 @@ class Simulation:
     @property
     def _setup(self) -> str:
         workers = self.params["workers"]
-        return f"{self.params['policy']}, {workers} worker{'' if workers == 1 else 's'}"
+        levels = ", level by level" if self.params.get("mode") == "levels" else ""
+        return f"{self.params['policy']}, {workers} worker{'' if workers == 1 else 's'}{levels}"
 
     @property
     def outcome(self) -> str:
@@ -168,12 +181,11 @@ class Simulation:
         static SVG beside it for saved notebooks; where no widget renders (nbconvert,
         papermill), the SVG alone (a :class:`~nbflow.gantt.Gantt`).  Its ``svg`` is the SVG.
         """
-        svg = self.gantt_svg(by, title)
         from .notebook.context import renders_widgets
         if not renders_widgets():
-            return Gantt(svg)
+            return Gantt(self.gantt_svg(by, title))
         from .notebook.widgets.simulated import SimulationGantt
-        return SimulationGantt(self, svg, by)
+        return SimulationGantt(self, by, title)
 
     def gantt_svg(self, by: str = "worker", title: str | None = None) -> str:
         """The Gantt chart as an SVG document (see :meth:`gantt`)."""
@@ -182,10 +194,10 @@ class Simulation:
         lanes = ([worker_name(k) for k in range(self.schedule.workers)] if by == "worker"
                  else self.schedule.names)
         if title is None:
-            title = (f"{self._setup}: makespan {self.makespan:g}s" if self.done
-                     else f"{self._setup}: t={self.now:g}s so far")
+            title = (f"{self._setup}: makespan {self.time(self.makespan)}" if self.done
+                     else f"{self._setup}: t={self.time(self.now)} so far")
         return gantt_svg(self.schedule.spans, lanes, by=by, title=title,
-                         makespan=self.makespan)
+                         makespan=self.makespan, unit=self.unit)
 
     def dashboard(self, *, collapse_above: int | None = 300):
         """The dashboard (DAG, timeline, task table) of this simulation, from its events in
@@ -210,15 +222,21 @@ class SteppedSimulation(Simulation):
                  deadlines: dict[str, float] | None = None,
                  resources: dict[str, dict[str, int]] | None = None):
         self._make = make
-        self._stepper = stepper = make()
-        super().__init__(flow_name, stepper.schedule, params, stepper.engine.graph, deadlines,
-                         resources)
-        self._views: list[Any] = []   # step widgets shown, refreshed after every change
+        self._start()
+        super().__init__(flow_name, self.schedule, params, self._stepper.engine.graph,
+                         deadlines, resources)
+
+    def _start(self) -> None:
+        self._stepper = stepper = self._make()
         stepper.new_events()
+        self.schedule = stepper.schedule
+        # A simulation dropped between two steps ends its engine's thread with it (the
+        # callback holds the stepper, not the simulation).
+        self._closing = weakref.finalize(self, stepper.close)
 
     def __repr__(self) -> str:
         return (f"<nbflow.SteppedSimulation of {self.flow_name!r}: {self.params['policy']}, "
-                f"{self.params['workers']} workers, t={self.now:g}s"
+                f"{self.params['workers']} workers, t={self.time(self.now)}"
                 + (", over>" if self.done else ">"))
 
     @property
@@ -240,7 +258,7 @@ class SteppedSimulation(Simulation):
         if not events:
             said = "the run is over" if self.done else "nothing happened"
         else:
-            said = f"t={self.now:g}s: " + "; ".join(f"{ev[2]} {ev[4]} -> {ev[5]}"
+            said = f"t={self.time(self.now)}: " + "; ".join(f"{ev[2]} {ev[4]} -> {ev[5]}"
                                                      for ev in events)
         self._changed(said)
         return said
@@ -254,12 +272,10 @@ class SteppedSimulation(Simulation):
 
     def reset(self) -> SteppedSimulation:
         """Back to the start (time 0, nothing run), with the same inputs and seed."""
-        old = self._stepper
-        while not old.done:   # to its end, so that its engine's thread ends too
-            old.step()
-        self._stepper = self._make()
-        self._stepper.new_events()
-        self.schedule = self._stepper.schedule
+        # The old run stops where it stands (its thread ends, nothing more of it is run)
+        # and a new engine starts from the same inputs: what a new simulation would be.
+        self._closing()
+        self._start()
         self._changed("reset to the start")
         return self
 
@@ -299,10 +315,14 @@ class SteppedSimulation(Simulation):
 def simulate_flow(flow: Flow, *, workers: int = 4, policy: str | None = None,
                   durations: Any = None, default: float = 1.0, failures: Any = None,
                   seed: int | None = None, mode: str = "eager", step: bool = False,
-                  record: bool = False, inherit_priority: bool | None = None) -> Simulation:
+                  record: bool = False, inherit_priority: bool | None = None,
+                  unit: str = "s") -> Simulation:
     """``flow.simulate``: see its docstring."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
+    if not isinstance(unit, str) or len(unit) > 12 or not all(c.isalpha() for c in unit):
+        raise ValueError(f'unit must be a short word of letters such as "s", "ms", "min" or '
+                         f'"" (plain numbers), got {unit!r}')
     graph, specs = flow.build()
     check_pools(specs, flow.pools)
     policy = next(p for p in (policy, flow.policy, env_policy(), "priority") if p is not None)
@@ -320,6 +340,8 @@ def simulate_flow(flow: Flow, *, workers: int = 4, policy: str | None = None,
               "simulated": True}
     if inherit:
         params["inherit_priority"] = True
+    if unit != "s":
+        params["unit"] = unit
     if flow.pools:
         params["pools"] = dict(flow.pools)
     resources = {s.name: dict(s.resources) for s in specs if s.resources}
@@ -358,18 +380,19 @@ def _deadlines(specs, start: float) -> dict[str, float]:
 
 def compare(flow: Flow, *, policies: Iterable[str] = ("fifo", "priority"),
             workers: Iterable[int] | int = (2, 4), durations: Any = None,
-            failures: Any = None, seeds: Iterable[int | None] = (None,), default: float = 1.0):
+            failures: Any = None, seeds: Iterable[int | None] = (None,), default: float = 1.0,
+            unit: str = "s"):
     """Simulate ``flow`` under every combination of policy, worker count and seed.
 
     Returns a pandas DataFrame, one row per simulation: policy, workers, seed,
     makespan, mean and max waiting time, mean utilisation, deadline misses.
     ``df.attrs["simulations"]`` holds the :class:`Simulation` objects, which
-    :func:`gantts` draws side by side.
+    :func:`gantts` draws side by side; ``unit`` labels their clocks, as in ``simulate``.
     """
     import pandas as pd
     workers = [workers] if isinstance(workers, int) else list(workers)
     sims = [simulate_flow(flow, workers=w, policy=p, durations=durations, failures=failures,
-                          seed=s, default=default)
+                          seed=s, default=default, unit=unit)
             for p, w, s in itertools.product(list(policies), workers, list(seeds))]
     df = pd.DataFrame([sim.summary() for sim in sims])
     df.attrs["simulations"] = sims

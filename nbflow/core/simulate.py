@@ -343,13 +343,19 @@ class _StepClock(VirtualClock):
         return [message for _when, _seq, message in self._due]
 
 
+class _Stopped(BaseException):
+    """Raised on a stepper's engine thread by :meth:`Stepper.close`: the run unwinds
+    from where it stands (a BaseException: the engine catches no such thing)."""
+
+
 class Stepper:
     """A simulation advanced by hand, one instant at a time (for teaching).
 
     The engine runs in a thread of its own and stops before each new instant.
     :meth:`step` lets it apply the next one (every ending at that time, then
     what starts) and returns the events it made; between steps
-    :attr:`engine` can be read, since the engine is stopped.
+    :attr:`engine` can be read, since the engine is stopped.  :meth:`close`
+    ends the thread where the run stands, without running the rest.
     """
 
     def __init__(self, graph: Graph, specs: Sequence[TaskSpec], *, workers: int,
@@ -362,6 +368,7 @@ class Stepper:
         self._cond = threading.Condition()
         self._paused = False
         self._go = False
+        self._stop = False
         self.done = False
         self.error: BaseException | None = None
         self.engine = _engine(graph, specs, self.schedule, self.clock,
@@ -378,6 +385,8 @@ class Stepper:
     def _run(self) -> None:
         try:
             self.engine.run(freeze=False)
+        except _Stopped:
+            pass
         except BaseException as exc:  # noqa: BLE001 - reported by step(), never lost in the thread
             self.error = exc
         finally:
@@ -394,6 +403,8 @@ class Stepper:
                 self._cond.wait()
             self._go = False
             self._paused = False
+            if self._stop:
+                raise _Stopped
 
     def _wait_paused(self) -> None:
         with self._cond:
@@ -401,6 +412,16 @@ class Stepper:
                 self._cond.wait()
         if self.error is not None:
             raise self.error
+
+    def close(self) -> None:
+        """End the engine's thread where the run stands (a reset: the rest is not run);
+        :attr:`done` after it.  Safe to call twice, and from the engine's thread (a
+        garbage collection there): the thread then ends at its next pause."""
+        with self._cond:
+            self._stop = self._go = True
+            self._cond.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
 
     def running_workers(self) -> list[tuple[Token, str]]:
         """``((task, attempt), worker)`` of each running attempt: the worker its

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gc
+import re
+import threading
 import time
+import weakref
 
 import pytest
 
@@ -74,7 +77,7 @@ def test_the_gantt_chart_is_an_svg_with_every_name_escaped():
     assert svg.startswith("<svg") and "&lt;d&amp;e&gt;" in svg and "<d&e>" not in svg
     assert "worker 0" in svg and "worker 1" in svg
     by_task = diamond().simulate(workers=2, durations=DURATIONS).gantt(by="task").svg
-    assert by_task.count("<rect") == 4
+    assert by_task.count("<g><title>") == by_task.count("<rect") - 1 == 4
     with pytest.raises(ValueError, match="by must be 'worker' or 'task'"):
         diamond().simulate().gantt(by="lane")
 
@@ -249,11 +252,96 @@ def test_a_missed_deadline_changes_no_wait_and_no_span():
     assert sim.summary()["deadline_misses"] == 2
 
 
-def test_gantt_text_outside_the_bars_follows_the_theme():
-    # currentColor: the page's text colour, so titles stay readable on a dark theme;
-    # labels inside the (light) bars are black on purpose.
-    import re
-    svg = diamond().simulate(workers=2, durations=DURATIONS).gantt(title="a title").svg
-    fills = [re.search(r'fill="([^"]*)"', t) for t in re.findall(r"<text[^>]*>", svg)]
-    assert all(f and f.group(1) in ("currentColor", "#000") for f in fills)
-    assert re.search(r'<text[^>]*fill="currentColor"[^>]*>a title<', svg)
+def simulation_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "nbflow-simulation"]
+
+
+def test_a_reset_is_the_start_again_without_running_the_rest():
+    before = simulation_threads()
+    sim = diamond().simulate(workers=1, durations=DURATIONS, step=True, failures=0.3, seed=5)
+    fresh = sim.state()
+    steps = [sim.step() for _ in range(2)]
+    old = sim._stepper
+    made, engine = len(old.schedule.events), weakref.ref(old.engine)
+    sim.reset()
+    # Cheap: the old run stopped where it stood (nothing more of it ran), its thread and
+    # its engine are gone, and one thread steps the new one.
+    assert len(old.schedule.events) == made and old.done
+    del old
+    gc.collect()
+    assert engine() is None
+    assert len(simulation_threads()) == len(before) + 1
+    # Exact: the state of a new simulation, and the same steps again.
+    assert sim.state() == fresh and sim.now == 0 and not sim.done
+    assert sim.schedule.events and all(ev[6] == 0 for ev in sim.schedule.events)
+    assert [sim.step() for _ in range(2)] == steps
+    assert sim.run().makespan == diamond().simulate(
+        workers=1, durations=DURATIONS, failures=0.3, seed=5).makespan
+
+
+def test_a_stepped_simulation_let_go_ends_its_thread():
+    before = simulation_threads()
+    sim = diamond().simulate(workers=1, durations=DURATIONS, step=True)
+    sim.step()
+    assert len(simulation_threads()) == len(before) + 1
+    del sim
+    gc.collect()
+    assert simulation_threads() == before
+
+
+def test_the_gantt_chart_reads_on_a_light_and_a_dark_page():
+    # JupyterLab shows an SVG output as an <img>: no colour of the page's theme reaches
+    # it, so the chart brings its own background and inks that read on it.
+    from colour_vision import contrast
+
+    from nbflow.render import STATE_COLORS, STATE_INK
+
+    flaky = diamond()
+    flaky.remove("b")
+    flaky.task(lambda: None, name="b", retries=1)
+    sim = flaky.simulate(workers=2, durations={**DURATIONS, "a": 30}, failures={"b": 1})
+    for svg in (sim.gantt_svg(), sim.gantt_svg(by="task")):
+        assert "currentColor" not in svg
+        width, height = re.search(r'<svg [^>]*width="(\d+)" height="(\d+)"', svg).groups()
+        paper = re.search(r'<svg [^>]*>\s*<rect width="(\d+)" height="(\d+)" [^>]*'
+                          r'fill="(#[0-9a-f]{6})"', svg)
+        assert paper and paper.groups()[:2] == (width, height)   # under all of it
+        paper = paper.group(3)
+        states = set()
+        for bar, text in re.findall(r'<rect [^>]*fill="(#[0-9a-f]{6})"[^>]*/>'
+                                    r'(?:<text [^>]*fill="(#[0-9a-f]{6})")?', svg)[1:]:
+            state = next(s for s, c in STATE_COLORS.items() if c == bar)
+            states.add(state)
+            assert not text or contrast(bar, text) >= 3, (state, text)
+        assert {"succeeded", "retrying"} <= states
+        inks = set(re.findall(r'<text (?:(?!fill=)[^>])*fill="(#[0-9a-f]{6})"[^>]*>[^<#]',
+                              svg)) - set(STATE_INK.values())
+        assert inks and all(contrast(ink, paper) >= 4.5 for ink in inks), inks
+
+
+def test_a_simulation_counts_in_the_unit_it_was_given():
+    ms = diamond().simulate(workers=1, durations=DURATIONS, unit="ms")
+    svg = ms.gantt_svg()
+    assert 'aria-label="priority, 1 worker: makespan 10ms"' in svg
+    ticks = re.findall(r'text-anchor="middle" [^>]*>([^<]*)<', svg)
+    assert ticks[0] == "0ms" and ticks[-1] == "10ms" and not any(t.endswith("s") and
+                                                                 not t.endswith("ms")
+                                                                 for t in ticks)
+    assert "3ms-5ms on worker 0" in svg and repr(ms).endswith("makespan 10ms>")
+    minutes = diamond().simulate(workers=1, durations=DURATIONS, unit="min")
+    assert "makespan 10 min" in minutes.gantt_svg() and "2 min<" in minutes.gantt_svg()
+    plain = diamond().simulate(workers=1, durations=DURATIONS, unit="")
+    assert re.findall(r'text-anchor="middle" [^>]*>([^<]*)<', plain.gantt_svg())[:2] == [
+        "0", "2"]
+    stepped = diamond().simulate(workers=1, durations=DURATIONS, unit="ms", step=True)
+    assert stepped.step().startswith("t=3ms: a running -> succeeded")
+    assert "t=3ms so far" in stepped.gantt_svg()
+    levels = diamond().simulate(workers=2, durations=DURATIONS, mode="levels", unit="min")
+    assert 'aria-label="priority, 2 workers, level by level: makespan 7 min"' in levels.gantt_svg()
+    # Seconds unless told, as before.
+    assert "makespan 10s" in diamond().simulate(workers=1, durations=DURATIONS).gantt_svg()
+    df = compare(diamond(), policies=["fifo"], workers=[1], durations=DURATIONS, unit="ms")
+    assert "makespan 10ms" in gantts(df)._repr_html_()
+    for bad in ("<b>", "m s", 5, "x" * 13):
+        with pytest.raises(ValueError, match="unit must be a short word"):
+            diamond().simulate(unit=bad)

@@ -125,6 +125,72 @@ def test_the_step_view_steps_runs_and_resets_from_the_browser(lab):
     lab.shot("4-reopened-dark", page.locator(".jp-Cell").nth(1))
 
 
+def test_a_reset_and_the_steps_reach_every_view_of_the_simulation(lab):
+    # The step view in cell 1, the same simulation's dashboard in cell 2: a click in one,
+    # or a step from a cell, moves both; a reset takes both back to the start.
+    page = lab.page
+    page.set_viewport_size({"width": 1400, "height": 1800})
+    lab.open([TEACH, "sim = flow.simulate(workers=1, durations=DURATIONS, step=True)\nsim",
+              "sim.dashboard()", "sim.step()\nimport threading\n"
+              "print(sum(t.name == 'nbflow-simulation' for t in threading.enumerate()))"])
+    for k in range(3):
+        lab.run(k)
+    stepper, dash = (page.locator(".jp-Cell").nth(k) for k in (1, 2))
+    panel = stepper.locator(".nbflow-stepper")
+    time = panel.locator(".nbflow-step-time")
+
+    def states(where) -> list:
+        return [where.locator(f'.nbflow-dag-canvas g.node[data-node="t{i}"]')
+                for i in range(4)]
+
+    def expect_states(where, wanted: list[str]) -> None:
+        for n, state in zip(states(where), wanted):
+            expect(n).to_have_attribute("data-state", state)
+
+    start = ["running", "pending", "pending", "pending"]
+    for where in (stepper, dash):
+        expect(where.locator(".nbflow-dag-canvas g.node")).to_have_count(4, timeout=60_000)
+        expect_states(where, start)
+    rows = dash.locator(".nbflow-table tbody tr")
+    expect(dash.locator(".nbflow-status")).to_have_text("stepping")
+
+    panel.locator('[data-action="step"]').click()
+    expect(time).to_have_text("t = 2 s")
+    stepped = ["succeeded", "running", "ready", "pending"]
+    expect_states(dash, stepped)
+    expect(dash.locator(".nbflow-timeline-canvas")).to_have_attribute("data-bars", "2")
+    expect(rows.filter(has_text="extract")).to_contain_text("succeeded")
+    lab.shot("1-stepped-wide-light", dash)
+
+    panel.locator('[data-action="run"]').click()
+    expect(time).to_have_text("t = 7 s")
+    expect_states(dash, ["succeeded"] * 4)
+    expect(dash.locator(".nbflow-timeline-canvas")).to_have_attribute("data-bars", "4")
+    expect(dash.locator(".nbflow-status")).to_have_text("succeeded")
+
+    # Reset: both views back to the start, every colour and bar of the old run gone.
+    panel.locator('[data-action="reset"]').click()
+    expect(time).to_have_text("t = 0 s")
+    for where in (stepper, dash):
+        expect_states(where, start)
+        expect(where.locator(".nbflow-timeline-canvas")).to_have_attribute("data-bars", "1")
+    expect(dash.locator(".nbflow-status")).to_have_text("stepping")
+    expect(panel.locator('[data-set="finished"] .nbflow-step-item')).to_have_count(0)
+    lab.shot("2-reset-wide-light", page.locator(".jp-Notebook"))
+
+    # A step from a cell after the reset: the same first step again, and one thread.
+    lab.run(3)
+    expect(time).to_have_text("t = 2 s")
+    expect_states(dash, stepped)
+    expect_states(stepper, stepped)
+    assert lab.outputs_text(3).strip().splitlines()[-1] == "1"
+    page.set_viewport_size({"width": 700, "height": 1800})
+    dark(page)
+    expect_states(dash, stepped)
+    lab.shot("3-stepped-narrow-dark", page.locator(".jp-Notebook"))
+    assert not page.js_errors, page.js_errors
+
+
 def layered(n: int, width: int) -> str:
     return f'''
 import random
@@ -190,7 +256,7 @@ def test_the_dashboard_of_a_simulation_shows_it_on_the_virtual_clock(lab, n, wid
     expect(picture).to_contain_text(f"sim{n} · run simulation (priority, 4 workers) · "
                                     f"succeeded · succeeded: {n}")
     expect(picture.locator(".nbflow-static svg g.node")).to_have_count(n)
-    expect(picture.locator('svg[aria-label^="priority, 4 workers: makespan"] rect')
+    expect(picture.locator('svg[aria-label^="priority, 4 workers: makespan"] g rect')
            ).to_have_count(n)
     lab.shot("2-reopened-dark", page.locator(".jp-Cell").nth(1))
 
@@ -231,6 +297,51 @@ def test_the_gantt_chart_is_the_live_timeline_and_an_svg_once_saved(lab):
     expect(picture).to_be_visible(timeout=60_000)
     expect(picture.locator("svg")).to_have_attribute(
         "aria-label", "priority, 3 workers: makespan 6s")
-    expect(picture.locator("svg rect")).to_have_count(3)
+    expect(picture.locator("svg g rect")).to_have_count(3)
     expect(page.get_by_text("Error displaying widget: model not found").first).to_be_hidden()
     lab.shot("2-reopened-dark", page.locator(".jp-Cell").nth(1))
+
+
+PAPER = '''
+from nbflow.gantt import Gantt
+
+ms = flow.simulate(workers=2, durations=DURATIONS, unit="ms")
+Gantt(ms.gantt_svg())   # what nbconvert --execute stores: the SVG alone, no widget
+'''
+
+# The chart as JupyterLab draws an SVG output (an <img>): the colour at its corner, and how
+# many of its pixels are dark ink, read back through a canvas.
+PIXELS = """(img) => {
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const ctx = c.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    let ink = 0;
+    for (let k = 0; k < d.length; k += 4) if (d[k + 3] > 200 && d[k] + d[k + 1] + d[k + 2] < 200) ink++;
+    return {corner: Array.from(d.slice(4 * (3 * c.width + 3), 4 * (3 * c.width + 3) + 4)), ink};
+}"""
+
+
+def test_a_lone_gantt_svg_reads_in_the_dark_theme_and_counts_in_its_unit(lab):
+    page = lab.page
+    lab.open([TEACH, PAPER, "ms.dashboard()"])
+    for k in range(3):
+        lab.run(k)
+    img = page.locator(".jp-Cell").nth(1).locator(".jp-RenderedSVG img, .jp-RenderedImage img")
+    expect(img).to_be_visible(timeout=60_000)
+    dash = page.locator(".jp-Cell").nth(2).locator(".nbflow-dashboard")
+    # The live dashboard counts in the simulation's unit too (ms, not s).
+    expect(dash.locator(".nbflow-elapsed")).to_have_text("6ms", timeout=60_000)
+    row = dash.locator(".nbflow-table tbody tr").filter(has_text="features")
+    expect(row).to_contain_text("t=2ms")
+    expect(row).to_contain_text("1ms")
+    for theme in ("light", "dark"):
+        if theme == "dark":
+            dark(page)
+        pixels = img.evaluate(PIXELS)
+        # Its own white card under dark text, on either page.
+        assert pixels["corner"] == [255, 255, 255, 255] and pixels["ink"] > 100, pixels
+        lab.shot(f"1-svg-{theme}", page.locator(".jp-Cell").nth(1))
+        lab.shot(f"2-dashboard-{theme}", dash)
+    assert not page.js_errors, page.js_errors

@@ -122,7 +122,7 @@ def test_states_are_plain_strings():
 
 
 def test_every_state_looks_different_also_to_colour_blind_eyes_in_both_themes():
-    from colour_vision import SIM, closest, lab
+    from colour_vision import SIM, closest, contrast, lab
 
     from nbflow.core.states import APPEARANCE
 
@@ -136,13 +136,4 @@ def test_every_state_looks_different_also_to_colour_blind_eyes_in_both_themes():
         # Neither white on a light page nor black on a dark one (JupyterLab's themes).
         assert 30 <= lightness <= 90, f"{state}: lightness {lightness:.0f}"
         # The text on it reads (WCAG's 4.5:1 for a small label, 3:1 at least here).
-        assert _contrast(fill, ink) >= 3, f"{state}: {ink} on {fill}"
-
-
-def _contrast(a: str, b: str) -> float:
-    def luminance(c: str) -> float:
-        rgb = [int(c[k:k + 2], 16) / 255 for k in (1, 3, 5)]
-        r, g, b_ = (x / 12.92 if x <= 0.04045 else ((x + 0.055) / 1.055) ** 2.4 for x in rgb)
-        return 0.2126 * r + 0.7152 * g + 0.0722 * b_
-    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
-    return (hi + 0.05) / (lo + 0.05)
+        assert contrast(fill, ink) >= 3, f"{state}: {ink} on {fill}"

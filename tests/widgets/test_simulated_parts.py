@@ -106,3 +106,29 @@ def test_where_no_widget_renders_each_is_its_picture(monkeypatch):
     html = stepped.widget()._repr_html_()
     assert "step by step</b> · t = 2 s" in html
     assert "running</b> (1): &lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_the_dashboard_and_gantt_chart_of_a_stepped_simulation_follow_its_steps(comms):
+    sim = diamond().simulate(workers=1, durations=DURATIONS, step=True)
+    dash, chart = sim.dashboard(), sim.gantt()
+    assert [row[1] for row in dash._snapshot["tasks"]] == ["running", "pending", "pending",
+                                                           "pending"]
+    sim.step()
+    [update] = comms.updates(dash)
+    assert [row[1] for row in update["_snapshot"]["tasks"]] == ["succeeded", "running",
+                                                                "ready", "pending"]
+    assert update["_snapshot"]["now"] == 2.0 and len(update["_snapshot"]["bars"]) == 2
+    assert "t=2s so far" in chart.svg and comms.updates(chart)[-1]["_snapshot"]["now"] == 2.0
+    sim.reset()
+    assert [row[1] for row in comms.updates(dash)[-1]["_snapshot"]["tasks"]] == [
+        "running", "pending", "pending", "pending"]
+    sim.run()
+    assert {row[1] for row in comms.updates(dash)[-1]["_snapshot"]["tasks"]} == {"succeeded"}
+    assert "makespan 7s" in chart.svg
+    # Closed, a view is let go: the steps after it send it nothing.
+    dash_id = dash.model_id
+    dash.close()
+    sent = [m for m in comms.messages if m.comm_id == dash_id]
+    sim.reset()
+    assert [m for m in comms.messages if m.comm_id == dash_id] == sent
+    assert dash not in sim._views and chart in sim._views

@@ -5,7 +5,6 @@
 import { h, put } from "./dom.js";
 import { ansi } from "./ansi.js";
 import { richOutput } from "./richout.js";
-import { duration } from "./format.js";
 import { poolLines } from "./groups.js";
 
 export function detailView(store, signal) {
@@ -28,7 +27,7 @@ export function detailView(store, signal) {
       ["level", String(g.levels[i])],
       ["attempt", restored ? "restored" : String(store.attempt[i] || "")],
       ["started", store.time(store.started[i])],
-      ["duration", duration(store.duration(i)) + (state === "running" ? " so far" : "")],
+      ["duration", store.span(store.duration(i)) + (state === "running" ? " so far" : "")],
       ["after", deps.length ? deps.join(", ") : "(no dependencies)"],
       ...poolLines(store, i, "").map((line) => ["pool", line]),
     ];
@@ -66,7 +65,7 @@ export function detailView(store, signal) {
           h("span", { class: "nbflow-badge", style: store.paint(a.state) }, a.state),
           ` attempt ${a.attempt}`,
           a.start !== null ? ` · ${store.time(a.start)}` : "",
-          took !== null ? ` · ${duration(took)}${running ? " so far" : ""}` : "",
+          took !== null ? ` · ${store.span(took)}${running ? " so far" : ""}` : "",
           a.worker ? ` · ${a.worker}` : ""),
         a.error ? h("div", { class: "nbflow-detail-error" }, a.error) : null,
         // jp-RenderedText: JupyterLab's theme colours for the ansi-* classes apply inside.

@@ -10,6 +10,13 @@ export function duration(seconds) {
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
+/** `t` on a simulation's clock counted in `unit` (gantt.py's time_text): "125ms", "4 min",
+ * "12" (plain numbers). */
+export function amount(t, unit) {
+  const n = Number(t.toFixed(3));
+  return unit.length <= 2 ? `${n}${unit}` : `${n} ${unit}`;
+}
+
 export function clock(unixSeconds) {
   if (unixSeconds === null || unixSeconds === undefined) return "";
   return new Date(unixSeconds * 1000).toLocaleTimeString([], { hour12: false });
@@ -25,7 +32,7 @@ export function taskLines(store, i) {
   if (store.attempt[i]) lines.push(`attempt: ${store.attempt[i]}`);
   if (store.restored.has(i)) lines.push("restored (did not run again)");
   const d = store.duration(i);
-  if (d !== null) lines.push(`duration: ${duration(d)}${store.state[i] === "running" ? " so far" : ""}`);
+  if (d !== null) lines.push(`duration: ${store.span(d)}${store.state[i] === "running" ? " so far" : ""}`);
   const error = store.errors.get(i);
   lines.push(...poolLines(store, i));
   if (error) lines.push(`error: ${error[0]}`);

@@ -1,6 +1,5 @@
 // The header: run title and outcome, counts per state, progress bar, cancel button.
 import { h, put } from "./dom.js";
-import { duration } from "./format.js";
 
 export function header(store, signal) {
   const title = h("span", { class: "nbflow-title" });
@@ -105,7 +104,7 @@ export function header(store, signal) {
     requestAnimationFrame(() => { queued = false; update(); });
   });
   function elapsedText() {
-    return duration(store.elapsed());
+    return store.span(store.elapsed());
   }
   const ticker = setInterval(() => {
     if (!store.live) return;

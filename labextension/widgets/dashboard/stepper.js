@@ -7,6 +7,7 @@
 // turns) and answers with a new `_step` and snapshot; the DAG and the timeline beside this
 // panel restyle from the snapshot as for a run.
 import { h, put } from "./dom.js";
+import { amount } from "./format.js";
 
 // Tasks listed by name in each set; the rest are counted (a 5,000-task flow).
 const LISTED = 60;
@@ -52,7 +53,8 @@ export function stepperView(store, signal) {
 
   function update() {
     const step = model.get("_step") ?? {};
-    time.textContent = `t = ${Number((step.time ?? 0).toFixed(3))} s`;
+    const t = step.time ?? 0, unit = store.graph.unit;
+    time.textContent = `t = ${unit === undefined ? `${Number(t.toFixed(3))} s` : amount(t, unit)}`;
     said.textContent = step.said || (step.done ? "the run is over" : "press Step to apply the next instant");
     const off = store.disconnected !== null || waiting;
     buttons[0].disabled = buttons[1].disabled = off || Boolean(step.done);

@@ -5,7 +5,7 @@
 // rendered later (a second view, a re-rendered output) starts from the current state.
 // The wire format is described in nbflow/notebook/bridge.py and widgets/dashboard.py.
 
-import { clock } from "./format.js";
+import { amount, clock, duration } from "./format.js";
 
 const EMPTY = {
   flow: "", run: null, names: [], levels: [], deps: [], workers: null,
@@ -285,7 +285,17 @@ export class RunStore {
    * clock. */
   time(t) {
     if (!this.graph.virtual) return clock(t);
-    return t === null || t === undefined ? "" : `t=${Number(t.toFixed(3))}s`;
+    if (t === null || t === undefined) return "";
+    return `t=${amount(t, this.graph.unit ?? "s")}`;
+  }
+
+  /** A length of time as the views show it: "2.00 s", or in the unit a simulation's
+   * durations count (`flow.simulate(unit="ms")`), which is not converted. */
+  span(seconds) {
+    const unit = this.graph.unit;
+    if (unit === undefined || seconds === null || seconds === undefined
+        || !Number.isFinite(seconds)) return duration(seconds);
+    return amount(seconds, unit);
   }
 
   duration(i) {

@@ -1,6 +1,5 @@
 // The status table: one row per task, sortable, filterable by state and name, paged.
 import { h, put } from "./dom.js";
-import { duration } from "./format.js";
 
 const PAGE = 100;
 const COLUMNS = [
@@ -116,7 +115,7 @@ export function tableView(store, signal) {
       h("td", {}, String(store.graph.levels[i])),
       h("td", {}, store.restored.has(i) ? "restored" : store.attempt[i] ? String(store.attempt[i]) : ""),
       h("td", {}, store.time(store.started[i])),
-      h("td", {}, duration(store.duration(i))),
+      h("td", {}, store.span(store.duration(i))),
       h("td", { class: "nbflow-error-cell" }, store.errors.get(i)?.[0] ?? ""));
     }));
   }

@@ -14,7 +14,7 @@
 // "fit" (or a double click) shows the whole run again. Rows are drawn only where the
 // scroll box shows them, so the per-task view of a big flow stays cheap.
 import { h, put } from "./dom.js";
-import { duration } from "./format.js";
+import { amount } from "./format.js";
 
 const ROW = 20, LABEL = 130, AXIS = 20, PAD = 14, MAX_HEIGHT = 320, TICK_SPACING = 90;
 // Below this width a label column would leave the bars no room (or the labels none).
@@ -193,7 +193,7 @@ export function timelineView(store, signal) {
 
     // The axis: round steps from the run's start, every label in one format, none cut off.
     const step = niceStep(((v1 - v0) * TICK_SPACING) / Math.max(plot, 1));
-    const format = tickFormat(step);
+    const format = tickFormat(step, store.graph.unit);
     ctx.strokeStyle = grid;
     ctx.fillStyle = muted;
     for (let t = Math.ceil((v0 - span[0]) / step) * step; span[0] + t <= v1 + 1e-9; t += step) {
@@ -352,7 +352,7 @@ export function timelineView(store, signal) {
     put(card, h("div", { class: "nbflow-card-title" }, store.graph.names[i]),
       h("div", {}, `attempt ${attempt}: ${state}`),
       h("div", {}, `start: ${store.time(start)}`),
-      h("div", {}, `duration: ${duration((end ?? store.clock()) - start)}${end === null ? " so far" : ""}`),
+      h("div", {}, `duration: ${store.span((end ?? store.clock()) - start)}${end === null ? " so far" : ""}`),
       h("div", {}, `worker: ${worker ?? "(known when it ends)"}`),
       held(i));
     card.hidden = false;
@@ -409,8 +409,10 @@ function niceStep(raw) {
   return 10 * power;
 }
 
-/** One label format for every tick of an axis whose ticks are `step` seconds apart. */
-function tickFormat(step) {
+/** One label format for every tick of an axis whose ticks are `step` seconds apart (or
+ * `step` of a simulation's own `unit`, which is not converted). */
+function tickFormat(step, unit) {
+  if (unit !== undefined) return (t) => amount(Number(t.toPrecision(12)), unit);
   if (step >= 60) {
     return (t) => {
       const m = Math.floor(t / 60 + 1e-9), s = Math.round(t - 60 * m);

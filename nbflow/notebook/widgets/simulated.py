@@ -87,7 +87,8 @@ def stepper_picture(sim: Any, panel: dict, layout: DagLayout, snapshot: dict,
         more = f" … and {len(items) - LISTED:,} more" if len(items) > LISTED else ""
         return f"<div><b>{what}</b> ({len(items):,}): {shown}{more}</div>"
 
-    head = (f"<div><b>step by step</b> · t = {panel['time']:g} s"
+    clock = f"{panel['time']:g} s" if sim.unit == "s" else sim.time(panel["time"])
+    head = (f"<div><b>step by step</b> · t = {html.escape(clock)}"
             + (" · the run is over" if panel["done"] else "") + "</div>"
             + listed("ready, in the policy's order", panel["ready"])
             + listed("running", panel["running"]) + listed("finished", panel["finished"]))
@@ -110,6 +111,7 @@ class SimulationDashboard(Dashboard):
         self._timeline = timeline
         self._seq = 1
         super().__init__(sim, collapse_above=collapse_above, parts=parts)
+        sim._views.append(self)   # a stepped simulation's steps and resets reach it
 
     def _first(self, sim: Any, _flow: Any) -> tuple[None, DagLayout, dict]:
         layout = layout_of(sim, self.collapse_above)
@@ -117,6 +119,8 @@ class SimulationDashboard(Dashboard):
         holds = {index[name]: slots for name, slots in sim.resources.items() if name in index}
         state = initial_state(sim.flow_name, sim.label, layout, sim.params, holds)
         state["_graph"].update(virtual=True, timeline=self._timeline)
+        if sim.unit != "s":   # the page labels the clock so; seconds are its default
+            state["_graph"]["unit"] = sim.unit
         state["_snapshot"] = snapshot_of(sim, self._seq)
         return None, layout, state
 
@@ -135,6 +139,13 @@ class SimulationDashboard(Dashboard):
     def static_html(self, snapshot: dict | None = None) -> str:
         return dashboard_picture(self._sim, self._layout, snapshot or self._snapshot, self._uid)
 
+    def close(self) -> None:
+        # getattr: ipywidgets also calls this from __del__, after a failed __init__.
+        views = getattr(getattr(self, "_sim", None), "_views", [])
+        if self in views:
+            views.remove(self)
+        super().close()
+
     def __repr__(self) -> str:
         return f"<nbflow.{type(self).__name__} of {self._sim!r}>"
 
@@ -146,9 +157,14 @@ class SimulationGantt(SimulationDashboard):
 
     PARTS = ("timeline",)
 
-    def __init__(self, sim: Any, svg: str, by: str = "worker"):
-        self.svg = svg
+    def __init__(self, sim: Any, by: str = "worker", title: str | None = None):
+        self._chart = by, title
+        self.svg = sim.gantt_svg(by, title)
         super().__init__(sim, timeline="tasks" if by == "task" else "workers")
+
+    def _state_now(self, said: str) -> dict:
+        self.svg = self._sim.gantt_svg(*self._chart)   # the picture a save keeps
+        return super()._state_now(said)
 
     def static_html(self, snapshot: dict | None = None) -> str:
         return framed(self.svg, self._uid)
@@ -172,10 +188,6 @@ class SimulationStepper(SimulationDashboard):
     PARTS = ("stepper", "graph", "timeline")
     KNOWN_PARTS = (*DASHBOARD_PARTS, "stepper")
     _step = t.Dict().tag(sync=True)
-
-    def __init__(self, sim: Any, *, collapse_above: int | None = 300):
-        super().__init__(sim, collapse_above=collapse_above)
-        sim._views.append(self)
 
     def _first(self, sim: Any, flow: Any) -> tuple[None, DagLayout, dict]:
         latest, layout, state = super()._first(sim, flow)
@@ -201,10 +213,6 @@ class SimulationStepper(SimulationDashboard):
         return stepper_picture(self._sim, self._step, self._layout,
                                snapshot or self._snapshot, self._uid)
 
-    def close(self) -> None:
-        if self in self._sim._views:
-            self._sim._views.remove(self)
-        super().close()
 
 
 class StaticPicture:

@@ -1,5 +1,6 @@
 """Colour distance under normal and simulated dichromat vision (Machado, Oliveira and
-Fernandes 2009, severity 1), in CIELAB (ΔE 1976): enough to tell two state colours apart."""
+Fernandes 2009, severity 1), in CIELAB (ΔE 1976): enough to tell two state colours apart;
+and WCAG 2's contrast ratio of a text colour on its background."""
 import itertools
 
 SIM = {
@@ -35,3 +36,12 @@ def distance(a, b, vision="normal"):
 def closest(colours, vision):
     return min((distance(colours[a], colours[b], vision), a, b)
                for a, b in itertools.combinations(colours, 2))
+
+
+def contrast(a, b):
+    """WCAG 2's contrast ratio of two colours (1 to 21; 4.5 for small text)."""
+    def luminance(c):
+        r, g, b_ = _linear(c)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b_
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
