@@ -174,6 +174,9 @@ def test_a_reset_and_the_steps_reach_every_view_of_the_simulation(lab):
     for where in (stepper, dash):
         expect_states(where, start)
         expect(where.locator(".nbflow-timeline-canvas")).to_have_attribute("data-bars", "1")
+        # At t = 0 the running bar has no width yet: one unit of the clock shows it,
+        # not a millisecond that would be all axis.
+        expect(where.locator(".nbflow-timeline-canvas")).to_have_attribute("data-width", "1")
     expect(dash.locator(".nbflow-status")).to_have_text("stepping")
     expect(panel.locator('[data-set="finished"] .nbflow-step-item')).to_have_count(0)
     lab.shot("2-reset-wide-light", page.locator(".jp-Notebook"))

@@ -149,7 +149,10 @@ export function timelineView(store, signal) {
       const end = bar[4] ?? now;
       if (end !== null) t1 = t1 === null ? end : Math.max(t1, end);
     }
-    return t0 === null ? null : [t0, Math.max(t1 ?? t0, t0 + 1e-3)];
+    // A simulation at its clock's start has running bars of no width yet: one unit of
+    // its clock shows them, where a live run's first millisecond would be all axis.
+    const least = store.graph.virtual ? 1 : 1e-3;
+    return t0 === null ? null : [t0, Math.max(t1 ?? t0, t0 + least)];
   }
 
   function draw() {
@@ -258,6 +261,7 @@ export function timelineView(store, signal) {
     canvas.dataset.labels = geo.labels;
     canvas.dataset.clipped = String(clipped);
     canvas.dataset.plot = String(Math.round(plot));
+    canvas.dataset.width = String(v1 - v0);   // the time shown across the plot
     if (store.live && now !== null && now >= v0 && now <= v1) {
       ctx.strokeStyle = fg; ctx.setLineDash([2, 2]);
       ctx.beginPath(); ctx.moveTo(x(now), AXIS - 4); ctx.lineTo(x(now), height - PAD + 2); ctx.stroke();
