@@ -14,25 +14,23 @@ import itertools
 import linecache
 import threading
 import types
-import weakref
 from collections.abc import Callable, Iterable
-from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .core.cellvars import CellNames, analyse
 from .core.graph import Graph, close_names
 from .core.options import OPTIONS
 from .core.spec import TaskSpec
+from .core.weakcache import WeakCache
 from .core.worker import current_task, run_coroutine
 from .errors import DuplicateTaskError, InvalidOption, UnknownDependencyError
 from .mapping import item_salt
 from .shipped import CellTask
 
 
-@dataclass
-class Declaration:
-    """A task as declared, before its dependencies are resolved."""
+class Declaration(NamedTuple):
+    """A task as declared, before its dependencies are resolved (a tuple: one per
+    declaration, made in one call)."""
 
     spec: TaskSpec      # deps and inputs as far as the declaration alone decides them
     after: tuple[str, ...] = ()                 # the dependencies given by name (after=)
@@ -114,7 +112,7 @@ class _Signature(NamedTuple):
     identity: tuple[Any, Any]      # (module, qualname) of the function a map's item binds
 
 
-_ANALYSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ANALYSED = WeakCache()
 
 
 def _analysed(fn: Callable[..., Any]) -> _Signature:
@@ -123,10 +121,9 @@ def _analysed(fn: Callable[..., Any]) -> _Signature:
     A flow built in a loop declares one function many times, and
     ``inspect.signature`` was half of what declaring a task cost.
     """
-    try:
-        return _ANALYSED[fn]
-    except (KeyError, TypeError):
-        pass
+    known: _Signature | None = _ANALYSED.get(fn)
+    if known is not None:
+        return known
     params, any_keyword = [], False
     for p in inspect.signature(fn).parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
@@ -140,8 +137,7 @@ def _analysed(fn: Callable[..., Any]) -> _Signature:
                        next((p for p, has_default in params if has_default is None), None),
                        _origin(fn), any_keyword, kind,
                        (getattr(base, "__module__", None), getattr(base, "__qualname__", None)))
-    with suppress(TypeError):   # not weak-referenceable: analysed again next time
-        _ANALYSED[fn] = found
+    _ANALYSED.put(fn, found)   # not weak-referenceable: analysed again next time
     return found
 
 
