@@ -184,22 +184,25 @@ class Flow:
                  "expected": expected, "deadline": deadline, "resources": resources,
                  "group": group, "phase": phase}
 
-        def declare(f: Callable[..., Any]) -> Callable[..., Any]:
-            if name is not None:
-                task_name = check("name", name, "flow.task()")
-            else:
-                task_name = getattr(f, "__name__", None)
-                if not isinstance(task_name, str) or task_name == "<lambda>":
-                    raise InvalidOption("a lambda or callable object needs a task name: "
-                                        "flow.task(fn, name='...')", option="name", value=None)
-            who = f"task {task_name!r}"
-            deps = check("after", after, who)
-            options = self._scoped(task_options(self.defaults, given, task_name), task_name)
-            self._add(function_declaration(f, task_name, deps, options, inputs),
-                      _declaring_cell())
-            return f
+        if fn is None:   # @flow.task(...): the decorator
+            return lambda f: self._task(f, name, after, inputs, given)
+        # A call: no closure made (a flow built in a loop declares thousands).
+        return self._task(fn, name, after, inputs, given)
 
-        return declare if fn is None else declare(fn)
+    def _task(self, f: Callable[..., Any], name: str | None, after: Iterable[str],
+              inputs: dict[str, Any] | None, given: dict[str, Any]) -> Callable[..., Any]:
+        """:meth:`task`'s declaration of ``f``; returns ``f``."""
+        if name is not None:
+            task_name = check("name", name, "flow.task()")
+        else:
+            task_name = getattr(f, "__name__", None)
+            if not isinstance(task_name, str) or task_name == "<lambda>":
+                raise InvalidOption("a lambda or callable object needs a task name: "
+                                    "flow.task(fn, name='...')", option="name", value=None)
+        deps = check("after", after, f"task {task_name!r}")
+        options = self._scoped(task_options(self.defaults, given, task_name), task_name)
+        self._add(function_declaration(f, task_name, deps, options, inputs), _declaring_cell())
+        return f
 
     def map(self, fn: Callable[..., Any], /, over: Any, *, name: str | None = None,
             param: str | None = None, inputs: dict[str, Any] | None = None,

@@ -14,25 +14,23 @@ import itertools
 import linecache
 import threading
 import types
-import weakref
 from collections.abc import Callable, Iterable
-from contextlib import suppress
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .core.cellvars import CellNames, analyse
 from .core.graph import Graph, close_names
 from .core.options import OPTIONS
 from .core.spec import TaskSpec
+from .core.weakcache import WeakCache
 from .core.worker import current_task, run_coroutine
 from .errors import DuplicateTaskError, InvalidOption, UnknownDependencyError
 from .mapping import item_salt
 from .shipped import CellTask
 
 
-@dataclass
-class Declaration:
-    """A task as declared, before its dependencies are resolved."""
+class Declaration(NamedTuple):
+    """A task as declared, before its dependencies are resolved (a tuple: one per
+    declaration, made in one call)."""
 
     spec: TaskSpec      # deps and inputs as far as the declaration alone decides them
     after: tuple[str, ...] = ()                 # the dependencies given by name (after=)
@@ -58,68 +56,74 @@ def function_declaration(fn: Callable[..., Any], name: str, after: Iterable[str]
         ``fn`` is a generator function, or has positional-only parameters;
         ``inputs`` is not such a mapping, or names a parameter ``fn`` does not have.
     """
-    params, origin, any_keyword, kind = _analysed(fn)
-    if kind == "generator":
+    sig = _analysed(fn)
+    if sig.kind == "generator":
         raise TypeError(
             f"task {name!r}: {getattr(fn, '__qualname__', fn)!r} is a generator function "
             "(it uses yield), so calling it runs none of its body. Return a list instead, "
             "e.g. a wrapper that returns list(gen()), or use return in place of yield.")
-    for param, has_default in params:
-        if has_default is None:
-            raise TypeError(f"task {name!r}: parameter {param!r} is positional-only; nbflow "
-                            "passes upstream results by keyword, so drop the '/' marker.")
-    inputs = OPTIONS["inputs"].validate(inputs, f"task {name!r}")
-    after = tuple(after)
+    if sig.positional_only is not None:
+        raise TypeError(f"task {name!r}: parameter {sig.positional_only!r} is positional-only; "
+                        "nbflow passes upstream results by keyword, so drop the '/' marker.")
+    params = sig.params
     ordered = dict.fromkeys(after)   # after=, then each input's tasks, each once
     given: dict[str, tuple[str | tuple[str, ...], None]] = {}
-    if inputs:
-        for param, source in _check_inputs(name, inputs, params, any_keyword):
+    if inputs is not None:
+        inputs = _INPUTS.validate(inputs, f"task {name!r}")
+        for param, source in _check_inputs(name, inputs, sig):
             given[param] = (source, None)
             ordered.update(dict.fromkeys((source,) if isinstance(source, str) else source))
         # Parameters that ``inputs`` does not feed: only these can name other tasks.
-        params = tuple(p for p in params if p[0] not in given)
-    deps = tuple(ordered)
+        params = tuple([p for p in params if p[0] not in given])
     # The partial keeps ``fn`` visible to result keys (results.code_digest).
-    call = functools.partial(run_coroutine, fn) if kind == "coroutine" else fn
+    call = functools.partial(run_coroutine, fn) if sig.kind == "coroutine" else fn
     # The spec a run uses as it is, unless resolving adds to its deps (``resolve``).
-    spec = TaskSpec(name=name, fn=call, deps=deps, inputs=given, kind="function",
-                    origin=origin, **options)
-    base = fn.func if isinstance(fn, functools.partial) else fn   # a map's item bound
-    identity = (getattr(base, "__module__", None), getattr(base, "__qualname__", None))
-    return Declaration(spec, after=after, params=params, identity=identity, salt=salt)
+    spec = TaskSpec(name=name, fn=call, deps=tuple(ordered), inputs=given, kind="function",
+                    origin=sig.origin, **options)
+    return Declaration(spec, after=tuple(after), params=params, identity=sig.identity,
+                       salt=salt)
 
 
-def _check_inputs(task: str, inputs: dict[str, Any], params: tuple, any_keyword: bool
+_INPUTS = OPTIONS["inputs"]
+
+
+def _check_inputs(task: str, inputs: dict[str, Any], sig: _Signature
                   ) -> tuple[tuple[str, str | tuple[str, ...]], ...]:
     """``inputs`` (already checked by its options row) as pairs, each naming a
     parameter ``fn`` has."""
-    known = {p for p, _ in params}
-    for param in inputs:
-        if param not in known and not any_keyword:
-            raise InvalidOption(
-                f"task {task!r}: inputs= names {param!r}, which is not a parameter of its "
-                f"function (its parameters: {', '.join(sorted(known)) or 'none'})",
-                option="inputs", value=inputs)
+    if not sig.any_keyword and not sig.known.issuperset(inputs):
+        param = next(p for p in inputs if p not in sig.known)
+        raise InvalidOption(
+            f"task {task!r}: inputs= names {param!r}, which is not a parameter of its "
+            f"function (its parameters: {', '.join(sorted(sig.known)) or 'none'})",
+            option="inputs", value=inputs)
     return tuple(inputs.items())
 
 
-_ANALYSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+class _Signature(NamedTuple):
+    """What declaring needs to know of a function, worked out once per function."""
+
+    params: tuple[tuple[str, bool | None], ...]   # (name, has default); None: positional-only
+    known: frozenset[str]          # the names of params
+    positional_only: str | None    # the first positional-only parameter (refused)
+    origin: str                    # where it was defined
+    any_keyword: bool              # it takes **kwargs
+    kind: str                      # "generator", "coroutine" or "function"
+    identity: tuple[Any, Any]      # (module, qualname) of the function a map's item binds
 
 
-def _analysed(fn: Callable[..., Any]
-              ) -> tuple[tuple[tuple[str, bool | None], ...], str, bool, str]:
-    """``fn``'s keyword parameters as ``(name, has default)`` (None for a
-    positional-only one), where it was defined, whether it takes ``**kwargs``, and
-    its kind (``"generator"``, ``"coroutine"`` or ``"function"``); once per
-    function object.
+_ANALYSED = WeakCache()
+
+
+def _analysed(fn: Callable[..., Any]) -> _Signature:
+    """``fn``'s :class:`_Signature`, once per function object.
 
     A flow built in a loop declares one function many times, and
     ``inspect.signature`` was half of what declaring a task cost.
     """
-    try:
-        return _ANALYSED[fn]
-    except (KeyError, TypeError):
-        pass
+    known: _Signature | None = _ANALYSED.get(fn)
+    if known is not None:
+        return known
     params, any_keyword = [], False
     for p in inspect.signature(fn).parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
@@ -128,9 +132,12 @@ def _analysed(fn: Callable[..., Any]
         params.append((p.name, None if p.kind is p.POSITIONAL_ONLY else p.default is not p.empty))
     kind = ("generator" if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
             else "coroutine" if inspect.iscoroutinefunction(fn) else "function")
-    found = tuple(params), _origin(fn), any_keyword, kind
-    with suppress(TypeError):   # not weak-referenceable: analysed again next time
-        _ANALYSED[fn] = found
+    base = fn.func if isinstance(fn, functools.partial) else fn   # a map's item bound
+    found = _Signature(tuple(params), frozenset(p for p, _ in params),
+                       next((p for p, has_default in params if has_default is None), None),
+                       _origin(fn), any_keyword, kind,
+                       (getattr(base, "__module__", None), getattr(base, "__qualname__", None)))
+    _ANALYSED.put(fn, found)   # not weak-referenceable: analysed again next time
     return found
 
 

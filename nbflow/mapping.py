@@ -25,7 +25,6 @@ import pickle
 from collections.abc import Callable, Iterable
 from typing import Any
 
-
 #: Most items one map may have (``NBFLOW_MAX_MAP`` sets another bound): an endless
 #: iterator (``itertools.count()``, a generator that never returns) must be an error,
 #: not a kernel that hangs while the cell is declared.

@@ -51,19 +51,19 @@ import stat
 import sys
 import threading
 import types
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from typing import Any
 
 from .core.safe import safe_str
 from .core.spec import TaskSpec
+from .core.weakcache import WeakCache
 from .core.worker import Saved, current_task
 from .store.open import make_private_folders
 
 MISS = (False, None)
 _SIMPLE = (int, float, complex, str, bytes, bool, type(None))
-_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_DIGESTS = WeakCache()
 
 
 def results_folder(store_path: str | None) -> str:
@@ -89,15 +89,13 @@ def code_digest(fn: Callable[..., Any]) -> bytes:
     the task's code, or its name, to change its key.  Cached per function
     object, so it is computed once per declaration.
     """
-    try:
-        return _DIGESTS[fn]
-    except (KeyError, TypeError):
-        pass
+    digest: bytes | None = _DIGESTS.get(fn)
+    if digest is not None:
+        return digest
     h = hashlib.sha256(b"nbflow-code-1 %d.%d\0" % sys.version_info[:2])
     _feed_callable(h, fn, set())
     digest = h.digest()
-    with suppress(TypeError):  # not weak-referenceable: hashed again next run
-        _DIGESTS[fn] = digest
+    _DIGESTS.put(fn, digest)   # not weak-referenceable: hashed again next run
     return digest
 
 

@@ -24,5 +24,5 @@ class EngineCore(Protocol):
     running: dict[tuple[int, int], TaskContext]
     executor: Executor
 
-    def _move(self, i: int, trigger: Trigger, detail: Detail | None = None, **facts: bool
-              ) -> State: ...
+    def _move(self, i: int, trigger: Trigger, detail: Detail | None = None,
+              retries_left: bool | None = None) -> State: ...

@@ -109,9 +109,15 @@ class ThreadExecutor:
     def submit(self, token: Token, fn: Callable[..., Any], kwargs: dict[str, Any],
                ctx: TaskContext | None = None) -> None:
         self._jobs.put((token, fn, kwargs, ctx))
-        try:
-            self._waiting.pop()
-        except IndexError:
+        # Only this thread pops, so a non-empty deque stays so until the pop; a
+        # worker that starts waiting just after the check costs at most one
+        # thread more than needed, as a pop that just missed it did.  (Catching
+        # the IndexError instead: a raised exception per attempt while the
+        # workers are busy, the usual case of a big run.)
+        waiting = self._waiting
+        if waiting:
+            waiting.pop()
+        else:
             self._grow()
 
     def _grow(self) -> None:
