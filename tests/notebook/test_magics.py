@@ -291,7 +291,7 @@ def test_scheduling_options_policy_and_status_by_group(kernel: KernelSession):
     kernel.ok("%%task report --group etl\nout = loaded + 1")
     kernel.ok("%flow run --policy sjf")
     assert kernel.value("last_run().state") == "succeeded"
-    assert kernel.value("[(s.resources, s.group, s.expected, s.deadline) "
+    assert kernel.value("[(dict(s.resources), s.group, s.expected, s.deadline) "
                         "for s in current_flow().build()[1]]") == [
         ({"db": 1}, "etl/load", 2.0, 3600.0), ({}, "etl", None, None)]
     params = kernel.value("last_run().store.run(last_run().id)['params']")
