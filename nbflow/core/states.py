@@ -146,7 +146,7 @@ def transition(state: State, trigger: Trigger, task: str | None = None, **facts:
         if the entry is guarded and the caller did not pass the guard's fact.
     """
     try:
-        return _PLAIN[state, trigger]
+        return PLAIN[state, trigger]
     except KeyError:
         pass
     try:
@@ -158,7 +158,7 @@ def transition(state: State, trigger: Trigger, task: str | None = None, **facts:
 
 # TABLE split by kind of entry, so that transition() needs no check of the kind
 # (an isinstance per transition cost the engine 1.5% of its instructions).
-_PLAIN = {k: v for k, v in TABLE.items() if isinstance(v, State)}
+PLAIN = {k: v for k, v in TABLE.items() if isinstance(v, State)}
 _GUARDED = {k: v for k, v in TABLE.items() if isinstance(v, Guarded)}
 
 

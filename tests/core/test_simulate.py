@@ -266,3 +266,22 @@ def test_the_simulated_executor_uses_the_lowest_free_worker():
     first = clock.wait(inbox, None)
     second = inbox.get_nowait()   # both end at t=1: delivered together
     assert clock.now() == 1 and [first[1].worker, second[1].worker] == ["worker 0", "worker 1"]
+
+
+def test_a_sink_gets_every_event_once_in_order():
+    # The schedule keeps the engine's event buffer itself; sinks get what is new at
+    # each flush: the whole record, each event once.
+    graph, specs = specs_of({"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]},
+                            b={"retries": 1})
+    got: list = []
+
+    class Keep:
+        def events(self, batch):
+            got.extend(batch)
+
+        def logs(self, batch):
+            pass
+
+    schedule = simulate(graph, specs, workers=2, sinks=[Keep()],
+                        fails=failures_of({"b": 1}, None))
+    assert got == schedule.events and len(got) == len({ev[1] for ev in got}) == 15
