@@ -131,6 +131,8 @@ def test_a_real_run_on_the_synchronous_executor_makes_the_same_decisions():
 @pytest.mark.parametrize("durations, message", [
     ({"a": -1}, r"the duration of task 'a' must be a finite number of seconds >= 0, got -1"),
     ({"a": float("inf")}, r"must be a finite number of seconds >= 0, got inf"),
+    ({"a": float("nan")}, r"must be a finite number of seconds >= 0, got nan"),
+    ({"a": 1.0, "zz": 1.0}, r"durations name tasks the flow does not have: 'zz'"),
     ({"a": "x"}, r"the duration of task 'a' must be a number of seconds, got 'x'"),
     ({"zz": 1}, r"durations name tasks the flow does not have: 'zz'"),
 ])
