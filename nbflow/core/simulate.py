@@ -148,7 +148,7 @@ def durations_of(durations: Any, names: Sequence[str], default: float = DEFAULT_
         # the sum NaN; an overflowing sum is checked one by one): a loop over ten
         # thousand tasks cost a quarter of what the list scheduler takes in all.
         if (len(table) == len(names) and set(map(type, seconds)) <= {float}
-                and (not table or min(seconds) >= 0 and sum(seconds) < _INF)):
+                and (not table or (min(seconds) >= 0 and sum(seconds) < _INF))):
             return _Table(table)
         get, table = durations.get, {}
         for name in names:
