@@ -244,9 +244,24 @@ class Schedule:
     origin: float = 0.0    # the clock's time at the start; spans count from it
     events: list[Event] = field(default_factory=list)
 
+    _derived: dict[str, tuple[int, Any]] = field(default_factory=dict, repr=False,
+                                                 compare=False)
+
+    def _once(self, what: str, make: Callable[[], Any]) -> Any:
+        # A simulation's summary reads spans and waits several times; each is one
+        # walk over the events, done again only when there are more (a stepped one).
+        seen, value = self._derived.get(what, (-1, None))
+        if seen != len(self.events):
+            value = make()
+            self._derived[what] = (len(self.events), value)
+        return value
+
     @property
     def spans(self) -> list[Span]:
         """Every attempt that ran, in the order they started."""
+        return list(self._once("spans", self._spans))
+
+    def _spans(self) -> list[Span]:
         started: dict[tuple[str, int], float] = {}
         out = []
         for ev in self.events:
@@ -282,6 +297,9 @@ class Schedule:
 
     def waits(self) -> dict[str, float]:
         """Seconds each task spent ready but not running (all its attempts)."""
+        return dict(self._once("waits", self._waits))
+
+    def _waits(self) -> dict[str, float]:
         ready_since: dict[str, float] = {}
         waited = dict.fromkeys(self.names, 0.0)
         for ev in self.events:
