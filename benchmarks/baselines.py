@@ -72,13 +72,17 @@ def graphlib_levels(names: Sequence[str], deps: Sequence[Sequence[str]]) -> list
 
 
 def list_schedule(names: Sequence[str], deps: Sequence[Sequence[str]],
-                  durations: Sequence[float], workers: int) -> float:
-    """A minimal hand-written list scheduler: the makespan of ``names`` on ``workers``.
+                  durations: Sequence[float], workers: int
+                  ) -> tuple[float, list[float], list[float], list[int]]:
+    """A minimal hand-written list scheduler: the makespan of ``names`` on ``workers``,
+    and each task's start, finish and worker (by position).
 
     Ready tasks wait in a heap by declaration order, running ones in a heap by
     finishing time; every ending of one instant is applied before anything
-    starts, as in :mod:`nbflow.core.simulate`.  What a teacher would write in an
-    afternoon, with nothing of nbflow's: no events, no states, no retries.
+    starts, as in :mod:`nbflow.core.simulate`; a starting task takes the worker
+    freed last.  What a teacher would write in an afternoon, with nothing of
+    nbflow's: no events, no states, no retries.  It does the simulation's job
+    (dependencies, workers, who ran what when) and no more.
     """
     import heapq
     index = {name: i for i, name in enumerate(names)}
@@ -89,19 +93,21 @@ def list_schedule(names: Sequence[str], deps: Sequence[Sequence[str]],
             succs[index[d]].append(i)
     ready = [i for i, n in enumerate(waiting) if not n]
     heapq.heapify(ready)
+    start, finish, worker = [0.0] * len(names), [0.0] * len(names), [0] * len(names)
     running: list[tuple[float, int]] = []
-    now, free = 0.0, workers
+    now, free = 0.0, list(range(workers - 1, -1, -1))
     while ready or running:
         while free and ready:
             i = heapq.heappop(ready)
+            start[i], worker[i] = now, free.pop()
             heapq.heappush(running, (now + durations[i], i))
-            free -= 1
         now = running[0][0]
         while running and running[0][0] <= now:
             _, i = heapq.heappop(running)
-            free += 1
+            finish[i] = now
+            free.append(worker[i])
             for s in succs[i]:
                 waiting[s] -= 1
                 if not waiting[s]:
                     heapq.heappush(ready, s)
-    return now
+    return now, start, finish, worker

@@ -205,3 +205,22 @@ def test_profiler_finds_the_store_writer_thread(capsys, declare):
         assert "yappi is not installed" in out
     else:
         assert f"{profile_run.WRITER_THREAD}: top 5 functions" in out
+
+
+def test_the_list_scheduler_baseline_does_the_simulations_job():
+    # A fair baseline does the simulation's whole job: who ran what when, after
+    # its dependencies, never more at once than workers, one task at a time per
+    # worker, each for its duration.
+    names, deps = layered(60, 6)
+    durations = [1.0 + (i % 7) for i in range(len(names))]
+    makespan, start, finish, worker = baselines.list_schedule(names, deps, durations, 3)
+    at = {name: i for i, name in enumerate(names)}
+    for i, ds in enumerate(deps):
+        assert finish[i] - start[i] == durations[i]
+        assert all(finish[at[d]] <= start[i] for d in ds)
+        assert 0 <= worker[i] < 3
+        assert sum(start[j] <= start[i] < finish[j] for j in range(len(names))) <= 3
+    for k in range(3):
+        lane = sorted((start[i], finish[i]) for i in range(len(names)) if worker[i] == k)
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(lane))
+    assert makespan == max(finish)

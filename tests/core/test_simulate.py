@@ -131,6 +131,8 @@ def test_a_real_run_on_the_synchronous_executor_makes_the_same_decisions():
 @pytest.mark.parametrize("durations, message", [
     ({"a": -1}, r"the duration of task 'a' must be a finite number of seconds >= 0, got -1"),
     ({"a": float("inf")}, r"must be a finite number of seconds >= 0, got inf"),
+    ({"a": float("nan")}, r"must be a finite number of seconds >= 0, got nan"),
+    ({"a": 1.0, "zz": 1.0}, r"durations name tasks the flow does not have: 'zz'"),
     ({"a": "x"}, r"the duration of task 'a' must be a number of seconds, got 'x'"),
     ({"zz": 1}, r"durations name tasks the flow does not have: 'zz'"),
 ])
@@ -266,3 +268,22 @@ def test_the_simulated_executor_uses_the_lowest_free_worker():
     first = clock.wait(inbox, None)
     second = inbox.get_nowait()   # both end at t=1: delivered together
     assert clock.now() == 1 and [first[1].worker, second[1].worker] == ["worker 0", "worker 1"]
+
+
+def test_a_sink_gets_every_event_once_in_order():
+    # The schedule keeps the engine's event buffer itself; sinks get what is new at
+    # each flush: the whole record, each event once.
+    graph, specs = specs_of({"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]},
+                            b={"retries": 1})
+    got: list = []
+
+    class Keep:
+        def events(self, batch):
+            got.extend(batch)
+
+        def logs(self, batch):
+            pass
+
+    schedule = simulate(graph, specs, workers=2, sinks=[Keep()],
+                        fails=failures_of({"b": 1}, None))
+    assert got == schedule.events and len(got) == len({ev[1] for ev in got}) == 15
