@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
-from .policies import ReadyQueue, RunInfo, make_policy
+from .policies import Rank, RunInfo, make_policy
 from .spec import TaskSpec
 
 
@@ -96,33 +96,39 @@ class Scheduler:
             self.push = q.push   # type: ignore[method-assign]
             self.release = _nothing   # type: ignore[method-assign]
             return
-        self._need = [tuple(sorted(s.resources.items())) for s in run.specs]
-        self._queues: dict[tuple[tuple[str, int], ...], ReadyQueue] = {}
-        self._factory = factory
-        self._n = 0
+        # One queue per combination of pools (there are few), made here, so a
+        # push is one indexing and a fit check reads the combination, never a queue.
+        needs = [tuple(sorted(s.resources.items())) for s in run.specs]
+        kinds = list(dict.fromkeys(needs))
+        number = {need: k for k, need in enumerate(kinds)}
+        self._queues = [factory() for _ in kinds]
+        self._kinds = kinds
+        self._pools_of = [frozenset(pool for pool, _ in need) for need in kinds]
+        self._push_of = [self._queues[number[need]].push for need in needs]
+        self._need = needs
+        # Tasks that hold no slot (they always fit), if there are any.
+        self._free_anyway = self._queues[number[()]] if () in number else None
 
     # -- the pooled path (the plain one binds these to its single queue) --------
     def push(self, i: int) -> None:
         """Task ``i`` is ready."""
-        need = self._need[i]
-        q = self._queues.get(need)
-        if q is None:
-            q = self._queues[need] = self._factory()
-        q.push(i)
-        self._n += 1
+        self._push_of[i](i)
 
     def release(self, i: int) -> None:
         """An attempt of task ``i`` ended: its slots are free again."""
+        free = self.free
         for pool, n in self._need[i]:
-            self.free[pool] += n
+            free[pool] += n
 
     def __len__(self) -> int:
-        return self._n if self.pooled else len(self._q)
+        if not self.pooled:
+            return len(self._q)
+        return sum(map(len, self._queues))
 
     def ordered(self) -> list[int]:
         """The ready tasks in the policy's order, slots aside; nothing changes (for a
         stepped simulation's view of the queue)."""
-        queues = self._queues.values() if self.pooled else [self._q]
+        queues = self._queues if self.pooled else [self._q]
         return [i for _rank, i in sorted(p for q in queues for p in q.ranked())]
 
     def take(self, n: int, ahead: bool = False) -> list[int]:
@@ -141,29 +147,33 @@ class Scheduler:
             while len(out) < n and q.final(q.peek()):
                 out.append(q.pop())
             return out
-        closed: set[str] = set()
-        out, free = [], self.free
+        free = self.free
+        if not any(free.values()) and not (self._free_anyway and len(self._free_anyway)):
+            return []   # every slot is held: only a task that needs none could start
+        out, queues, pools_of = [], self._queues, self._pools_of
+        closed: frozenset[str] = frozenset()   # reserved for a better task that does not fit
         while len(out) < n:
-            best = None
-            for need, q in self._queues.items():
-                if len(q) and not (closed and any(pool in closed for pool, _ in need)):
+            best: Rank = ()
+            k = -1
+            for j, q in enumerate(queues):
+                if len(q) and (not closed or closed.isdisjoint(pools_of[j])):
                     rank = q.head()
-                    if best is None or rank < best[0]:
-                        best = (rank, need, q)
-            if best is None:
+                    if k < 0 or rank < best:
+                        best, k = rank, j
+            if k < 0:
                 break
-            _, need, q = best
+            q = queues[k]
             if ahead and not q.final(q.peek()):
                 break
-            for pool, k in need:
-                if free[pool] < k:
-                    closed.update(pool for pool, _ in need)   # reserved for this task
+            need = self._kinds[k]
+            for pool, slots in need:
+                if free[pool] < slots:
+                    closed |= pools_of[k]
                     break
             else:
-                for pool, k in need:
-                    free[pool] -= k
+                for pool, slots in need:
+                    free[pool] -= slots
                 out.append(q.pop())
-                self._n -= 1
         return out
 
 
