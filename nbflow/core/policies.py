@@ -16,15 +16,16 @@ queued), ``head()`` (the rank of the best, a tuple, smaller is better,
 comparable between queues of one run at one instant)
 and ``final(i)``: True when no task that becomes ready later can rank above
 ``i`` (then queueing ``i`` ahead of a busy worker cannot break the policy's
-order; see ``scheduler.py``; :class:`Future` answers it for fixed keys).  Policies are configuration: one object may serve
-many runs.
+order; see ``scheduler.py``; :class:`Future` answers it for fixed keys).
+Policies are configuration: one object may serve many runs.
 
 Adding a policy with a fixed key per task is one subclass of :class:`Keyed`
-with a ``keys(run)`` method (smaller first).  A policy that reads expected
+with a ``keys(run)`` method (smaller first); the keys become ranks once per
+run and a :class:`RankQueue` orders them with nothing allocated per push.  A policy that reads expected
 durations sets ``needs_history = True``, so the run loads them from the store.
 
 Ties always break by ready order (first ready, first started), so a policy
-whose keys are all equal is exactly fifo, and all of them are deterministic:
+whose keys are all equal is exactly fifo (and gets the fifo queue), and all of them are deterministic:
 tasks that become ready together (the roots, or the dependents of one task)
 become ready in declaration order.
 """
@@ -39,6 +40,7 @@ import numbers
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .clock import Clock
@@ -205,7 +207,7 @@ class Future:
     def __init__(self, rank: list[int], order: list[int], specs: Sequence[TaskSpec]):
         self.rank, self._order = rank, order
         self.queued = bytearray(len(rank))
-        self._retries = [s.retries for s in specs]
+        self._retries = list(map(attrgetter("retries"), specs))
         self._next = 0
 
     def final(self, i: int) -> bool:
