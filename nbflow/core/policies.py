@@ -16,15 +16,16 @@ queued), ``head()`` (the rank of the best, a tuple, smaller is better,
 comparable between queues of one run at one instant)
 and ``final(i)``: True when no task that becomes ready later can rank above
 ``i`` (then queueing ``i`` ahead of a busy worker cannot break the policy's
-order; see ``scheduler.py``; :class:`Future` answers it for fixed keys).  Policies are configuration: one object may serve
-many runs.
+order; see ``scheduler.py``; :class:`Future` answers it for fixed keys).
+Policies are configuration: one object may serve many runs.
 
 Adding a policy with a fixed key per task is one subclass of :class:`Keyed`
-with a ``keys(run)`` method (smaller first).  A policy that reads expected
+with a ``keys(run)`` method (smaller first); the keys become ranks once per
+run and a :class:`RankQueue` orders them with nothing allocated per push.  A policy that reads expected
 durations sets ``needs_history = True``, so the run loads them from the store.
 
 Ties always break by ready order (first ready, first started), so a policy
-whose keys are all equal is exactly fifo, and all of them are deterministic:
+whose keys are all equal is exactly fifo (and gets the fifo queue), and all of them are deterministic:
 tasks that become ready together (the roots, or the dependents of one task)
 become ready in declaration order.
 """
@@ -39,6 +40,7 @@ import numbers
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .clock import Clock
@@ -52,7 +54,7 @@ DEFAULT_EXPECTED = 1.0
 
 #: A queue's head: compared lexicographically, smaller first (keys are a policy's own).
 Rank = tuple[Any, ...]
-#: A heap entry of :class:`HeapQueue`: ``(key, ready order, task)``.
+#: A heap entry of :class:`AgingHeapQueue`: ``(key, ready order, task)``.
 HeapEntry = tuple[Any, int, int]
 #: An entry of one of :class:`AgingQueue`'s heaps: ``(rank or time, seq, task)``, or
 #: ``(seq, task)`` at the cap; the last two are always the seq and the task.
@@ -174,88 +176,138 @@ class Fifo:
         return lambda: FifoQueue(order, seq)
 
 
+def ranks(keys: Sequence[Any]) -> tuple[list[int], list[int]] | None:
+    """A run's fixed keys as dense ranks, or None when they are all equal.
+
+    ``rank[i]`` is 0 for the smallest key, and equal keys share one rank;
+    ``order`` is the tasks by rank, declaration order within one (the one sort
+    of a run: a stable sort of task numbers, no ``(key, i)`` tuple per task).
+    """
+    if not keys or min(keys) == max(keys):
+        return None
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    rank = [0] * len(keys)
+    r, last = 0, keys[order[0]]
+    for i in order:
+        key = keys[i]
+        if key != last:
+            r, last = r + 1, key
+        rank[i] = r
+    return rank, order
+
+
 class Future:
-    """The keys of the tasks that may still become ready: not queued yet, or
-    queued but with retries (a retry comes back).  ``best()`` is the smallest.
+    """The ranks of the tasks that may still become ready: not queued yet, or
+    queued but with retries (a retry comes back).
 
     Queues mark what they push in ``queued`` (a bytearray: no call on the hot
-    path); the sorted keys are built the first time ``best`` is asked.
+    path); ``final`` walks the tasks by rank once over the whole run.
     """
 
-    def __init__(self, keys: Sequence[Any], specs: Sequence[TaskSpec]):
-        self.keys, self._specs = keys, specs
-        self.queued = bytearray(len(keys))
-        self._order: list[int] | None = None
+    def __init__(self, rank: list[int], order: list[int], specs: Sequence[TaskSpec]):
+        self.rank, self._order = rank, order
+        self.queued = bytearray(len(rank))
+        self._retries = list(map(attrgetter("retries"), specs))
         self._next = 0
-        # Equal keys tie by ready order: nothing that comes later can rank first.
-        self.uniform = not keys or min(keys) == max(keys)
-
-    def best(self) -> Any:
-        """The smallest key of a task that may still become ready, or None."""
-        keys = self.keys
-        if self._order is None:
-            # Task numbers by key; a stable sort leaves equal keys in task order,
-            # and needs no (key, i) tuple per task.
-            self._order = sorted(range(len(keys)), key=keys.__getitem__)
-            self._retries = [s.retries for s in self._specs]
-        order, queued, retries = self._order, self.queued, self._retries
-        while self._next < len(order):
-            i = order[self._next]
-            if not queued[i] or retries[i]:
-                return keys[i]
-            self._next += 1
-        return None
 
     def final(self, i: int) -> bool:
         """No task that becomes ready after ``i`` can rank above it."""
-        if self.uniform:
-            return True
-        best = self.best()
-        return best is None or self.keys[i] <= best
+        order, queued, retries = self._order, self.queued, self._retries
+        while self._next < len(order):
+            j = order[self._next]
+            if not queued[j] or retries[j]:
+                return self.rank[i] <= self.rank[j]
+            self._next += 1
+        return True
 
 
-class HeapQueue:
-    """Smallest ``(key, ready order)`` first."""
+class RankQueue:
+    """Smallest rank first, ties by ready order, with nothing allocated per push.
 
-    def __init__(self, keys: Sequence[Any], future: Future, seq: Iterator[int]):
-        self._heap: list[HeapEntry] = []
-        self._keys, self._seq = keys, seq
+    One FIFO per rank, linked through ``link`` (task -> the task queued after it
+    in its rank; one array shared by a run's queues, since a task is in one
+    queue at a time), and a heap of the ranks that have tasks queued: small ints
+    that exist already, compared in C.  Few distinct keys (priorities) make a
+    small heap; a push or pop then costs a few list indexings.
+    """
+
+    def __init__(self, future: Future, levels: int, link: list[int], order: list[int],
+                 seq: Iterator[int]):
+        self._rank, self._link, self._order, self._seq = future.rank, link, order, seq
+        self._first, self._last = [-1] * levels, [-1] * levels
+        self._ranks: list[int] = []
         self._queued = future.queued
         self.final = future.final
+        self._n = 0
 
     def push(self, i: int) -> None:
+        r = self._rank[i]
         self._queued[i] = 1
-        heapq.heappush(self._heap, (self._keys[i], next(self._seq), i))
+        self._order[i] = next(self._seq)
+        first, last = self._first, self._last
+        if first[r] < 0:
+            first[r] = i
+            heapq.heappush(self._ranks, r)
+        else:
+            self._link[last[r]] = i
+        last[r] = i
+        self._n += 1
 
     def pop(self) -> int:
-        return heapq.heappop(self._heap)[2]
+        ranks, first = self._ranks, self._first
+        r = ranks[0]
+        i = first[r]
+        if i == self._last[r]:
+            heapq.heappop(ranks)
+            first[r] = -1
+        else:
+            first[r] = self._link[i]
+        self._n -= 1
+        return i
 
     def head(self) -> Rank:
-        return self._heap[0][:2]
+        i = self._first[self._ranks[0]]
+        return (self._rank[i], self._order[i])
 
     def peek(self) -> int:
-        return self._heap[0][2]
+        return self._first[self._ranks[0]]
 
     def ranked(self) -> list[tuple[Rank, int]]:
-        """``(rank, task)`` of every queued task (a stepped simulation shows them)."""
-        return [(e[:2], e[2]) for e in self._heap]
+        """``(rank, task)`` of every queued task, best first."""
+        out, link, order = [], self._link, self._order
+        for r in sorted(self._ranks):
+            i = self._first[r]
+            out.append(((r, order[i]), i))
+            while i != self._last[r]:
+                i = link[i]
+                out.append(((r, order[i]), i))
+        return out
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return self._n
 
 
 class Keyed:
-    """A policy with one fixed key per task for the whole run (smaller first)."""
+    """A policy with one fixed key per task for the whole run (smaller first).
+
+    The keys become dense ranks once per run (:func:`ranks`), queued in a
+    :class:`RankQueue`; keys that are all equal order nothing, so the run gets
+    the fifo queue itself.
+    """
 
     name = ""
 
     def keys(self, run: RunInfo) -> list[Any]:
         raise NotImplementedError
 
-    def prepare(self, run: RunInfo) -> Callable[[], HeapQueue]:
-        keys = self.keys(run)
-        future, seq = Future(keys, run.specs), itertools.count()
-        return lambda: HeapQueue(keys, future, seq)
+    def prepare(self, run: RunInfo) -> Callable[[], RankQueue | FifoQueue]:
+        ranked = ranks(self.keys(run))
+        if ranked is None:
+            return Fifo().prepare(run)
+        rank, order = ranked
+        future, levels = Future(rank, order, run.specs), rank[order[-1]] + 1
+        link, ready_order, seq = [-1] * len(rank), [0] * len(rank), itertools.count()
+        return lambda: RankQueue(future, levels, link, ready_order, seq)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -321,7 +373,7 @@ class CriticalPath(Keyed):
         return [-r for r in rank]
 
 
-class AgingHeapQueue(HeapQueue):
+class AgingHeapQueue:
     """Aging without a cap: at one instant the order of ``priority + rate * (now -
     ready_at)`` is that of the fixed key ``rate * ready_at - priority``, so it is
     a plain heap whose key is made at push time (head ranks stay comparable
@@ -329,12 +381,30 @@ class AgingHeapQueue(HeapQueue):
 
     def __init__(self, prio: Sequence[int], rate: float, clock: Clock, future: Future,
                  seq: Iterator[int]):
-        super().__init__(prio, future, seq)
-        self._rate, self._now = rate, clock.now
+        self._heap: list[HeapEntry] = []
+        self._prio, self._rate, self._now, self._seq = prio, rate, clock.now, seq
+        self._queued = future.queued
+        self.final = future.final
 
     def push(self, i: int) -> None:
         self._queued[i] = 1
-        heapq.heappush(self._heap, (self._rate * self._now() - self._keys[i], next(self._seq), i))
+        heapq.heappush(self._heap, (self._rate * self._now() - self._prio[i], next(self._seq), i))
+
+    def pop(self) -> int:
+        return heapq.heappop(self._heap)[2]
+
+    def head(self) -> Rank:
+        return self._heap[0][:2]
+
+    def peek(self) -> int:
+        return self._heap[0][2]
+
+    def ranked(self) -> list[tuple[Rank, int]]:
+        """``(rank, task)`` of every queued task (a stepped simulation shows them)."""
+        return [(e[:2], e[2]) for e in self._heap]
+
+    def __len__(self) -> int:
+        return len(self._heap)
 
 
 class AgingQueue:
@@ -458,9 +528,13 @@ class Aging:
                                  "e.g. nbflow.policies.Aging(rate=1.0, cap=10)")
         self.rate, self.cap = float(rate), cap
 
-    def prepare(self, run: RunInfo) -> Callable[[], AgingQueue | AgingHeapQueue]:
+    def prepare(self, run: RunInfo) -> Callable[[], AgingQueue | AgingHeapQueue | FifoQueue]:
         prio, seq = run.priorities, itertools.count()
-        future = Future([-p for p in prio], run.specs)
+        ranked = ranks([-p for p in prio])
+        if ranked is None:
+            # Equal priorities age alike, so the oldest ranks first, capped or not.
+            return Fifo().prepare(run)
+        future = Future(*ranked, run.specs)
         if self.cap is None:
             return lambda: AgingHeapQueue(prio, self.rate, run.clock, future, seq)
         return lambda: AgingQueue(prio, self.rate, self.cap, run.clock, future, seq)

@@ -37,34 +37,62 @@ and the next task is chosen when a worker is free.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from operator import attrgetter
+from operator import attrgetter, methodcaller
 from typing import Any
 
-from .policies import ReadyQueue, RunInfo, make_policy
+from .policies import Rank, RunInfo, make_policy
 from .spec import TaskSpec
 
+Need = tuple[tuple[str, int], ...]   # a task's (pool, slots), sorted by pool
 
-def check_pools(specs: Sequence[TaskSpec], pools: Mapping[str, int]) -> None:
-    """Every pool a task asks for exists and has enough slots.
+
+def kinds(specs: Sequence[TaskSpec]) -> tuple[list[Need], list[int]]:
+    """The distinct combinations of pools the tasks hold, and each task's by number.
+
+    Per task only C-level steps (one tuple of its items and one look-up): the
+    tasks of a big flow share a few combinations, whose checks and sorting are
+    done once each.
+    """
+    raws = list(map(tuple, map(methodcaller("items"), map(attrgetter("resources"), specs))))
+    number: dict[tuple[tuple[str, int], ...], int] = {}
+    out: list[Need] = []
+    for raw in dict.fromkeys(raws):
+        need = tuple(sorted(raw))
+        if need not in out:
+            out.append(need)
+        number[raw] = out.index(need)
+    return out, list(map(number.__getitem__, raws))
+
+
+def check_pools(specs: Sequence[TaskSpec], pools: Mapping[str, int],
+                found: tuple[list[Need], list[int]] | None = None) -> None:
+    """Every pool a task asks for exists and has enough slots (``found``: the
+    specs' :func:`kinds`, when the caller has them).
 
     Raises
     ------
     ValueError
-        naming the task, the pool and the pools there are.
+        naming the first such task, the pool and the pools there are.
     """
-    if not any(map(attrgetter("resources"), specs)):
+    if found is None:
+        if not any(map(attrgetter("resources"), specs)):
+            return
+        found = kinds(specs)
+    needs, of = found
+    bad = [any(pool not in pools or n > pools[pool] for pool, n in need) for need in needs]
+    if not any(bad):
         return
+    spec = specs[next(i for i, k in enumerate(of) if bad[k])]
     known = ", ".join(f"{p} ({n} slots)" for p, n in pools.items()) or "none"
-    for spec in specs:
-        for pool, n in spec.resources.items():
-            if pool not in pools:
-                raise ValueError(f"task {spec.name!r} asks for pool {pool!r}, which does not "
-                                 f"exist (pools: {known}); declare it with "
-                                 f"flow.pool({pool!r}, slots=N)")
-            if n > pools[pool]:
-                raise ValueError(f"task {spec.name!r} asks for {n} slots of pool {pool!r}, "
-                                 f"which has {pools[pool]}: it could never start. Ask for at "
-                                 f"most {pools[pool]}, or give the pool more slots")
+    for pool, n in spec.resources.items():
+        if pool not in pools:
+            raise ValueError(f"task {spec.name!r} asks for pool {pool!r}, which does not "
+                             f"exist (pools: {known}); declare it with "
+                             f"flow.pool({pool!r}, slots=N)")
+        if n > pools[pool]:
+            raise ValueError(f"task {spec.name!r} asks for {n} slots of pool {pool!r}, "
+                             f"which has {pools[pool]}: it could never start. Ask for at "
+                             f"most {pools[pool]}, or give the pool more slots")
 
 
 class Scheduler:
@@ -82,13 +110,14 @@ class Scheduler:
 
     def __init__(self, run: RunInfo, policy: Any, pools: Mapping[str, int] | None = None):
         pools = dict(pools or {})
-        check_pools(run.specs, pools)
+        self.pooled = any(map(attrgetter("resources"), run.specs))
+        found = kinds(run.specs) if self.pooled else None
+        check_pools(run.specs, pools, found)
         self.run = run
         self.policy = make_policy(policy)
         factory = self.policy.prepare(run)
         self.free = pools
-        self.pooled = any(map(attrgetter("resources"), run.specs))
-        if not self.pooled:
+        if found is None:
             # The plain path: one queue, its methods bound (no per-task Python here).
             q = factory()
             self._q = q
@@ -96,33 +125,37 @@ class Scheduler:
             self.push = q.push   # type: ignore[method-assign]
             self.release = _nothing   # type: ignore[method-assign]
             return
-        self._need = [tuple(sorted(s.resources.items())) for s in run.specs]
-        self._queues: dict[tuple[tuple[str, int], ...], ReadyQueue] = {}
-        self._factory = factory
-        self._n = 0
+        # One queue per combination of pools (there are few), made here, so a
+        # push is one indexing and a fit check reads the combination, never a queue.
+        needs, of = found
+        self._queues = [factory() for _ in needs]
+        self._kinds = needs
+        self._pools_of = [frozenset(pool for pool, _ in need) for need in needs]
+        self._push_of = list(map([q.push for q in self._queues].__getitem__, of))
+        self._need = list(map(needs.__getitem__, of))
+        # Tasks that hold no slot (they always fit), if there are any.
+        self._free_anyway = self._queues[needs.index(())] if () in needs else None
 
     # -- the pooled path (the plain one binds these to its single queue) --------
     def push(self, i: int) -> None:
         """Task ``i`` is ready."""
-        need = self._need[i]
-        q = self._queues.get(need)
-        if q is None:
-            q = self._queues[need] = self._factory()
-        q.push(i)
-        self._n += 1
+        self._push_of[i](i)
 
     def release(self, i: int) -> None:
         """An attempt of task ``i`` ended: its slots are free again."""
+        free = self.free
         for pool, n in self._need[i]:
-            self.free[pool] += n
+            free[pool] += n
 
     def __len__(self) -> int:
-        return self._n if self.pooled else len(self._q)
+        if not self.pooled:
+            return len(self._q)
+        return sum(map(len, self._queues))
 
     def ordered(self) -> list[int]:
         """The ready tasks in the policy's order, slots aside; nothing changes (for a
         stepped simulation's view of the queue)."""
-        queues = self._queues.values() if self.pooled else [self._q]
+        queues = self._queues if self.pooled else [self._q]
         return [i for _rank, i in sorted(p for q in queues for p in q.ranked())]
 
     def take(self, n: int, ahead: bool = False) -> list[int]:
@@ -141,29 +174,33 @@ class Scheduler:
             while len(out) < n and q.final(q.peek()):
                 out.append(q.pop())
             return out
-        closed: set[str] = set()
-        out, free = [], self.free
+        free = self.free
+        if not any(free.values()) and not (self._free_anyway and len(self._free_anyway)):
+            return []   # every slot is held: only a task that needs none could start
+        out, queues, pools_of = [], self._queues, self._pools_of
+        closed: frozenset[str] = frozenset()   # reserved for a better task that does not fit
         while len(out) < n:
-            best = None
-            for need, q in self._queues.items():
-                if len(q) and not (closed and any(pool in closed for pool, _ in need)):
+            best: Rank = ()
+            k = -1
+            for j, q in enumerate(queues):
+                if len(q) and (not closed or closed.isdisjoint(pools_of[j])):
                     rank = q.head()
-                    if best is None or rank < best[0]:
-                        best = (rank, need, q)
-            if best is None:
+                    if k < 0 or rank < best:
+                        best, k = rank, j
+            if k < 0:
                 break
-            _, need, q = best
+            q = queues[k]
             if ahead and not q.final(q.peek()):
                 break
-            for pool, k in need:
-                if free[pool] < k:
-                    closed.update(pool for pool, _ in need)   # reserved for this task
+            need = self._kinds[k]
+            for pool, slots in need:
+                if free[pool] < slots:
+                    closed |= pools_of[k]
                     break
             else:
-                for pool, k in need:
-                    free[pool] -= k
+                for pool, slots in need:
+                    free[pool] -= slots
                 out.append(q.pop())
-                self._n -= 1
         return out
 
 

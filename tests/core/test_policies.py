@@ -8,6 +8,8 @@ by advancing the clock.  The lookahead case runs real threads.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nbflow.core.clock import VirtualClock
 from nbflow.core.graph import Graph
@@ -15,6 +17,7 @@ from nbflow.core.policies import (
     DEFAULT_EXPECTED,
     Aging,
     EarliestDeadlineFirst,
+    Keyed,
     RunInfo,
     make_policy,
 )
@@ -151,3 +154,40 @@ def test_bad_policies_say_how_to_fix_them():
     assert isinstance(make_policy(EarliestDeadlineFirst()), EarliestDeadlineFirst)
 
 
+
+
+class GivenKeys(Keyed):
+    name = "given"
+
+    def __init__(self, keys):
+        self._keys = keys
+
+    def keys(self, run):
+        return self._keys
+
+
+@settings(max_examples=200, deadline=None)
+@given(keys=st.lists(st.integers(0, 2) | st.floats(0, 3), min_size=1, max_size=12),
+       ops=st.lists(st.tuples(st.booleans(), st.integers(0, 11), st.integers(0, 1)), max_size=60))
+def test_fixed_keys_pop_smallest_first_ties_by_ready_order_across_queues(keys, ops, spec):
+    # Two queues of one run (as with two pools), the better head taken each
+    # time, against a model: smallest key first, then the earliest push.
+    n = len(keys)
+    specs = [spec(f"t{i}") for i in range(n)]
+    make = GivenKeys(keys).prepare(RunInfo(Graph([s.name for s in specs], [()] * n), specs,
+                                           VirtualClock()))
+    queues, model, seq = [make(), make()], [], 0
+    for push, task, which in ops:
+        i = task % n
+        if push and all(q != i for _k, _s, q in model):
+            queues[which].push(i)
+            model.append((keys[i], seq, i))
+            seq += 1
+        elif not push and model:
+            q = min((q for q in queues if len(q)), key=lambda q: q.head())
+            best = min(model)
+            assert q.peek() == best[2]
+            assert q.pop() == best[2]
+            model.remove(best)
+        assert sorted(i for q in queues for _r, i in q.ranked()) == sorted(i for *_, i in model)
+        assert sum(map(len, queues)) == len(model)

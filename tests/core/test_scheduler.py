@@ -137,6 +137,13 @@ def test_a_pool_that_does_not_exist_or_is_too_small_is_an_error(spec, engine_for
         engine_for([spec("load", resources={"db": 3})], pools={"db": 2})
     with pytest.raises(ValueError, match=r"\(pools: none\)"):
         engine_for([spec("load", resources={"db": 1})])
+    # many tasks share a few combinations of pools: the first wrong task is named
+    specs = [spec(f"ok{k}", resources={"db": 1}) for k in range(3)] + [
+        spec("first", resources={"db": 1, "api": 2}), spec("also", resources={"db": 5}),
+        spec("again", resources={"api": 2, "db": 1})]
+    with pytest.raises(ValueError, match=r"^task 'first' asks for 2 slots of pool 'api', which "
+                                         r"has 1"):
+        engine_for(specs, pools={"db": 2, "api": 1})
 
 
 # -- phases ------------------------------------------------------------------------------
