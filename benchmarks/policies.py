@@ -3,7 +3,11 @@
 The wide and layered graphs of ``workloads.py`` (10,000 no-op tasks), each run
 with every policy, and with fifo and priority when every task holds a slot of
 one of two pools (4 slots each, tasks alternating, 8 workers); all against fifo
-without pools in the same process, the variants interleaved.  Targets
+without pools in the same process, the variants interleaved.  The tasks differ
+as a real flow's do: ten priorities and a deadline each (far enough not to be
+missed), so that no policy's keys are all equal (equal keys make every policy
+fifo, and would measure nothing of it); sjf and critical_path take the expected
+durations from the store's history of the warm-up runs.  Targets
 (issue 12): at most 1.15x fifo for each policy, 1.3x with two pools.  The
 ratios are of wall time and of process CPU time (the steadier figure on a
 shared machine).
@@ -30,18 +34,24 @@ def shapes(tiny: bool) -> dict[str, tuple[list[str], list[list[str]]]]:
     return {"wide": wide(n), "layered": layered(n, 5 if tiny else 100)}
 
 
-def pooled_flow(name: str, names: Sequence[str], deps: Sequence[Sequence[str]], store: str):
+def varied_flow(name: str, names: Sequence[str], deps: Sequence[Sequence[str]], store: str,
+                pools: bool):
+    """The graph with ten priorities and a deadline per task; with ``pools`` each task
+    holds a slot of one of two pools."""
     flow = measure.declare(name, [], [], noop, store)
-    flow.pool("a", slots=WORKERS // 2)
-    flow.pool("b", slots=WORKERS // 2)
+    if pools:
+        flow.pool("a", slots=WORKERS // 2)
+        flow.pool("b", slots=WORKERS // 2)
     for k, (task, after) in enumerate(zip(names, deps)):
-        flow.task(noop, name=task, after=after, resources={"ab"[k % 2]: 1})
+        holds = {"resources": {"ab"[k % 2]: 1}} if pools else {}
+        flow.task(noop, name=task, after=after, priority=(k * 7) % 10,
+                  deadline=600 + (k * 13) % 3600, **holds)
     return flow
 
 
 def measure_shape(shape: str, names, deps, store: str, repeat: int) -> list[tuple]:
-    plain = measure.declare(f"{shape}-policies", names, deps, noop, store)
-    pooled = pooled_flow(f"{shape}-pools", names, deps, store)
+    plain = varied_flow(f"{shape}-policies", names, deps, store, pools=False)
+    pooled = varied_flow(f"{shape}-pools", names, deps, store, pools=True)
 
     def runner(flow, policy):
         return lambda: measure.timed(lambda: _checked(flow.run(workers=WORKERS, policy=policy)))
