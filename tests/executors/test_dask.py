@@ -15,6 +15,8 @@ import pytest
 distributed = pytest.importorskip("distributed", reason="the Dask executor needs distributed "
                                   "(pip install 'nbflow[dask]')")
 
+from shipped_cells import check_reads_that_cannot_go
+
 from nbflow import Flow, current_task
 from nbflow.core.events import DETAIL, TO
 from nbflow.core.worker import TaskContext
@@ -201,17 +203,7 @@ def test_a_declared_task_cell_runs_on_the_cluster_and_its_assigns_come_back(clie
     assert "helper" not in ns   # only the declared assigns come back
     assert run.result("use") == {"y": 11}
 
-    flow.cell_task("held", "z = lock.locked()\n", ns, reads=["lock"], assigns=["z"])
-    flow.cell_task("lost", "w = nowhere\n", ns, reads=["nowhere"], assigns=["w"])
-    run = flow.run(executor=DaskExecutor(client))
-    assert run.task_state("held") == "failed" and "z" not in ns
-    with pytest.raises(TypeError) as info:
-        run.result("held")
-    assert "task 'held' (attempt 1) cannot be sent to a Dask worker: the variable 'lock' " \
-        "does not pickle" in "".join(info.value.__notes__)
-    with pytest.raises(NameError, match=r"^task 'lost' reads 'nowhere' \(--reads\), but the "
-                                        r"notebook has no such variable yet"):
-        run.result("lost")
+    check_reads_that_cannot_go(flow, ns, "a Dask worker", executor=DaskExecutor(client))
 
 
 def test_a_task_cell_that_timed_out_writes_nothing_back_when_it_ends(client, store_path):
