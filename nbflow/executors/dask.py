@@ -167,6 +167,13 @@ class DaskExecutor:
         self._signals: ThreadPoolExecutor | None = None
         self._report: Report   # set by start()
 
+    @property
+    def client(self) -> Client | None:
+        """The ``distributed.Client`` of the run going on (None between runs): its
+        ``dashboard_link`` is Dask's own dashboard, ``scheduler_info()`` the workers an
+        adaptive cluster has now."""
+        return self._client
+
     def __repr__(self) -> str:
         where = self._address or ("local cluster" if self._own else repr(self._client_arg))
         return f"<DaskExecutor {where}, {self.workers} workers>"
