@@ -168,10 +168,10 @@ class DaskExecutor:
         self._report: Report   # set by start()
 
     @property
-    def client(self) -> Client | None:
-        """The ``distributed.Client`` of the run going on (None between runs): its
-        ``dashboard_link`` is Dask's own dashboard, ``scheduler_info()`` the workers an
-        adaptive cluster has now."""
+    def client(self) -> Any:
+        """The ``distributed.Client`` of the run going on, None between runs (typed Any:
+        Dask is an optional extra). Its ``dashboard_link`` is Dask's own dashboard, its
+        ``scheduler_info()`` the workers an adaptive cluster has now."""
         return self._client
 
     def __repr__(self) -> str:
