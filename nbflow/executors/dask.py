@@ -71,6 +71,14 @@ POLL = 0.1   # seconds between two looks at an attempt's stop event on the worke
 # client.submit/gather, with four 0.9-1.4x over several runs on a busy machine
 # (benchmarks/README.md), and deeper queues charge timeouts for longer waits.
 LOOKAHEAD = 4
+# Per worker thread for a run in which no task has a timeout, which a long wait in
+# the queue cannot then mis-charge.  The engine's round trip is what keeps the
+# cluster fed, and on a loaded machine (a woken thread waits for a core and for
+# the GIL the cluster's loop holds) it can outlast four no-op tasks per thread.
+# 2,000 no-op tasks against plain client.submit/gather, 4 against 16 per thread in
+# the same sitting: 1.63x/1.19x at load 5.6, 1.25x/1.20x at load 4.0
+# (benchmarks/README.md).  The cost: the engine commits to more choices early.
+LOOKAHEAD_UNTIMED = 16
 
 
 class DaskExecutor:
@@ -97,7 +105,8 @@ class DaskExecutor:
         cancelled (process clusters only), instead of letting it run on.
     lookahead
         Attempts queued on the cluster while every worker is busy (default:
-        ``LOOKAHEAD`` per worker thread), which hides the cluster's round trip
+        ``LOOKAHEAD`` per worker thread, ``LOOKAHEAD_UNTIMED`` when no task of the
+        run has a timeout), which hides the round trip through the engine
         between two short tasks.  A queued attempt counts as running, and its
         timeout runs, from when a worker ended the attempt before it; Dask may
         run queued attempts in another order, so with timeouts shorter than a
@@ -118,7 +127,9 @@ class DaskExecutor:
     @property
     def lookahead(self) -> int:
         """Attempts queued on the cluster behind its busy workers (see ``__init__``)."""
-        return self.workers * LOOKAHEAD if self._lookahead is None else self._lookahead
+        if self._lookahead is not None:
+            return self._lookahead
+        return self.workers * (LOOKAHEAD if self._timed else LOOKAHEAD_UNTIMED)
 
     def __init__(self, client: Any = None, *, address: str | None = None,
                  workers: int | None = None, processes: bool = True,
@@ -149,6 +160,7 @@ class DaskExecutor:
         self._adapt = (minimum or 0, maximum) if maximum is not None else None
         self.kill_on_timeout = kill_on_timeout
         self._lookahead = lookahead
+        self._timed = True   # a task of the run has a timeout (prepare), or not known
         self.workers = workers or maximum or 1
         self._client: Any = None
         self._cluster: Any = None
@@ -190,6 +202,7 @@ class DaskExecutor:
             such a cell: it runs in the notebook's namespace.
         """
         self._cells = ShippedCells(specs, "a Dask worker")
+        self._timed = any(getattr(s, "timeout", None) is not None for s in specs)
         self._resources = {i: dict(r) for i, s in enumerate(specs)
                            if (r := getattr(s, "resources", None))}
 

@@ -330,3 +330,17 @@ def test_an_adaptive_cluster_grows_for_a_wide_level_and_shrinks_in_a_long_tail(s
     assert left and all(len(w) == 1 for w in left)
     assert {w for _, w, _, _ in tail[-3:]} == left[-1]
     assert len({w for _, w, _, _ in wide} - left[-1]) >= 2
+
+
+def test_the_cluster_queues_deeper_when_no_task_has_a_timeout(client):
+    # A long wait in Dask's queue can only mis-charge a timeout; without one the engine
+    # keeps more attempts on the cluster, so its own round trip never leaves it idle.
+    ex = DaskExecutor(client)
+    for timeout, per_thread in ((None, 16), (5.0, 4)):
+        ex.prepare([types.SimpleNamespace(name="t", kind="function", timeout=timeout)])
+        ex.start(lambda msg: None)
+        try:
+            assert ex.lookahead == 2 * per_thread   # the fixture's two one-thread workers
+        finally:
+            ex.shutdown()
+    assert DaskExecutor(client, lookahead=3).lookahead == 3
