@@ -267,7 +267,8 @@ class Flow:
         it reads.  It runs in ``namespace`` and its result is a dict of the
         variables it assigned.  ``reads`` and ``assigns`` (``--reads``,
         ``--assigns``) declare the variables it reads and the ones that come
-        back into ``namespace``; with both it can run on a Dask worker.
+        back into ``namespace``; with both it can run on a Dask worker or a
+        worker process.
         ``options`` are those of :meth:`task`.
         """
         from .notebook.context import valid_cell_id

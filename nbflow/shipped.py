@@ -1,4 +1,5 @@
-"""A ``%%task`` cell sent to a worker that does not share the notebook (``executor='dask'``).
+"""A ``%%task`` cell sent to a worker that does not share the notebook
+(``executor='dask'``, ``executor='processes'``).
 
 A cell normally runs against the notebook's namespace, live.  One that declares
 what it reads and what it assigns (``%%task NAME --reads a,b --assigns c``) can
@@ -11,17 +12,26 @@ assigns, which the kernel writes into the notebook when the attempt ends
 The task's function stays the closure that runs the cell in the notebook, so its
 result key still digests the cell's code; ``wire.py``'s pickler sends the
 cell's :class:`CellCode` in its place.
+
+:class:`ShippedCells` is the one seam the executors that run attempts in
+another interpreter share: it refuses, before anything is submitted, the cells
+that cannot go (a ``--map`` cell, or one that does not declare both), gives
+each attempt of a cell the values it reads, and writes back what it assigned.
 """
 
 from __future__ import annotations
 
+import functools
 import linecache
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .core.cellvars import CellNames
 from .core.safe import safe_repr
 from .core.worker import Saved, TaskContext
+
+#: What an attempt of a cell calls with its result to write its assigns back.
+Publish = Callable[[Any, TaskContext | None], None]
 
 
 class CellCode:
@@ -97,3 +107,54 @@ class CellTask:
         if type(value) is Saved:   # what the run's result wrapper returned
             value = value.value
         self._publish(ticket, value, given_up=ctx is not None and ctx.cancelled)
+
+
+class ShippedCells:
+    """The ``%%task`` cells of a run whose attempts go to ``where`` ("a Dask worker",
+    "a worker process"), by task index.
+
+    Raises
+    ------
+    ValueError
+        a cell that can only run in the notebook's namespace (a ``--map`` cell's
+        item, or one that does not declare both ``--reads`` and ``--assigns``),
+        naming the task and the flags to add.
+    """
+
+    def __init__(self, specs: Sequence[Any], where: str):
+        mapped = next((s.name for s in specs
+                       if s.kind == "cell" and getattr(s.fn, "nbflow_cell", None) is None), None)
+        if mapped is not None:
+            raise ValueError(
+                f"task {mapped!r} belongs to a %%task --map cell, whose items run in the "
+                f"notebook's namespace, which {where} does not share. Run this flow "
+                f"with executor='threads', or map a function with flow.map(...) instead.")
+        cells = {i: s.fn.nbflow_cell for i, s in enumerate(specs) if s.kind == "cell"}
+        vague = next((c for c in cells.values() if not c.declared), None)
+        if vague is not None:
+            raise ValueError(
+                f"task {vague.name!r} is a %%task cell that does not declare what it reads "
+                f"and assigns, so it can only run in the notebook's namespace, which "
+                f"{where} does not share. Add {vague.flags_to_add()} to its %%task line "
+                f"(what nbflow sees it read and assign; only --assigns come back into the "
+                f"notebook), or run this flow with executor='threads'.")
+        self._cells: dict[int, CellTask] = cells
+
+    def start(self, i: int, kwargs: dict[str, Any]) -> tuple[dict[str, Any], Publish | None]:
+        """When an attempt of task ``i`` starts: its arguments (a cell's with the values it
+        reads, from the notebook now) and what writes its assigns back, if it is a cell.
+
+        Raises
+        ------
+        NameError
+            a read the notebook has no variable for (the attempt fails).
+        """
+        cell = self._cells.get(i)
+        if cell is None:
+            return kwargs, None
+        return {**kwargs, **cell.inputs()}, functools.partial(cell.publish, cell.ticket())
+
+    def reads(self, i: int) -> tuple[str, ...]:
+        """The variables task ``i`` reads from the notebook (none unless it is a cell)."""
+        cell = self._cells.get(i)
+        return () if cell is None else cell.reads

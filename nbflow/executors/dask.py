@@ -40,7 +40,6 @@ nbflow's own pools.
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import threading
 import time
@@ -54,14 +53,12 @@ from ..core.safe import add_note
 from ..core.worker import Outcome, TaskContext, capturing
 from ..errors import NbflowError, TaskCancelled
 from ..extras import need
-from ..shipped import CellTask
-from .wire import FunctionBlobs, dumps, failed, received, run_job, who
+from ..shipped import Publish, ShippedCells
+from .wire import FunctionBlobs, culprit, dumps, failed, received, run_job, who
 
 if TYPE_CHECKING:   # imported when a run starts (need()): Dask is an optional extra
     from distributed import Client, Future
 
-#: What a %%task cell's attempt calls with its result to write its assigns back.
-Publish = Callable[[Any, TaskContext | None], None]
 #: An attempt submitted, not yet handed to Dask: token, job, key, resources, context,
 #: publish, start time.
 Pending = tuple[Token, bytes, str, dict[str, float] | None, TaskContext | None, Publish | None,
@@ -74,6 +71,14 @@ POLL = 0.1   # seconds between two looks at an attempt's stop event on the worke
 # client.submit/gather, with four 0.9-1.4x over several runs on a busy machine
 # (benchmarks/README.md), and deeper queues charge timeouts for longer waits.
 LOOKAHEAD = 4
+# Per worker thread for a run in which no task has a timeout, which a long wait in
+# the queue cannot then mis-charge.  The engine's round trip is what keeps the
+# cluster fed, and on a loaded machine (a woken thread waits for a core and for
+# the GIL the cluster's loop holds) it can outlast four no-op tasks per thread.
+# 2,000 no-op tasks against plain client.submit/gather, 4 against 16 per thread in
+# the same sitting: 1.63x/1.19x at load 5.6, 1.25x/1.20x at load 4.0
+# (benchmarks/README.md).  The cost: the engine commits to more choices early.
+LOOKAHEAD_UNTIMED = 16
 
 
 class DaskExecutor:
@@ -100,7 +105,8 @@ class DaskExecutor:
         cancelled (process clusters only), instead of letting it run on.
     lookahead
         Attempts queued on the cluster while every worker is busy (default:
-        ``LOOKAHEAD`` per worker thread), which hides the cluster's round trip
+        ``LOOKAHEAD`` per worker thread, ``LOOKAHEAD_UNTIMED`` when no task of the
+        run has a timeout), which hides the round trip through the engine
         between two short tasks.  A queued attempt counts as running, and its
         timeout runs, from when a worker ended the attempt before it; Dask may
         run queued attempts in another order, so with timeouts shorter than a
@@ -121,7 +127,9 @@ class DaskExecutor:
     @property
     def lookahead(self) -> int:
         """Attempts queued on the cluster behind its busy workers (see ``__init__``)."""
-        return self.workers * LOOKAHEAD if self._lookahead is None else self._lookahead
+        if self._lookahead is not None:
+            return self._lookahead
+        return self.workers * (LOOKAHEAD if self._timed else LOOKAHEAD_UNTIMED)
 
     def __init__(self, client: Any = None, *, address: str | None = None,
                  workers: int | None = None, processes: bool = True,
@@ -152,6 +160,7 @@ class DaskExecutor:
         self._adapt = (minimum or 0, maximum) if maximum is not None else None
         self.kill_on_timeout = kill_on_timeout
         self._lookahead = lookahead
+        self._timed = True   # a task of the run has a timeout (prepare), or not known
         self.workers = workers or maximum or 1
         self._client: Any = None
         self._cluster: Any = None
@@ -164,11 +173,18 @@ class DaskExecutor:
         self._ended: list[tuple[Token, Future[bytes], float]] = []
         self._gathering = False
         self._tracking: set[asyncio.Task[None]] = set()
-        self._cells: dict[int, CellTask] = {}
+        self._cells = ShippedCells((), "a Dask worker")
         self._resources: dict[int, dict[str, float]] = {}
         self._advertised: dict[str, float] = {}   # resource -> most any one worker has
         self._signals: ThreadPoolExecutor | None = None
         self._report: Report   # set by start()
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` of the run going on, None between runs (typed Any:
+        Dask is an optional extra). Its ``dashboard_link`` is Dask's own dashboard, its
+        ``scheduler_info()`` the workers an adaptive cluster has now."""
+        return self._client
 
     def __repr__(self) -> str:
         where = self._address or ("local cluster" if self._own else repr(self._client_arg))
@@ -176,31 +192,17 @@ class DaskExecutor:
 
     # -- the contract ----------------------------------------------------------------
     def prepare(self, specs: Sequence[Any]) -> None:
-        """Refuse ``%%task`` cells that do not declare their reads and assigns; note
-        each task's resources (read again at start) and cells.
+        """Refuse ``%%task`` cells that do not declare their reads and assigns
+        (:class:`ShippedCells`); note each task's resources (read again at start)
+        and cells.
 
         Raises
         ------
         ValueError
             such a cell: it runs in the notebook's namespace.
         """
-        mapped = next((s.name for s in specs
-                       if s.kind == "cell" and getattr(s.fn, "nbflow_cell", None) is None), None)
-        if mapped is not None:
-            raise ValueError(
-                f"task {mapped!r} belongs to a %%task --map cell, whose items run in the "
-                f"notebook's namespace, which a Dask worker does not share. Run this flow "
-                f"with executor='threads', or map a function with flow.map(...) instead.")
-        cells = {i: s.fn.nbflow_cell for i, s in enumerate(specs) if s.kind == "cell"}
-        vague = next((c for c in cells.values() if not c.declared), None)
-        if vague is not None:
-            raise ValueError(
-                f"task {vague.name!r} is a %%task cell that does not declare what it reads "
-                f"and assigns, so it can only run in the notebook's namespace, which a Dask "
-                f"worker does not share. Add {vague.flags_to_add()} to its %%task line "
-                f"(what nbflow sees it read and assign; only --assigns come back into the "
-                f"notebook), or run this flow with executor='threads'.")
-        self._cells = cells
+        self._cells = ShippedCells(specs, "a Dask worker")
+        self._timed = any(getattr(s, "timeout", None) is not None for s in specs)
         self._resources = {i: dict(r) for i, s in enumerate(specs)
                            if (r := getattr(s, "resources", None))}
 
@@ -246,23 +248,20 @@ class DaskExecutor:
             if missing:
                 self._report((token, failed(NbflowError(missing), started, "dask")))
                 return
-        cell = self._cells.get(token[0])
-        if cell is not None:
-            try:
-                kwargs = {**kwargs, **cell.inputs()}
-            except NameError as exc:
-                self._report((token, failed(exc, started, "dask")))
-                return
+        try:
+            kwargs, publish = self._cells.start(token[0], kwargs)
+        except NameError as exc:
+            self._report((token, failed(exc, started, "dask")))
+            return
         try:
             job = dumps((self._blobs(fn), kwargs, ctx))
         except Exception as exc:  # noqa: BLE001 - reported as the attempt's outcome
             add_note(exc, f"nbflow: {who(ctx)} cannot be sent to a Dask worker"
-                      f"{_culprit(kwargs, cell)}. Functions run with executor='dask' must "
-                      "not refer to open files, locks, connections or a %%task cell's "
-                      "namespace; use executor='threads' for those.")
+                      f"{culprit(kwargs, self._cells.reads(token[0]))}. Functions run with "
+                      "executor='dask' must not refer to open files, locks, connections or "
+                      "a %%task cell's namespace; use executor='threads' for those.")
             self._report((token, failed(exc, started, "dask")))
             return
-        publish = None if cell is None else functools.partial(cell.publish, cell.ticket())
         # The function's name first: Dask groups keys by that prefix (key_split), as it
         # does its own; a prefix per task name made one Dask task group per task, and
         # its scheduler walks every group on each tick.
@@ -426,17 +425,6 @@ class DaskExecutor:
                           f"({have}); start workers with more (dask worker --resources "
                           "'NAME=N') or ask for less")
         return mine or None, ""
-
-
-def _culprit(kwargs: Mapping[str, Any], cell: CellTask | None) -> str:
-    """``: its argument 'x' does not pickle`` (or the variable a cell reads), or ''."""
-    for name, value in kwargs.items():
-        try:
-            dumps(value)
-        except Exception:  # noqa: BLE001 - this is the one that does not pickle
-            what = "the variable" if cell is not None and name in cell.reads else "its argument"
-            return f": {what} {name!r} does not pickle"
-    return ""
 
 
 def _lost(exc: BaseException, ctx: TaskContext | None, started: float) -> Outcome:

@@ -23,8 +23,10 @@ What crosses the pipe
 The job and its :class:`Outcome`, pickled as ``wire.py`` describes (cloudpickle,
 so notebook functions work; the user's exception comes back as itself).  The
 worker runs :func:`nbflow.core.worker.execute` (its output capture is installed
-once per worker).  A cell task cannot run here: it runs in the notebook's
-namespace, which a process does not share.
+once per worker).  A ``%%task`` cell that declares what it reads and assigns
+runs here as on Dask (``nbflow/shipped.py``: its reads go with it, its assigns
+come back into the notebook before the tasks after it start); one that does
+not is refused before anything is submitted.
 
 Threads
 -------
@@ -44,21 +46,26 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
 from ..children import reap
-from ..core.executor import Job, Report, Token
+from ..core.executor import Report, Token
 from ..core.options import check
 from ..core.safe import add_note
 from ..core.worker import Outcome, TaskContext, capturing
 from ..errors import NbflowError, TaskCancelled
-from .wire import RemoteError, dumps, failed, received, run_job, who
+from ..shipped import Publish, ShippedCells
+from .wire import RemoteError, culprit, dumps, failed, received, run_job, who
 
 __all__ = ["ProcessExecutor", "RemoteError", "WorkerDied", "serve"]
 
 EXIT_WAIT = 2.0  # seconds an idle worker gets to exit after its pipe closes
+
+#: One attempt as a slot takes it: what ``submit`` was given (a cell's reads added)
+#: and what writes a cell's assigns back.
+_Job = tuple[Token, Callable[..., Any], dict[str, Any], TaskContext | None, Publish | None]
 
 
 class WorkerDied(NbflowError):
@@ -82,8 +89,8 @@ class ProcessExecutor:
         ``workers`` is less than 1.
     """
 
-    # Tasks run in other interpreters: a %%task cell, which runs in the
-    # notebook's namespace, cannot run here (Flow.run refuses it up front).
+    # Tasks run in other interpreters: only a %%task cell that declares its
+    # reads and assigns can run here (prepare refuses the others up front).
     shares_memory = False
     # Every worker is an interpreter started by start(): make_executor starts no
     # more than the run has tasks.
@@ -92,12 +99,24 @@ class ProcessExecutor:
     def __init__(self, workers: int | None = None):
         workers = check("workers", workers, "ProcessExecutor()")
         self.workers = workers or os.cpu_count() or 1
-        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()   # None: stop
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()   # None: stop
         self._lock = threading.Lock()   # guards the slots' token/stopping/proc and the two below
         self._closing = False
         self._dropped: set[tuple[int, int]] = set()   # cancelled before a slot took them
         self._slots: list[_Slot] = []
         self._report: Report | None = None
+        self._cells = ShippedCells((), "a worker process")
+
+    def prepare(self, specs: Sequence[Any]) -> None:
+        """Refuse ``%%task`` cells that do not declare their reads and assigns
+        (:class:`ShippedCells`), before anything is recorded.
+
+        Raises
+        ------
+        ValueError
+            such a cell: it runs in the notebook's namespace.
+        """
+        self._cells = ShippedCells(specs, "a worker process")
 
     def start(self, report: Report) -> None:
         """Start the worker processes (all at once) and their slot threads.
@@ -123,7 +142,15 @@ class ProcessExecutor:
 
     def submit(self, token: Token, fn: Callable[..., Any], kwargs: dict[str, Any],
                ctx: TaskContext | None = None) -> None:
-        self._jobs.put((token, fn, kwargs, ctx))
+        # A cell's reads are taken now, on the engine's thread, as the attempt
+        # starts (this executor queues none ahead).
+        try:
+            kwargs, publish = self._cells.start(token[0], kwargs)
+        except NameError as exc:
+            if self._report is not None:
+                self._report((token, failed(exc, time.time(), "processes")))
+            return
+        self._jobs.put((token, fn, kwargs, ctx, publish))
 
     def cancel(self, token: Token) -> None:
         """Kill the worker running ``token`` (a replacement starts), or drop it unstarted."""
@@ -194,7 +221,7 @@ class _Slot:
             job = jobs.get()
             if job is None:
                 break
-            token, fn, kwargs, ctx = job
+            token, fn, kwargs, ctx, publish = job
             with pool._lock:
                 closing = pool._closing
                 dropped = token in pool._dropped
@@ -204,25 +231,28 @@ class _Slot:
                 continue
             try:
                 out = _cancelled(ctx, self.name, time.time()) if dropped else \
-                    self._attempt(fn, kwargs, ctx)
+                    self._attempt(token, fn, kwargs, ctx)
             # E.g. no replacement worker could start: report it, or the run would wait
             # for ever.
             except Exception as exc:  # noqa: BLE001 - reported as the attempt's failure
                 out = failed(exc, time.time(), self.name)
+            if publish is not None and out.ok:   # a cell's assigns, before its successors run
+                publish(out.value, ctx)
             report = pool._report
             if not pool._closing and report is not None:
                 report((token, out))
         self._close()
 
-    def _attempt(self, fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext | None
-                 ) -> Outcome:
+    def _attempt(self, token: Token, fn: Callable[..., Any], kwargs: dict[str, Any],
+                 ctx: TaskContext | None) -> Outcome:
         started = time.time()
         try:
             job = dumps((fn, kwargs, ctx))
         except Exception as exc:  # noqa: BLE001 - a task that does not pickle fails its attempt
             with self.pool._lock:
                 self.token = None
-            add_note(exc, f"nbflow: {who(ctx)} cannot be sent to a worker process. Functions "
+            add_note(exc, f"nbflow: {who(ctx)} cannot be sent to a worker process"
+                          f"{culprit(kwargs, self.pool._cells.reads(token[0]))}. Functions "
                           "run with executor='processes' must not refer to open files, locks, "
                           "connections or a %%task cell's namespace; use executor='threads' "
                           "for those.")

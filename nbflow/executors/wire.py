@@ -20,7 +20,7 @@ import pickle
 import time
 import types
 from collections import ChainMap
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, ClassVar
 
 import cloudpickle
@@ -85,6 +85,18 @@ def dumps(obj: Any) -> bytes:
     buf = io.BytesIO()
     _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
     return buf.getvalue()
+
+
+def culprit(kwargs: Mapping[str, Any], reads: Collection[str] = ()) -> str:
+    """``: its argument 'x' does not pickle`` (``the variable`` for one of a cell's
+    ``reads``), or '' when every argument pickles."""
+    for name, value in kwargs.items():
+        try:
+            dumps(value)
+        except Exception:  # noqa: BLE001 - this is the one that does not pickle
+            what = "the variable" if name in reads else "its argument"
+            return f": {what} {name!r} does not pickle"
+    return ""
 
 
 def who(ctx: TaskContext | None) -> str:

@@ -104,3 +104,44 @@ def test_the_timeline_shows_which_pool_slots_each_task_held(lab):
                                                                           timeout=60_000)
     expect(page.locator('.nbflow-timeline-mode[data-mode="pools"]')).to_be_hidden()
     assert not page.js_errors, page.js_errors
+
+
+# A wide level grows an adaptive cluster, a long tail shrinks it back to one worker.
+ADAPTIVE_FLOW = '''
+import time
+import dask
+import nbflow
+from nbflow.executors import DaskExecutor
+
+flow = nbflow.Flow("adaptive")
+def nap():
+    time.sleep(0.4)
+for k in range(16):
+    flow.task(nap, name=f"wide{k}")
+for k in range(10):
+    flow.task(nap, name=f"tail{k}", after=[f"tail{k - 1}"] if k else [f"wide{j}" for j in range(16)])
+with dask.config.set({"distributed.adaptive.interval": "100ms",
+                      "distributed.adaptive.wait-count": 2,
+                      "distributed.adaptive.target-duration": "1s"}):
+    run = flow.run(executor=DaskExecutor(processes=False, minimum=1, maximum=4))
+tail_workers = {e[7]["worker"] for e in run.store.events(run.id)
+                if e[5] == "succeeded" and e[2].startswith("tail")}
+'''
+
+
+def test_on_an_adaptive_dask_cluster_each_worker_has_its_lane(lab):
+    page = lab.page
+    dash, timeline = finished_dashboard(lab, ADAPTIVE_FLOW)
+    expect(timeline).to_have_attribute("data-bars", "26")
+    # One lane per Dask worker that ran something (its address): more than the one
+    # left at the end, whose lane alone goes on through the tail.
+    lanes = timeline.get_attribute("data-lanes").split(" | ")
+    assert 3 <= len(lanes) <= 4, lanes
+    assert not [lane for lane in lanes if lane.startswith(("worker ", "running", "inproc:"))]
+    assert timeline.get_attribute("data-rows") == str(len(lanes))
+    lab.shot("4-adaptive-dask", dash.locator(".nbflow-timeline"))
+    lab.theme(dark=True)
+    page.wait_for_timeout(300)
+    lab.shot("5-adaptive-dask-dark", dash.locator(".nbflow-timeline"))
+    lab.theme(dark=False)
+    assert not page.js_errors, page.js_errors

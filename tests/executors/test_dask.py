@@ -3,6 +3,7 @@ processes where it matters (pickling by value, restarting a worker)."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import re
 import sys
@@ -14,9 +15,12 @@ import pytest
 
 distributed = pytest.importorskip("distributed", reason="the Dask executor needs distributed "
                                   "(pip install 'nbflow[dask]')")
+dask = pytest.importorskip("dask")
+
+from shipped_cells import check_reads_that_cannot_go
 
 from nbflow import Flow, current_task
-from nbflow.core.events import DETAIL, TO
+from nbflow.core.events import AT, ATTEMPT, DETAIL, TASK, TO
 from nbflow.core.worker import TaskContext
 from nbflow.executors import DaskExecutor, make_executor
 
@@ -201,17 +205,7 @@ def test_a_declared_task_cell_runs_on_the_cluster_and_its_assigns_come_back(clie
     assert "helper" not in ns   # only the declared assigns come back
     assert run.result("use") == {"y": 11}
 
-    flow.cell_task("held", "z = lock.locked()\n", ns, reads=["lock"], assigns=["z"])
-    flow.cell_task("lost", "w = nowhere\n", ns, reads=["nowhere"], assigns=["w"])
-    run = flow.run(executor=DaskExecutor(client))
-    assert run.task_state("held") == "failed" and "z" not in ns
-    with pytest.raises(TypeError) as info:
-        run.result("held")
-    assert "task 'held' (attempt 1) cannot be sent to a Dask worker: the variable 'lock' " \
-        "does not pickle" in "".join(info.value.__notes__)
-    with pytest.raises(NameError, match=r"^task 'lost' reads 'nowhere' \(--reads\), but the "
-                                        r"notebook has no such variable yet"):
-        run.result("lost")
+    check_reads_that_cannot_go(flow, ns, "a Dask worker", executor=DaskExecutor(client))
 
 
 def test_a_task_cell_that_timed_out_writes_nothing_back_when_it_ends(client, store_path):
@@ -270,3 +264,83 @@ def test_an_attempt_cancelled_before_it_reaches_the_cluster_never_runs(client):
     assert sorted(token for token, _ in got) == [(k, 1) for k in range(10)]   # one each
     early = [out for _, out in got if "before it reached the cluster" in str(out.error)]
     assert early and all(not out.ok for out in early)
+
+
+def wide_then_tail(flow, wide: int, tail: int, seconds: float) -> None:
+    """``wide`` independent tasks, then a chain of ``tail`` after all of them; each sleeps."""
+    def nap():
+        time.sleep(seconds)
+    for k in range(wide):
+        flow.task(nap, name=f"wide{k}")
+    for k in range(tail):
+        flow.task(nap, name=f"tail{k}",
+                  after=[f"tail{k - 1}"] if k else [f"wide{j}" for j in range(wide)])
+
+
+def attempts_of(run) -> list[tuple[str, str, float, float]]:
+    """(task, worker, start, end) of every attempt that ended, in the order they started."""
+    log, started, out = events_of(run), {}, []
+    for ev in log:
+        if ev[TO] == "running":
+            started[ev[TASK], ev[ATTEMPT]] = ev[AT]
+        elif ev[TO] in ("succeeded", "failed"):
+            out.append((ev[TASK], ev[DETAIL]["worker"], started[ev[TASK], ev[ATTEMPT]], ev[AT]))
+    return sorted(out, key=lambda a: a[2])
+
+
+def most_at_once(spans) -> int:
+    """The most of ``spans`` [(start, end)] that overlap at one moment."""
+    edges = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    now = peak = 0
+    for _, step in edges:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def test_an_adaptive_cluster_grows_for_a_wide_level_and_shrinks_in_a_long_tail(store_path):
+    # Dask's adapt looks every interval; it retires a worker it found idle wait-count
+    # times running, and asks for a worker per target-duration of work it sees.
+    flow = Flow("adapt-timeline", store=store_path)
+    wide_then_tail(flow, wide=16, tail=10, seconds=0.4)
+    ex = DaskExecutor(processes=False, minimum=1, maximum=4)
+    with dask.config.set({"distributed.adaptive.interval": "100ms",
+                          "distributed.adaptive.wait-count": 2,
+                          "distributed.adaptive.target-duration": "1s"}):
+        run = flow.run(executor=ex, background=True)
+        sizes = []   # (when, the workers the cluster has), as the run goes
+        while not run.done:
+            client = ex.client
+            with contextlib.suppress(Exception):   # the run may end meanwhile
+                sizes.append((time.time(), set(client.scheduler_info(n_workers=-1)["workers"])))
+            time.sleep(0.05)
+        run.wait()
+    assert run.state == "succeeded"
+    ran = attempts_of(run)
+    wide = [a for a in ran if a[0].startswith("wide")]
+    tail = [a for a in ran if a[0].startswith("tail")]
+    wide_end, last_start = max(e for *_, e in wide), tail[-3][2]
+    # The cluster grew for the wide level, which ran on several workers at once ...
+    assert max(len(w) for t, w in sizes if t <= wide_end) >= 3
+    assert len({w for _, w, _, _ in wide}) >= 3
+    assert most_at_once([(s, e) for _, _, s, e in wide]) >= 2
+    # ... and shrank to one worker in the tail, which ran its last attempts: the workers
+    # that ran the wide level are gone but that one, as their lanes in the timeline show.
+    left = [w for t, w in sizes if last_start <= t]
+    assert left and all(len(w) == 1 for w in left)
+    assert {w for _, w, _, _ in tail[-3:]} == left[-1]
+    assert len({w for _, w, _, _ in wide} - left[-1]) >= 2
+
+
+def test_the_cluster_queues_deeper_when_no_task_has_a_timeout(client):
+    # A long wait in Dask's queue can only mis-charge a timeout; without one the engine
+    # keeps more attempts on the cluster, so its own round trip never leaves it idle.
+    ex = DaskExecutor(client)
+    for timeout, per_thread in ((None, 16), (5.0, 4)):
+        ex.prepare([types.SimpleNamespace(name="t", kind="function", timeout=timeout)])
+        ex.start(lambda msg: None)
+        try:
+            assert ex.lookahead == 2 * per_thread   # the fixture's two one-thread workers
+        finally:
+            ex.shutdown()
+    assert DaskExecutor(client, lookahead=3).lookahead == 3

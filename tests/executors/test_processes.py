@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from shipped_cells import check_reads_that_cannot_go
 from test_contract import BOUND, _note_preexisting_children, child_pids, wait_for_cancel  # noqa: F401
 
 from nbflow import Flow, TaskCancelled, current_task
@@ -253,14 +254,91 @@ def test_functions_and_classes_defined_in_a_notebook_run_in_worker_processes(tmp
     assert not child_pids()
 
 
-def test_a_cell_task_is_refused_before_anything_runs(store_path):
+TASK_CELLS = [
+    """\
+%load_ext nbflow
+import os
+import nbflow
+cells = nbflow.Flow("nb-cells", store="nb.db", executor="processes", workers=2)
+base = 10""",
+    "%flow use cells",
+    "%%task load\nx = base + 1",
+    "%flow run",   # refused: tagged raises-exception
+    "%%task load --reads base --assigns x\nimport os\nx = base + 1\nwhere = os.getpid()",
+    "%%task double --reads x --assigns y,pid\nimport os\ny = 2 * x\npid = os.getpid()",
+    "%flow run",
+    "print([x, y], pid != os.getpid(), 'where' in globals(),\n"
+    "      [r['state'] for r in cells.store.runs()])",
+]
+
+
+@pytest.mark.kernel
+def test_task_cells_run_in_worker_processes_from_a_notebook(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in TASK_CELLS])
+    nb.cells[3].metadata["tags"] = ["raises-exception"]
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    (refused,) = nb.cells[3].outputs
+    assert refused["ename"] == "ValueError"
+    assert refused["evalue"] == (
+        "task 'load' is a %%task cell that does not declare what it reads and assigns, so it "
+        "can only run in the notebook's namespace, which a worker process does not share. "
+        "Add --reads base --assigns x to its %%task line (what nbflow sees it read and "
+        "assign; only --assigns come back into the notebook), or run this flow with "
+        "executor='threads'.")
+    # Nothing was recorded for the refused run; the declared cells ran in another
+    # process and only their --assigns came back.
+    assert [o.get("text") for o in nb.cells[-1].outputs] == ["[11, 22] True False ['succeeded']\n"]
+    assert not child_pids()
+
+
+def test_a_task_cell_that_does_not_declare_its_names_is_refused_with_the_flags_to_add(
+        store_path):
     flow = Flow("cells", store=store_path, executor="processes")
     flow.cell_task("load", "rows = [1, 2]", {})
-    with pytest.raises(ValueError, match=r"task 'load' is a %%task cell: it runs in the "
-                       r"notebook's namespace, which a worker process does not share\. Run "
-                       r"this flow with executor='threads'"):
+    with pytest.raises(ValueError, match=r"^task 'load' is a %%task cell that does not declare "
+                                         r"what it reads and assigns, so it can only run in "
+                                         r"the notebook's namespace, which a worker process "
+                                         r"does not share\. Add --reads \"\" --assigns rows to "
+                                         r"its %%task line .* or run this flow with "
+                                         r"executor='threads'\.$"):
+        flow.run()
+    flow.remove("load")
+    flow.cell_map("double", "y = item * 2\n", {}, [1, 2])
+    with pytest.raises(ValueError, match=r"^task 'double\[0\]' belongs to a %%task --map cell, "
+                                         r".* which a worker process does not share"):
         flow.run()
     assert flow.store.runs() == []
+    assert not child_pids()
+
+
+def test_a_declared_task_cell_runs_in_a_worker_process_and_its_assigns_come_back(store_path):
+    ns = {"base": 10, "lock": threading.Lock()}
+    flow = Flow("cells", store=store_path, executor="processes", workers=2)
+    flow.cell_task("load", "import os\nx = base + 1\npid = os.getpid()\nhelper = 5\n", ns,
+                   reads=["base"], assigns=["x", "pid"])
+    flow.cell_task("use", "y = 2 * x\n", ns, reads=["x"], assigns=["y"])
+    run = flow.run()
+    assert run.state == "succeeded"
+    assert (ns["x"], ns["y"]) == (11, 22)
+    assert ns["pid"] != os.getpid()   # it ran in a worker process
+    assert "helper" not in ns   # only the declared assigns come back
+    assert run.result("use") == {"y": 22}
+
+    check_reads_that_cannot_go(flow, ns, "a worker process")
+    assert not child_pids()
+
+
+def test_a_task_cell_killed_at_its_timeout_writes_nothing_back(store_path):
+    ns: dict = {}
+    flow = Flow("late", store=store_path, executor="processes", workers=1)
+    flow.cell_task("slow", "import time\ntime.sleep(30)\nz = 1\n", ns, reads=[],
+                   assigns=["z"], timeout=0.5)
+    run = flow.run()
+    assert run.task_state("slow") == "failed" and "z" not in ns
 
 
 def interrupted():

@@ -4,7 +4,11 @@
 //   by worker  one lane per worker slot, "worker 0" to "worker n-1". An attempt's worker is
 //              known only once it ended, so lanes are slots: a bar takes the first slot free
 //              when it starts and keeps it (it never jumps), no lane is empty, and there
-//              are never more lanes than the run has workers.
+//              are never more lanes than the run has workers. On Dask (graph.lanes
+//              "named") one lane per worker the attempts name, in the order each first
+//              ran one, so the workers an adaptive cluster adds and retires come and go;
+//              an attempt still running (its worker is known when it ends) has a lane
+//              "running" below them.
 //   by task    one row per task that ran, grouped by level, in declaration order.
 //   by pool    (a run with resource pools) one lane per slot of each pool, "db 0" to
 //              "db n-1": an attempt of a task that holds n slots of a pool is drawn in n of
@@ -101,6 +105,8 @@ export function timelineView(store, signal) {
       const levels = store.graph.levels;
       rows = [...byTask.keys()].sort((a, b) => levels[a] - levels[b] || a - b)
         .map((i) => ({ label: store.graph.names[i], bars: byTask.get(i), level: levels[i] }));
+    } else if (store.graph.lanes === "named" && !store.graph.virtual) {
+      rows = namedLanes(bars);
     } else {
       const n = store.graph.virtual ? simulatedSlots(bars) : assignSlots(bars);
       rows = Array.from({ length: n }, (_, k) => ({ label: `worker ${k}`, bars: [] }));
@@ -113,6 +119,19 @@ export function timelineView(store, signal) {
       button.setAttribute("aria-pressed", String(button.dataset.mode === store.ui.timeline));
       button.hidden = button.dataset.mode === "pools" && !pools.length;
     }
+  }
+
+  /** One lane per worker the bars name, then one per attempt still running. */
+  function namedLanes(bars) {
+    const byWorker = new Map(), running = [];
+    for (const bar of bars) {
+      if (bar[2] == null) { running.push({ label: "running", bars: [bar] }); continue; }
+      if (!byWorker.has(bar[2])) byWorker.set(bar[2], []);
+      byWorker.get(bar[2]).push(bar);
+    }
+    // "tcp://10.0.0.5:40123" reads as "10.0.0.5:40123"; the hover card has the whole name.
+    return [...[...byWorker].map(([name, list]) => ({ label: name.replace(/^\w+:\/\//, ""), bars: list })),
+      ...running];
   }
 
   /** One lane per slot of each pool, each attempt in as many lanes as it holds slots. */
@@ -258,6 +277,7 @@ export function timelineView(store, signal) {
     canvas.dataset.bars = String(store.bars.size);
     canvas.dataset.drawn = String(shownBars);
     canvas.dataset.rows = String(rows.length);
+    canvas.dataset.lanes = store.graph.lanes === "named" ? rows.map((row) => row.label).join(" | ") : "";
     canvas.dataset.labels = geo.labels;
     canvas.dataset.clipped = String(clipped);
     canvas.dataset.plot = String(Math.round(plot));

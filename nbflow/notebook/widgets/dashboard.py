@@ -18,6 +18,7 @@ The widget's synced state is the wire protocol with ``labextension/widgets/dashb
 ``_viz``       the page's Graphviz runtime (``viz.py``).
 ``_uid``       a unique id: the browser keeps one task table per dashboard under it.
 
+``_graph["lanes"]`` says how the timeline's lanes are made (``_lanes``).
 ``_graph["rollup"]`` is the rule of a group's state (``core/rollup.py``),
 ``_graph["pools"]`` ``{pool: slots}`` and ``_graph["resources"]``
 ``{task index: {pool: slots held}}`` for the tasks that hold any.
@@ -425,6 +426,13 @@ def _params(run: Any) -> dict:
         return {}
 
 
+def _lanes(params: dict) -> str:
+    """How the timeline's lanes are made: ``"named"``, one per worker an attempt names
+    (a Dask worker's address: an adaptive cluster's come and go), or ``"slots"``, as many
+    as the run has workers (threads and processes, replaced when one is abandoned)."""
+    return "named" if params.get("executor") in ("dask", "DaskExecutor") else "slots"
+
+
 def _store_file(owner: Any) -> str | None:
     """The real path of the SQLite file ``owner`` (a run or flow) keeps its runs in, or None
     (a server database, or a store that cannot be opened)."""
@@ -453,7 +461,7 @@ def initial_state(title: str, run_id: str | None, layout: DagLayout,
                    "terminal": [s.value for s in State if s in TERMINAL],
                    "legend": ALWAYS_EXPLAINED, "jump": JUMP_TO,
                    "pools": params.get("pools") or {}, "resources": holds or {},
-                   "rollup": RULES},
+                   "rollup": RULES, "lanes": _lanes(params)},
         "_view": layout.view(),
         "_snapshot": {"run": run_id, "seq": 0, "now": None, "t0": None, "t1": None,
                       "running": run_id is not None, "outcome": None,
